@@ -1,0 +1,1 @@
+//! Harness for the end-to-end tests: finds (or starts) a real Kubernetes control plane.

@@ -1,0 +1,1 @@
+//! insync-operator: runs an inSync Cloud from one `InSyncCloud` custom resource.
