@@ -1,1 +1,14 @@
 //! insync-operator: runs an inSync Cloud from one `InSyncCloud` custom resource.
+//!
+//! The crate is laid out as the reconcile pipeline reads:
+//! - [`api`]: the `InSyncCloud` types, defaults and validation.
+//! - [`render`]: pure builders, spec in, Kubernetes objects out.
+//! - [`controller`]: watch, apply, status, finalizer, rollout state machine.
+//! - [`dns`]: desired records to a Route53 plan, ExternalDNS-style ownership.
+//! - [`telemetry`]: tracing, metrics and health endpoints.
+
+pub mod api;
+pub mod controller;
+pub mod dns;
+pub mod render;
+pub mod telemetry;

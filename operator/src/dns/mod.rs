@@ -1,0 +1,1 @@
+//! dns (work in progress)
