@@ -1,0 +1,102 @@
+//! The `InSyncCloud` status: what the operator observed, never what it hopes.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::KubeSchema;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Observed state of a cloud.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct InSyncCloudStatus {
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+
+    /// Standard conditions: Ready, Progressing, Degraded, DNSReady, UpgradeBlocked, Paused.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
+    pub conditions: Vec<Condition>,
+
+    /// The release revision the whole cloud runs, once every component runs it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_version: Option<String>,
+
+    /// The release revision being rolled out (`spec.version`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_version: Option<String>,
+
+    /// Host name clients connect to (`<cloud>.<domain>`, or the Service's address without DNS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+
+    /// Per-component readiness and running version.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["name".into()]))]
+    pub components: Vec<ComponentStatus>,
+
+    /// The rollout in progress, if any. It is recorded here so an operator restart resumes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upgrade: Option<UpgradeStatus>,
+}
+
+/// One component's observed state.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ComponentStatus {
+    /// Component name: cloudmaster, node, mysql, bynamo, minio, haproxy.
+    pub name: String,
+    /// Replicas the spec asks for.
+    pub desired_replicas: i32,
+    /// Replicas that are ready.
+    pub ready_replicas: i32,
+    /// Replicas already on the desired pod template.
+    pub updated_replicas: i32,
+    /// Image tag the component's pods run (the oldest one while a rollout is in progress).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Whether the component is fully rolled out and ready.
+    pub ready: bool,
+}
+
+/// A rollout from one release revision to another.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct UpgradeStatus {
+    /// Version the cloud ran before this rollout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_version: Option<String>,
+    /// Version being rolled out.
+    pub to_version: String,
+    /// Current phase.
+    pub phase: UpgradePhase,
+    /// Component being rolled now (the phase's component, or the storage node Deployment).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub component: Option<String>,
+    /// When the current step started; the health timeout counts from here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_started_at: Option<Time>,
+    /// When the rollout started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Time>,
+    /// Human-readable progress or the reason it is blocked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// Phases of a rollout, in order.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum UpgradePhase {
+    /// Rolling managed datastores whose own image changed.
+    Datastores,
+    /// Rolling the CloudMaster.
+    CloudMaster,
+    /// Rolling storage nodes, `maxUnavailable` at a time.
+    Nodes,
+    /// Rolling the HAProxy front end.
+    Frontend,
+    /// Every component runs the new version.
+    Complete,
+    /// A component missed its health deadline; nothing further rolls until the spec changes.
+    Blocked,
+}
