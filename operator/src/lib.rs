@@ -8,6 +8,7 @@
 //! - [`telemetry`]: tracing, metrics and health endpoints.
 
 pub mod api;
+pub mod cli;
 pub mod controller;
 pub mod dns;
 pub mod render;

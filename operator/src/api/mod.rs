@@ -58,6 +58,9 @@ impl InSyncCloud {
 
     /// `<cloud>.<domain>` when DNS is configured.
     pub fn hostname(&self) -> Option<String> {
-        self.spec.dns.as_ref().map(|dns| format!("{}.{}", self.cloud_name(), dns.domain))
+        self.spec
+            .dns
+            .as_ref()
+            .map(|dns| format!("{}.{}", self.cloud_name(), dns.domain))
     }
 }

@@ -9,7 +9,9 @@ pub struct Quantity(f64);
 
 /// A string that is not a Kubernetes quantity.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("{0:?} is not a quantity (expected a number with an optional suffix such as 500m, 20Gi or 1G)")]
+#[error(
+    "{0:?} is not a quantity (expected a number with an optional suffix such as 500m, 20Gi or 1G)"
+)]
 pub struct QuantityError(pub String);
 
 const SUFFIXES: &[(&str, f64)] = &[
@@ -46,7 +48,9 @@ impl Quantity {
                 && s != "."
         };
         let value = match number.split_once(['e', 'E']) {
-            Some((m, e)) if multiplier == 1.0 && plain(m) && e.parse::<i32>().is_ok() => number.parse::<f64>().ok(),
+            Some((m, e)) if multiplier == 1.0 && plain(m) && e.parse::<i32>().is_ok() => {
+                number.parse::<f64>().ok()
+            }
             None if plain(number) => number.parse::<f64>().ok(),
             _ => None,
         }

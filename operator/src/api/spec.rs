@@ -101,7 +101,11 @@ pub struct ImagesSpec {
 
 impl Default for ImagesSpec {
     fn default() -> Self {
-        Self { registry: default_registry(), pull_secrets: Vec::new(), pull_policy: PullPolicy::default() }
+        Self {
+            registry: default_registry(),
+            pull_secrets: Vec::new(),
+            pull_policy: PullPolicy::default(),
+        }
     }
 }
 
@@ -159,7 +163,10 @@ pub struct StorageSpec {
 impl StorageSpec {
     /// A volume of `size` on the cluster's default StorageClass.
     pub fn of(size: &str) -> Self {
-        Self { size: size.to_owned(), storage_class_name: None }
+        Self {
+            size: size.to_owned(),
+            storage_class_name: None,
+        }
     }
 }
 
@@ -183,7 +190,11 @@ pub struct MasterSpec {
 
 impl Default for MasterSpec {
     fn default() -> Self {
-        Self { replicas: 1, resources: None, image: None }
+        Self {
+            replicas: 1,
+            resources: None,
+            image: None,
+        }
     }
 }
 
@@ -211,7 +222,12 @@ pub struct NodesSpec {
 
 impl Default for NodesSpec {
     fn default() -> Self {
-        Self { replicas: 2, storage: default_node_storage(), resources: None, image: None }
+        Self {
+            replicas: 2,
+            storage: default_node_storage(),
+            resources: None,
+            image: None,
+        }
     }
 }
 
@@ -243,7 +259,10 @@ pub struct DatabaseSpec {
 
 impl Default for DatabaseSpec {
     fn default() -> Self {
-        Self { managed: Some(ManagedDatabase::default()), external: None }
+        Self {
+            managed: Some(ManagedDatabase::default()),
+            external: None,
+        }
     }
 }
 
@@ -265,7 +284,11 @@ pub struct ManagedDatabase {
 
 impl Default for ManagedDatabase {
     fn default() -> Self {
-        Self { storage: default_db_storage(), resources: None, image: None }
+        Self {
+            storage: default_db_storage(),
+            resources: None,
+            image: None,
+        }
     }
 }
 
@@ -314,7 +337,10 @@ pub struct MetadataStoreSpec {
 
 impl Default for MetadataStoreSpec {
     fn default() -> Self {
-        Self { managed: Some(ManagedBynamo::default()), external: None }
+        Self {
+            managed: Some(ManagedBynamo::default()),
+            external: None,
+        }
     }
 }
 
@@ -339,7 +365,12 @@ pub struct ManagedBynamo {
 
 impl Default for ManagedBynamo {
     fn default() -> Self {
-        Self { replicas: 1, storage: default_bynamo_storage(), resources: None, image: None }
+        Self {
+            replicas: 1,
+            storage: default_bynamo_storage(),
+            resources: None,
+            image: None,
+        }
     }
 }
 
@@ -385,7 +416,11 @@ pub struct ObjectStoreSpec {
 
 impl Default for ObjectStoreSpec {
     fn default() -> Self {
-        Self { minio: Some(ManagedMinio::default()), s3: None, shared_filesystem: None }
+        Self {
+            minio: Some(ManagedMinio::default()),
+            s3: None,
+            shared_filesystem: None,
+        }
     }
 }
 
@@ -410,7 +445,12 @@ pub struct ManagedMinio {
 
 impl Default for ManagedMinio {
     fn default() -> Self {
-        Self { replicas: 1, storage: default_minio_storage(), resources: None, image: None }
+        Self {
+            replicas: 1,
+            storage: default_minio_storage(),
+            resources: None,
+            image: None,
+        }
     }
 }
 
@@ -467,7 +507,12 @@ pub struct FrontendSpec {
 
 impl Default for FrontendSpec {
     fn default() -> Self {
-        Self { replicas: 2, service: FrontendService::default(), resources: None, image: None }
+        Self {
+            replicas: 2,
+            service: FrontendService::default(),
+            resources: None,
+            image: None,
+        }
     }
 }
 
@@ -609,7 +654,10 @@ pub struct UpgradePolicy {
 
 impl Default for UpgradePolicy {
     fn default() -> Self {
-        Self { max_unavailable: 1, health_timeout: default_health_timeout() }
+        Self {
+            max_unavailable: 1,
+            health_timeout: default_health_timeout(),
+        }
     }
 }
 

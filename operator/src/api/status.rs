@@ -85,7 +85,9 @@ pub struct UpgradeStatus {
 }
 
 /// Phases of a rollout, in order.
-#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(
+    JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord,
+)]
 pub enum UpgradePhase {
     /// Rolling managed datastores whose own image changed.
     Datastores,

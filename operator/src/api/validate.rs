@@ -9,7 +9,7 @@ use std::fmt;
 
 use k8s_openapi::api::core::v1::ResourceRequirements;
 
-use super::{InSyncCloud, ImageOverride, Quantity, ServiceType, StorageSpec};
+use super::{ImageOverride, InSyncCloud, Quantity, ServiceType, StorageSpec};
 
 /// One problem with a cloud, at a field path such as `spec.nodes.replicas`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -37,7 +37,12 @@ pub struct InvalidCloud {
 
 impl fmt::Display for InvalidCloud {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "InSyncCloud {} is invalid ({} problem", self.cloud, self.errors.len())?;
+        write!(
+            f,
+            "InSyncCloud {} is invalid ({} problem",
+            self.cloud,
+            self.errors.len()
+        )?;
         if self.errors.len() != 1 {
             write!(f, "s")?;
         }
@@ -55,12 +60,18 @@ struct Problems(Vec<FieldError>);
 
 impl Problems {
     fn add(&mut self, path: impl Into<String>, message: impl Into<String>) {
-        self.0.push(FieldError { path: path.into(), message: message.into() });
+        self.0.push(FieldError {
+            path: path.into(),
+            message: message.into(),
+        });
     }
 
     fn range(&mut self, path: &str, value: i64, min: i64, max: i64) {
         if value < min || value > max {
-            self.add(path, format!("must be between {min} and {max}, got {value}"));
+            self.add(
+                path,
+                format!("must be between {min} and {max}, got {value}"),
+            );
         }
     }
 
@@ -77,7 +88,12 @@ impl Problems {
 
     fn object_name(&mut self, path: &str, value: &str) {
         if value.len() > 253 || !value.split('.').all(|part| is_dns_label_lenient(part)) {
-            self.add(path, format!("{value:?} must be a DNS subdomain (lower-case letters, digits, '-' and '.')"));
+            self.add(
+                path,
+                format!(
+                    "{value:?} must be a DNS subdomain (lower-case letters, digits, '-' and '.')"
+                ),
+            );
         }
     }
 
@@ -97,7 +113,10 @@ impl Problems {
         if let Some(repo) = image.and_then(|i| i.repository.as_deref())
             && (repo.is_empty() || repo.contains([':', '@', ' ']))
         {
-            self.add(format!("{path}.image.repository"), format!("{repo:?} must be a repository without tag or digest"));
+            self.add(
+                format!("{path}.image.repository"),
+                format!("{repo:?} must be a repository without tag or digest"),
+            );
         }
     }
 
@@ -114,8 +133,20 @@ impl Problems {
 
     fn resources(&mut self, path: &str, resources: Option<&ResourceRequirements>) {
         let Some(resources) = resources else { return };
-        let parse = |kind: &str, map: &Option<std::collections::BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>>, name: &str| {
-            map.as_ref().and_then(|m| m.get(name)).map(|q| (format!("{path}.resources.{kind}.{name}"), Quantity::parse(&q.0)))
+        let parse = |kind: &str,
+                     map: &Option<
+            std::collections::BTreeMap<
+                String,
+                k8s_openapi::apimachinery::pkg::api::resource::Quantity,
+            >,
+        >,
+                     name: &str| {
+            map.as_ref().and_then(|m| m.get(name)).map(|q| {
+                (
+                    format!("{path}.resources.{kind}.{name}"),
+                    Quantity::parse(&q.0),
+                )
+            })
         };
         for name in ["cpu", "memory"] {
             let request = parse("requests", &resources.requests, name);
@@ -128,7 +159,10 @@ impl Problems {
             if let (Some((field, Ok(req))), Some((_, Ok(lim)))) = (&request, &limit)
                 && req > lim
             {
-                self.add(field.clone(), format!("request is larger than the {name} limit"));
+                self.add(
+                    field.clone(),
+                    format!("request is larger than the {name} limit"),
+                );
             }
         }
     }
@@ -146,10 +180,15 @@ impl Problems {
         let ok = parts.len() >= 3
             && parts[0].len() == 2
             && parts.iter().all(|p| !p.is_empty())
-            && parts[..parts.len() - 1].iter().all(|p| p.chars().all(|c| c.is_ascii_lowercase()))
+            && parts[..parts.len() - 1]
+                .iter()
+                .all(|p| p.chars().all(|c| c.is_ascii_lowercase()))
             && parts[parts.len() - 1].chars().all(|c| c.is_ascii_digit());
         if !ok {
-            self.add(path, format!("{value:?} must be an AWS region such as us-east-1"));
+            self.add(
+                path,
+                format!("{value:?} must be an AWS region such as us-east-1"),
+            );
         }
     }
 }
@@ -191,31 +230,53 @@ pub fn validate(cloud: &InSyncCloud) -> Result<(), InvalidCloud> {
             if external.host.is_empty() {
                 p.add("spec.database.external.host", "is required");
             }
-            p.range("spec.database.external.port", external.port.into(), 1, 65535);
+            p.range(
+                "spec.database.external.port",
+                external.port.into(),
+                1,
+                65535,
+            );
             if external.database.is_empty() {
                 p.add("spec.database.external.database", "must not be empty");
             }
-            p.object_name("spec.database.external.secretRef.name", &external.secret_ref.name);
+            p.object_name(
+                "spec.database.external.secretRef.name",
+                &external.secret_ref.name,
+            );
         }
-        _ => p.add("spec.database", "needs exactly one of 'managed' or 'external'"),
+        _ => p.add(
+            "spec.database",
+            "needs exactly one of 'managed' or 'external'",
+        ),
     }
 
     let meta = &spec.metadata_store;
     match (&meta.managed, &meta.external) {
         (Some(managed), None) => {
-            p.range("spec.metadataStore.managed.replicas", managed.replicas.into(), 1, 5);
+            p.range(
+                "spec.metadataStore.managed.replicas",
+                managed.replicas.into(),
+                1,
+                5,
+            );
             p.storage("spec.metadataStore.managed.storage", &managed.storage);
             p.resources("spec.metadataStore.managed", managed.resources.as_ref());
             p.image("spec.metadataStore.managed", managed.image.as_ref());
         }
         (None, Some(external)) => {
             p.region("spec.metadataStore.external.region", &external.region);
-            p.url("spec.metadataStore.external.endpoint", external.endpoint.as_deref());
+            p.url(
+                "spec.metadataStore.external.endpoint",
+                external.endpoint.as_deref(),
+            );
             if let Some(secret) = &external.secret_ref {
                 p.object_name("spec.metadataStore.external.secretRef.name", &secret.name);
             }
         }
-        _ => p.add("spec.metadataStore", "needs exactly one of 'managed' or 'external'"),
+        _ => p.add(
+            "spec.metadataStore",
+            "needs exactly one of 'managed' or 'external'",
+        ),
     }
 
     let objects = &spec.object_store;
@@ -233,7 +294,10 @@ pub fn validate(cloud: &InSyncCloud) -> Result<(), InvalidCloud> {
         }
         (None, Some(s3), None) => {
             let bucket_ok = (3..=63).contains(&s3.bucket.len())
-                && s3.bucket.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-')
+                && s3
+                    .bucket
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-')
                 && s3.bucket.starts_with(|c: char| c.is_ascii_alphanumeric())
                 && s3.bucket.ends_with(|c: char| c.is_ascii_alphanumeric());
             if !bucket_ok {
@@ -245,8 +309,14 @@ pub fn validate(cloud: &InSyncCloud) -> Result<(), InvalidCloud> {
                 p.object_name("spec.objectStore.s3.secretRef.name", &secret.name);
             }
         }
-        (None, None, Some(fs)) => p.object_name("spec.objectStore.sharedFilesystem.claimName", &fs.claim_name),
-        _ => p.add("spec.objectStore", "needs exactly one of 'minio', 's3' or 'sharedFilesystem'"),
+        (None, None, Some(fs)) => p.object_name(
+            "spec.objectStore.sharedFilesystem.claimName",
+            &fs.claim_name,
+        ),
+        _ => p.add(
+            "spec.objectStore",
+            "needs exactly one of 'minio', 's3' or 'sharedFilesystem'",
+        ),
     }
 
     let front = &spec.frontend;
@@ -254,49 +324,102 @@ pub fn validate(cloud: &InSyncCloud) -> Result<(), InvalidCloud> {
     p.resources("spec.frontend", front.resources.as_ref());
     p.image("spec.frontend", front.image.as_ref());
     let svc = &front.service;
-    p.range("spec.frontend.service.masterPort", svc.master_port.into(), 1, 65535);
-    p.range("spec.frontend.service.storagePort", svc.storage_port.into(), 1, 65535);
+    p.range(
+        "spec.frontend.service.masterPort",
+        svc.master_port.into(),
+        1,
+        65535,
+    );
+    p.range(
+        "spec.frontend.service.storagePort",
+        svc.storage_port.into(),
+        1,
+        65535,
+    );
     if svc.master_port == svc.storage_port {
-        p.add("spec.frontend.service.storagePort", format!("must differ from masterPort ({})", svc.master_port));
+        p.add(
+            "spec.frontend.service.storagePort",
+            format!("must differ from masterPort ({})", svc.master_port),
+        );
     }
-    let node_ports = [("masterNodePort", svc.master_node_port), ("storageNodePort", svc.storage_node_port)];
+    let node_ports = [
+        ("masterNodePort", svc.master_node_port),
+        ("storageNodePort", svc.storage_node_port),
+    ];
     for (field, port) in node_ports {
         if let Some(port) = port {
-            p.range(&format!("spec.frontend.service.{field}"), port.into(), 30000, 32767);
+            p.range(
+                &format!("spec.frontend.service.{field}"),
+                port.into(),
+                30000,
+                32767,
+            );
             if svc.type_ == ServiceType::ClusterIP {
-                p.add(format!("spec.frontend.service.{field}"), "can only be set when service.type is NodePort or LoadBalancer");
+                p.add(
+                    format!("spec.frontend.service.{field}"),
+                    "can only be set when service.type is NodePort or LoadBalancer",
+                );
             }
         }
     }
     if svc.master_node_port.is_some() && svc.master_node_port == svc.storage_node_port {
-        p.add("spec.frontend.service.storageNodePort", "must differ from masterNodePort");
+        p.add(
+            "spec.frontend.service.storageNodePort",
+            "must differ from masterNodePort",
+        );
     }
 
     if let Some(dns) = &spec.dns {
         if !is_dns_name(&dns.domain) || dns.domain.len() > 200 {
-            p.add("spec.dns.domain", format!("{:?} must be a lower-case DNS name such as drtst.org", dns.domain));
+            p.add(
+                "spec.dns.domain",
+                format!(
+                    "{:?} must be a lower-case DNS name such as drtst.org",
+                    dns.domain
+                ),
+            );
         }
         p.range("spec.dns.ttl", dns.ttl, 1, 86400);
         if let Some(zone) = &dns.hosted_zone_id {
             let id = zone.strip_prefix("/hostedzone/").unwrap_or(zone);
-            if id.is_empty() || id.len() > 32 || !id.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit()) {
-                p.add("spec.dns.hostedZoneId", format!("{zone:?} must look like Z0123456789ABCDEFGHIJ"));
+            if id.is_empty()
+                || id.len() > 32
+                || !id
+                    .chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+            {
+                p.add(
+                    "spec.dns.hostedZoneId",
+                    format!("{zone:?} must look like Z0123456789ABCDEFGHIJ"),
+                );
             }
         }
     }
 
     if spec.upgrade.max_unavailable < 1 {
-        p.add("spec.upgrade.maxUnavailable", format!("must be at least 1, got {}", spec.upgrade.max_unavailable));
+        p.add(
+            "spec.upgrade.maxUnavailable",
+            format!("must be at least 1, got {}", spec.upgrade.max_unavailable),
+        );
     }
     match parse_duration(&spec.upgrade.health_timeout) {
         Some(d) if !d.is_zero() => {}
-        _ => p.add("spec.upgrade.healthTimeout", format!("{:?} must be a positive duration such as 10m, 90s or 1h30m", spec.upgrade.health_timeout)),
+        _ => p.add(
+            "spec.upgrade.healthTimeout",
+            format!(
+                "{:?} must be a positive duration such as 10m, 90s or 1h30m",
+                spec.upgrade.health_timeout
+            ),
+        ),
     }
 
     if p.0.is_empty() {
         Ok(())
     } else {
-        Err(InvalidCloud { cloud: format!("{}/{}", cloud.cloud_namespace(), cloud.cloud_name()), errors: p.0 })
+        Err(InvalidCloud {
+            cloud: format!("{}/{}", cloud.cloud_namespace(), cloud.cloud_name()),
+            errors: p.0,
+        })
     }
 }
 
@@ -323,7 +446,9 @@ pub fn parse_duration(text: &str) -> Option<std::time::Duration> {
             _ => return None,
         }
     }
-    digits.is_empty().then(|| std::time::Duration::from_secs(total))
+    digits
+        .is_empty()
+        .then(|| std::time::Duration::from_secs(total))
 }
 
 fn is_dns_label(value: &str) -> bool {
@@ -334,7 +459,9 @@ fn is_dns_label(value: &str) -> bool {
 fn is_dns_label_lenient(value: &str) -> bool {
     !value.is_empty()
         && value.len() <= 63
-        && value.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && value
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         && !value.starts_with('-')
         && !value.ends_with('-')
 }
@@ -343,12 +470,16 @@ fn is_dns_name(value: &str) -> bool {
     let labels: Vec<&str> = value.split('.').collect();
     labels.len() >= 2
         && labels.iter().all(|l| is_dns_label_lenient(l))
-        && labels.last().is_some_and(|tld| tld.starts_with(|c: char| c.is_ascii_lowercase()))
+        && labels
+            .last()
+            .is_some_and(|tld| tld.starts_with(|c: char| c.is_ascii_lowercase()))
 }
 
 fn is_image_tag(value: &str) -> bool {
     !value.is_empty()
         && value.len() <= 128
         && !value.starts_with(['.', '-'])
-        && value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
 }

@@ -1,0 +1,140 @@
+//! The `insync-operator` binary as a user runs it.
+
+use std::io::Write as _;
+use std::process::{Command, Stdio};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_insync-operator"))
+}
+
+fn example(name: &str) -> String {
+    format!("{}/../examples/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn crd_subcommand_prints_the_committed_crd() {
+    let out = bin().arg("crd").output().expect("run");
+    assert!(out.status.success());
+    let committed = std::fs::read_to_string(format!(
+        "{}/../crds/insyncclouds.insync.dev.yaml",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .expect("crd");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), committed);
+}
+
+#[test]
+fn render_prints_the_whole_cloud() {
+    let out = bin()
+        .args(["render", "-f", &example("fcloud.yaml")])
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let kinds: Vec<String> = serde_yaml::Deserializer::from_str(&text)
+        .map(|d| {
+            serde::Deserialize::deserialize(d)
+                .map(|v: serde_yaml::Value| v["kind"].as_str().unwrap_or_default().to_owned())
+                .expect("yaml")
+        })
+        .collect();
+    for kind in [
+        "Deployment",
+        "StatefulSet",
+        "Service",
+        "ConfigMap",
+        "PersistentVolumeClaim",
+        "Secret",
+        "PodDisruptionBudget",
+        "NetworkPolicy",
+    ] {
+        assert!(
+            kinds.iter().any(|k| k == kind),
+            "render of fcloud has no {kind}: {kinds:?}"
+        );
+    }
+}
+
+#[test]
+fn render_reads_stdin() {
+    let mut child = bin()
+        .args(["render", "-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let manifest = std::fs::read(example("production.yaml")).expect("example");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(&manifest)
+        .expect("write");
+    let out = child.wait_with_output().expect("wait");
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("name: prod-cloudmaster"));
+}
+
+#[test]
+fn render_of_a_broken_file_lists_every_problem_and_exits_2() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let file = dir.path().join("bad.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: insync.dev/v1alpha1\nkind: InSyncCloud\nmetadata: {name: Bad, namespace: x}\nspec:\n  version: ''\n  objectStore: {minio: {replicas: 2}}\n---\napiVersion: insync.dev/v1alpha1\nkind: InSyncCloud\nmetadata: {name: other, namespace: x}\nspec: {version: v1, master: {replicas: 0}}\n",
+    )
+    .expect("write");
+    let out = bin()
+        .args(["render", "-f"])
+        .arg(&file)
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for needle in [
+        "x/Bad is invalid (3 problems)",
+        "metadata.name",
+        "spec.version",
+        "spec.objectStore.minio.replicas",
+        "x/other is invalid (1 problem)",
+        "spec.master.replicas",
+    ] {
+        assert!(err.contains(needle), "stderr lacks {needle:?}:\n{err}");
+    }
+    assert!(
+        !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
+        "{err}"
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "nothing is printed for an invalid stream"
+    );
+}
+
+#[test]
+fn render_names_the_field_of_a_type_error() {
+    let mut child = bin()
+        .args(["render", "-f", "-"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    child.stdin.take().expect("stdin").write_all(b"kind: InSyncCloud\nmetadata: {name: a}\nspec: {version: v1, nodes: {replicas: many}}\n").expect("write");
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("spec.nodes.replicas: invalid type"));
+}
+
+#[test]
+fn render_of_a_missing_file_is_a_clear_error() {
+    let out = bin()
+        .args(["render", "-f", "/nonexistent/cloud.yaml"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read /nonexistent/cloud.yaml"));
+}
