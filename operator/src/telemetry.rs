@@ -1,1 +1,200 @@
-//! Tracing, metrics and health endpoints.
+//! Tracing, Prometheus metrics and the health endpoints.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+/// Label: the kind of an error.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ErrorLabels {
+    /// Stable error label.
+    pub kind: String,
+}
+
+/// Label: a cloud.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CloudLabels {
+    /// Namespace of the cloud.
+    pub namespace: String,
+    /// Name of the cloud.
+    pub name: String,
+}
+
+/// The operator's metrics.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Arc<Registry>,
+    /// Reconciles run.
+    pub reconciles: Counter,
+    /// Reconcile duration in seconds.
+    pub reconcile_duration: Histogram,
+    /// Reconcile failures by error kind.
+    pub errors: Family<ErrorLabels, Counter>,
+    /// Child objects written.
+    pub objects_applied: Counter,
+    /// Child objects found already as desired (no write).
+    pub objects_skipped: Counter,
+    /// Child objects pruned.
+    pub objects_pruned: Counter,
+    /// Upgrade phase per cloud: 0 none/complete, 1 datastores, 2 cloudmaster, 3 nodes,
+    /// 4 frontend, 5 blocked.
+    pub upgrade_phase: Family<CloudLabels, Gauge>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("insync_operator");
+        let reconciles = Counter::default();
+        let reconcile_duration = Histogram::new([
+            0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+        ]);
+        let errors = Family::<ErrorLabels, Counter>::default();
+        let objects_applied = Counter::default();
+        let objects_skipped = Counter::default();
+        let objects_pruned = Counter::default();
+        let upgrade_phase = Family::<CloudLabels, Gauge>::default();
+        registry.register("reconciles", "Reconciles run", reconciles.clone());
+        registry.register(
+            "reconcile_duration_seconds",
+            "Reconcile duration",
+            reconcile_duration.clone(),
+        );
+        registry.register(
+            "reconcile_errors",
+            "Reconcile failures by error kind",
+            errors.clone(),
+        );
+        registry.register(
+            "objects_applied",
+            "Child objects written",
+            objects_applied.clone(),
+        );
+        registry.register(
+            "objects_skipped",
+            "Child objects already as desired",
+            objects_skipped.clone(),
+        );
+        registry.register(
+            "objects_pruned",
+            "Child objects deleted as no longer needed",
+            objects_pruned.clone(),
+        );
+        registry.register("upgrade_phase", "Upgrade phase per cloud (0 none, 1 datastores, 2 cloudmaster, 3 nodes, 4 frontend, 5 blocked)", upgrade_phase.clone());
+        Self {
+            registry: Arc::new(registry),
+            reconciles,
+            reconcile_duration,
+            errors,
+            objects_applied,
+            objects_skipped,
+            objects_pruned,
+            upgrade_phase,
+        }
+    }
+}
+
+impl Metrics {
+    /// Prometheus text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// Readiness: set once caches are synced (and, with leader election, leadership is held).
+#[derive(Clone, Default)]
+pub struct Readiness(Arc<AtomicBool>);
+
+impl Readiness {
+    /// Marks the operator ready or not.
+    pub fn set(&self, ready: bool) {
+        self.0.store(ready, Ordering::Relaxed);
+    }
+
+    fn get(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Log format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Installs the global tracing subscriber (`RUST_LOG` filters, default `info`).
+pub fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "info,kube=warn".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false);
+    let _ = match format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+/// Serves `/metrics`, `/healthz` and `/readyz` until the listener fails.
+///
+/// Three fixed GET routes need no web framework: this reads the request line, answers, and
+/// closes the connection.
+pub async fn serve(listener: TcpListener, metrics: Metrics, readiness: Readiness) {
+    loop {
+        let Ok((mut socket, _)) = listener.accept().await else {
+            continue;
+        };
+        let metrics = metrics.clone();
+        let readiness = readiness.clone();
+        tokio::spawn(async move {
+            let mut buf = [0u8; 1024];
+            let n = match tokio::time::timeout(
+                std::time::Duration::from_secs(5),
+                socket.read(&mut buf),
+            )
+            .await
+            {
+                Ok(Ok(n)) => n,
+                _ => return,
+            };
+            let request = String::from_utf8_lossy(&buf[..n]);
+            let path = request.split_whitespace().nth(1).unwrap_or("/");
+            let (status, content_type, body) = match path {
+                "/metrics" => (
+                    "200 OK",
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    metrics.encode(),
+                ),
+                "/healthz" => ("200 OK", "text/plain", "ok\n".to_owned()),
+                "/readyz" if readiness.get() => ("200 OK", "text/plain", "ready\n".to_owned()),
+                "/readyz" => (
+                    "503 Service Unavailable",
+                    "text/plain",
+                    "not ready\n".to_owned(),
+                ),
+                _ => ("404 Not Found", "text/plain", "not found\n".to_owned()),
+            };
+            let response = format!(
+                "HTTP/1.1 {status}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = socket.write_all(response.as_bytes()).await;
+        });
+    }
+}

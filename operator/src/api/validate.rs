@@ -87,7 +87,7 @@ impl Problems {
     }
 
     fn object_name(&mut self, path: &str, value: &str) {
-        if value.len() > 253 || !value.split('.').all(|part| is_dns_label_lenient(part)) {
+        if value.len() > 253 || !value.split('.').all(is_dns_label_lenient) {
             self.add(
                 path,
                 format!(

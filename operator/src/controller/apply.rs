@@ -1,0 +1,312 @@
+//! Writing children: server-side apply under one field manager, but only when the live object
+//! (from the reflector cache) differs from what render wants. A steady cluster costs no writes.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
+use kube::core::{ApiResource, GroupVersionKind};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::{Client, Resource, ResourceExt};
+use rand::distr::{Alphanumeric, SampleString};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::error::Error;
+use crate::render::{ApplyPolicy, Desired};
+
+/// The one field manager the operator writes with.
+pub const FIELD_MANAGER: &str = "insync-operator";
+/// Label every child carries; watches are narrowed to it.
+pub const MANAGED_BY_SELECTOR: &str = "app.kubernetes.io/managed-by=insync-operator";
+/// Hash of the desired object, so a change in render is noticed even where it removes fields.
+pub const APPLIED_HASH: &str = "insync.dev/applied-hash";
+/// On generated Secrets: comma-separated keys to fill with random values at creation.
+pub const GENERATE_KEYS: &str = "insync.dev/generate-keys";
+
+/// A kind of child the operator writes, with its cache.
+#[derive(Clone)]
+pub struct ChildKind {
+    /// API coordinates.
+    pub resource: ApiResource,
+    /// Whether objects of this kind that the cloud no longer needs are deleted. Never for
+    /// PersistentVolumeClaims (data) or Secrets (credentials of retained data).
+    pub prunable: bool,
+    /// Reflector cache of the operator's objects of this kind.
+    pub store: Store<DynamicObject>,
+}
+
+/// The kinds render produces, in the order they are pruned-safe and watched.
+pub fn child_resources() -> Vec<(ApiResource, bool)> {
+    vec![
+        (ApiResource::erase::<ConfigMap>(&()), true),
+        (ApiResource::erase::<Secret>(&()), false),
+        (ApiResource::erase::<Service>(&()), true),
+        (ApiResource::erase::<PersistentVolumeClaim>(&()), false),
+        (ApiResource::erase::<Deployment>(&()), true),
+        (ApiResource::erase::<StatefulSet>(&()), true),
+        (ApiResource::erase::<PodDisruptionBudget>(&()), true),
+        (ApiResource::erase::<NetworkPolicy>(&()), true),
+    ]
+}
+
+/// What one apply pass did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ApplyReport {
+    /// Objects written (created or patched).
+    pub applied: Vec<String>,
+    /// Objects already as desired.
+    pub unchanged: usize,
+    /// Objects deleted because the cloud no longer needs them.
+    pub pruned: Vec<String>,
+}
+
+/// Whether every field of `desired` is present in `live` with the same value. Fields the API
+/// server adds (defaults, status, managedFields) are ignored; an empty object or list in
+/// `desired` matches a missing one, because the server drops empties.
+pub fn is_subset(desired: &Value, live: &Value) -> bool {
+    match (desired, live) {
+        (Value::Object(want), Value::Object(have)) => want.iter().all(|(k, v)| match have.get(k) {
+            Some(h) => is_subset(v, h),
+            None => is_empty(v),
+        }),
+        (Value::Object(want), Value::Null) => want.values().all(is_empty),
+        (Value::Array(want), Value::Array(have)) => {
+            want.len() == have.len() && want.iter().zip(have).all(|(w, h)| is_subset(w, h))
+        }
+        (Value::Array(want), Value::Null) => want.is_empty(),
+        (Value::Number(a), Value::Number(b)) => a.as_f64() == b.as_f64(),
+        (a, b) => a == b,
+    }
+}
+
+fn is_empty(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::Object(m) => m.values().all(is_empty),
+        Value::Array(a) => a.is_empty(),
+        _ => false,
+    }
+}
+
+/// The desired object as it is sent: with the hash annotation of its own content.
+pub fn with_hash(desired: &DynamicObject) -> Result<DynamicObject, Error> {
+    let mut object = desired.clone();
+    let body = serde_json::to_vec(&object).map_err(Error::Serialize)?;
+    let hash = format!("{:x}", Sha256::digest(&body));
+    object
+        .annotations_mut()
+        .insert(APPLIED_HASH.to_owned(), hash[..16].to_owned());
+    Ok(object)
+}
+
+/// Whether the cached live object already is what we would send.
+pub fn up_to_date(sent: &DynamicObject, live: &DynamicObject) -> Result<bool, Error> {
+    if sent.annotations().get(APPLIED_HASH) != live.annotations().get(APPLIED_HASH) {
+        return Ok(false);
+    }
+    let want = serde_json::to_value(sent).map_err(Error::Serialize)?;
+    let have = serde_json::to_value(live).map_err(Error::Serialize)?;
+    Ok(is_subset(&want, &have))
+}
+
+/// Finds the cached kind for an object's apiVersion/kind.
+fn kind_for<'a>(kinds: &'a [ChildKind], object: &DynamicObject) -> Result<&'a ChildKind, Error> {
+    let types = object
+        .types
+        .as_ref()
+        .ok_or_else(|| Error::UnknownKind("object without apiVersion/kind".into()))?;
+    let gvk = GroupVersionKind::try_from(types).map_err(|e| Error::UnknownKind(e.to_string()))?;
+    kinds
+        .iter()
+        .find(|k| {
+            k.resource.group == gvk.group
+                && k.resource.version == gvk.version
+                && k.resource.kind == gvk.kind
+        })
+        .ok_or_else(|| Error::UnknownKind(format!("{}/{}", types.api_version, types.kind)))
+}
+
+fn cached(kind: &ChildKind, namespace: &str, name: &str) -> Option<std::sync::Arc<DynamicObject>> {
+    kind.store
+        .get(&ObjectRef::new_with(name, kind.resource.clone()).within(namespace))
+}
+
+/// Writes the desired objects that differ from the cache, then prunes the ones no longer
+/// needed. `owner_uid` identifies this cloud's children among the cached objects.
+pub async fn apply_all(
+    client: &Client,
+    kinds: &[ChildKind],
+    namespace: &str,
+    owner_uid: &str,
+    desired: &[Desired],
+) -> Result<ApplyReport, Error> {
+    let mut report = ApplyReport::default();
+    let mut wanted: BTreeSet<(String, String)> = BTreeSet::new();
+    for item in desired {
+        let kind = kind_for(kinds, &item.object)?;
+        let name = item.object.name_any();
+        wanted.insert((kind.resource.kind.clone(), name.clone()));
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(client.clone(), namespace, &kind.resource);
+        let live = cached(kind, namespace, &name);
+        let label = format!("{}/{name}", kind.resource.kind);
+        match item.policy {
+            ApplyPolicy::CreateOnly => {
+                if live.is_some() {
+                    report.unchanged += 1;
+                    continue;
+                }
+                let object = fill_generated(&item.object);
+                match api
+                    .create(
+                        &PostParams {
+                            field_manager: Some(FIELD_MANAGER.into()),
+                            ..Default::default()
+                        },
+                        &object,
+                    )
+                    .await
+                {
+                    Ok(_) => report.applied.push(label),
+                    // The cache lags a moment behind a create: already there is what we want.
+                    Err(kube::Error::Api(status)) if status.code == 409 => report.unchanged += 1,
+                    Err(source) => {
+                        return Err(Error::Write {
+                            object: label,
+                            source,
+                        });
+                    }
+                }
+            }
+            ApplyPolicy::Apply => {
+                let sent = with_hash(&item.object)?;
+                if let Some(live) = &live
+                    && up_to_date(&sent, live)?
+                {
+                    report.unchanged += 1;
+                    continue;
+                }
+                api.patch(
+                    &name,
+                    &PatchParams::apply(FIELD_MANAGER).force(),
+                    &Patch::Apply(&sent),
+                )
+                .await
+                .map_err(|source| Error::Write {
+                    object: label.clone(),
+                    source,
+                })?;
+                report.applied.push(label);
+            }
+        }
+    }
+
+    for kind in kinds.iter().filter(|k| k.prunable) {
+        for live in kind.store.state() {
+            let owned = live
+                .owner_references()
+                .iter()
+                .any(|o| o.uid == owner_uid && o.controller == Some(true));
+            if !owned
+                || live.namespace().as_deref() != Some(namespace)
+                || live.meta().deletion_timestamp.is_some()
+            {
+                continue;
+            }
+            let name = live.name_any();
+            if wanted.contains(&(kind.resource.kind.clone(), name.clone())) {
+                continue;
+            }
+            let api: Api<DynamicObject> =
+                Api::namespaced_with(client.clone(), namespace, &kind.resource);
+            let label = format!("{}/{name}", kind.resource.kind);
+            match api.delete(&name, &DeleteParams::background()).await {
+                Ok(_) => report.pruned.push(label),
+                Err(kube::Error::Api(status)) if status.code == 404 => {}
+                Err(source) => {
+                    return Err(Error::Write {
+                        object: label,
+                        source,
+                    });
+                }
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// Fills the keys named by [`GENERATE_KEYS`] with fresh random values. This is the one place
+/// randomness enters, and it runs only when the Secret does not exist yet, so credentials are
+/// never regenerated.
+fn fill_generated(object: &DynamicObject) -> DynamicObject {
+    let mut object = object.clone();
+    let Some(keys) = object.annotations().get(GENERATE_KEYS).cloned() else {
+        return object;
+    };
+    let mut data: BTreeMap<String, Value> = object
+        .data
+        .get("stringData")
+        .and_then(|v| serde_json::from_value(v.clone()).ok())
+        .unwrap_or_default();
+    for key in keys.split(',').map(str::trim).filter(|k| !k.is_empty()) {
+        data.entry(key.to_owned())
+            .or_insert_with(|| Value::String(Alphanumeric.sample_string(&mut rand::rng(), 32)));
+    }
+    if let Some(body) = object.data.as_object_mut() {
+        body.insert(
+            "stringData".into(),
+            serde_json::to_value(data).unwrap_or_default(),
+        );
+    }
+    object
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn subset_ignores_server_added_fields_and_empties() {
+        let want = json!({"spec": {"replicas": 2, "template": {"metadata": {"labels": {"a": "b"}}, "spec": {"volumes": []}}}});
+        let have = json!({"spec": {"replicas": 2, "progressDeadlineSeconds": 600, "template": {"metadata": {"labels": {"a": "b", "x": "y"}}, "spec": {}}}, "status": {}});
+        assert!(is_subset(&want, &have));
+    }
+
+    #[test]
+    fn subset_sees_drift() {
+        let want = json!({"spec": {"replicas": 2, "ports": [{"port": 443}]}});
+        assert!(!is_subset(
+            &want,
+            &json!({"spec": {"replicas": 5, "ports": [{"port": 443}]}})
+        ));
+        assert!(!is_subset(
+            &want,
+            &json!({"spec": {"replicas": 2, "ports": [{"port": 443}, {"port": 80}]}})
+        ));
+        assert!(!is_subset(&want, &json!({"spec": {"replicas": 2}})));
+        assert!(!is_subset(
+            &json!({"data": {"haproxy.cfg": "a"}}),
+            &json!({"data": {"haproxy.cfg": "b"}})
+        ));
+    }
+
+    #[test]
+    fn generated_keys_are_filled_once_and_kept() {
+        let secret: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "s", "annotations": {GENERATE_KEYS: "password, rootPassword"}},
+            "stringData": {"username": "insync"}
+        }))
+        .expect("secret");
+        let filled = fill_generated(&secret);
+        let data = &filled.data["stringData"];
+        assert_eq!(data["username"], "insync");
+        assert_eq!(data["password"].as_str().map(str::len), Some(32));
+        assert_ne!(data["password"], data["rootPassword"]);
+    }
+}

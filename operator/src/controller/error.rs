@@ -1,0 +1,60 @@
+//! Controller errors, each with a stable label for metrics and events.
+
+/// Everything a reconcile can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The spec is invalid in a way the CRD schema could not catch; waits for a spec change.
+    #[error(transparent)]
+    Invalid(#[from] crate::api::validate::InvalidCloud),
+    /// Render failed.
+    #[error(transparent)]
+    Render(#[from] crate::render::RenderError),
+    /// Writing a child failed.
+    #[error("cannot write {object}: {source}")]
+    Write {
+        /// `Kind/name` of the child.
+        object: String,
+        /// The API error.
+        #[source]
+        source: kube::Error,
+    },
+    /// Reading or patching the cloud itself failed.
+    #[error("cannot update InSyncCloud {cloud}: {source}")]
+    Cloud {
+        /// `namespace/name`.
+        cloud: String,
+        /// The API error.
+        #[source]
+        source: kube::Error,
+    },
+    /// Render produced a kind the operator does not watch (a bug).
+    #[error("render produced an object of an unwatched kind: {0}")]
+    UnknownKind(String),
+    /// JSON serialization failed (a bug).
+    #[error("cannot serialize: {0}")]
+    Serialize(#[source] serde_json::Error),
+    /// Removing DNS records during deletion failed; retried with backoff.
+    #[error("cannot remove DNS records: {0}")]
+    Dns(String),
+}
+
+impl Error {
+    /// A short, stable label for metrics (`errors_total{kind=...}`) and event reasons.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Self::Invalid(_) => "invalid_spec",
+            Self::Render(crate::render::RenderError::Invalid(_)) => "invalid_spec",
+            Self::Render(_) => "render",
+            Self::Write { .. } => "write",
+            Self::Cloud { .. } => "cloud_update",
+            Self::UnknownKind(_) => "unknown_kind",
+            Self::Serialize(_) => "serialize",
+            Self::Dns(_) => "dns",
+        }
+    }
+
+    /// Whether retrying without a spec change can help.
+    pub fn is_transient(&self) -> bool {
+        self.metric_label() != "invalid_spec"
+    }
+}
