@@ -670,3 +670,33 @@ fn helm_test_pod_curls_readyz_on_the_metrics_service() {
         "the metrics Service selects the test pod"
     );
 }
+
+/// Every flag the chart passes must be one `insync-operator run` knows, for every value set
+/// that adds flags.
+#[test]
+#[ignore = "needs the `run` subcommand, which is not in the binary yet; un-ignore when it lands"]
+fn chart_flags_are_known_to_the_binary() {
+    let help = Command::new(env!("CARGO_BIN_EXE_insync-operator"))
+        .args(["run", "--help"])
+        .output()
+        .expect("run insync-operator");
+    assert!(
+        help.status.success(),
+        "insync-operator run --help failed:\n{}",
+        String::from_utf8_lossy(&help.stderr)
+    );
+    let help = String::from_utf8_lossy(&help.stdout);
+    let objects = template(&[
+        "watchNamespace=foo",
+        "replicas=2",
+        "dns.endpoint=http://127.0.0.1:5000",
+        "dns.dryRun=true",
+    ]);
+    for arg in args(&objects).iter().skip(1) {
+        let flag = arg.split('=').next().unwrap_or(arg);
+        assert!(
+            help.contains(flag),
+            "the chart passes {flag}, which `insync-operator run --help` does not list:\n{help}"
+        );
+    }
+}
