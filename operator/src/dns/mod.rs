@@ -1,1 +1,30 @@
-//! dns (work in progress)
+//! DNS: desired records → Route53, ExternalDNS-style, safe to share a zone.
+//!
+//! The pipeline, one module a step:
+//! - [`record`]: what a cloud wants ([`Endpoint`]s built by [`cloud_endpoints`], pure).
+//! - [`registry`]: ownership TXT records (`<prefix><type>-<name>`, `heritage=insync-operator,...`).
+//! - [`zone`]: hosted zones and longest-suffix zone selection.
+//! - [`plan`]: current records + desired endpoints → change groups (pure).
+//! - [`batch`]: packing groups into calls within Route53 limits (pure).
+//! - [`route53`]: the SDK edge: client config, calls, retries with backoff + jitter, counters.
+//! - [`syncer`]: the background worker and the [`DnsSyncer`] handle the controller uses.
+//!
+//! The operator never creates over, changes or deletes a record it does not own; a contested
+//! name is reported as [`CloudDnsStatus::Conflict`]. See `docs/dns.md`.
+
+pub mod batch;
+pub mod plan;
+pub mod record;
+pub mod registry;
+pub mod route53;
+pub mod syncer;
+pub mod zone;
+
+pub use batch::BatchLimits;
+pub use record::{
+    CloudKey, Endpoint, EndpointError, FrontendAddresses, IngressAddress, PublishSpec, RecordType,
+    cloud_endpoints, cloud_hostname,
+};
+pub use registry::{DEFAULT_TXT_PREFIX, Ownership, TxtRegistry};
+pub use route53::{CallCounts, RetryPolicy, Route53, Route53Config, Route53Error};
+pub use syncer::{CloudDnsStatus, DnsError, DnsSyncer, DnsSyncerWorker};
