@@ -2,12 +2,65 @@
 //!
 //! Nothing here touches the network or the clock, so the same function serves the controller,
 //! `insync-operator render -f`, and the unit and snapshot tests.
+//!
+//! Every component has its own module (`mysql`, `bynamo`, `minio`, `cloudmaster`, `nodes`,
+//! `haproxy`); the shapes they share live in one place each: names, labels and owner references
+//! in `meta`, pods (image, security context, resources, probes, config hash) in `pod`,
+//! Deployments, StatefulSets, Services, PDBs and ConfigMaps in `workload`, how pods reach the
+//! datastores in `wiring`, generated credentials in `secrets` and NetworkPolicies in `network`.
+//! Builders produce typed k8s-openapi objects; [`to_dynamic`] turns them into
+//! [`DynamicObject`]s as they are collected.
 
 use std::collections::BTreeMap;
 
+use kube::Resource;
 use kube::api::DynamicObject;
+use serde::Serialize;
 
 use crate::api::InSyncCloud;
+
+mod bynamo;
+mod cloudmaster;
+mod haproxy;
+mod meta;
+mod minio;
+mod mysql;
+mod network;
+mod nodes;
+mod pod;
+mod secrets;
+mod wiring;
+mod workload;
+
+pub use haproxy::haproxy_cfg;
+pub use meta::CLUSTER_DOMAIN;
+pub use pod::{MINIO_DEFAULT_TAG, MYSQL_DEFAULT_TAG};
+
+/// Label and annotation keys the rendered objects carry, for the controller to select, prune
+/// and inspect them.
+pub mod keys {
+    /// `app.kubernetes.io/name`: always `insync`.
+    pub const NAME: &str = "app.kubernetes.io/name";
+    /// `app.kubernetes.io/instance`: the cloud's name.
+    pub const INSTANCE: &str = "app.kubernetes.io/instance";
+    /// `app.kubernetes.io/component`: [`super::Component::name`].
+    pub const COMPONENT: &str = "app.kubernetes.io/component";
+    /// `app.kubernetes.io/version`: the image tag the object's component runs (or is pinned to).
+    pub const VERSION: &str = "app.kubernetes.io/version";
+    /// `app.kubernetes.io/managed-by`: always [`MANAGER`].
+    pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+    /// `app.kubernetes.io/part-of`: always `insync`.
+    pub const PART_OF: &str = "app.kubernetes.io/part-of";
+    /// Index of a storage node (`0..nodes.replicas`), on its Deployment, pods and data PVC.
+    pub const NODE_INDEX: &str = "insync.dev/node-index";
+    /// Pod-template annotation: sha256 of the ConfigMap data the pod mounts.
+    pub const CONFIG_HASH: &str = "insync.dev/config-hash";
+    /// Secret annotation: comma-separated keys the controller fills with random values when it
+    /// creates the Secret (never regenerated afterwards).
+    pub const GENERATE_KEYS: &str = "insync.dev/generate-keys";
+    /// Value of [`MANAGED_BY`].
+    pub const MANAGER: &str = "insync-operator";
+}
 
 /// A component of a cloud, in upgrade order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -28,8 +81,14 @@ pub enum Component {
 
 impl Component {
     /// Every component, in upgrade order.
-    pub const ALL: [Component; 6] =
-        [Self::Mysql, Self::Bynamo, Self::Minio, Self::CloudMaster, Self::Node, Self::Haproxy];
+    pub const ALL: [Component; 6] = [
+        Self::Mysql,
+        Self::Bynamo,
+        Self::Minio,
+        Self::CloudMaster,
+        Self::Node,
+        Self::Haproxy,
+    ];
 
     /// Stable name used in object names, labels and status.
     pub fn name(self) -> &'static str {
@@ -62,7 +121,7 @@ pub enum ApplyPolicy {
 #[derive(Clone, Debug)]
 pub struct Desired {
     /// The object, with apiVersion, kind, name, namespace, labels and (when the cloud has a uid)
-    /// an owner reference.
+    /// an owner reference; storage nodes' data PVCs have none, so they outlive the cloud.
     pub object: DynamicObject,
     /// How to write it.
     pub policy: ApplyPolicy,
@@ -99,9 +158,122 @@ pub enum RenderError {
     },
 }
 
-/// Renders every object `cloud` needs.
+/// Kinds the controller may delete when a rendered object of that kind disappears (a PDB when
+/// replicas drop to 1, the objects of a datastore switched to external, ...), as
+/// `(apiVersion, kind)`. PersistentVolumeClaims and Secrets are deliberately absent: data
+/// volumes and generated credentials are only ever removed by a person.
+pub const PRUNABLE_KINDS: [(&str, &str); 6] = [
+    ("apps/v1", "Deployment"),
+    ("apps/v1", "StatefulSet"),
+    ("v1", "Service"),
+    ("v1", "ConfigMap"),
+    ("policy/v1", "PodDisruptionBudget"),
+    ("networking.k8s.io/v1", "NetworkPolicy"),
+];
+
+/// Renders every object `cloud` needs, in a stable order: per component in upgrade order
+/// (MySQL, Bynamo, MinIO, CloudMaster, Nodes, HAProxy), then the NetworkPolicies.
 pub fn render(cloud: &InSyncCloud, options: &RenderOptions) -> Result<Vec<Desired>, RenderError> {
     crate::api::validate::validate(cloud)?;
-    let _ = options;
-    Ok(Vec::new())
+    let ctx = meta::Ctx::new(cloud, options);
+    let mut out = Out::default();
+    mysql::render(&ctx, &mut out)?;
+    bynamo::render(&ctx, &mut out)?;
+    minio::render(&ctx, &mut out)?;
+    cloudmaster::render(&ctx, &mut out)?;
+    nodes::render(&ctx, &mut out)?;
+    haproxy::render(&ctx, &mut out)?;
+    network::render(&ctx, &mut out)?;
+    Ok(out.0)
+}
+
+/// The objects as a multi-document YAML stream (what `insync-operator render -f` prints), each
+/// preceded by a comment with its apply policy and workload id.
+pub fn to_yaml_stream(objects: &[Desired]) -> Result<String, serde_yaml::Error> {
+    let mut text = String::new();
+    for desired in objects {
+        let policy = match desired.policy {
+            ApplyPolicy::Apply => "apply",
+            ApplyPolicy::CreateOnly => "create-only",
+        };
+        text.push_str("---\n# policy: ");
+        text.push_str(policy);
+        if let Some((component, id)) = &desired.workload {
+            text.push_str(&format!(", workload: {}/{id}", component.name()));
+        }
+        text.push('\n');
+        text.push_str(&serde_yaml::to_string(&desired.object)?);
+    }
+    Ok(text)
+}
+
+/// Converts a typed object into a [`DynamicObject`] (apiVersion and kind included).
+pub fn to_dynamic<K>(object: &K) -> Result<DynamicObject, RenderError>
+where
+    K: Resource<DynamicType = ()> + Serialize,
+{
+    let error = |source| RenderError::Serialize {
+        kind: K::kind(&()).into_owned(),
+        name: object.meta().name.clone().unwrap_or_default(),
+        source,
+    };
+    serde_json::to_value(object)
+        .and_then(serde_json::from_value)
+        .map_err(error)
+}
+
+/// Collects the rendered objects in order, converting each as it comes.
+#[derive(Default)]
+struct Out(Vec<Desired>);
+
+impl Out {
+    fn push<K>(
+        &mut self,
+        object: &K,
+        policy: ApplyPolicy,
+        workload: Option<(Component, String)>,
+    ) -> Result<(), RenderError>
+    where
+        K: Resource<DynamicType = ()> + Serialize,
+    {
+        let object = to_dynamic(object)?;
+        self.0.push(Desired {
+            object,
+            policy,
+            workload,
+        });
+        Ok(())
+    }
+
+    /// An object the controller server-side applies.
+    fn apply<K>(&mut self, object: &K) -> Result<(), RenderError>
+    where
+        K: Resource<DynamicType = ()> + Serialize,
+    {
+        self.push(object, ApplyPolicy::Apply, None)
+    }
+
+    /// An object the controller creates once and never touches again.
+    fn create_only<K>(&mut self, object: &K) -> Result<(), RenderError>
+    where
+        K: Resource<DynamicType = ()> + Serialize,
+    {
+        self.push(object, ApplyPolicy::CreateOnly, None)
+    }
+
+    /// A Deployment or StatefulSet, applied and gated by the rollout as `(component, id)`.
+    fn workload<K>(&mut self, object: &K, component: Component, id: &str) -> Result<(), RenderError>
+    where
+        K: Resource<DynamicType = ()> + Serialize,
+    {
+        self.push(object, ApplyPolicy::Apply, Some((component, id.to_owned())))
+    }
+
+    /// Applies `object` if there is one (e.g. a PDB only rendered for several replicas).
+    fn apply_some<K>(&mut self, object: Option<K>) -> Result<(), RenderError>
+    where
+        K: Resource<DynamicType = ()> + Serialize,
+    {
+        object.map_or(Ok(()), |object| self.apply(&object))
+    }
 }

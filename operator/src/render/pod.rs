@@ -1,0 +1,490 @@
+//! Pods: image resolution, the restricted security context, default resources, probes and the
+//! config hash. Every component's pod template is built by [`PodBuilder`].
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{
+    Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
+    EnvVar, EnvVarSource, HTTPGetAction, LocalObjectReference, ObjectFieldSelector,
+    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile,
+    SecretKeySelector, SecurityContext, TCPSocketAction, TopologySpreadConstraint, Volume,
+    VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use sha2::{Digest, Sha256};
+
+use super::meta::Ctx;
+use super::{Component, keys};
+use crate::api::{ImageOverride, InSyncCloudSpec, PullPolicy};
+
+/// MySQL's image tag when `database.managed.image.tag` is unset. MySQL is versioned
+/// independently of inSync, so a version bump does not restart the database.
+pub const MYSQL_DEFAULT_TAG: &str = "8.4.5";
+
+/// MinIO's image tag when `objectStore.minio.image.tag` is unset (versioned independently).
+pub const MINIO_DEFAULT_TAG: &str = "RELEASE.2025-04-22T22-12-26Z";
+
+/// A container image and the tag it was resolved to (the component's version).
+#[derive(Clone, Debug)]
+pub(super) struct Image {
+    pub reference: String,
+    pub tag: String,
+}
+
+/// The tag a component should run, ignoring pins: its override tag, else its own default (MySQL,
+/// MinIO), else `spec.version`.
+pub(super) fn target_tag(ctx: &Ctx<'_>, component: Component) -> String {
+    let spec = &ctx.cloud.spec;
+    let default = match component {
+        Component::Mysql => MYSQL_DEFAULT_TAG,
+        Component::Minio => MINIO_DEFAULT_TAG,
+        _ => &spec.version,
+    };
+    image_override(spec, component)
+        .and_then(|image| image.tag.as_deref())
+        .unwrap_or(default)
+        .to_owned()
+}
+
+/// The image of workload `workload_id`: `<registry>/<component>` (or the override repository)
+/// at the pinned tag if the rollout pinned this workload, else [`target_tag`].
+pub(super) fn image(ctx: &Ctx<'_>, component: Component, workload_id: &str) -> Image {
+    let spec = &ctx.cloud.spec;
+    let repository = image_override(spec, component)
+        .and_then(|image| image.repository.clone())
+        .unwrap_or_else(|| format!("{}/{}", spec.images.registry, component.name()));
+    let tag = ctx
+        .options
+        .pinned_tags
+        .get(workload_id)
+        .cloned()
+        .unwrap_or_else(|| target_tag(ctx, component));
+    Image {
+        reference: format!("{repository}:{tag}"),
+        tag,
+    }
+}
+
+fn image_override(spec: &InSyncCloudSpec, component: Component) -> Option<&ImageOverride> {
+    match component {
+        Component::Mysql => spec.database.managed.as_ref()?.image.as_ref(),
+        Component::Bynamo => spec.metadata_store.managed.as_ref()?.image.as_ref(),
+        Component::Minio => spec.object_store.minio.as_ref()?.image.as_ref(),
+        Component::CloudMaster => spec.master.image.as_ref(),
+        Component::Node => spec.nodes.image.as_ref(),
+        Component::Haproxy => spec.frontend.image.as_ref(),
+    }
+}
+
+fn resources_override(
+    spec: &InSyncCloudSpec,
+    component: Component,
+) -> Option<&ResourceRequirements> {
+    match component {
+        Component::Mysql => spec.database.managed.as_ref()?.resources.as_ref(),
+        Component::Bynamo => spec.metadata_store.managed.as_ref()?.resources.as_ref(),
+        Component::Minio => spec.object_store.minio.as_ref()?.resources.as_ref(),
+        Component::CloudMaster => spec.master.resources.as_ref(),
+        Component::Node => spec.nodes.resources.as_ref(),
+        Component::Haproxy => spec.frontend.resources.as_ref(),
+    }
+}
+
+/// What a component's container needs from its pod, declared once in the component's module.
+pub(super) struct Profile {
+    /// Non-zero user, group and fsGroup the container runs as.
+    pub uid: i64,
+    /// Whether the image works with a read-only root filesystem.
+    pub read_only_root: bool,
+    /// Directories besides `/tmp` that get a writable emptyDir.
+    pub writable_dirs: &'static [&'static str],
+    /// Default requests (cpu, memory) and memory limit when the spec sets no resources.
+    pub cpu_request: &'static str,
+    pub memory_request: &'static str,
+    pub memory_limit: &'static str,
+    /// How long the container may take to start before liveness checks begin.
+    pub startup_seconds: i32,
+}
+
+/// A named container port.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Port {
+    pub name: &'static str,
+    pub port: i32,
+}
+
+/// How a probe checks a container.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Check {
+    /// TCP connect to a named port.
+    Tcp(&'static str),
+    /// HTTP GET of a path on a named port.
+    Http(&'static str, &'static str),
+}
+
+/// The volume every pod gets for `/tmp`.
+const TMP: &str = "/tmp";
+const PROBE_PERIOD_SECONDS: i32 = 10;
+
+/// Builds a component's pod template with everything components share.
+pub(super) struct PodBuilder<'a> {
+    ctx: &'a Ctx<'a>,
+    component: Component,
+    profile: &'static Profile,
+    container: Container,
+    readiness: Option<Check>,
+    liveness: Option<Check>,
+    volumes: Vec<Volume>,
+    labels: BTreeMap<String, String>,
+    annotations: BTreeMap<String, String>,
+    hostname: Option<(String, String)>,
+}
+
+impl<'a> PodBuilder<'a> {
+    pub fn new(
+        ctx: &'a Ctx<'a>,
+        component: Component,
+        profile: &'static Profile,
+        image: Image,
+    ) -> Self {
+        let container = Container {
+            name: component.name().to_owned(),
+            image: Some(image.reference.clone()),
+            ..Container::default()
+        };
+        Self {
+            labels: ctx.labels(component, &image.tag),
+            ctx,
+            component,
+            profile,
+            container,
+            readiness: None,
+            liveness: None,
+            volumes: Vec::new(),
+            annotations: BTreeMap::new(),
+            hostname: None,
+        }
+    }
+
+    pub fn ports(mut self, ports: &[Port]) -> Self {
+        let ports = ports.iter().map(|port| ContainerPort {
+            name: Some(port.name.to_owned()),
+            container_port: port.port,
+            protocol: Some("TCP".to_owned()),
+            ..ContainerPort::default()
+        });
+        self.container
+            .ports
+            .get_or_insert_with(Vec::new)
+            .extend(ports);
+        self
+    }
+
+    pub fn args<I: IntoIterator<Item = String>>(mut self, args: I) -> Self {
+        self.container.args = Some(args.into_iter().collect());
+        self
+    }
+
+    pub fn env<I: IntoIterator<Item = EnvVar>>(mut self, env: I) -> Self {
+        self.container.env.get_or_insert_with(Vec::new).extend(env);
+        self
+    }
+
+    /// Readiness, liveness and startup all use `check`.
+    pub fn probe(mut self, check: Check) -> Self {
+        self.readiness = Some(check);
+        self.liveness = Some(check);
+        self
+    }
+
+    /// Readiness uses a different check than liveness and startup.
+    pub fn readiness(mut self, check: Check) -> Self {
+        self.readiness = Some(check);
+        self
+    }
+
+    /// Mounts `volume` at `path`; `volume: None` for volumes the workload provides itself
+    /// (StatefulSet volume claim templates).
+    pub fn mount(mut self, name: &str, path: &str, volume: Option<Volume>) -> Self {
+        self.container
+            .volume_mounts
+            .get_or_insert_with(Vec::new)
+            .push(VolumeMount {
+                name: name.to_owned(),
+                mount_path: path.to_owned(),
+                ..VolumeMount::default()
+            });
+        self.volumes.extend(volume);
+        self
+    }
+
+    /// Mounts extra volumes (e.g. a shared filesystem the wiring provides).
+    pub fn mounts(mut self, volumes: Vec<Volume>, mounts: Vec<VolumeMount>) -> Self {
+        self.container
+            .volume_mounts
+            .get_or_insert_with(Vec::new)
+            .extend(mounts);
+        self.volumes.extend(volumes);
+        self
+    }
+
+    /// Mounts `config` at `path` and records its hash, so a config change rolls the pods.
+    pub fn config(mut self, config: &ConfigMap, path: &str) -> Self {
+        let name = config.metadata.name.clone().unwrap_or_default();
+        self.annotations
+            .insert(keys::CONFIG_HASH.to_owned(), config_hash(config));
+        let volume = Volume {
+            name: "config".to_owned(),
+            config_map: Some(ConfigMapVolumeSource {
+                name,
+                ..ConfigMapVolumeSource::default()
+            }),
+            ..Volume::default()
+        };
+        self.mount("config", path, Some(volume))
+    }
+
+    /// An extra pod label (also part of the workload's selector if it is a selector key).
+    pub fn label(mut self, key: &str, value: String) -> Self {
+        self.labels.insert(key.to_owned(), value);
+        self
+    }
+
+    /// Gives the pod a DNS name `<hostname>.<subdomain>.<ns>.svc` under headless Service
+    /// `subdomain`.
+    pub fn hostname(mut self, hostname: String, subdomain: String) -> Self {
+        self.hostname = Some((hostname, subdomain));
+        self
+    }
+
+    pub fn build(self) -> PodTemplateSpec {
+        let Self {
+            ctx,
+            component,
+            profile,
+            mut container,
+            readiness,
+            liveness,
+            ..
+        } = self;
+        let mut volumes = self.volumes;
+        for dir in std::iter::once(&TMP).chain(profile.writable_dirs) {
+            let name = volume_name(dir);
+            container
+                .volume_mounts
+                .get_or_insert_with(Vec::new)
+                .push(VolumeMount {
+                    name: name.clone(),
+                    mount_path: (*dir).to_owned(),
+                    ..VolumeMount::default()
+                });
+            volumes.push(Volume {
+                name,
+                empty_dir: Some(EmptyDirVolumeSource::default()),
+                ..Volume::default()
+            });
+        }
+        let spec = &ctx.cloud.spec;
+        container.image_pull_policy = Some(pull_policy(spec.images.pull_policy).to_owned());
+        container.security_context = Some(container_security(profile));
+        container.resources = Some(
+            resources_override(spec, component)
+                .cloned()
+                .unwrap_or_else(|| default_resources(profile)),
+        );
+        container.readiness_probe = readiness.map(|check| probe(check, PROBE_PERIOD_SECONDS, 3));
+        container.liveness_probe = liveness.map(|check| probe(check, 2 * PROBE_PERIOD_SECONDS, 3));
+        container.startup_probe = liveness.map(|check| {
+            probe(
+                check,
+                PROBE_PERIOD_SECONDS,
+                profile.startup_seconds / PROBE_PERIOD_SECONDS,
+            )
+        });
+        let pull_secrets = spec
+            .images
+            .pull_secrets
+            .iter()
+            .map(|name| LocalObjectReference { name: name.clone() });
+        let (hostname, subdomain) = self.hostname.unzip();
+        PodTemplateSpec {
+            metadata: Some(ObjectMeta {
+                labels: Some(self.labels),
+                annotations: (!self.annotations.is_empty()).then_some(self.annotations),
+                ..ObjectMeta::default()
+            }),
+            spec: Some(PodSpec {
+                containers: vec![container],
+                volumes: Some(volumes),
+                image_pull_secrets: Some(pull_secrets.collect::<Vec<_>>())
+                    .filter(|secrets| !secrets.is_empty()),
+                security_context: Some(pod_security(profile)),
+                automount_service_account_token: Some(false),
+                enable_service_links: Some(false),
+                hostname,
+                subdomain,
+                topology_spread_constraints: Some(vec![spread(ctx, component)]),
+                ..PodSpec::default()
+            }),
+        }
+    }
+}
+
+/// sha256 (hex) of a ConfigMap's data, keys in order.
+pub(super) fn config_hash(config: &ConfigMap) -> String {
+    let mut hash = Sha256::new();
+    for (key, value) in config.data.iter().flatten() {
+        hash.update(key.as_bytes());
+        hash.update([0]);
+        hash.update(value.as_bytes());
+        hash.update([0]);
+    }
+    hash.finalize()
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
+/// An environment variable with a literal value.
+pub(super) fn env(name: &str, value: impl Into<String>) -> EnvVar {
+    EnvVar {
+        name: name.to_owned(),
+        value: Some(value.into()),
+        ..EnvVar::default()
+    }
+}
+
+/// An environment variable read from a Secret key.
+pub(super) fn env_from_secret(name: &str, secret: &str, key: &str) -> EnvVar {
+    EnvVar {
+        name: name.to_owned(),
+        value_from: Some(EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector {
+                name: secret.to_owned(),
+                key: key.to_owned(),
+                optional: Some(false),
+            }),
+            ..EnvVarSource::default()
+        }),
+        ..EnvVar::default()
+    }
+}
+
+/// An environment variable holding the pod's own name.
+pub(super) fn env_pod_name(name: &str) -> EnvVar {
+    EnvVar {
+        name: name.to_owned(),
+        value_from: Some(EnvVarSource {
+            field_ref: Some(ObjectFieldSelector {
+                field_path: "metadata.name".to_owned(),
+                ..ObjectFieldSelector::default()
+            }),
+            ..EnvVarSource::default()
+        }),
+        ..EnvVar::default()
+    }
+}
+
+fn pod_security(profile: &Profile) -> PodSecurityContext {
+    PodSecurityContext {
+        run_as_non_root: Some(true),
+        run_as_user: Some(profile.uid),
+        run_as_group: Some(profile.uid),
+        fs_group: Some(profile.uid),
+        fs_group_change_policy: Some("OnRootMismatch".to_owned()),
+        seccomp_profile: Some(SeccompProfile {
+            type_: "RuntimeDefault".to_owned(),
+            ..SeccompProfile::default()
+        }),
+        ..PodSecurityContext::default()
+    }
+}
+
+fn container_security(profile: &Profile) -> SecurityContext {
+    SecurityContext {
+        run_as_non_root: Some(true),
+        allow_privilege_escalation: Some(false),
+        privileged: Some(false),
+        read_only_root_filesystem: Some(profile.read_only_root),
+        capabilities: Some(Capabilities {
+            drop: Some(vec!["ALL".to_owned()]),
+            add: None,
+        }),
+        ..SecurityContext::default()
+    }
+}
+
+fn default_resources(profile: &Profile) -> ResourceRequirements {
+    let quantity = |value: &str| Quantity(value.to_owned());
+    ResourceRequirements {
+        requests: Some(BTreeMap::from([
+            ("cpu".to_owned(), quantity(profile.cpu_request)),
+            ("memory".to_owned(), quantity(profile.memory_request)),
+        ])),
+        limits: Some(BTreeMap::from([(
+            "memory".to_owned(),
+            quantity(profile.memory_limit),
+        )])),
+        ..ResourceRequirements::default()
+    }
+}
+
+fn probe(check: Check, period_seconds: i32, failure_threshold: i32) -> Probe {
+    let (tcp_socket, http_get) = match check {
+        Check::Tcp(port) => (
+            Some(TCPSocketAction {
+                port: IntOrString::String(port.to_owned()),
+                host: None,
+            }),
+            None,
+        ),
+        Check::Http(path, port) => (
+            None,
+            Some(HTTPGetAction {
+                path: Some(path.to_owned()),
+                port: IntOrString::String(port.to_owned()),
+                scheme: Some("HTTP".to_owned()),
+                ..HTTPGetAction::default()
+            }),
+        ),
+    };
+    Probe {
+        tcp_socket,
+        http_get,
+        period_seconds: Some(period_seconds),
+        timeout_seconds: Some(5),
+        failure_threshold: Some(failure_threshold.max(1)),
+        ..Probe::default()
+    }
+}
+
+/// Spreads a component's pods over cluster nodes where possible.
+fn spread(ctx: &Ctx<'_>, component: Component) -> TopologySpreadConstraint {
+    TopologySpreadConstraint {
+        max_skew: 1,
+        topology_key: "kubernetes.io/hostname".to_owned(),
+        when_unsatisfiable: "ScheduleAnyway".to_owned(),
+        label_selector: Some(LabelSelector {
+            match_labels: Some(ctx.selector(component)),
+            ..LabelSelector::default()
+        }),
+        ..TopologySpreadConstraint::default()
+    }
+}
+
+fn pull_policy(policy: PullPolicy) -> &'static str {
+    match policy {
+        PullPolicy::IfNotPresent => "IfNotPresent",
+        PullPolicy::Always => "Always",
+        PullPolicy::Never => "Never",
+    }
+}
+
+/// `/var/run/mysqld` -> `var-run-mysqld`.
+fn volume_name(dir: &str) -> String {
+    dir.trim_matches('/')
+        .replace(['/', '.', '_'], "-")
+        .to_lowercase()
+}
