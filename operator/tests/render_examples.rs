@@ -1,0 +1,924 @@
+//! The renderer on the shipped examples: full snapshots, plus the properties the controller and
+//! the cluster rely on, checked on every object.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use insync_operator::api::{
+    ExternalS3, InSyncCloud, InSyncCloudSpec, ObjectStoreSpec, SecretRef, SharedFilesystem,
+};
+use insync_operator::render::{
+    self, ApplyPolicy, Component, Desired, MINIO_DEFAULT_TAG, MYSQL_DEFAULT_TAG, RenderOptions,
+    keys,
+};
+use serde_json::Value;
+
+const UID: &str = "6f1c2a4e-0000-4000-8000-000000000001";
+const VERSION: &str = "5.9.1-r4178";
+
+// ---------------------------------------------------------------------------------------------
+// Fixtures
+
+fn examples() -> Vec<(String, InSyncCloud)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))
+        .map(|entry| entry.expect("directory entry").path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "yaml"))
+        .collect();
+    paths.sort();
+    assert!(!paths.is_empty(), "no examples in {}", dir.display());
+    paths
+        .into_iter()
+        .map(|path| {
+            let name = path
+                .file_stem()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
+            (name.clone(), example(&name))
+        })
+        .collect()
+}
+
+/// `examples/<name>.yaml` with a uid, as the API server would return it.
+fn example(name: &str) -> InSyncCloud {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../examples/{name}.yaml"));
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let mut cloud: InSyncCloud = serde_yaml::from_str(&text)
+        .unwrap_or_else(|e| panic!("{} is not an InSyncCloud: {e}", path.display()));
+    cloud.metadata.uid = Some(UID.to_owned());
+    cloud
+}
+
+/// A minimal cloud `t1` in namespace `test`, adjusted by `configure`.
+fn cloud(configure: impl FnOnce(&mut InSyncCloudSpec)) -> InSyncCloud {
+    let mut spec = InSyncCloudSpec::with_version(VERSION);
+    configure(&mut spec);
+    let mut cloud = InSyncCloud::new("t1", spec);
+    cloud.metadata.namespace = Some("test".to_owned());
+    cloud.metadata.uid = Some(UID.to_owned());
+    cloud
+}
+
+fn rendered(cloud: &InSyncCloud) -> Vec<Desired> {
+    render::render(cloud, &RenderOptions::default()).expect("cloud renders")
+}
+
+fn pinned(cloud: &InSyncCloud, pins: &[(&str, &str)]) -> Vec<Desired> {
+    let pinned_tags = pins
+        .iter()
+        .map(|(id, tag)| (id.to_string(), tag.to_string()))
+        .collect();
+    render::render(cloud, &RenderOptions { pinned_tags }).expect("cloud renders")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Accessors
+
+fn kind(desired: &Desired) -> &str {
+    desired
+        .object
+        .types
+        .as_ref()
+        .map(|t| t.kind.as_str())
+        .unwrap_or_default()
+}
+
+fn name(desired: &Desired) -> &str {
+    desired.object.metadata.name.as_deref().unwrap_or_default()
+}
+
+fn find<'a>(objects: &'a [Desired], kind_: &str, name_: &str) -> &'a Desired {
+    objects
+        .iter()
+        .find(|d| kind(d) == kind_ && name(d) == name_)
+        .unwrap_or_else(|| panic!("no {kind_} {name_}"))
+}
+
+fn of_kind<'a>(objects: &'a [Desired], kind_: &'a str) -> impl Iterator<Item = &'a Desired> {
+    objects.iter().filter(move |d| kind(d) == kind_)
+}
+
+fn workloads(objects: &[Desired]) -> impl Iterator<Item = &Desired> {
+    objects
+        .iter()
+        .filter(|d| matches!(kind(d), "Deployment" | "StatefulSet"))
+}
+
+fn pod_spec(desired: &Desired) -> &Value {
+    &desired.object.data["spec"]["template"]["spec"]
+}
+
+fn container(desired: &Desired) -> &Value {
+    &pod_spec(desired)["containers"][0]
+}
+
+fn image_tag(desired: &Desired) -> &str {
+    let image = container(desired)["image"].as_str().expect("image");
+    image
+        .rsplit_once(':')
+        .map(|(_, tag)| tag)
+        .expect("tagged image")
+}
+
+fn config_hash(desired: &Desired) -> &str {
+    desired.object.data["spec"]["template"]["metadata"]["annotations"][keys::CONFIG_HASH]
+        .as_str()
+        .unwrap_or_else(|| panic!("{} has no config hash", name(desired)))
+}
+
+/// `name=value` for every env var of the first container (`name<-secret/key` for Secret refs).
+fn env(desired: &Desired) -> Vec<String> {
+    container(desired)["env"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|var| {
+            let name = var["name"].as_str().unwrap_or_default();
+            match var["valueFrom"]["secretKeyRef"].as_object() {
+                Some(secret) => {
+                    format!("{name}<-{}/{}", secret["name"], secret["key"]).replace('"', "")
+                }
+                None => format!("{name}={}", var["value"].as_str().unwrap_or_default()),
+            }
+        })
+        .collect()
+}
+
+fn config_text<'a>(objects: &'a [Desired], config_map: &str) -> &'a str {
+    let data = &find(objects, "ConfigMap", config_map).object.data["data"];
+    data.as_object()
+        .and_then(|files| files.values().next())
+        .and_then(Value::as_str)
+        .expect("config file")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Snapshots
+
+#[test]
+fn examples_match_snapshots() {
+    for (name, cloud) in examples() {
+        let yaml = render::to_yaml_stream(&rendered(&cloud)).expect("objects serialize");
+        insta::assert_snapshot!(name, yaml);
+    }
+}
+
+#[test]
+fn rendering_is_deterministic() {
+    for (_, cloud) in examples() {
+        let first = render::to_yaml_stream(&rendered(&cloud)).expect("serializes");
+        let second = render::to_yaml_stream(&rendered(&cloud)).expect("serializes");
+        assert_eq!(first, second);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Names, labels, ownership, policies
+
+#[test]
+fn fcloud_renders_exactly_these_objects_in_this_order() {
+    let objects = rendered(&example("fcloud"));
+    let got: Vec<String> = objects
+        .iter()
+        .map(|d| format!("{} {}", kind(d), name(d)))
+        .collect();
+    let want = [
+        "Secret fcloud-mysql-credentials",
+        "Service fcloud-mysql-headless",
+        "Service fcloud-mysql",
+        "StatefulSet fcloud-mysql",
+        "Secret fcloud-bynamo-credentials",
+        "Service fcloud-bynamo-headless",
+        "Service fcloud-bynamo",
+        "StatefulSet fcloud-bynamo",
+        "Secret fcloud-minio-credentials",
+        "Service fcloud-minio-headless",
+        "Service fcloud-minio",
+        "StatefulSet fcloud-minio",
+        "ConfigMap fcloud-cloudmaster",
+        "Service fcloud-cloudmaster",
+        "Deployment fcloud-cloudmaster",
+        "ConfigMap fcloud-node",
+        "Service fcloud-node",
+        "PersistentVolumeClaim fcloud-node-0-data",
+        "Deployment fcloud-node-0",
+        "PersistentVolumeClaim fcloud-node-1-data",
+        "Deployment fcloud-node-1",
+        "PodDisruptionBudget fcloud-node",
+        "ConfigMap fcloud-haproxy",
+        "Service fcloud-haproxy",
+        "Deployment fcloud-haproxy",
+        "NetworkPolicy fcloud-mysql",
+        "NetworkPolicy fcloud-bynamo",
+        "NetworkPolicy fcloud-minio",
+        "NetworkPolicy fcloud-cloudmaster",
+        "NetworkPolicy fcloud-node",
+        "NetworkPolicy fcloud-haproxy",
+    ];
+    assert_eq!(got, want);
+}
+
+#[test]
+fn every_object_has_the_common_labels_and_namespace() {
+    for (example, cloud) in examples() {
+        let ns = cloud
+            .metadata
+            .namespace
+            .clone()
+            .expect("example has a namespace");
+        for desired in rendered(&cloud) {
+            let meta = &desired.object.metadata;
+            let what = format!("{example}: {} {}", kind(&desired), name(&desired));
+            assert_eq!(meta.namespace.as_deref(), Some(ns.as_str()), "{what}");
+            assert!(
+                name(&desired).starts_with(&format!("{}-", cloud.cloud_name())),
+                "{what}"
+            );
+            let labels = meta.labels.clone().unwrap_or_default();
+            assert_eq!(
+                labels.get(keys::NAME).map(String::as_str),
+                Some("insync"),
+                "{what}"
+            );
+            assert_eq!(
+                labels.get(keys::INSTANCE),
+                cloud.metadata.name.as_ref(),
+                "{what}"
+            );
+            assert_eq!(
+                labels.get(keys::MANAGED_BY).map(String::as_str),
+                Some("insync-operator"),
+                "{what}"
+            );
+            assert_eq!(
+                labels.get(keys::PART_OF).map(String::as_str),
+                Some("insync"),
+                "{what}"
+            );
+            assert!(
+                labels.get(keys::VERSION).is_some_and(|v| !v.is_empty()),
+                "{what}"
+            );
+            let component = labels.get(keys::COMPONENT).expect("component label");
+            assert!(
+                Component::ALL.iter().any(|c| c.name() == component),
+                "{what}: {component}"
+            );
+        }
+    }
+}
+
+#[test]
+fn every_object_but_data_volumes_is_owned_by_the_cloud() {
+    for (example, cloud) in examples() {
+        for desired in rendered(&cloud) {
+            let what = format!("{example}: {} {}", kind(&desired), name(&desired));
+            let owners = desired
+                .object
+                .metadata
+                .owner_references
+                .clone()
+                .unwrap_or_default();
+            if kind(&desired) == "PersistentVolumeClaim" {
+                assert!(owners.is_empty(), "{what}: data must outlive the cloud");
+                continue;
+            }
+            assert_eq!(owners.len(), 1, "{what}");
+            let owner = &owners[0];
+            assert_eq!(
+                (
+                    owner.api_version.as_str(),
+                    owner.kind.as_str(),
+                    owner.name.as_str(),
+                    owner.uid.as_str()
+                ),
+                (
+                    "insync.dev/v1alpha1",
+                    "InSyncCloud",
+                    cloud.cloud_name(),
+                    UID
+                ),
+                "{what}"
+            );
+            assert_eq!(owner.controller, Some(true), "{what}");
+            assert_eq!(owner.block_owner_deletion, Some(true), "{what}");
+        }
+    }
+}
+
+#[test]
+fn a_cloud_without_uid_renders_without_owner_references() {
+    let mut cloud = example("fcloud");
+    cloud.metadata.uid = None;
+    for desired in rendered(&cloud) {
+        assert_eq!(
+            desired.object.metadata.owner_references,
+            None,
+            "{}",
+            name(&desired)
+        );
+    }
+}
+
+#[test]
+fn only_data_volumes_and_generated_credentials_are_create_only() {
+    for (example, cloud) in examples() {
+        for desired in rendered(&cloud) {
+            let create_only = matches!(kind(&desired), "PersistentVolumeClaim" | "Secret");
+            let expected = if create_only {
+                ApplyPolicy::CreateOnly
+            } else {
+                ApplyPolicy::Apply
+            };
+            assert_eq!(
+                desired.policy,
+                expected,
+                "{example}: {} {}",
+                kind(&desired),
+                name(&desired)
+            );
+        }
+    }
+}
+
+#[test]
+fn workloads_carry_their_component_and_id() {
+    let objects = rendered(&example("production"));
+    let ids: Vec<(Component, String)> = objects.iter().filter_map(|d| d.workload.clone()).collect();
+    let mut want = vec![
+        (Component::Mysql, "mysql".to_owned()),
+        (Component::Bynamo, "bynamo".to_owned()),
+        (Component::Minio, "minio".to_owned()),
+        (Component::CloudMaster, "cloudmaster".to_owned()),
+    ];
+    want.extend((0..6).map(|i| (Component::Node, format!("node-{i}"))));
+    want.push((Component::Haproxy, "haproxy".to_owned()));
+    assert_eq!(ids, want);
+    for desired in &objects {
+        assert_eq!(
+            desired.workload.is_some(),
+            matches!(kind(desired), "Deployment" | "StatefulSet"),
+            "{}",
+            name(desired)
+        );
+    }
+}
+
+#[test]
+fn generated_secrets_have_no_data_and_name_the_keys_to_generate() {
+    let objects = rendered(&example("fcloud"));
+    let want = [
+        ("fcloud-mysql-credentials", "password,rootPassword"),
+        ("fcloud-bynamo-credentials", "accessKeyId,secretAccessKey"),
+        ("fcloud-minio-credentials", "accessKeyId,secretAccessKey"),
+    ];
+    for (secret, generate) in want {
+        let desired = find(&objects, "Secret", secret);
+        let annotations = desired
+            .object
+            .metadata
+            .annotations
+            .clone()
+            .unwrap_or_default();
+        assert_eq!(
+            annotations.get(keys::GENERATE_KEYS).map(String::as_str),
+            Some(generate)
+        );
+        assert!(
+            desired.object.data.get("data").is_none()
+                && desired.object.data.get("stringData").is_none()
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Images and pods
+
+#[test]
+fn images_follow_spec_version_and_datastores_their_own_tags() {
+    for (example, cloud) in examples() {
+        let registry = &cloud.spec.images.registry;
+        for desired in rendered(&cloud).iter().filter(|d| d.workload.is_some()) {
+            let (component, _) = desired.workload.clone().expect("workload");
+            let tag = match component {
+                Component::Mysql => MYSQL_DEFAULT_TAG,
+                Component::Minio => MINIO_DEFAULT_TAG,
+                _ => VERSION,
+            };
+            let want = format!("{registry}/{}:{tag}", component.name());
+            assert_eq!(
+                container(desired)["image"],
+                want.as_str(),
+                "{example}: {}",
+                name(desired)
+            );
+            let labels = desired.object.metadata.labels.clone().unwrap_or_default();
+            assert_eq!(labels.get(keys::VERSION).map(String::as_str), Some(tag));
+        }
+    }
+}
+
+#[test]
+fn image_overrides_change_repository_and_tag() {
+    let cloud = cloud(|s| {
+        s.master.image = Some(insync_operator::api::ImageOverride {
+            repository: Some("mirror.example.com/cm".to_owned()),
+            tag: Some("5.9.1-hotfix1".to_owned()),
+        });
+    });
+    let objects = rendered(&cloud);
+    let master = find(&objects, "Deployment", "t1-cloudmaster");
+    assert_eq!(
+        container(master)["image"],
+        "mirror.example.com/cm:5.9.1-hotfix1"
+    );
+    assert_eq!(
+        image_tag(find(&objects, "Deployment", "t1-node-0")),
+        VERSION
+    );
+}
+
+#[test]
+fn every_pod_runs_restricted() {
+    for (example, cloud) in examples() {
+        let pull_secrets: Vec<Value> = cloud
+            .spec
+            .images
+            .pull_secrets
+            .iter()
+            .map(|name| serde_json::json!({"name": name}))
+            .collect();
+        for desired in workloads(&rendered(&cloud)) {
+            let what = format!("{example}: {}", name(desired));
+            let pod = pod_spec(desired);
+            let security = &pod["securityContext"];
+            assert_eq!(security["runAsNonRoot"], true, "{what}");
+            for id in ["runAsUser", "runAsGroup", "fsGroup"] {
+                assert!(
+                    security[id].as_i64().is_some_and(|id| id > 0),
+                    "{what}: {id}"
+                );
+            }
+            assert_eq!(
+                security["seccompProfile"]["type"], "RuntimeDefault",
+                "{what}"
+            );
+            assert_eq!(pod["automountServiceAccountToken"], false, "{what}");
+            for container in pod["containers"].as_array().expect("containers") {
+                let security = &container["securityContext"];
+                assert_eq!(security["allowPrivilegeEscalation"], false, "{what}");
+                assert_eq!(security["runAsNonRoot"], true, "{what}");
+                assert_eq!(
+                    security["capabilities"]["drop"],
+                    serde_json::json!(["ALL"]),
+                    "{what}"
+                );
+                assert!(security["readOnlyRootFilesystem"].is_boolean(), "{what}");
+                let tmp = container["volumeMounts"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|m| m["mountPath"] == "/tmp");
+                assert!(tmp, "{what}: /tmp must be writable");
+                assert!(
+                    container["resources"]["requests"]["memory"].is_string(),
+                    "{what}"
+                );
+                assert!(container["readinessProbe"].is_object(), "{what}");
+                assert!(container["livenessProbe"].is_object(), "{what}");
+            }
+            let got = pod["imagePullSecrets"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            assert_eq!(got, pull_secrets, "{what}");
+        }
+    }
+}
+
+#[test]
+fn resources_from_the_spec_replace_the_defaults() {
+    let objects = rendered(&example("production"));
+    let master = container(find(&objects, "Deployment", "prod-cloudmaster"));
+    assert_eq!(master["resources"]["limits"]["memory"], "8Gi");
+    assert_eq!(master["resources"]["requests"]["cpu"], "2");
+    let haproxy = container(find(&objects, "Deployment", "prod-haproxy"));
+    assert!(
+        haproxy["resources"]["requests"]["cpu"].is_string(),
+        "defaults when unset"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Workload shapes
+
+#[test]
+fn stateful_sets_retain_their_volumes() {
+    for (example, cloud) in examples() {
+        for desired in of_kind(&rendered(&cloud), "StatefulSet") {
+            let spec = &desired.object.data["spec"];
+            let policy = &spec["persistentVolumeClaimRetentionPolicy"];
+            assert_eq!(
+                policy["whenDeleted"],
+                "Retain",
+                "{example}: {}",
+                name(desired)
+            );
+            assert_eq!(
+                policy["whenScaled"],
+                "Retain",
+                "{example}: {}",
+                name(desired)
+            );
+            // Claim templates are immutable: no version label that would change on upgrade.
+            let claim_labels = &spec["volumeClaimTemplates"][0]["metadata"]["labels"];
+            assert!(
+                claim_labels.get(keys::VERSION).is_none(),
+                "{example}: {}",
+                name(desired)
+            );
+            let service = spec["serviceName"].as_str().expect("serviceName");
+            let headless =
+                find(&rendered(&cloud), "Service", service).object.data["spec"]["clusterIP"]
+                    .clone();
+            assert_eq!(headless, "None");
+        }
+    }
+}
+
+#[test]
+fn selectors_are_stable_across_versions() {
+    let old = rendered(&example("production"));
+    let mut cloud = example("production");
+    cloud.spec.version = "5.10.0-r5000".to_owned();
+    let new = rendered(&cloud);
+    for (before, after) in workloads(&old).zip(workloads(&new)) {
+        let selector = |d: &Desired| d.object.data["spec"]["selector"].clone();
+        assert_eq!(selector(before), selector(after), "{}", name(before));
+        assert!(selector(before)["matchLabels"].get(keys::VERSION).is_none());
+    }
+}
+
+#[test]
+fn production_is_highly_available() {
+    let objects = rendered(&example("production"));
+    let replicas = |kind_: &str, name_: &str| {
+        find(&objects, kind_, name_).object.data["spec"]["replicas"].clone()
+    };
+    assert_eq!(replicas("Deployment", "prod-cloudmaster"), 3);
+    assert_eq!(replicas("Deployment", "prod-haproxy"), 3);
+    assert_eq!(replicas("StatefulSet", "prod-bynamo"), 3);
+    assert_eq!(replicas("StatefulSet", "prod-minio"), 4);
+    assert_eq!(replicas("StatefulSet", "prod-mysql"), 1);
+    let nodes: Vec<&Desired> = of_kind(&objects, "Deployment")
+        .filter(|d| {
+            d.workload
+                .as_ref()
+                .is_some_and(|(c, _)| *c == Component::Node)
+        })
+        .collect();
+    assert_eq!(nodes.len(), 6);
+    for (i, node) in nodes.iter().enumerate() {
+        assert_eq!(name(node), format!("prod-node-{i}"));
+        assert_eq!(node.object.data["spec"]["replicas"], 1);
+        assert_eq!(node.object.data["spec"]["strategy"]["type"], "Recreate");
+        let selector = &node.object.data["spec"]["selector"]["matchLabels"];
+        assert_eq!(selector[keys::NODE_INDEX], i.to_string());
+        let claim = format!("prod-node-{i}-data");
+        let volumes = pod_spec(node)["volumes"].as_array().expect("volumes");
+        assert!(
+            volumes
+                .iter()
+                .any(|v| v["persistentVolumeClaim"]["claimName"] == claim.as_str())
+        );
+        let pvc = find(&objects, "PersistentVolumeClaim", &claim);
+        assert_eq!(
+            pvc.object.data["spec"]["resources"]["requests"]["storage"],
+            "2Ti"
+        );
+        assert_eq!(pvc.object.data["spec"]["storageClassName"], "fast-ssd");
+    }
+    for pdb in [
+        "prod-cloudmaster",
+        "prod-node",
+        "prod-bynamo",
+        "prod-minio",
+        "prod-haproxy",
+    ] {
+        find(&objects, "PodDisruptionBudget", pdb);
+    }
+    assert!(of_kind(&objects, "PodDisruptionBudget").all(|d| name(d) != "prod-mysql"));
+}
+
+#[test]
+fn minio_lists_every_replica_or_uses_a_single_drive() {
+    let objects = rendered(&example("production"));
+    let args = container(find(&objects, "StatefulSet", "prod-minio"))["args"].clone();
+    assert_eq!(args[0], "server");
+    assert_eq!(
+        args[1],
+        "http://prod-minio-{0...3}.prod-minio-headless.insync-prod.svc.cluster.local:9000/data"
+    );
+    let objects = rendered(&example("fcloud"));
+    let args = container(find(&objects, "StatefulSet", "fcloud-minio"))["args"].clone();
+    assert_eq!(args[1], "/data");
+}
+
+#[test]
+fn frontend_service_follows_the_spec() {
+    let objects = rendered(&example("fcloud"));
+    let spec = &find(&objects, "Service", "fcloud-haproxy").object.data["spec"];
+    assert_eq!(spec["type"], "NodePort");
+    assert_eq!(spec["ports"][0]["port"], 443);
+    assert_eq!(spec["ports"][0]["nodePort"], 30443);
+    assert_eq!(spec["ports"][1]["port"], 6061);
+    assert_eq!(spec["ports"][1]["nodePort"], 30661);
+    let objects = rendered(&example("external-aws"));
+    let service = find(&objects, "Service", "acme-haproxy");
+    assert_eq!(service.object.data["spec"]["type"], "LoadBalancer");
+    let annotations = service
+        .object
+        .metadata
+        .annotations
+        .clone()
+        .unwrap_or_default();
+    assert_eq!(
+        annotations
+            .get("service.beta.kubernetes.io/aws-load-balancer-type")
+            .map(String::as_str),
+        Some("nlb")
+    );
+}
+
+#[test]
+fn network_policies_admit_only_the_cloud_to_its_datastores() {
+    let objects = rendered(&example("fcloud"));
+    let policy = &find(&objects, "NetworkPolicy", "fcloud-mysql").object.data["spec"];
+    assert_eq!(
+        policy["podSelector"]["matchLabels"][keys::COMPONENT],
+        "mysql"
+    );
+    let from = &policy["ingress"][0]["from"][0]["podSelector"]["matchLabels"];
+    assert_eq!(
+        from,
+        &serde_json::json!({keys::NAME: "insync", keys::INSTANCE: "fcloud"})
+    );
+    assert_eq!(policy["ingress"][0]["ports"][0]["port"], 3306);
+    let front = &find(&objects, "NetworkPolicy", "fcloud-haproxy")
+        .object
+        .data["spec"];
+    assert!(
+        front["ingress"][0].get("from").is_none(),
+        "the front end is open to clients"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Wiring
+
+#[test]
+fn external_aws_runs_no_datastore_and_wires_the_secret_refs() {
+    let objects = rendered(&example("external-aws"));
+    assert_eq!(of_kind(&objects, "StatefulSet").count(), 0);
+    assert_eq!(
+        of_kind(&objects, "Secret").count(),
+        0,
+        "nothing to generate"
+    );
+    let master = find(&objects, "Deployment", "acme-cloudmaster");
+    let env = env(master);
+    for want in [
+        "INSYNC_DB_USER<-acme-rds/username",
+        "INSYNC_DB_PASSWORD<-acme-rds/password",
+        "INSYNC_METADATA_ACCESS_KEY_ID<-acme-aws/accessKeyId",
+        "INSYNC_METADATA_SECRET_ACCESS_KEY<-acme-aws/secretAccessKey",
+        "INSYNC_OBJECTSTORE_ACCESS_KEY_ID<-acme-aws/accessKeyId",
+        "INSYNC_OBJECTSTORE_SECRET_ACCESS_KEY<-acme-aws/secretAccessKey",
+    ] {
+        assert!(
+            env.contains(&want.to_owned()),
+            "{want} missing from {env:#?}"
+        );
+    }
+    let config = config_text(&objects, "acme-cloudmaster");
+    for want in [
+        "host = acme.c1abcdefghij.us-east-1.rds.amazonaws.com",
+        "endpoint = https://dynamodb.us-east-1.amazonaws.com",
+        "table_prefix = acme-",
+        "bucket = acme-insync-backups",
+        "hostname = acme.drtst.org",
+    ] {
+        assert!(config.contains(want), "{want} missing from\n{config}");
+    }
+    let node_env = self::env(find(&objects, "Deployment", "acme-node-0"));
+    assert!(
+        node_env.contains(&"INSYNC_OBJECTSTORE_ACCESS_KEY_ID<-acme-aws/accessKeyId".to_owned())
+    );
+    let policies: Vec<&str> = of_kind(&objects, "NetworkPolicy").map(name).collect();
+    assert_eq!(policies, ["acme-cloudmaster", "acme-node", "acme-haproxy"]);
+}
+
+#[test]
+fn managed_datastores_are_wired_with_generated_credentials() {
+    let objects = rendered(&example("fcloud"));
+    let env = env(find(&objects, "Deployment", "fcloud-cloudmaster"));
+    for want in [
+        "INSYNC_DB_USER=insync",
+        "INSYNC_DB_PASSWORD<-fcloud-mysql-credentials/password",
+        "INSYNC_METADATA_ACCESS_KEY_ID<-fcloud-bynamo-credentials/accessKeyId",
+        "INSYNC_OBJECTSTORE_SECRET_ACCESS_KEY<-fcloud-minio-credentials/secretAccessKey",
+    ] {
+        assert!(
+            env.contains(&want.to_owned()),
+            "{want} missing from {env:#?}"
+        );
+    }
+    let config = config_text(&objects, "fcloud-cloudmaster");
+    assert!(
+        config.contains("host = fcloud-mysql.fcloud.svc.cluster.local"),
+        "{config}"
+    );
+    assert!(
+        config.contains("endpoint = http://fcloud-minio.fcloud.svc.cluster.local:9000"),
+        "{config}"
+    );
+    let node = config_text(&objects, "fcloud-node");
+    assert!(
+        node.contains("address = fcloud-cloudmaster.fcloud.svc.cluster.local:8443"),
+        "{node}"
+    );
+    let mysql_env = self::env(find(&objects, "StatefulSet", "fcloud-mysql"));
+    assert!(
+        mysql_env
+            .contains(&"MYSQL_ROOT_PASSWORD<-fcloud-mysql-credentials/rootPassword".to_owned())
+    );
+}
+
+#[test]
+fn a_shared_filesystem_is_mounted_into_cloudmaster_and_nodes() {
+    let cloud = cloud(|s| {
+        s.object_store = ObjectStoreSpec {
+            minio: None,
+            s3: None,
+            shared_filesystem: Some(SharedFilesystem {
+                claim_name: "backups".to_owned(),
+            }),
+        };
+    });
+    let objects = rendered(&cloud);
+    assert!(of_kind(&objects, "StatefulSet").all(|d| name(d) != "t1-minio"));
+    for workload in ["t1-cloudmaster", "t1-node-0", "t1-node-1"] {
+        let desired = find(&objects, "Deployment", workload);
+        let volumes = pod_spec(desired)["volumes"].as_array().expect("volumes");
+        assert!(
+            volumes
+                .iter()
+                .any(|v| v["persistentVolumeClaim"]["claimName"] == "backups"),
+            "{workload}"
+        );
+        let mounts = container(desired)["volumeMounts"]
+            .as_array()
+            .expect("mounts");
+        assert!(
+            mounts
+                .iter()
+                .any(|m| m["mountPath"] == "/mnt/insync-objects"),
+            "{workload}"
+        );
+    }
+    assert!(config_text(&objects, "t1-cloudmaster").contains("type = filesystem"));
+}
+
+#[test]
+fn s3_without_secret_ref_uses_the_pod_identity() {
+    let cloud = cloud(|s| {
+        s.object_store = ObjectStoreSpec {
+            minio: None,
+            s3: Some(ExternalS3 {
+                bucket: "b-1".to_owned(),
+                region: "eu-west-1".to_owned(),
+                endpoint: None,
+                secret_ref: None,
+            }),
+            shared_filesystem: None,
+        };
+        s.database.managed = None;
+        s.database.external = Some(insync_operator::api::ExternalDatabase {
+            host: "db.example.com".to_owned(),
+            port: 3307,
+            database: "cloud".to_owned(),
+            secret_ref: SecretRef {
+                name: "db".to_owned(),
+            },
+        });
+    });
+    let objects = rendered(&cloud);
+    let env = env(find(&objects, "Deployment", "t1-cloudmaster"));
+    assert!(
+        env.iter().all(|e| !e.starts_with("INSYNC_OBJECTSTORE_")),
+        "{env:#?}"
+    );
+    let config = config_text(&objects, "t1-cloudmaster");
+    assert!(
+        config.contains("port = 3307") && config.contains("name = cloud"),
+        "{config}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rollouts
+
+#[test]
+fn pinned_tags_keep_a_workload_exactly_as_it_was() {
+    let old = rendered(&example("production"));
+    let mut cloud = example("production");
+    cloud.spec.version = "5.10.0-r5000".to_owned();
+    let new = pinned(
+        &cloud,
+        &[
+            ("node-4", VERSION),
+            ("node-5", VERSION),
+            ("haproxy", VERSION),
+        ],
+    );
+    for workload in ["prod-node-4", "prod-node-5", "prod-haproxy"] {
+        let before = find(&old, "Deployment", workload);
+        let after = find(&new, "Deployment", workload);
+        assert_eq!(
+            before.object, after.object,
+            "{workload} must not change while pinned"
+        );
+    }
+    for workload in ["prod-cloudmaster", "prod-node-0", "prod-node-3"] {
+        assert_eq!(
+            image_tag(find(&new, "Deployment", workload)),
+            "5.10.0-r5000",
+            "{workload}"
+        );
+    }
+    assert_eq!(
+        image_tag(find(&new, "StatefulSet", "prod-bynamo")),
+        "5.10.0-r5000"
+    );
+    // Datastores versioned on their own do not move with spec.version.
+    for sts in ["prod-mysql", "prod-minio"] {
+        assert_eq!(
+            find(&old, "StatefulSet", sts).object,
+            find(&new, "StatefulSet", sts).object
+        );
+    }
+}
+
+#[test]
+fn config_hash_follows_the_mounted_config() {
+    let base = rendered(&example("fcloud"));
+    let hashes = |objects: &[Desired]| -> BTreeMap<String, String> {
+        workloads(objects)
+            .filter(|d| d.workload.as_ref().is_some_and(|(c, _)| !c.is_datastore()))
+            .map(|d| (name(d).to_owned(), config_hash(d).to_owned()))
+            .collect()
+    };
+    let before = hashes(&base);
+    assert_eq!(before.len(), 4, "cloudmaster, 2 nodes, haproxy");
+
+    let mut bumped = example("fcloud");
+    bumped.spec.version = "5.10.0-r5000".to_owned();
+    assert_eq!(
+        hashes(&rendered(&bumped)),
+        before,
+        "a version bump alone changes no config"
+    );
+
+    let mut moved = example("fcloud");
+    moved.spec.dns.as_mut().expect("dns").domain = "example.org".to_owned();
+    let after = hashes(&rendered(&moved));
+    for workload in ["fcloud-cloudmaster", "fcloud-node-0", "fcloud-node-1"] {
+        assert_ne!(
+            after[workload], before[workload],
+            "{workload} must roll on a config change"
+        );
+    }
+    assert_eq!(
+        after["fcloud-haproxy"], before["fcloud-haproxy"],
+        "haproxy.cfg did not change"
+    );
+
+    let mut grown = example("fcloud");
+    grown.spec.nodes.replicas = 3;
+    let after = hashes(&rendered(&grown));
+    assert_ne!(
+        after["fcloud-haproxy"], before["fcloud-haproxy"],
+        "a new node is a new server"
+    );
+    assert_eq!(after["fcloud-cloudmaster"], before["fcloud-cloudmaster"]);
+}
+
+#[test]
+fn invalid_clouds_are_refused() {
+    let cloud = cloud(|s| s.nodes.replicas = 101);
+    let error = render::render(&cloud, &RenderOptions::default()).expect_err("invalid");
+    assert!(error.to_string().contains("spec.nodes.replicas"), "{error}");
+}
