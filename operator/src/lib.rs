@@ -13,3 +13,9 @@ pub mod controller;
 pub mod dns;
 pub mod render;
 pub mod telemetry;
+
+/// Selects rustls' ring provider for the whole process. kube and the AWS SDK enable different
+/// rustls providers, and rustls refuses to guess when more than one is compiled in.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

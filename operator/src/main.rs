@@ -34,6 +34,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    insync_operator::install_crypto_provider();
     match cli.command {
         Command::Crd => match cli::crd_yaml() {
             Ok(yaml) => {

@@ -47,6 +47,8 @@ pub struct Metrics {
     /// Upgrade phase per cloud: 0 none/complete, 1 datastores, 2 cloudmaster, 3 nodes,
     /// 4 frontend, 5 blocked.
     pub upgrade_phase: Family<CloudLabels, Gauge>,
+    /// 1 while this replica holds the leader lease (or runs without election), else 0.
+    pub leader: Gauge,
 }
 
 impl Default for Metrics {
@@ -61,6 +63,12 @@ impl Default for Metrics {
         let objects_skipped = Counter::default();
         let objects_pruned = Counter::default();
         let upgrade_phase = Family::<CloudLabels, Gauge>::default();
+        let leader = Gauge::default();
+        registry.register(
+            "leader",
+            "1 while this replica is the leader",
+            leader.clone(),
+        );
         registry.register("reconciles", "Reconciles run", reconciles.clone());
         registry.register(
             "reconcile_duration_seconds",
@@ -97,6 +105,7 @@ impl Default for Metrics {
             objects_skipped,
             objects_pruned,
             upgrade_phase,
+            leader,
         }
     }
 }
@@ -110,7 +119,9 @@ impl Metrics {
     }
 }
 
-/// Readiness: set once caches are synced (and, with leader election, leadership is held).
+/// Readiness: a standby replica waiting for the lease is ready (it serves its purpose, and a
+/// Deployment of several replicas must be able to roll); the leader is ready once its caches
+/// are synced. Leadership itself is the `insync_operator_leader` gauge.
 #[derive(Clone, Default)]
 pub struct Readiness(Arc<AtomicBool>);
 

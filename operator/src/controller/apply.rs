@@ -68,27 +68,44 @@ pub struct ApplyReport {
 /// server adds (defaults, status, managedFields) are ignored; an empty object or list in
 /// `desired` matches a missing one, because the server drops empties.
 pub fn is_subset(desired: &Value, live: &Value) -> bool {
+    first_difference(desired, live).is_none()
+}
+
+/// The path of the first desired field the live object lacks or holds differently, for the
+/// "why did it write" debug log. See [`is_subset`].
+pub fn first_difference(desired: &Value, live: &Value) -> Option<String> {
     match (desired, live) {
-        (Value::Object(want), Value::Object(have)) => want.iter().all(|(k, v)| match have.get(k) {
-            Some(h) => is_subset(v, h),
-            None => is_empty(v),
-        }),
-        (Value::Object(want), Value::Null) => want.values().all(is_empty),
-        (Value::Array(want), Value::Array(have)) => {
-            want.len() == have.len() && want.iter().zip(have).all(|(w, h)| is_subset(w, h))
+        (Value::Object(want), Value::Object(have)) => {
+            want.iter().find_map(|(k, v)| match have.get(k) {
+                Some(h) => first_difference(v, h).map(|p| format!(".{k}{p}")),
+                None => (!is_zero(v)).then(|| format!(".{k}")),
+            })
         }
-        (Value::Array(want), Value::Null) => want.is_empty(),
-        (Value::Number(a), Value::Number(b)) => a.as_f64() == b.as_f64(),
-        (a, b) => a == b,
+        (want, Value::Null) => (!is_zero(want)).then(String::new),
+        (Value::Array(want), Value::Array(have)) => {
+            if want.len() != have.len() {
+                return Some(format!("[len {} != {}]", want.len(), have.len()));
+            }
+            want.iter()
+                .zip(have)
+                .enumerate()
+                .find_map(|(i, (w, h))| first_difference(w, h).map(|p| format!("[{i}]{p}")))
+        }
+        (Value::Number(a), Value::Number(b)) if a.as_f64() == b.as_f64() => None,
+        (a, b) => (a != b).then(String::new),
     }
 }
 
-fn is_empty(v: &Value) -> bool {
+/// Values the API server omits when serializing (Go's `omitempty` on non-pointer fields):
+/// a desired `false`, `0`, `""`, `{}` or `[]` is what a missing live field means.
+fn is_zero(v: &Value) -> bool {
     match v {
         Value::Null => true,
-        Value::Object(m) => m.values().all(is_empty),
+        Value::Bool(b) => !b,
+        Value::Number(n) => n.as_f64() == Some(0.0),
+        Value::String(s) => s.is_empty(),
+        Value::Object(m) => m.values().all(is_zero),
         Value::Array(a) => a.is_empty(),
-        _ => false,
     }
 }
 
@@ -110,7 +127,13 @@ pub fn up_to_date(sent: &DynamicObject, live: &DynamicObject) -> Result<bool, Er
     }
     let want = serde_json::to_value(sent).map_err(Error::Serialize)?;
     let have = serde_json::to_value(live).map_err(Error::Serialize)?;
-    Ok(is_subset(&want, &have))
+    match first_difference(&want, &have) {
+        None => Ok(true),
+        Some(path) => {
+            tracing::debug!(object = %sent.name_any(), field = %path, "live object differs from desired");
+            Ok(false)
+        }
+    }
 }
 
 /// Finds the cached kind for an object's apiVersion/kind.

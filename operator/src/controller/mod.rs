@@ -123,8 +123,11 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     });
     if let Some(election) = &election {
         info!("waiting for the leader lease");
+        readiness.set(true);
         election.acquire().await;
+        readiness.set(false);
     }
+    metrics.leader.set(1);
 
     let dns = dns::DnsWiring::from_args(&args, client.clone())
         .await
