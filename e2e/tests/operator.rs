@@ -22,9 +22,12 @@ use serde_json::json;
 
 const READY_TIMEOUT: Duration = Duration::from_secs(180);
 
-/// fcloud without DNS: these tests are about workloads; DNS has its own e2e test.
+/// fcloud without DNS: these tests are about workloads; DNS has its own e2e test. Node ports
+/// are left to Kubernetes, because fixed ones collide between clouds of tests running at once.
 fn fcloud_no_dns(ns: &str) -> Result<InSyncCloud> {
     let mut cloud = fcloud(ns)?;
+    cloud.spec.frontend.service.master_node_port = None;
+    cloud.spec.frontend.service.storage_node_port = None;
     if let Some(dns) = cloud.spec.dns.as_mut() {
         dns.provider = DnsProvider::None;
     }

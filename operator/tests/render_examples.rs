@@ -272,7 +272,7 @@ fn every_object_has_the_common_labels_and_namespace() {
 }
 
 #[test]
-fn every_object_but_data_volumes_is_owned_by_the_cloud() {
+fn every_object_but_data_volumes_and_their_credentials_is_owned_by_the_cloud() {
     for (example, cloud) in examples() {
         for desired in rendered(&cloud) {
             let what = format!("{example}: {} {}", kind(&desired), name(&desired));
@@ -284,6 +284,13 @@ fn every_object_but_data_volumes_is_owned_by_the_cloud() {
                 .unwrap_or_default();
             if kind(&desired) == "PersistentVolumeClaim" {
                 assert!(owners.is_empty(), "{what}: data must outlive the cloud");
+                continue;
+            }
+            if kind(&desired) == "Secret" && name(&desired).ends_with("-credentials") {
+                assert!(
+                    owners.is_empty(),
+                    "{what}: credentials of retained data must outlive the cloud"
+                );
                 continue;
             }
             assert_eq!(owners.len(), 1, "{what}");

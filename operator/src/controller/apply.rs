@@ -54,7 +54,7 @@ pub fn child_resources() -> Vec<(ApiResource, bool)> {
 }
 
 /// What one apply pass did.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Debug, Default)]
 pub struct ApplyReport {
     /// Objects written (created or patched).
     pub applied: Vec<String>,
@@ -62,6 +62,9 @@ pub struct ApplyReport {
     pub unchanged: usize,
     /// Objects deleted because the cloud no longer needs them.
     pub pruned: Vec<String>,
+    /// Writes that failed. One refused object (say, a node port already taken) must not keep
+    /// the rest of the cloud from converging, so the pass goes on and reports them all.
+    pub failed: Vec<Error>,
 }
 
 /// Whether every field of `desired` is present in `live` with the same value. Fields the API

@@ -190,7 +190,7 @@ async fn reconcile_cloud(cloud: &InSyncCloud, ctx: &Context) -> Result<Action, E
         };
         let uid = cloud.uid().unwrap_or_default();
         match apply::apply_all(&ctx.client, &ctx.kinds, &namespace, &uid, &desired).await {
-            Ok(report) => {
+            Ok(mut report) => {
                 ctx.metrics
                     .objects_applied
                     .inc_by(report.applied.len() as u64);
@@ -215,6 +215,17 @@ async fn reconcile_cloud(cloud: &InSyncCloud, ctx: &Context) -> Result<Action, E
                         summarize(&report.pruned)
                     );
                     publish(ctx, cloud, EventType::Normal, "Pruned", &note).await;
+                }
+                if !report.failed.is_empty() {
+                    let message = report
+                        .failed
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("; ");
+                    publish(ctx, cloud, EventType::Warning, "ApplyFailed", &message).await;
+                    degraded = Some(("ApplyFailed", message));
+                    apply_error = Some(report.failed.remove(0));
                 }
             }
             Err(e) => {

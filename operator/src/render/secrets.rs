@@ -3,7 +3,8 @@
 //! Render is pure and has no randomness, so a generated Secret is rendered without data and
 //! with the keys to generate in the `insync.dev/generate-keys` annotation. The controller
 //! creates it once (`ApplyPolicy::CreateOnly`) with a random value per key and never touches it
-//! again, so credentials are never regenerated under a running datastore.
+//! again, so credentials are never regenerated under a running datastore. They carry no owner
+//! reference: deleting the cloud keeps them alongside the data volumes they unlock.
 
 use std::collections::BTreeMap;
 
@@ -60,6 +61,10 @@ impl Credentials {
             self.component,
             &target_tag(ctx, self.component),
         );
+        // Like the data volumes, credentials outlive the cloud: the retained MySQL, Bynamo and
+        // MinIO volumes are only readable with them, so a re-created cloud must find the same
+        // Secret, not a new random one. No owner reference, so garbage collection keeps it.
+        metadata.owner_references = None;
         metadata.annotations = Some(BTreeMap::from([(
             keys::GENERATE_KEYS.to_owned(),
             self.keys.join(","),
