@@ -66,6 +66,15 @@ pub struct Operator {
 impl Operator {
     /// Starts the operator for `namespace` with extra flags.
     pub async fn start(namespace: &str, extra: &[&str]) -> Result<Self> {
+        Self::start_with_env(namespace, extra, &[]).await
+    }
+
+    /// Starts the operator for `namespace` with extra flags and environment.
+    pub async fn start_with_env(
+        namespace: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Self> {
         install_crd().await?;
         let port = free_port()?;
         let log = std::env::temp_dir().join(format!("insync-operator-{namespace}-{port}.log"));
@@ -79,6 +88,7 @@ impl Operator {
             &format!("127.0.0.1:{port}"),
         ])
         .args(extra)
+        .envs(env.iter().copied())
         .env("RUST_LOG", "info,insync_operator=debug,kube=warn")
         .stdout(Stdio::from(file.try_clone()?))
         .stderr(Stdio::from(file))

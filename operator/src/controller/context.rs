@@ -59,6 +59,14 @@ impl Context {
 
     /// Publishes (or reports) the cloud's DNS name.
     pub async fn dns_step(&self, cloud: &InSyncCloud) -> DnsOutcome {
+        let dns_off = cloud
+            .spec
+            .dns
+            .as_ref()
+            .is_none_or(|d| d.provider == DnsProvider::None);
+        if let (true, Some(wiring)) = (dns_off, &self.dns) {
+            wiring.forget(cloud);
+        }
         let Some(dns_spec) = &cloud.spec.dns else {
             return DnsOutcome {
                 endpoint: None,
