@@ -3,6 +3,7 @@
 
 mod common;
 #[path = "../../operator/tests/support/moto.rs"]
+#[allow(dead_code)]
 mod moto;
 #[path = "../../operator/tests/support/route53.rs"]
 #[allow(dead_code)]
