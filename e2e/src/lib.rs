@@ -47,11 +47,15 @@ pub fn cluster_script() -> PathBuf {
 }
 
 fn home() -> PathBuf {
-    std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/root"))
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/root"))
 }
 
 fn env_path(name: &str) -> Option<PathBuf> {
-    std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from)
+    std::env::var_os(name)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
 }
 
 /// Cache of the local control plane's tools: `$INSYNC_E2E_CACHE` or `~/.cache/insync-e2e`.
@@ -84,7 +88,11 @@ fn tool(name: &str, env: &str) -> PathBuf {
         return p;
     }
     let pinned = tools_dir().join(name);
-    if pinned.exists() { pinned } else { PathBuf::from(name) }
+    if pinned.exists() {
+        pinned
+    } else {
+        PathBuf::from(name)
+    }
 }
 
 /// The `kubectl` to run: `$INSYNC_E2E_KUBECTL`, else the pinned one from the tools dir, else
@@ -115,10 +123,16 @@ fn ensure_cluster_blocking() -> Result<PathBuf> {
             .map_err(|e| format!("cannot run {}: {e}", cluster_script().display()))?;
         let stderr = String::from_utf8_lossy(&out.stderr);
         if out.status.success() {
-            eprintln!("e2e: local control plane ready in {:.1?}", started.elapsed());
+            eprintln!(
+                "e2e: local control plane ready in {:.1?}",
+                started.elapsed()
+            );
             Ok(())
         } else {
-            Err(format!("`e2e/cluster up` failed ({}):\n{stderr}", out.status))
+            Err(format!(
+                "`e2e/cluster up` failed ({}):\n{stderr}",
+                out.status
+            ))
         }
     });
     match result {
@@ -134,10 +148,12 @@ pub async fn cluster() -> Result<Client> {
     insync_operator::install_crypto_provider();
     let path = tokio::task::spawn_blocking(ensure_cluster_blocking).await??;
     let config = if external_cluster() {
-        Config::infer().await.context("reading the cluster config from KUBECONFIG")?
+        Config::infer()
+            .await
+            .context("reading the cluster config from KUBECONFIG")?
     } else {
-        let kubeconfig = Kubeconfig::read_from(&path)
-            .with_context(|| format!("reading {}", path.display()))?;
+        let kubeconfig =
+            Kubeconfig::read_from(&path).with_context(|| format!("reading {}", path.display()))?;
         Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?
     };
     let client = Client::try_from(config)?;
@@ -231,7 +247,8 @@ async fn run(mut cmd: tokio::process::Command, stdin: Option<&str>) -> Result<Ou
     } else {
         std::process::Stdio::null()
     });
-    cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    cmd.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
     let mut child = cmd.spawn().with_context(|| format!("spawning {cmd:?}"))?;
     if let Some(input) = stdin {
         let mut pipe = child.stdin.take().expect("piped stdin");
@@ -288,7 +305,10 @@ pub async fn helm(args: &[&str]) -> Result<String> {
 /// for prefixes of up to 40 characters.
 pub fn unique_name(prefix: &str) -> String {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
     let mut x = (nanos as u64)
         ^ (u64::from(std::process::id()) << 32)
         ^ u64::from(COUNTER.fetch_add(1, Ordering::Relaxed)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
@@ -336,7 +356,11 @@ impl TestNamespace {
             .create(&PostParams::default(), &ns)
             .await
             .with_context(|| format!("creating namespace {name}"))?;
-        Ok(Self { name, client: client.clone(), deleted: false })
+        Ok(Self {
+            name,
+            client: client.clone(),
+            deleted: false,
+        })
     }
 
     pub fn name(&self) -> &str {
@@ -379,7 +403,13 @@ impl Drop for TestNamespace {
         // Drop cannot be async and the test's runtime may be shutting down: ask kubectl.
         let _ = std::process::Command::new(kubectl_path())
             .env("KUBECONFIG", kubeconfig_path())
-            .args(["delete", "namespace", &self.name, "--wait=false", "--ignore-not-found"])
+            .args([
+                "delete",
+                "namespace",
+                &self.name,
+                "--wait=false",
+                "--ignore-not-found",
+            ])
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
@@ -398,7 +428,10 @@ mod tests {
         assert_ne!(a, b);
         assert!(a.starts_with("e2e-smoke-test-"), "{a}");
         assert!(a.len() <= 63);
-        assert!(a.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'));
+        assert!(
+            a.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        );
     }
 
     #[tokio::test]
