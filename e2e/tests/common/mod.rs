@@ -93,7 +93,7 @@ impl Operator {
         .stdout(Stdio::from(file.try_clone()?))
         .stderr(Stdio::from(file))
         .kill_on_drop(true);
-        if !external_cluster() {
+        if !external_cluster() && !env.iter().any(|(k, _)| *k == "KUBECONFIG") {
             cmd.env("KUBECONFIG", kubeconfig_path());
         }
         let child = cmd.spawn().context("starting insync-operator")?;
