@@ -25,6 +25,17 @@ use serde_json::json;
 
 const TIMEOUT: Duration = Duration::from_secs(90);
 
+// Real, tiny images, so the tests also pass on kind (kind nodes carry pause:3.10 already). On
+// the local control plane no image is ever pulled.
+const IMAGE_V1: &str = "registry.k8s.io/pause:3.10";
+const IMAGE_V2: &str = "registry.k8s.io/pause:3.9";
+
+/// A readiness probe that fails on a real kubelet (nothing listens on port 1): on clusters
+/// without the kwok never-ready stage, it keeps the never-ready pods NotReady the same way.
+fn failing_probe() -> serde_json::Value {
+    json!({"tcpSocket": {"port": 1}, "periodSeconds": 1})
+}
+
 fn pod_ready(pod: &Pod) -> bool {
     pod.status
         .as_ref()
@@ -53,7 +64,7 @@ fn deployment(name: &str, replicas: i32, image: &str, labels: &BTreeMap<&str, &s
                 "spec": {"containers": [{
                     "name": "app",
                     "image": image,
-                    "readinessProbe": {"httpGet": {"path": "/healthz", "port": 8080}},
+                    "readinessProbe": if labels.get("app.kubernetes.io/version") == Some(&NEVER_READY_VERSION) { failing_probe() } else { json!(null) },
                     "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}}
                 }]}
             }
@@ -83,7 +94,7 @@ async fn deployment_pods_become_ready_and_a_new_image_rolls_out() -> Result<()> 
     deployments
         .create(
             &PostParams::default(),
-            &deployment("web", 3, "registry.invalid/web:1", &BTreeMap::new()),
+            &deployment("web", 3, IMAGE_V1, &BTreeMap::new()),
         )
         .await?;
 
@@ -125,7 +136,7 @@ async fn deployment_pods_become_ready_and_a_new_image_rolls_out() -> Result<()> 
     .await?;
 
     // A new image makes a second ReplicaSet; the rollout completes.
-    let patch = json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "image": "registry.invalid/web:2"}]}}}});
+    let patch = json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "image": IMAGE_V2}]}}}});
     deployments
         .patch("web", &PatchParams::default(), &Patch::Strategic(&patch))
         .await?;
@@ -166,11 +177,11 @@ async fn deployment_pods_become_ready_and_a_new_image_rolls_out() -> Result<()> 
     for rs in &owned {
         let status = rs.status.as_ref().context("rs status")?;
         match image(rs).as_str() {
-            "registry.invalid/web:2" => ensure!(
+            IMAGE_V2 => ensure!(
                 status.ready_replicas == Some(3),
                 "new rs not ready: {status:?}"
             ),
-            "registry.invalid/web:1" => {
+            IMAGE_V1 => {
                 ensure!(status.replicas == 0, "old rs still has pods: {status:?}")
             }
             other => anyhow::bail!("unexpected image {other}"),
@@ -184,9 +195,9 @@ async fn deployment_pods_become_ready_and_a_new_image_rolls_out() -> Result<()> 
             .items;
         Ok(all.len() == 3
             && all.iter().all(|p| {
-                p.spec.as_ref().is_some_and(|s| {
-                    s.containers[0].image.as_deref() == Some("registry.invalid/web:2")
-                })
+                p.spec
+                    .as_ref()
+                    .is_some_and(|s| s.containers[0].image.as_deref() == Some(IMAGE_V2))
             }))
     })
     .await?;
@@ -213,7 +224,7 @@ async fn statefulset_creates_ordered_pods_with_bound_pvcs() -> Result<()> {
             "template": {
                 "metadata": {"labels": {"app": "db"}},
                 "spec": {"containers": [{
-                    "name": "db", "image": "registry.invalid/db:1",
+                    "name": "db", "image": IMAGE_V1,
                     "volumeMounts": [{"name": "data", "mountPath": "/data"}]
                 }]}
             },
@@ -332,7 +343,7 @@ async fn deleting_an_owner_garbage_collects_its_dependents() -> Result<()> {
     deployments
         .create(
             &PostParams::default(),
-            &deployment("gc", 2, "registry.invalid/gc:1", &BTreeMap::new()),
+            &deployment("gc", 2, IMAGE_V1, &BTreeMap::new()),
         )
         .await?;
     wait_for("2 Ready pods of deployment gc", TIMEOUT, || async {
@@ -514,7 +525,7 @@ metadata:
   name: healthy
   labels: {{app: probe, app.kubernetes.io/version: "1.2.3"}}
 spec:
-  containers: [{{name: app, image: registry.invalid/app:1.2.3}}]
+  containers: [{{name: app, image: "{IMAGE_V1}"}}]
 ---
 apiVersion: v1
 kind: Pod
@@ -522,7 +533,10 @@ metadata:
   name: broken
   labels: {{app: probe, app.kubernetes.io/version: "{NEVER_READY_VERSION}"}}
 spec:
-  containers: [{{name: app, image: "registry.invalid/app:{NEVER_READY_VERSION}"}}]
+  containers:
+  - name: app
+    image: "{IMAGE_V1}"
+    readinessProbe: {{tcpSocket: {{port: 1}}, periodSeconds: 1}}
 "#
     );
     kubectl_stdin(&["-n", ns.name(), "apply", "-f", "-"], &manifest).await?;
@@ -561,7 +575,7 @@ spec:
     deployments
         .create(
             &PostParams::default(),
-            &deployment("stuck", 1, "registry.invalid/app:x", &labels),
+            &deployment("stuck", 1, IMAGE_V1, &labels),
         )
         .await?;
     let out = kubectl_output(&[
