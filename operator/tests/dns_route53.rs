@@ -515,6 +515,27 @@ async fn zones_by_longest_suffix_and_removal_after_restart() {
     assert_eq!(user_records(&c, &parent).await.len(), 2);
     assert_eq!(user_records(&c, &child).await.len(), 2);
 
+    // A domain without a hosted zone is an error on that cloud, not a write anywhere.
+    {
+        let syncer = start_syncer(&moto.endpoint()).await;
+        let lost = key("lost");
+        syncer.upsert_cloud(
+            lost.clone(),
+            "nowhere.test",
+            None,
+            vec![Endpoint::a("lost.nowhere.test", &["10.0.0.9"], 60)],
+        );
+        wait_for(
+            &syncer,
+            std::slice::from_ref(&lost),
+            |s| matches!(s, Some(CloudDnsStatus::Error { message }) if message.contains("no Route53 hosted zone for lost.nowhere.test")),
+            WAIT,
+        )
+        .await
+        .unwrap();
+        assert_eq!(syncer.counts().change_calls, 0);
+    }
+
     // A new operator process has never heard of "two": removal searches every zone.
     let syncer = start_syncer(&moto.endpoint()).await;
     syncer

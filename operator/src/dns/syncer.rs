@@ -79,6 +79,9 @@ pub enum DnsError {
     },
 }
 
+/// How soon clouds whose hosted zone was not found look again.
+const RESOLVE_RETRY: Duration = Duration::from_secs(30);
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Desired {
     domain: String,
@@ -204,6 +207,7 @@ impl DnsSyncer {
             flush_at: None,
             backoff: HashMap::new(),
             next_resync: now + config.resync_interval,
+            resolve_retry_at: None,
         };
         Ok((DnsSyncer { tx, shared }, worker))
     }
@@ -359,6 +363,8 @@ pub struct DnsSyncerWorker {
     /// Zone → (not before, consecutive failures).
     backoff: HashMap<String, (Instant, u32)>,
     next_resync: Instant,
+    /// When clouds without a zone (or a failed zone list) get another try.
+    resolve_retry_at: Option<Instant>,
 }
 
 impl DnsSyncerWorker {
@@ -398,6 +404,9 @@ impl DnsSyncerWorker {
         let mut wake = self.next_resync;
         if let Some(f) = self.flush_at {
             wake = wake.min(f);
+        }
+        if let Some(r) = self.resolve_retry_at {
+            wake = wake.min(r);
         }
         let busy: BTreeSet<&String> = self.in_flight.values().collect();
         for (zone, (at, _)) in &self.backoff {
@@ -527,6 +536,11 @@ impl DnsSyncerWorker {
             self.next_resync = now + self.resync_interval;
             self.resync_all();
         }
+        if self.resolve_retry_at.is_some_and(|r| now >= r) {
+            self.resolve_retry_at = None;
+            self.zones = None; // look at the zone list afresh
+            self.schedule_flush();
+        }
         let flush_due = self.flush_at.is_some_and(|f| now >= f);
         let busy: BTreeSet<&String> = self.in_flight.values().collect();
         let retry_due = self
@@ -588,6 +602,7 @@ impl DnsSyncerWorker {
                     tracing::warn!(error = %e, "listing Route53 hosted zones failed");
                     if self.zones.is_none() {
                         self.fail_resolution(&e.to_string());
+                        self.resolve_retry_at = Some(Instant::now() + RESOLVE_RETRY);
                         return;
                     }
                 }
@@ -632,6 +647,9 @@ impl DnsSyncerWorker {
         }
         for z in to_mark {
             self.dirty.insert(z);
+        }
+        if !unresolved.is_empty() {
+            self.resolve_retry_at = Some(Instant::now() + RESOLVE_RETRY);
         }
         for (key, d, n) in unresolved {
             let name = d
