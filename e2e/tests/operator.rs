@@ -781,3 +781,82 @@ async fn leader_election_lets_one_replica_write_and_fails_over() -> Result<()> {
     .with_context(|| second.log_tail())?;
     Ok(())
 }
+
+#[tokio::test]
+async fn storage_grows_in_place_without_restarting_datastores() -> Result<()> {
+    let client = cluster().await?;
+    let ns = TestNamespace::create(&client, "grow").await?;
+    // Expansion needs a StorageClass that allows it; the local cluster's default may not.
+    kubectl(&[
+        "patch",
+        "storageclass",
+        "standard",
+        "--type=merge",
+        "-p",
+        r#"{"allowVolumeExpansion": true}"#,
+    ])
+    .await?;
+    let op = Operator::start(ns.name(), &[]).await?;
+    let api: Api<InSyncCloud> = ns.api();
+    create(&api, &fcloud_no_dns(ns.name())?).await?;
+    wait_ready(&api, "fcloud", READY_TIMEOUT, &op).await?;
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = ns.api();
+    let mysql_pod = pods.get("fcloud-mysql-0").await?.uid();
+
+    api.patch(
+        "fcloud",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"nodes": {"storage": {"size": "6Gi"}}, "database": {"managed": {"storage": {"size": "8Gi"}}}}})),
+    )
+    .await?;
+    let claims: Api<PersistentVolumeClaim> = ns.api();
+    let requested = |name: &'static str| {
+        let claims = claims.clone();
+        async move {
+            let pvc = claims.get(name).await?;
+            Ok::<String, anyhow::Error>(
+                pvc.spec
+                    .and_then(|s| s.resources)
+                    .and_then(|r| r.requests)
+                    .and_then(|r| r.get("storage").map(|q| q.0.clone()))
+                    .unwrap_or_default(),
+            )
+        }
+    };
+    wait_for(
+        "node and MySQL claims to grow",
+        Duration::from_secs(90),
+        || async {
+            Ok(requested("fcloud-node-0-data").await? == "6Gi"
+                && requested("fcloud-node-1-data").await? == "6Gi"
+                && requested("data-fcloud-mysql-0").await? == "8Gi")
+        },
+    )
+    .await
+    .with_context(|| op.log_tail())?;
+    let statefulsets: Api<StatefulSet> = ns.api();
+    wait_for(
+        "the MySQL StatefulSet to carry the new claim template",
+        Duration::from_secs(90),
+        || async {
+            let sts = statefulsets.get_opt("fcloud-mysql").await?;
+            let size = sts
+                .and_then(|s| s.spec)
+                .and_then(|s| s.volume_claim_templates)
+                .and_then(|t| t.first().cloned())
+                .and_then(|t| t.spec)
+                .and_then(|s| s.resources)
+                .and_then(|r| r.requests)
+                .and_then(|r| r.get("storage").map(|q| q.0.clone()));
+            Ok(size.as_deref() == Some("8Gi"))
+        },
+    )
+    .await
+    .with_context(|| op.log_tail())?;
+    wait_ready(&api, "fcloud", READY_TIMEOUT, &op).await?;
+    ensure!(
+        pods.get("fcloud-mysql-0").await?.uid() == mysql_pod,
+        "growing the volume restarted MySQL"
+    );
+    Ok(())
+}

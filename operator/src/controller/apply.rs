@@ -16,6 +16,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::error::Error;
+use crate::api::Quantity;
 use crate::render::{ApplyPolicy, Desired};
 
 /// The one field manager the operator writes with.
@@ -161,8 +162,18 @@ fn cached(kind: &ChildKind, namespace: &str, name: &str) -> Option<std::sync::Ar
         .get(&ObjectRef::new_with(name, kind.resource.clone()).within(namespace))
 }
 
+/// What writing one object did.
+enum Outcome {
+    Written,
+    Unchanged,
+    /// A StatefulSet whose volume claim templates changed was deleted with its pods orphaned;
+    /// the next reconcile creates it again with the new templates and it adopts the pods.
+    Recreating,
+}
+
 /// Writes the desired objects that differ from the cache, then prunes the ones no longer
-/// needed. `owner_uid` identifies this cloud's children among the cached objects.
+/// needed. `owner_uid` identifies this cloud's children among the cached objects. A write the
+/// API server refuses is recorded in the report and the pass goes on.
 pub async fn apply_all(
     client: &Client,
     kinds: &[ChildKind],
@@ -180,54 +191,37 @@ pub async fn apply_all(
             Api::namespaced_with(client.clone(), namespace, &kind.resource);
         let live = cached(kind, namespace, &name);
         let label = format!("{}/{name}", kind.resource.kind);
-        match item.policy {
-            ApplyPolicy::CreateOnly => {
-                if live.is_some() {
-                    report.unchanged += 1;
-                    continue;
-                }
-                let object = fill_generated(&item.object);
-                match api
-                    .create(
-                        &PostParams {
-                            field_manager: Some(FIELD_MANAGER.into()),
-                            ..Default::default()
-                        },
-                        &object,
-                    )
-                    .await
-                {
-                    Ok(_) => report.applied.push(label),
-                    // The cache lags a moment behind a create: already there is what we want.
-                    Err(kube::Error::Api(status)) if status.code == 409 => report.unchanged += 1,
-                    Err(source) => {
-                        return Err(Error::Write {
-                            object: label,
-                            source,
-                        });
-                    }
-                }
-            }
-            ApplyPolicy::Apply => {
+        let outcome = match (item.policy, live.as_deref()) {
+            (ApplyPolicy::CreateOnly, None) => create(&api, &item.object).await,
+            (ApplyPolicy::CreateOnly, Some(live)) => grow_claim(&api, &item.object, live).await,
+            (ApplyPolicy::Apply, live) => {
                 let sent = with_hash(&item.object)?;
-                if let Some(live) = &live
-                    && up_to_date(&sent, live)?
-                {
-                    report.unchanged += 1;
-                    continue;
+                match live {
+                    Some(live) if up_to_date(&sent, live)? => Ok(Outcome::Unchanged),
+                    Some(live) if claim_templates_differ(&sent, live) => {
+                        recreate_statefulset(client, namespace, &sent, live).await
+                    }
+                    _ => api
+                        .patch(
+                            &name,
+                            &PatchParams::apply(FIELD_MANAGER).force(),
+                            &Patch::Apply(&sent),
+                        )
+                        .await
+                        .map(|_| Outcome::Written),
                 }
-                api.patch(
-                    &name,
-                    &PatchParams::apply(FIELD_MANAGER).force(),
-                    &Patch::Apply(&sent),
-                )
-                .await
-                .map_err(|source| Error::Write {
-                    object: label.clone(),
-                    source,
-                })?;
-                report.applied.push(label);
             }
+        };
+        match outcome {
+            Ok(Outcome::Written) => report.applied.push(label),
+            Ok(Outcome::Recreating) => report.applied.push(format!(
+                "{label} (recreating for new volume claim templates)"
+            )),
+            Ok(Outcome::Unchanged) => report.unchanged += 1,
+            Err(source) => report.failed.push(Error::Write {
+                object: label,
+                source,
+            }),
         }
     }
 
@@ -253,16 +247,142 @@ pub async fn apply_all(
             match api.delete(&name, &DeleteParams::background()).await {
                 Ok(_) => report.pruned.push(label),
                 Err(kube::Error::Api(status)) if status.code == 404 => {}
-                Err(source) => {
-                    return Err(Error::Write {
-                        object: label,
-                        source,
-                    });
-                }
+                Err(source) => report.failed.push(Error::Write {
+                    object: label,
+                    source,
+                }),
             }
         }
     }
     Ok(report)
+}
+
+async fn create(api: &Api<DynamicObject>, desired: &DynamicObject) -> Result<Outcome, kube::Error> {
+    let params = PostParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..Default::default()
+    };
+    match api.create(&params, &fill_generated(desired)).await {
+        Ok(_) => Ok(Outcome::Written),
+        // The cache lags a moment behind a create: already there is what we want.
+        Err(kube::Error::Api(status)) if status.code == 409 => Ok(Outcome::Unchanged),
+        Err(e) => Err(e),
+    }
+}
+
+fn requested_storage(claim_spec: Option<&Value>) -> Option<Quantity> {
+    let text = claim_spec?
+        .pointer("/resources/requests/storage")?
+        .as_str()?;
+    Quantity::parse(text).ok()
+}
+
+/// A create-only PVC is never rewritten, but it may grow: the schema lets sizes increase only,
+/// and a larger request is how Kubernetes expands a volume (where its StorageClass allows).
+async fn grow_claim(
+    api: &Api<DynamicObject>,
+    desired: &DynamicObject,
+    live: &DynamicObject,
+) -> Result<Outcome, kube::Error> {
+    let want = requested_storage(desired.data.get("spec"));
+    let have = requested_storage(live.data.get("spec"));
+    match (want, have) {
+        (Some(want), Some(have)) if want > have => {
+            let size = desired
+                .data
+                .pointer("/spec/resources/requests/storage")
+                .cloned()
+                .unwrap_or_default();
+            let patch = serde_json::json!({"spec": {"resources": {"requests": {"storage": size}}}});
+            api.patch(
+                &desired.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
+            .await?;
+            Ok(Outcome::Written)
+        }
+        _ => Ok(Outcome::Unchanged),
+    }
+}
+
+/// Whether a StatefulSet's volume claim templates (immutable in the API) differ from the live
+/// ones.
+fn claim_templates_differ(desired: &DynamicObject, live: &DynamicObject) -> bool {
+    let templates = |o: &DynamicObject| {
+        o.data
+            .pointer("/spec/volumeClaimTemplates")
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    let is_statefulset = desired
+        .types
+        .as_ref()
+        .is_some_and(|t| t.kind == "StatefulSet");
+    is_statefulset && first_difference(&templates(desired), &templates(live)).is_some()
+}
+
+/// Grows the claims of every replica to the new template sizes, then deletes the StatefulSet
+/// with its pods orphaned, so nothing restarts; the next reconcile creates it again.
+async fn recreate_statefulset(
+    client: &Client,
+    namespace: &str,
+    desired: &DynamicObject,
+    live: &DynamicObject,
+) -> Result<Outcome, kube::Error> {
+    let name = desired.name_any();
+    let replicas = live
+        .data
+        .pointer("/spec/replicas")
+        .and_then(Value::as_i64)
+        .unwrap_or(1);
+    let claims: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        namespace,
+        &ApiResource::erase::<PersistentVolumeClaim>(&()),
+    );
+    let templates = desired
+        .data
+        .pointer("/spec/volumeClaimTemplates")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    for template in &templates {
+        let template_name = template
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let Some(want) = requested_storage(template.get("spec")) else {
+            continue;
+        };
+        let size = template
+            .pointer("/spec/resources/requests/storage")
+            .cloned()
+            .unwrap_or_default();
+        for ordinal in 0..replicas {
+            let claim = format!("{template_name}-{name}-{ordinal}");
+            let Some(existing) = claims.get_opt(&claim).await? else {
+                continue;
+            };
+            if requested_storage(existing.data.get("spec")).is_some_and(|have| have < want) {
+                let patch =
+                    serde_json::json!({"spec": {"resources": {"requests": {"storage": size}}}});
+                claims
+                    .patch(&claim, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await?;
+            }
+        }
+    }
+    let statefulsets: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        namespace,
+        &ApiResource::erase::<StatefulSet>(&()),
+    );
+    match statefulsets.delete(&name, &DeleteParams::orphan()).await {
+        Ok(_) => Ok(Outcome::Recreating),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(Outcome::Recreating),
+        Err(e) => Err(e),
+    }
 }
 
 /// Fills the keys named by [`GENERATE_KEYS`] with fresh random values. This is the one place
