@@ -85,7 +85,14 @@ struct ApiSnapshot {
     flows: BTreeMap<String, f64>,
 }
 
-const WRITE_VERBS: [&str; 6] = ["POST", "PUT", "PATCH", "APPLY", "DELETE", "DELETECOLLECTION"];
+const WRITE_VERBS: [&str; 6] = [
+    "POST",
+    "PUT",
+    "PATCH",
+    "APPLY",
+    "DELETE",
+    "DELETECOLLECTION",
+];
 const OP_FLOW_CLOUDS: &str = "insync-bench-op-write-clouds";
 const OP_FLOW_EVENTS: &str = "insync-bench-op-write-events";
 const OP_FLOW_CHILDREN: &str = "insync-bench-op-write-children";
@@ -359,7 +366,10 @@ async fn run_one(args: &Args, operator: &std::path::Path, n: usize) -> Result<Ru
         log.clone(),
     )
     .await?;
-    let result = measure(args, &client, &operator, &template, n, namespaces, ticks, &mut r).await;
+    let result = measure(
+        args, &client, &operator, &template, n, namespaces, ticks, &mut r,
+    )
+    .await;
     if let Ok((hwm, rss)) = operator.memory_mib() {
         r.peak_rss_mib = hwm;
         r.rss_end_mib = rss;
@@ -392,8 +402,10 @@ async fn measure(
     futures::stream::iter(0..n)
         .map(|i| {
             let cloud = bench_cloud(template, i, namespaces);
-            let api: Api<InSyncCloud> =
-                Api::namespaced(client.clone(), cloud.metadata.namespace.as_deref().unwrap_or(""));
+            let api: Api<InSyncCloud> = Api::namespaced(
+                client.clone(),
+                cloud.metadata.namespace.as_deref().unwrap_or(""),
+            );
             async move { api.create(&PostParams::default(), &cloud).await }
         })
         .buffer_unordered(args.create_parallelism)

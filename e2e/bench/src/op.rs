@@ -80,9 +80,11 @@ impl Operator {
             metrics_port,
             log,
         };
-        insync_e2e::wait_for("the operator's /readyz", Duration::from_secs(60), || async {
-            Ok(op.get("/readyz").await.is_ok_and(|(code, _)| code == 200))
-        })
+        insync_e2e::wait_for(
+            "the operator's /readyz",
+            Duration::from_secs(60),
+            || async { Ok(op.get("/readyz").await.is_ok_and(|(code, _)| code == 200)) },
+        )
         .await
         .with_context(|| format!("operator log: {}", op.log.display()))?;
         Ok(op)
@@ -206,8 +208,7 @@ pub fn summarize_log(path: &Path, from: u64, to: u64) -> Result<LogSummary> {
         if line.contains("live object differs from desired") {
             let object = field(line, "object=").unwrap_or("?");
             let path = field(line, "field=").unwrap_or("?");
-            *out
-                .differs
+            *out.differs
                 .entry(format!("{} {}", generalize(object), path))
                 .or_default() += 1;
         }

@@ -92,7 +92,11 @@ impl PlaneArgs {
             .status()
             .await
             .context("running e2e/cluster")?;
-        ensure!(status.success(), "e2e/cluster {} failed: {status}", args.join(" "));
+        ensure!(
+            status.success(),
+            "e2e/cluster {} failed: {status}",
+            args.join(" ")
+        );
         Ok(())
     }
 
@@ -160,7 +164,9 @@ impl PlaneArgs {
                     .iter()
                     .filter_map(|pv| pv.spec.as_ref()?.host_path.as_ref())
                     .map(|h| PathBuf::from(&h.path))
-                    .filter(|p| p.starts_with("/tmp/hostpath_pv/") && p != Path::new("/tmp/hostpath_pv/"))
+                    .filter(|p| {
+                        p.starts_with("/tmp/hostpath_pv/") && p != Path::new("/tmp/hostpath_pv/")
+                    })
                     .collect();
             }
         }
@@ -254,10 +260,7 @@ pub async fn ensure_capacity(client: &Client, demand: Demand) -> Result<usize> {
     let fake = ListParams::default().labels(&format!("{FAKE}=fake"));
     let mut have = Demand::default();
     for node in nodes.list(&fake).await? {
-        let alloc = node
-            .status
-            .and_then(|s| s.allocatable)
-            .unwrap_or_default();
+        let alloc = node.status.and_then(|s| s.allocatable).unwrap_or_default();
         let q = |k: &str| alloc.get(k).map(|q| q.0.clone()).unwrap_or_default();
         have.pods += quantity::parse(&q("pods")).unwrap_or(0.0);
         have.cpu_milli += quantity::parse(&q("cpu")).unwrap_or(0.0) * 1000.0;

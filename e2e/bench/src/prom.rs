@@ -80,7 +80,10 @@ fn parse_labels(text: &str) -> Option<BTreeMap<String, String>> {
             }
         }
         labels.insert(key, value);
-        rest = after[end? + 1..].trim_start().trim_start_matches(',').trim();
+        rest = after[end? + 1..]
+            .trim_start()
+            .trim_start_matches(',')
+            .trim();
     }
     Some(labels)
 }
