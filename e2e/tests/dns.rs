@@ -72,6 +72,11 @@ async fn fcloud_is_published_in_route53_and_removed_on_delete() -> Result<()> {
         "no ownership TXT record: {records:?}"
     );
 
+    ensure!(
+        op.metric("insync_operator_route53_calls").await? > 0.0,
+        "Route53 calls are not in /metrics"
+    );
+
     // A cloud whose name is taken by a foreign record: reported, and the record is untouched.
     let mut taken = fcloud(ns.name())?;
     taken.metadata.name = Some("taken".into());

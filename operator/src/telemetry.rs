@@ -28,6 +28,13 @@ pub struct CloudLabels {
     pub name: String,
 }
 
+/// Label: a kind of Route53 call or outcome.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Route53Labels {
+    /// change, list_records, list_zones, retry, throttled, rejected_batch.
+    pub call: &'static str,
+}
+
 /// The operator's metrics.
 #[derive(Clone)]
 pub struct Metrics {
@@ -49,6 +56,8 @@ pub struct Metrics {
     pub upgrade_phase: Family<CloudLabels, Gauge>,
     /// 1 while this replica holds the leader lease (or runs without election), else 0.
     pub leader: Gauge,
+    /// Route53 calls since start, by kind (a snapshot of the DNS syncer's counters).
+    pub route53_calls: Family<Route53Labels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -68,6 +77,12 @@ impl Default for Metrics {
             "leader",
             "1 while this replica is the leader",
             leader.clone(),
+        );
+        let route53_calls = Family::<Route53Labels, Gauge>::default();
+        registry.register(
+            "route53_calls",
+            "Route53 calls since start, by kind",
+            route53_calls.clone(),
         );
         registry.register("reconciles", "Reconciles run", reconciles.clone());
         registry.register(
@@ -106,11 +121,29 @@ impl Default for Metrics {
             objects_pruned,
             upgrade_phase,
             leader,
+            route53_calls,
         }
     }
 }
 
 impl Metrics {
+    /// Records the DNS syncer's call counters.
+    pub fn set_route53(&self, counts: &crate::dns::CallCounts) {
+        let pairs = [
+            ("change", counts.change_calls),
+            ("list_records", counts.list_records_calls),
+            ("list_zones", counts.list_zones_calls),
+            ("retry", counts.retries),
+            ("throttled", counts.throttled),
+            ("rejected_batch", counts.rejected_batches),
+        ];
+        for (call, n) in pairs {
+            self.route53_calls
+                .get_or_create(&Route53Labels { call })
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
+    }
+
     /// Prometheus text exposition.
     pub fn encode(&self) -> String {
         let mut out = String::new();

@@ -121,6 +121,7 @@ impl DnsWiring {
             endpoints,
         );
         let name = hostname.clone().unwrap_or_default();
+        ctx.metrics.set_route53(&self.syncer.counts());
         match self.syncer.status(&key) {
             Some(CloudDnsStatus::Ready) => DnsOutcome {
                 endpoint: hostname,
