@@ -46,8 +46,12 @@ async fn fcloud_is_published_in_route53_and_removed_on_delete() -> Result<()> {
     .await?;
     let api: Api<InSyncCloud> = ns.api();
 
-    // The fcloud example exactly as shipped: NodePort front end, Route53 DNS.
-    create(&api, &fcloud(ns.name())?).await?;
+    // The fcloud example (NodePort front end, Route53 DNS); its fixed node ports are left to
+    // Kubernetes so the test does not collide with a `make demo` cloud on the same cluster.
+    let mut example = fcloud(ns.name())?;
+    example.spec.frontend.service.master_node_port = None;
+    example.spec.frontend.service.storage_node_port = None;
+    create(&api, &example).await?;
     let ready = wait_ready(&api, "fcloud", Duration::from_secs(180), &op).await?;
     let (status, reason, message) = condition(&ready, "DNSReady");
     ensure!(

@@ -860,3 +860,58 @@ async fn storage_grows_in_place_without_restarting_datastores() -> Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn a_refused_object_is_reported_and_the_rest_still_converges() -> Result<()> {
+    let client = cluster().await?;
+    let ns = TestNamespace::create(&client, "refused").await?;
+    let op = Operator::start(ns.name(), &[]).await?;
+    let api: Api<InSyncCloud> = ns.api();
+    let mut first = fcloud_no_dns(ns.name())?;
+    first.spec.frontend.service.master_node_port = Some(30555);
+    first.spec.frontend.service.storage_node_port = Some(30556);
+    create(&api, &first).await?;
+    wait_ready(&api, "fcloud", READY_TIMEOUT, &op).await?;
+
+    // A second cloud asks for the same node ports: the API server refuses its front-end
+    // Service, which the schema cannot know in advance.
+    let mut second = first.clone();
+    second.metadata.name = Some("second".into());
+    second.metadata.resource_version = None;
+    second.metadata.uid = None;
+    create(&api, &second).await?;
+    let degraded = insync_e2e::poll_until(
+        "Degraded=True on the second cloud",
+        Duration::from_secs(90),
+        || async {
+            let c = api.get("second").await?;
+            Ok((condition(&c, "Degraded").0 == "True").then_some(c))
+        },
+    )
+    .await
+    .with_context(|| op.log_tail())?;
+    let (_, reason, message) = condition(&degraded, "Degraded");
+    ensure!(
+        reason == "ApplyFailed"
+            && message.contains("Service/second-haproxy")
+            && message.contains("already allocated"),
+        "Degraded: {reason}: {message}"
+    );
+    ensure!(
+        !message.contains("Status {"),
+        "the message should be the API server's, not a debug dump: {message}"
+    );
+    ensure!(condition(&degraded, "Ready").0 == "False");
+    // Everything else of the second cloud was still applied.
+    let deployments: Api<Deployment> = ns.api();
+    wait_for(
+        "the second cloud's other workloads",
+        Duration::from_secs(60),
+        || async {
+            Ok(deployments.get_opt("second-cloudmaster").await?.is_some()
+                && deployments.get_opt("second-node-1").await?.is_some())
+        },
+    )
+    .await?;
+    Ok(())
+}

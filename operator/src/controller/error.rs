@@ -10,7 +10,7 @@ pub enum Error {
     #[error(transparent)]
     Render(#[from] crate::render::RenderError),
     /// Writing a child failed.
-    #[error("cannot write {object}: {source}")]
+    #[error("cannot write {object}: {}", api_message(source))]
     Write {
         /// `Kind/name` of the child.
         object: String,
@@ -36,6 +36,14 @@ pub enum Error {
     /// Removing DNS records during deletion failed; retried with backoff.
     #[error("cannot remove DNS records: {0}")]
     Dns(String),
+}
+
+/// The API server's own message for an API error (what a person can act on), else the error.
+pub fn api_message(error: &kube::Error) -> String {
+    match error {
+        kube::Error::Api(status) if !status.message.is_empty() => status.message.clone(),
+        other => other.to_string(),
+    }
 }
 
 impl Error {
