@@ -190,6 +190,23 @@ async fn fcloud_comes_up_ready_with_owned_children_and_costs_no_writes_when_stea
         "a PVC is owned by the cloud: it would be garbage-collected"
     );
 
+    // Each significant step left an Event on the cloud.
+    let events = kubectl(&[
+        "get",
+        "events",
+        "-n",
+        ns.name(),
+        "--field-selector",
+        "involvedObject.kind=InSyncCloud,involvedObject.name=fcloud",
+        "-o",
+        "jsonpath={.items[*].reason}",
+    ])
+    .await?;
+    ensure!(
+        events.contains("Applied") && events.contains("Ready"),
+        "events on the cloud: {events}"
+    );
+
     // Steady state: no writes to children or to the cloud's status.
     let applied = op.metric("insync_operator_objects_applied_total").await?;
     let rv = api.get("fcloud").await?.resource_version();
@@ -913,5 +930,154 @@ async fn a_refused_object_is_reported_and_the_rest_still_converges() -> Result<(
         },
     )
     .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn what_the_schema_cannot_catch_becomes_a_condition() -> Result<()> {
+    let client = cluster().await?;
+    let ns = TestNamespace::create(&client, "semantic").await?;
+    let op = Operator::start(ns.name(), &[]).await?;
+    let api: Api<InSyncCloud> = ns.api();
+
+    // A request above its limit passes the schema; the validate step names the field.
+    let mut greedy = fcloud_no_dns(ns.name())?;
+    greedy.metadata.name = Some("greedy".into());
+    greedy.spec.master.resources = Some(serde_json::from_value(
+        json!({"requests": {"cpu": "4"}, "limits": {"cpu": "2"}}),
+    )?);
+    create(&api, &greedy).await?;
+    let invalid =
+        insync_e2e::poll_until("Degraded=InvalidSpec", Duration::from_secs(60), || async {
+            let c = api.get("greedy").await?;
+            Ok((condition(&c, "Degraded").1 == "InvalidSpec").then_some(c))
+        })
+        .await
+        .with_context(|| op.log_tail())?;
+    let (_, _, message) = condition(&invalid, "Degraded");
+    ensure!(
+        message.contains("spec.master.resources.requests.cpu")
+            && message.contains("larger than the cpu limit"),
+        "{message}"
+    );
+    ensure!(
+        ns.api::<Deployment>()
+            .list(&instance("greedy"))
+            .await?
+            .items
+            .is_empty(),
+        "nothing is applied for an invalid spec"
+    );
+
+    // The external-aws example references Secrets that do not exist yet.
+    let text = std::fs::read_to_string(insync_e2e::repo_root().join("examples/external-aws.yaml"))?;
+    let mut aws: InSyncCloud = serde_yaml::from_str(&text)?;
+    aws.metadata.namespace = Some(ns.name().to_owned());
+    aws.spec.dns = None;
+    aws.spec.nodes.storage.storage_class_name = None;
+    create(&api, &aws).await?;
+    let missing = insync_e2e::poll_until(
+        "Degraded=MissingSecret",
+        Duration::from_secs(60),
+        || async {
+            let c = api.get("acme").await?;
+            Ok((condition(&c, "Degraded").1 == "MissingSecret").then_some(c))
+        },
+    )
+    .await
+    .with_context(|| op.log_tail())?;
+    let (_, _, message) = condition(&missing, "Degraded");
+    ensure!(
+        message.contains("acme-rds") && message.contains("acme-aws"),
+        "{message}"
+    );
+    // External datastores: no StatefulSet at all, only wiring.
+    ensure!(
+        ns.api::<StatefulSet>()
+            .list(&instance("acme"))
+            .await?
+            .items
+            .is_empty(),
+        "external datastores must not get StatefulSets"
+    );
+    // Creating the Secrets clears the condition.
+    for (name, data) in [
+        ("acme-rds", json!({"username": "insync", "password": "pw"})),
+        (
+            "acme-aws",
+            json!({"accessKeyId": "a", "secretAccessKey": "b"}),
+        ),
+    ] {
+        let secret: k8s_openapi::api::core::v1::Secret =
+            serde_json::from_value(json!({"metadata": {"name": name}, "stringData": data}))?;
+        ns.api::<k8s_openapi::api::core::v1::Secret>()
+            .create(&Default::default(), &secret)
+            .await?;
+    }
+    wait_for(
+        "MissingSecret to clear",
+        Duration::from_secs(120),
+        || async { Ok(condition(&api.get("acme").await?, "Degraded").0 == "False") },
+    )
+    .await
+    .with_context(|| op.log_tail())?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn removed_components_are_pruned_and_their_volumes_kept() -> Result<()> {
+    let client = cluster().await?;
+    let ns = TestNamespace::create(&client, "prune").await?;
+    let op = Operator::start(ns.name(), &[]).await?;
+    let api: Api<InSyncCloud> = ns.api();
+    create(&api, &fcloud_no_dns(ns.name())?).await?;
+    wait_ready(&api, "fcloud", READY_TIMEOUT, &op).await?;
+
+    // One node fewer, and MinIO swapped for S3.
+    api.patch(
+        "fcloud",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"nodes": {"replicas": 1}, "objectStore": {"minio": null, "s3": {"bucket": "fcloud-backups", "region": "us-east-1"}}}})),
+    )
+    .await?;
+    let deployments: Api<Deployment> = ns.api();
+    let statefulsets: Api<StatefulSet> = ns.api();
+    wait_for(
+        "node-1 and MinIO to be pruned",
+        Duration::from_secs(90),
+        || async {
+            Ok(deployments.get_opt("fcloud-node-1").await?.is_none()
+                && statefulsets.get_opt("fcloud-minio").await?.is_none())
+        },
+    )
+    .await
+    .with_context(|| op.log_tail())?;
+    wait_ready(&api, "fcloud", READY_TIMEOUT, &op).await?;
+    let claims: Vec<String> = ns
+        .api::<PersistentVolumeClaim>()
+        .list(&ListParams::default())
+        .await?
+        .iter()
+        .map(ResourceExt::name_any)
+        .collect();
+    for kept in ["fcloud-node-1-data", "data-fcloud-minio-0"] {
+        ensure!(
+            claims.iter().any(|c| c == kept),
+            "{kept} was deleted: {claims:?}"
+        );
+    }
+    let secrets = ns.api::<k8s_openapi::api::core::v1::Secret>();
+    ensure!(
+        secrets.get_opt("fcloud-minio-credentials").await?.is_some(),
+        "MinIO's credentials must outlive MinIO, like its volume"
+    );
+    ensure!(
+        !ns.api::<Service>()
+            .list(&instance("fcloud"))
+            .await?
+            .iter()
+            .any(|s| s.name_any().contains("minio")),
+        "MinIO Services were not pruned"
+    );
     Ok(())
 }
