@@ -256,9 +256,6 @@ async fn reconcile_cloud(cloud: &InSyncCloud, ctx: &Context) -> Result<Action, E
         status.current_version = Some(cloud.spec.version.clone());
     }
     let phase = decision.upgrade.as_ref().map(|u| u.phase);
-    let blocked = phase == Some(UpgradePhase::Blocked);
-    let upgrading =
-        phase.is_some_and(|p| !matches!(p, UpgradePhase::Complete | UpgradePhase::Blocked));
     ctx.metrics
         .upgrade_phase
         .get_or_create(&CloudLabels {
@@ -266,95 +263,22 @@ async fn reconcile_cloud(cloud: &InSyncCloud, ctx: &Context) -> Result<Action, E
             name: name.clone(),
         })
         .set(phase_number(phase));
-
     let not_ready: Vec<String> = status
         .components
         .iter()
         .filter(|c| !c.ready)
         .map(|c| c.name.clone())
         .collect();
-    let upgrade_message = decision
-        .upgrade
-        .as_ref()
-        .and_then(|u| u.message.clone())
-        .unwrap_or_default();
-    conds.push(if blocked {
-        Cond::new(
-            condition::UPGRADE_BLOCKED,
-            true,
-            "HealthTimeout",
-            upgrade_message.clone(),
-        )
-    } else {
-        Cond::new(
-            condition::UPGRADE_BLOCKED,
-            false,
-            "NotBlocked",
-            "no rollout is blocked",
-        )
+    let (headline, ready) = status::headline(&status::Health {
+        version: &cloud.spec.version,
+        upgrade: decision.upgrade.as_ref(),
+        settled,
+        not_ready,
+        degraded: degraded.clone(),
+        dns_ready: dns.ready,
+        dns_message: &dns.condition.message,
     });
-    conds.push(if upgrading {
-        Cond::new(
-            condition::PROGRESSING,
-            true,
-            "Upgrading",
-            upgrade_message.clone(),
-        )
-    } else if !settled && !blocked {
-        Cond::new(
-            condition::PROGRESSING,
-            true,
-            "RollingOut",
-            format!("waiting for: {}", not_ready.join(", ")),
-        )
-    } else {
-        Cond::new(
-            condition::PROGRESSING,
-            false,
-            "Stable",
-            "nothing is rolling out",
-        )
-    });
-    conds.push(match &degraded {
-        Some((reason, message)) => Cond::new(condition::DEGRADED, true, reason, message.clone()),
-        None if blocked => Cond::new(
-            condition::DEGRADED,
-            true,
-            "UpgradeBlocked",
-            upgrade_message.clone(),
-        ),
-        None => Cond::new(condition::DEGRADED, false, "Healthy", "no problems found"),
-    });
-    let ready = settled && !blocked && !upgrading && degraded.is_none() && dns.ready;
-    conds.push(if ready {
-        Cond::new(
-            condition::READY,
-            true,
-            "Ready",
-            format!("every component runs {} and is ready", cloud.spec.version),
-        )
-    } else if !dns.ready && settled {
-        Cond::new(
-            condition::READY,
-            false,
-            "DNSNotReady",
-            dns.condition.message.clone(),
-        )
-    } else {
-        Cond::new(
-            condition::READY,
-            false,
-            "NotReady",
-            format!(
-                "not ready: {}",
-                if not_ready.is_empty() {
-                    upgrade_message
-                } else {
-                    not_ready.join(", ")
-                }
-            ),
-        )
-    });
+    conds.extend(headline);
     if ready
         && !previous
             .conditions
@@ -379,8 +303,10 @@ async fn reconcile_cloud(cloud: &InSyncCloud, ctx: &Context) -> Result<Action, E
         // Recorded in status above; returning it makes error_policy back off.
         return Err(e);
     }
+    let upgrading =
+        phase.is_some_and(|p| !matches!(p, UpgradePhase::Complete | UpgradePhase::Blocked));
     Ok(if upgrading || !settled || !dns.ready {
-        // Children's changes wake us too; this timer is for the health deadline.
+        // Children's changes wake us too; this timer is for the health deadline and DNS.
         Action::requeue(Duration::from_secs(10))
     } else {
         Action::requeue(Duration::from_secs(300))

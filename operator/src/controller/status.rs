@@ -4,6 +4,8 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 
+use crate::api::{UpgradePhase, UpgradeStatus, condition};
+
 /// One condition as the reconcile sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Cond {
@@ -63,9 +65,206 @@ pub fn conditions(
         .collect()
 }
 
+/// What the headline conditions are derived from.
+#[derive(Clone, Debug)]
+pub struct Health<'a> {
+    /// `spec.version`.
+    pub version: &'a str,
+    /// The rollout decided for this reconcile.
+    pub upgrade: Option<&'a UpgradeStatus>,
+    /// Every workload exists, runs its target tag and is settled.
+    pub settled: bool,
+    /// Components that are not ready.
+    pub not_ready: Vec<String>,
+    /// A problem found in this reconcile: (reason, message).
+    pub degraded: Option<(&'static str, String)>,
+    /// Whether DNS counts as ready.
+    pub dns_ready: bool,
+    /// The DNSReady condition's message.
+    pub dns_message: &'a str,
+}
+
+/// UpgradeBlocked, Progressing, Degraded and Ready from the reconcile's findings, and whether
+/// the cloud is Ready.
+pub fn headline(h: &Health<'_>) -> (Vec<Cond>, bool) {
+    let phase = h.upgrade.map(|u| u.phase);
+    let blocked = phase == Some(UpgradePhase::Blocked);
+    let upgrading =
+        phase.is_some_and(|p| !matches!(p, UpgradePhase::Complete | UpgradePhase::Blocked));
+    let upgrade_message = h
+        .upgrade
+        .and_then(|u| u.message.clone())
+        .unwrap_or_default();
+    let waiting_for = if h.not_ready.is_empty() {
+        upgrade_message.clone()
+    } else {
+        h.not_ready.join(", ")
+    };
+    let ready = h.settled && !blocked && !upgrading && h.degraded.is_none() && h.dns_ready;
+    let conds = vec![
+        if blocked {
+            Cond::new(
+                condition::UPGRADE_BLOCKED,
+                true,
+                "HealthTimeout",
+                upgrade_message.clone(),
+            )
+        } else {
+            Cond::new(
+                condition::UPGRADE_BLOCKED,
+                false,
+                "NotBlocked",
+                "no rollout is blocked",
+            )
+        },
+        if upgrading {
+            Cond::new(
+                condition::PROGRESSING,
+                true,
+                "Upgrading",
+                upgrade_message.clone(),
+            )
+        } else if !h.settled && !blocked {
+            Cond::new(
+                condition::PROGRESSING,
+                true,
+                "RollingOut",
+                format!("waiting for: {waiting_for}"),
+            )
+        } else {
+            Cond::new(
+                condition::PROGRESSING,
+                false,
+                "Stable",
+                "nothing is rolling out",
+            )
+        },
+        match &h.degraded {
+            Some((reason, message)) => {
+                Cond::new(condition::DEGRADED, true, reason, message.clone())
+            }
+            None if blocked => Cond::new(
+                condition::DEGRADED,
+                true,
+                "UpgradeBlocked",
+                upgrade_message.clone(),
+            ),
+            None => Cond::new(condition::DEGRADED, false, "Healthy", "no problems found"),
+        },
+        if ready {
+            Cond::new(
+                condition::READY,
+                true,
+                "Ready",
+                format!("every component runs {} and is ready", h.version),
+            )
+        } else if h.settled && !h.dns_ready {
+            Cond::new(condition::READY, false, "DNSNotReady", h.dns_message)
+        } else {
+            Cond::new(
+                condition::READY,
+                false,
+                "NotReady",
+                format!("not ready: {waiting_for}"),
+            )
+        },
+    ];
+    (conds, ready)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn health(upgrade: Option<&UpgradeStatus>) -> Health<'_> {
+        Health {
+            version: "v2",
+            upgrade,
+            settled: true,
+            not_ready: Vec::new(),
+            degraded: None,
+            dns_ready: true,
+            dns_message: "published",
+        }
+    }
+
+    fn find<'a>(conds: &'a [Cond], type_: &str) -> &'a Cond {
+        conds
+            .iter()
+            .find(|c| c.type_ == type_)
+            .expect("condition present")
+    }
+
+    fn upgrade(phase: UpgradePhase) -> UpgradeStatus {
+        UpgradeStatus {
+            from_version: Some("v1".into()),
+            to_version: "v2".into(),
+            phase,
+            component: Some("bynamo".into()),
+            step_started_at: None,
+            started_at: None,
+            message: Some("bynamo did not become ready".into()),
+        }
+    }
+
+    #[test]
+    fn healthy_cloud_is_ready_and_stable() {
+        let (conds, ready) = headline(&health(None));
+        assert!(ready);
+        assert!(find(&conds, condition::READY).status);
+        assert!(!find(&conds, condition::PROGRESSING).status);
+        assert!(!find(&conds, condition::DEGRADED).status);
+        assert!(!find(&conds, condition::UPGRADE_BLOCKED).status);
+    }
+
+    #[test]
+    fn blocked_upgrade_is_degraded_and_not_ready() {
+        let blocked = upgrade(UpgradePhase::Blocked);
+        let (conds, ready) = headline(&health(Some(&blocked)));
+        assert!(!ready);
+        let b = find(&conds, condition::UPGRADE_BLOCKED);
+        assert!(b.status && b.reason == "HealthTimeout" && b.message.contains("bynamo"));
+        assert_eq!(find(&conds, condition::DEGRADED).reason, "UpgradeBlocked");
+        assert!(
+            !find(&conds, condition::PROGRESSING).status,
+            "a blocked rollout is not progressing"
+        );
+    }
+
+    #[test]
+    fn upgrading_is_progressing_and_not_ready() {
+        let rolling = upgrade(UpgradePhase::Nodes);
+        let (conds, ready) = headline(&health(Some(&rolling)));
+        assert!(!ready);
+        assert_eq!(find(&conds, condition::PROGRESSING).reason, "Upgrading");
+        let done = upgrade(UpgradePhase::Complete);
+        assert!(
+            headline(&health(Some(&done))).1,
+            "a completed rollout does not hold Ready back"
+        );
+    }
+
+    #[test]
+    fn dns_and_problems_hold_ready_back_with_their_reason() {
+        let mut h = health(None);
+        h.dns_ready = false;
+        let (conds, ready) = headline(&h);
+        assert!(!ready);
+        assert_eq!(find(&conds, condition::READY).reason, "DNSNotReady");
+        let mut h = health(None);
+        h.degraded = Some(("MissingSecret", "Secret x does not exist".into()));
+        let (conds, ready) = headline(&h);
+        assert!(!ready);
+        assert_eq!(find(&conds, condition::DEGRADED).reason, "MissingSecret");
+        let mut h = health(None);
+        h.settled = false;
+        h.not_ready = vec!["node".into()];
+        let (conds, _) = headline(&h);
+        assert_eq!(
+            find(&conds, condition::PROGRESSING).message,
+            "waiting for: node"
+        );
+    }
 
     #[test]
     fn transition_time_is_kept_while_status_holds() {
