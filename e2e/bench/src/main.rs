@@ -156,11 +156,15 @@ impl ApiSnapshot {
 #[derive(Debug, Default, serde::Serialize)]
 struct RunResult {
     clouds: usize,
+    concurrency: u16,
     extra_nodes: usize,
     converge_secs: f64,
     create_secs: f64,
     per_cloud_ready_p50: i64,
     per_cloud_ready_max: i64,
+    /// Seconds from the first create to each cloud's first write by the operator: median, last.
+    first_apply_p50: f64,
+    first_apply_last: f64,
     converge_api: ApiSnapshot,
     converge_op: OpSnapshot,
     steady_secs: f64,
@@ -318,6 +322,7 @@ async fn list_clouds(api: &Api<InSyncCloud>) -> Result<Vec<InSyncCloud>> {
 async fn run_one(args: &Args, operator: &std::path::Path, n: usize) -> Result<RunResult> {
     let mut r = RunResult {
         clouds: n,
+        concurrency: args.concurrency,
         ..Default::default()
     };
     eprintln!("\n=== N={n}: fresh control plane ===");
@@ -399,6 +404,7 @@ async fn measure(
 
     // Apply every cloud, `create_parallelism` at a time; the clock starts at the first one.
     let start = Instant::now();
+    let start_day = op::now_day_secs();
     futures::stream::iter(0..n)
         .map(|i| {
             let cloud = bench_cloud(template, i, namespaces);
@@ -463,6 +469,15 @@ async fn measure(
     times.sort_unstable();
     r.per_cloud_ready_p50 = times.get(times.len() / 2).copied().unwrap_or(0);
     r.per_cloud_ready_max = times.last().copied().unwrap_or(0);
+    let mut firsts: Vec<f64> = r
+        .converge_log
+        .first_applied
+        .values()
+        .map(|t| (t - start_day).rem_euclid(86_400.0))
+        .collect();
+    firsts.sort_by(f64::total_cmp);
+    r.first_apply_p50 = firsts.get(firsts.len() / 2).copied().unwrap_or(0.0);
+    r.first_apply_last = firsts.last().copied().unwrap_or(0.0);
     eprintln!(
         "bench: all {n} Ready after {:.1}s; steady window {}s",
         r.converge_secs, args.steady_secs
@@ -528,6 +543,16 @@ fn print_details(r: &RunResult) {
         r.converge_secs, r.create_secs, r.per_cloud_ready_p50, r.per_cloud_ready_max, r.extra_nodes
     );
     println!(
+        "  operator's first write to a cloud: p50 {:.1}s, last {:.1}s after the first create; reconcile workers busy {:.0}% ({:.0}s in reconciles / ({} workers x {:.0}s))",
+        r.first_apply_p50,
+        r.first_apply_last,
+        100.0 * r.converge_op.reconcile_secs
+            / (f64::from(r.concurrency) * r.converge_secs.max(0.001)),
+        r.converge_op.reconcile_secs,
+        r.concurrency,
+        r.converge_secs
+    );
+    println!(
         "  operator writes {:.0} ({:.1}/cloud): InSyncCloud status/finalizer {:.0}, events {:.0}, children {:.0}; operator reads/watches {:.0}",
         c.operator_writes(),
         c.operator_writes() / n,
@@ -537,9 +562,10 @@ fn print_details(r: &RunResult) {
         c.flow(OP_FLOW_READ)
     );
     println!(
-        "  operator metrics: applied {:.0}, skipped {:.0}, reconciles {:.0}, errors {:.0}, CPU {:.1}s",
+        "  operator metrics: applied {:.0}, skipped {:.0}, pruned {:.0}, reconciles {:.0}, errors {:.0}, CPU {:.1}s",
         r.converge_op.applied,
         r.converge_op.skipped,
+        r.converge_op.pruned,
         r.converge_op.reconciles,
         r.converge_op.errors,
         r.converge_op.cpu_secs
@@ -593,17 +619,18 @@ fn print_details(r: &RunResult) {
 
 fn print_table(results: &[RunResult], args: &Args) {
     println!(
-        "\n| clouds | converge (s) | per cloud Ready p50 / max (s) | operator writes / cloud | objects applied / cloud | all clients' writes / cloud | steady window (s) | steady operator writes | steady objects applied | peak RSS (MiB) | load 1m start / Ready / end |"
+        "\n| clouds | converge (s) | per cloud Ready p50 / max (s) | last first write (s) | operator writes / cloud | objects applied / cloud | all clients' writes / cloud | steady window (s) | steady operator writes | steady objects applied | peak RSS (MiB) | load 1m start / Ready / end |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
     for r in results {
         let n = r.clouds as f64;
         println!(
-            "| {} | {:.1} | {} / {} | {:.1} | {:.1} | {:.1} | {:.0} | {:.0} | {:.0} | {:.0} | {} / {} / {} |",
+            "| {} | {:.1} | {} / {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.0} | {:.0} | {:.0} | {:.0} | {} / {} / {} |",
             r.clouds,
             r.converge_secs,
             r.per_cloud_ready_p50,
             r.per_cloud_ready_max,
+            r.first_apply_last,
             r.converge_api.operator_writes() / n,
             r.converge_op.applied / n,
             r.converge_api.total_writes() / n,
