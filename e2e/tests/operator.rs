@@ -1081,3 +1081,25 @@ async fn removed_components_are_pruned_and_their_volumes_kept() -> Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn kubectl_explain_documents_every_field() -> Result<()> {
+    let _client = cluster().await?;
+    common::install_crd().await?;
+    // kubectl wraps the text itself; compare with whitespace collapsed.
+    let flat = |text: String| text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let version = flat(kubectl(&["explain", "insynccloud.spec.version"]).await?);
+    ensure!(
+        version.contains("Release revision of inSync")
+            && version.contains("ordered rolling upgrade"),
+        "{version}"
+    );
+    let minio = flat(kubectl(&["explain", "isc.spec.objectStore.minio.replicas"]).await?);
+    ensure!(minio.contains("erasure coded"), "{minio}");
+    let categories = kubectl(&["api-resources", "--categories", "insync", "-o", "name"]).await?;
+    ensure!(
+        categories.contains("insyncclouds.insync.dev"),
+        "category insync: {categories}"
+    );
+    Ok(())
+}

@@ -3,7 +3,6 @@
 
 use std::fmt::Write as _;
 
-use kube::CustomResourceExt;
 use serde::Deserialize;
 
 use crate::api::{InSyncCloud, validate::InvalidCloud};
@@ -44,7 +43,7 @@ pub enum CliError {
 
 /// The CRD as YAML, exactly as committed under `crds/`.
 pub fn crd_yaml() -> Result<String, serde_yaml::Error> {
-    serde_yaml::to_string(&InSyncCloud::crd())
+    serde_yaml::to_string(&crate::api::crd())
 }
 
 /// Parses every `InSyncCloud` document in a (multi-document) YAML stream. Empty documents are

@@ -26,6 +26,53 @@ pub mod condition {
     pub const PAUSED: &str = "Paused";
 }
 
+/// The CustomResourceDefinition, with descriptions reflowed for `kubectl explain`.
+///
+/// Doc comments arrive with the source's hard line breaks; `kubectl explain` wraps text itself,
+/// so single newlines become spaces and only paragraph breaks stay.
+pub fn crd()
+-> k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition {
+    use kube::CustomResourceExt;
+    let mut crd = InSyncCloud::crd();
+    if let Some(schema) = crd
+        .spec
+        .versions
+        .iter_mut()
+        .filter_map(|v| v.schema.as_mut())
+        .find_map(|s| s.open_api_v3_schema.as_mut())
+    {
+        reflow(schema);
+    }
+    crd
+}
+
+fn reflow(
+    schema: &mut k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::JSONSchemaProps,
+) {
+    if let Some(text) = schema.description.as_mut() {
+        *text = text
+            .split("\n\n")
+            .map(|paragraph| {
+                paragraph
+                    .split('\n')
+                    .map(str::trim)
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .collect::<Vec<_>>()
+            .join("\n\n");
+    }
+    for child in schema.properties.iter_mut().flat_map(|p| p.values_mut()) {
+        reflow(child);
+    }
+    if let Some(k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::JSONSchemaPropsOrArray::Schema(items)) = schema.items.as_mut() {
+        reflow(items);
+    }
+    if let Some(k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::JSONSchemaPropsOrBool::Schema(extra)) = schema.additional_properties.as_mut() {
+        reflow(extra);
+    }
+}
+
 impl InSyncCloudSpec {
     /// A minimal spec at `version` with every default: the smallest valid cloud.
     pub fn with_version(version: &str) -> Self {
