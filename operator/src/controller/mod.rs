@@ -186,12 +186,13 @@ async fn controller(
         };
         let writer = reflector::store::Writer::new(resource.clone());
         let reader = writer.as_reader();
-        // managedFields are never read: dropping them keeps the caches small.
+        // managedFields are never read: dropping them keeps the caches small. Touched (not just
+        // applied) objects, so deleting a child also wakes its cloud.
         let stream = watcher(api, children_config.clone())
             .default_backoff()
             .modify(|o| o.managed_fields_mut().clear())
             .reflect(writer)
-            .applied_objects();
+            .touched_objects();
         kinds.push(ChildKind {
             resource: resource.clone(),
             prunable,
