@@ -172,7 +172,7 @@ enum Outcome {
 }
 
 /// Writes the desired objects that differ from the cache, then prunes the ones no longer
-/// needed. `owner_uid` identifies this cloud's children among the cached objects. A write the
+/// needed (when `prune`). `owner_uid` identifies this cloud's children among the cached objects. A write the
 /// API server refuses is recorded in the report and the pass goes on.
 pub async fn apply_all(
     client: &Client,
@@ -180,6 +180,7 @@ pub async fn apply_all(
     namespace: &str,
     owner_uid: &str,
     desired: &[Desired],
+    prune: bool,
 ) -> Result<ApplyReport, Error> {
     let mut report = ApplyReport::default();
     let mut wanted: BTreeSet<(String, String)> = BTreeSet::new();
@@ -225,7 +226,7 @@ pub async fn apply_all(
         }
     }
 
-    for kind in kinds.iter().filter(|k| k.prunable) {
+    for kind in kinds.iter().filter(|k| prune && k.prunable) {
         for live in kind.store.state() {
             let owned = live
                 .owner_references()

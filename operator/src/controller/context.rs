@@ -31,6 +31,8 @@ pub struct Context {
     pub backoff: Backoff,
     /// DNS publisher; `None` when the operator runs without DNS.
     pub dns: Option<super::dns::DnsWiring>,
+    /// The generation each cloud (by uid) was last pruned at.
+    pub pruned_at: Mutex<HashMap<String, Option<i64>>>,
 }
 
 /// The outcome of the DNS step for one cloud.
@@ -44,6 +46,24 @@ pub struct DnsOutcome {
 }
 
 impl Context {
+    /// Whether the cloud's caches must be scanned for orphans: its spec changed since the last
+    /// complete prune, or this process has not pruned it yet.
+    pub fn needs_prune(&self, uid: &str, generation: Option<i64>) -> bool {
+        let pruned = self
+            .pruned_at
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        pruned.get(uid) != Some(&generation)
+    }
+
+    /// Records a complete prune of the cloud at `generation`.
+    pub fn pruned(&self, uid: &str, generation: Option<i64>) {
+        self.pruned_at
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(uid.to_owned(), generation);
+    }
+
     /// The cached live counterpart of a desired object.
     pub fn cached(&self, namespace: &str, desired: &DynamicObject) -> Option<Arc<DynamicObject>> {
         let types = desired.types.as_ref()?;

@@ -216,6 +216,7 @@ async fn controller(
         recorder: Recorder::new(client.clone(), reporter),
         backoff: Backoff::default(),
         dns,
+        pruned_at: Default::default(),
     });
 
     let config = Config::default()

@@ -189,7 +189,10 @@ async fn reconcile_cloud(cloud: &InSyncCloud, ctx: &Context) -> Result<Action, E
             )?
         };
         let uid = cloud.uid().unwrap_or_default();
-        match apply::apply_all(&ctx.client, &ctx.kinds, &namespace, &uid, &desired).await {
+        // The set of objects only changes with the spec: scanning the caches for orphans is
+        // needed once per generation, not on every status-driven wake-up.
+        let prune = ctx.needs_prune(&uid, generation);
+        match apply::apply_all(&ctx.client, &ctx.kinds, &namespace, &uid, &desired, prune).await {
             Ok(mut report) => {
                 ctx.metrics
                     .objects_applied
@@ -215,6 +218,9 @@ async fn reconcile_cloud(cloud: &InSyncCloud, ctx: &Context) -> Result<Action, E
                         summarize(&report.pruned)
                     );
                     publish(ctx, cloud, EventType::Normal, "Pruned", &note).await;
+                }
+                if prune && report.failed.is_empty() {
+                    ctx.pruned(&uid, generation);
                 }
                 if !report.failed.is_empty() {
                     let message = report
@@ -303,14 +309,36 @@ async fn reconcile_cloud(cloud: &InSyncCloud, ctx: &Context) -> Result<Action, E
         // Recorded in status above; returning it makes error_policy back off.
         return Err(e);
     }
-    let upgrading =
-        phase.is_some_and(|p| !matches!(p, UpgradePhase::Complete | UpgradePhase::Blocked));
-    Ok(if upgrading || !settled || !dns.ready {
-        // Children's changes wake us too; this timer is for the health deadline and DNS.
-        Action::requeue(Duration::from_secs(10))
+    Ok(Action::requeue(next_wake(
+        decision.upgrade.as_ref(),
+        health_timeout,
+        now,
+        settled && dns.ready,
+    )))
+}
+
+/// When to look at the cloud again without being woken. Child changes and DNS status changes
+/// wake the cloud anyway, so the timer only has to catch a rollout step's health deadline
+/// (then it fires right at the deadline) and otherwise serves as a safety net. A short fixed
+/// timer here multiplied reconciles on a busy cluster for nothing.
+pub fn next_wake(
+    upgrade: Option<&crate::api::UpgradeStatus>,
+    health_timeout: Duration,
+    now: Timestamp,
+    steady: bool,
+) -> Duration {
+    let rolling =
+        upgrade.filter(|u| !matches!(u.phase, UpgradePhase::Complete | UpgradePhase::Blocked));
+    if let Some(started) = rolling.and_then(|u| u.step_started_at.as_ref()) {
+        let waited = now.duration_since(started.0).unsigned_abs();
+        let left = health_timeout.saturating_sub(waited);
+        return left.clamp(Duration::from_secs(2), Duration::from_secs(60));
+    }
+    if steady {
+        Duration::from_secs(300)
     } else {
-        Action::requeue(Duration::from_secs(300))
-    })
+        Duration::from_secs(60)
+    }
 }
 
 fn phase_number(phase: Option<UpgradePhase>) -> i64 {
@@ -472,4 +500,66 @@ async fn cleanup(
         source,
     })?;
     Ok(Action::await_change())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::UpgradeStatus;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+    fn at(secs: i64) -> Timestamp {
+        Timestamp::from_second(1_700_000_000 + secs).expect("valid")
+    }
+
+    fn step(phase: UpgradePhase, started: i64) -> UpgradeStatus {
+        UpgradeStatus {
+            from_version: None,
+            to_version: "v2".into(),
+            phase,
+            component: Some("cloudmaster".into()),
+            step_started_at: Some(Time(at(started))),
+            started_at: None,
+            message: None,
+        }
+    }
+
+    #[test]
+    fn a_rolling_step_wakes_at_its_health_deadline() {
+        let timeout = Duration::from_secs(15);
+        let rolling = step(UpgradePhase::CloudMaster, 0);
+        assert_eq!(
+            next_wake(Some(&rolling), timeout, at(5), false),
+            Duration::from_secs(10)
+        );
+        assert_eq!(
+            next_wake(Some(&rolling), timeout, at(20), false),
+            Duration::from_secs(2),
+            "overdue: soon"
+        );
+        let long = Duration::from_secs(600);
+        assert_eq!(
+            next_wake(Some(&rolling), long, at(0), false),
+            Duration::from_secs(60),
+            "capped"
+        );
+    }
+
+    #[test]
+    fn without_a_rolling_step_the_timer_is_only_a_safety_net() {
+        let timeout = Duration::from_secs(15);
+        let blocked = step(UpgradePhase::Blocked, 0);
+        assert_eq!(
+            next_wake(Some(&blocked), timeout, at(5), false),
+            Duration::from_secs(60)
+        );
+        assert_eq!(
+            next_wake(None, timeout, at(5), false),
+            Duration::from_secs(60)
+        );
+        assert_eq!(
+            next_wake(None, timeout, at(5), true),
+            Duration::from_secs(300)
+        );
+    }
 }
