@@ -56,6 +56,14 @@ impl<'a> Ctx<'a> {
         format!("{service}.{}.svc.{CLUSTER_DOMAIN}", self.namespace())
     }
 
+    /// `http://<host>:<port>` of a component's client Service (Bynamo, MinIO).
+    pub fn http_endpoint(&self, component: Component, port: i32) -> String {
+        format!(
+            "http://{}:{port}",
+            self.service_host(&self.component_name(component))
+        )
+    }
+
     /// The labels every pod of the cloud carries, whatever its component.
     pub fn instance_selector(&self) -> BTreeMap<String, String> {
         BTreeMap::from([

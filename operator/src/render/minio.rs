@@ -30,8 +30,7 @@ const PROFILE: Profile = Profile {
 
 /// The client Service's URL.
 pub(super) fn endpoint(ctx: &Ctx<'_>) -> String {
-    let host = ctx.service_host(&ctx.component_name(COMPONENT));
-    format!("http://{host}:{}", PORTS[0].port)
+    ctx.http_endpoint(COMPONENT, PORTS[0].port)
 }
 
 /// `minio server` arguments: the drive of every replica, in MinIO's `{0...n}` notation.
