@@ -17,16 +17,19 @@ use sha2::{Digest, Sha256};
 
 use super::error::Error;
 use crate::api::Quantity;
-use crate::render::{ApplyPolicy, Desired};
+use crate::render::keys::{GENERATE_KEYS, MANAGED_BY, MANAGER};
+use crate::render::{ApplyPolicy, Desired, PRUNABLE_KINDS};
 
-/// The one field manager the operator writes with.
-pub const FIELD_MANAGER: &str = "insync-operator";
-/// Label every child carries; watches are narrowed to it.
-pub const MANAGED_BY_SELECTOR: &str = "app.kubernetes.io/managed-by=insync-operator";
+/// The one field manager the operator writes with (the value of its managed-by label).
+pub const FIELD_MANAGER: &str = MANAGER;
 /// Hash of the desired object, so a change in render is noticed even where it removes fields.
 pub const APPLIED_HASH: &str = "insync.dev/applied-hash";
-/// On generated Secrets: comma-separated keys to fill with random values at creation.
-pub const GENERATE_KEYS: &str = "insync.dev/generate-keys";
+
+/// Label selector every child matches (render puts the managed-by label on all of them);
+/// watches are narrowed to it.
+pub fn managed_by_selector() -> String {
+    format!("{MANAGED_BY}={MANAGER}")
+}
 
 /// A kind of child the operator writes, with its cache.
 #[derive(Clone)]
@@ -40,18 +43,26 @@ pub struct ChildKind {
     pub store: Store<DynamicObject>,
 }
 
-/// The kinds render produces, in the order they are pruned-safe and watched.
+/// The kinds render produces, each with whether it may be pruned. Render's
+/// [`PRUNABLE_KINDS`] decides: never PersistentVolumeClaims or Secrets.
 pub fn child_resources() -> Vec<(ApiResource, bool)> {
-    vec![
-        (ApiResource::erase::<ConfigMap>(&()), true),
-        (ApiResource::erase::<Secret>(&()), false),
-        (ApiResource::erase::<Service>(&()), true),
-        (ApiResource::erase::<PersistentVolumeClaim>(&()), false),
-        (ApiResource::erase::<Deployment>(&()), true),
-        (ApiResource::erase::<StatefulSet>(&()), true),
-        (ApiResource::erase::<PodDisruptionBudget>(&()), true),
-        (ApiResource::erase::<NetworkPolicy>(&()), true),
+    [
+        ApiResource::erase::<ConfigMap>(&()),
+        ApiResource::erase::<Secret>(&()),
+        ApiResource::erase::<Service>(&()),
+        ApiResource::erase::<PersistentVolumeClaim>(&()),
+        ApiResource::erase::<Deployment>(&()),
+        ApiResource::erase::<StatefulSet>(&()),
+        ApiResource::erase::<PodDisruptionBudget>(&()),
+        ApiResource::erase::<NetworkPolicy>(&()),
     ]
+    .into_iter()
+    .map(|resource| {
+        let prunable =
+            PRUNABLE_KINDS.contains(&(resource.api_version.as_str(), resource.kind.as_str()));
+        (resource, prunable)
+    })
+    .collect()
 }
 
 /// What one apply pass did.
@@ -141,7 +152,10 @@ pub fn up_to_date(sent: &DynamicObject, live: &DynamicObject) -> Result<bool, Er
 }
 
 /// Finds the cached kind for an object's apiVersion/kind.
-fn kind_for<'a>(kinds: &'a [ChildKind], object: &DynamicObject) -> Result<&'a ChildKind, Error> {
+pub fn kind_for<'a>(
+    kinds: &'a [ChildKind],
+    object: &DynamicObject,
+) -> Result<&'a ChildKind, Error> {
     let types = object
         .types
         .as_ref()
@@ -157,7 +171,12 @@ fn kind_for<'a>(kinds: &'a [ChildKind], object: &DynamicObject) -> Result<&'a Ch
         .ok_or_else(|| Error::UnknownKind(format!("{}/{}", types.api_version, types.kind)))
 }
 
-fn cached(kind: &ChildKind, namespace: &str, name: &str) -> Option<std::sync::Arc<DynamicObject>> {
+/// The cached live object of `kind` named `name` in `namespace`.
+pub fn cached(
+    kind: &ChildKind,
+    namespace: &str,
+    name: &str,
+) -> Option<std::sync::Arc<DynamicObject>> {
     kind.store
         .get(&ObjectRef::new_with(name, kind.resource.clone()).within(namespace))
 }
@@ -278,6 +297,19 @@ fn requested_storage(claim_spec: Option<&Value>) -> Option<Quantity> {
     Quantity::parse(text).ok()
 }
 
+/// Raises a PVC's storage request, which is how Kubernetes expands a volume.
+async fn request_storage(
+    claims: &Api<DynamicObject>,
+    name: &str,
+    size: Value,
+) -> Result<(), kube::Error> {
+    let patch = serde_json::json!({"spec": {"resources": {"requests": {"storage": size}}}});
+    claims
+        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await?;
+    Ok(())
+}
+
 /// A create-only PVC is never rewritten, but it may grow: the schema lets sizes increase only,
 /// and a larger request is how Kubernetes expands a volume (where its StorageClass allows).
 async fn grow_claim(
@@ -294,13 +326,7 @@ async fn grow_claim(
                 .pointer("/spec/resources/requests/storage")
                 .cloned()
                 .unwrap_or_default();
-            let patch = serde_json::json!({"spec": {"resources": {"requests": {"storage": size}}}});
-            api.patch(
-                &desired.name_any(),
-                &PatchParams::default(),
-                &Patch::Merge(&patch),
-            )
-            .await?;
+            request_storage(api, &desired.name_any(), size).await?;
             Ok(Outcome::Written)
         }
         _ => Ok(Outcome::Unchanged),
@@ -366,11 +392,7 @@ async fn recreate_statefulset(
                 continue;
             };
             if requested_storage(existing.data.get("spec")).is_some_and(|have| have < want) {
-                let patch =
-                    serde_json::json!({"spec": {"resources": {"requests": {"storage": size}}}});
-                claims
-                    .patch(&claim, &PatchParams::default(), &Patch::Merge(&patch))
-                    .await?;
+                request_storage(&claims, &claim, size.clone()).await?;
             }
         }
     }
@@ -440,6 +462,18 @@ mod tests {
             &json!({"data": {"haproxy.cfg": "a"}}),
             &json!({"data": {"haproxy.cfg": "b"}})
         ));
+    }
+
+    #[test]
+    fn data_and_credentials_are_never_pruned() {
+        for (resource, prunable) in child_resources() {
+            let keep = matches!(resource.kind.as_str(), "PersistentVolumeClaim" | "Secret");
+            assert_eq!(prunable, !keep, "{}", resource.kind);
+        }
+        assert_eq!(
+            managed_by_selector(),
+            "app.kubernetes.io/managed-by=insync-operator"
+        );
     }
 
     #[test]

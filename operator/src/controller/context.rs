@@ -7,9 +7,8 @@ use std::time::Duration;
 use kube::Client;
 use kube::ResourceExt;
 use kube::api::DynamicObject;
-use kube::core::GroupVersionKind;
 use kube::runtime::events::Recorder;
-use kube::runtime::reflector::{ObjectRef, ObjectRef as Ref};
+use kube::runtime::reflector::ObjectRef as Ref;
 
 use super::apply::ChildKind;
 use super::error::Error;
@@ -66,15 +65,8 @@ impl Context {
 
     /// The cached live counterpart of a desired object.
     pub fn cached(&self, namespace: &str, desired: &DynamicObject) -> Option<Arc<DynamicObject>> {
-        let types = desired.types.as_ref()?;
-        let gvk = GroupVersionKind::try_from(types).ok()?;
-        let kind = self.kinds.iter().find(|k| {
-            k.resource.group == gvk.group
-                && k.resource.version == gvk.version
-                && k.resource.kind == gvk.kind
-        })?;
-        kind.store
-            .get(&ObjectRef::new_with(&desired.name_any(), kind.resource.clone()).within(namespace))
+        let kind = super::apply::kind_for(&self.kinds, desired).ok()?;
+        super::apply::cached(kind, namespace, &desired.name_any())
     }
 
     /// Publishes (or reports) the cloud's DNS name.

@@ -28,7 +28,7 @@ use tracing::{info, warn};
 
 use crate::api::InSyncCloud;
 use crate::telemetry::{self, LogFormat, Metrics, Readiness};
-use apply::{ChildKind, MANAGED_BY_SELECTOR};
+use apply::ChildKind;
 use context::{Backoff, Context};
 
 /// Flags of `insync-operator run`.
@@ -175,7 +175,7 @@ async fn controller(
     dns: Option<dns::DnsWiring>,
 ) {
     let children_config = watcher::Config::default()
-        .labels(MANAGED_BY_SELECTOR)
+        .labels(&apply::managed_by_selector())
         .any_semantic();
     let mut kinds = Vec::new();
     let mut streams = Vec::new();

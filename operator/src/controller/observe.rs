@@ -9,9 +9,6 @@ use super::rollout::{LiveWorkload, TargetWorkload};
 use crate::api::ComponentStatus;
 use crate::render::{Component, Desired};
 
-/// Label carrying a pod template's image tag.
-pub const VERSION_LABEL: &str = "app.kubernetes.io/version";
-
 fn int(v: &Value, path: &[&str]) -> i64 {
     path.iter()
         .try_fold(v, |v, k| v.get(k))
@@ -21,7 +18,7 @@ fn int(v: &Value, path: &[&str]) -> i64 {
 
 fn template_tag(body: &Value) -> Option<String> {
     body.pointer("/spec/template/metadata/labels")
-        .and_then(|l| l.get(VERSION_LABEL))
+        .and_then(|l| l.get(crate::render::keys::VERSION))
         .and_then(Value::as_str)
         .map(str::to_owned)
 }
