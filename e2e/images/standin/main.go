@@ -21,6 +21,8 @@ import (
 	"path/filepath"
 	"syscall"
 
+	"github.com/go-sql-driver/mysql"
+
 	// CA roots for https endpoints when the image has none (a static binary on scratch).
 	_ "golang.org/x/crypto/x509roots/fallback"
 )
@@ -71,6 +73,7 @@ func run(args []string) int {
 		return 2
 	}
 	logger.SetPrefix(role + " ")
+	_ = mysql.SetLogger(logger)
 	s, err := loadSettings()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "standin %s: %v\n", role, err)

@@ -124,8 +124,10 @@ func loadSettings() (settings, error) {
 // ends (SIGTERM), re-checking every interval. On SIGTERM it stops accepting, lets in-flight
 // requests finish, and returns nil.
 func serve(ctx context.Context, s settings, port int, h *health, handler http.Handler) error {
-	for !h.run(ctx) {
-		logf("waiting for the datastores before listening on port %d", port)
+	for waiting := false; !h.run(ctx); waiting = true {
+		if !waiting {
+			logf("waiting for the datastores before listening on port %d", port)
+		}
 		select {
 		case <-ctx.Done():
 			logf("stopping before listening")
