@@ -32,7 +32,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	standinBin = filepath.Join(dir, "standin")
-	build := exec.Command("go", "build", "-o", standinBin, ".")
+	build := exec.Command("go", "build", "-buildvcs=false", "-o", standinBin, ".")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
