@@ -587,3 +587,24 @@ func TestBucketNotCreated(t *testing.T) {
 		t.Fatalf("check: %v", err)
 	}
 }
+
+// TestRoleFromProgramName: a link named cloudmaster or node needs no role argument.
+func TestRoleFromProgramName(t *testing.T) {
+	for _, role := range []string{"cloudmaster", "node"} {
+		link := filepath.Join(t.TempDir(), role)
+		if err := os.Symlink(standinBin, link); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(link, "-config", "/nonexistent/"+role+".conf")
+		out, _ := cmd.CombinedOutput()
+		if cmd.ProcessState.ExitCode() != 1 ||
+			!strings.Contains(string(out), "standin "+role+": cannot read config") {
+			t.Errorf("%s: exit %d: %s", role, cmd.ProcessState.ExitCode(), out)
+		}
+	}
+	cmd := exec.Command(standinBin, "proxy")
+	out, _ := cmd.CombinedOutput()
+	if cmd.ProcessState.ExitCode() != 2 || !strings.Contains(string(out), `unknown role "proxy"`) {
+		t.Errorf("unknown role: exit %d: %s", cmd.ProcessState.ExitCode(), out)
+	}
+}
