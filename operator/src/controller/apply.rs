@@ -87,12 +87,38 @@ pub fn is_subset(desired: &Value, live: &Value) -> bool {
 }
 
 /// The path of the first desired field the live object lacks or holds differently, for the
-/// "why did it write" debug log. See [`is_subset`].
+/// "why did it write" debug log. See [`is_subset`]. Resource quantities (the values under
+/// `requests` and `limits`, and `sizeLimit`) compare by amount: the API server stores them in
+/// canonical form (`5120Mi` reads back as `5Gi`, `1000m` as `1`).
 pub fn first_difference(desired: &Value, live: &Value) -> Option<String> {
+    difference(desired, live, Shape::Plain)
+}
+
+/// What a JSON value holds, as far as comparing it goes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    Plain,
+    /// An object whose values are quantities (`requests`, `limits`).
+    Quantities,
+    /// A quantity.
+    Quantity,
+}
+
+impl Shape {
+    fn of_field(self, key: &str) -> Self {
+        match (self, key) {
+            (Self::Quantities, _) | (_, "sizeLimit") => Self::Quantity,
+            (_, "requests" | "limits") => Self::Quantities,
+            _ => Self::Plain,
+        }
+    }
+}
+
+fn difference(desired: &Value, live: &Value, shape: Shape) -> Option<String> {
     match (desired, live) {
         (Value::Object(want), Value::Object(have)) => {
             want.iter().find_map(|(k, v)| match have.get(k) {
-                Some(h) => first_difference(v, h).map(|p| format!(".{k}{p}")),
+                Some(h) => difference(v, h, shape.of_field(k)).map(|p| format!(".{k}{p}")),
                 None => (!is_zero(v)).then(|| format!(".{k}")),
             })
         }
@@ -104,9 +130,12 @@ pub fn first_difference(desired: &Value, live: &Value) -> Option<String> {
             want.iter()
                 .zip(have)
                 .enumerate()
-                .find_map(|(i, (w, h))| first_difference(w, h).map(|p| format!("[{i}]{p}")))
+                .find_map(|(i, (w, h))| difference(w, h, shape).map(|p| format!("[{i}]{p}")))
         }
         (Value::Number(a), Value::Number(b)) if a.as_f64() == b.as_f64() => None,
+        (Value::String(a), Value::String(b)) if shape == Shape::Quantity => {
+            (!Quantity::same(a, b)).then(String::new)
+        }
         (a, b) => (a != b).then(String::new),
     }
 }
@@ -462,6 +491,45 @@ mod tests {
             &json!({"data": {"haproxy.cfg": "a"}}),
             &json!({"data": {"haproxy.cfg": "b"}})
         ));
+    }
+
+    #[test]
+    fn quantities_compare_by_amount_not_spelling() {
+        // What render sends against what the API server stores (canonical form).
+        let want = json!({"spec": {"template": {"spec": {"containers": [{"name": "c",
+            "resources": {"requests": {"cpu": "1000m", "memory": "1024Mi"}, "limits": {"memory": "2048Mi"}}}],
+            "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "1024Mi"}}]}}}});
+        let have = json!({"spec": {"template": {"spec": {"containers": [{"name": "c",
+            "resources": {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"memory": "2Gi"}}}],
+            "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}}]}}}});
+        assert_eq!(first_difference(&want, &have), None);
+        let bigger = json!({"spec": {"template": {"spec": {"containers": [{"name": "c",
+            "resources": {"requests": {"cpu": "2", "memory": "1Gi"}, "limits": {"memory": "2Gi"}}}],
+            "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}}]}}}});
+        assert_eq!(
+            first_difference(&want, &bigger).as_deref(),
+            Some(".spec.template.spec.containers[0].resources.requests.cpu")
+        );
+        // Elsewhere a string is a string: a label "1" is not the label "1000m".
+        assert!(!is_subset(
+            &json!({"metadata": {"labels": {"x": "1000m"}}}),
+            &json!({"metadata": {"labels": {"x": "1"}}})
+        ));
+    }
+
+    #[test]
+    fn a_claim_template_size_written_differently_is_not_a_change() {
+        let sts = |size: &str| -> DynamicObject {
+            serde_json::from_value(json!({
+                "apiVersion": "apps/v1", "kind": "StatefulSet",
+                "metadata": {"name": "fcloud-mysql"},
+                "spec": {"volumeClaimTemplates": [{"metadata": {"name": "data"},
+                    "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": size}}}}]}
+            }))
+            .expect("statefulset")
+        };
+        assert!(!claim_templates_differ(&sts("5120Mi"), &sts("5Gi")));
+        assert!(claim_templates_differ(&sts("6Gi"), &sts("5Gi")));
     }
 
     #[test]
