@@ -332,7 +332,8 @@ config_haproxy() {
 
 recipe_bynamo() {
   local r=$1 app="$1/opt/bynamo"
-  chroot_apt "$r" "nodejs=$NODEJS_VERSION"
+  # ca-certificates: Debian's node loads the system store and warns at start without it.
+  chroot_apt "$r" "nodejs=$NODEJS_VERSION" "ca-certificates=$CA_CERTIFICATES_VERSION"
   add_user "$r" insync 10001 /tmp
   mkdir -p "$app"
   cp "$HERE/bynamo/package.json" "$HERE/bynamo/package-lock.json" "$app/"
