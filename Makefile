@@ -1,16 +1,23 @@
 # The two commands a newcomer needs: `make demo` (see the operator run a cloud) and `make test`.
 SHELL := bash
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/insync-operator/target
+# The pinned kubectl/helm/etcd that `e2e/cluster install-tools` links, ahead of anything else.
+export PATH := $(or $(INSYNC_E2E_CACHE),$(HOME)/.cache/insync-e2e)/bin/path:$(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: demo test lint unit e2e crds clean-cluster
+.PHONY: demo test deps lint unit e2e crds clean-cluster
 
 ## demo: start a local control plane (unless KUBECONFIG is set), install the operator with its
 ## Helm chart, apply examples/fcloud.yaml and wait until the cloud is Ready.
 demo:
 	e2e/demo.sh
 
-## test: formatting, lints, unit/render/chart/DNS tests, then the e2e suite on a real control plane.
-test: lint unit e2e
+## test: installs what the tests need (deps), then formatting, lints, unit/render/chart/DNS
+## tests, then the e2e suite on a real control plane.
+test: deps lint unit e2e
+
+## deps: Debian packages, moto, rustfmt/clippy and the e2e tools (cached; seconds when present).
+deps:
+	e2e/install-deps
 
 lint:
 	cargo fmt --all -- --check
@@ -18,6 +25,7 @@ lint:
 
 unit:
 	cargo test -p insync-operator
+	e2e/images/standin/test.sh
 
 e2e:
 	cargo build -p insync-operator

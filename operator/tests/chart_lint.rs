@@ -2,8 +2,9 @@
 //! use, the schema refusing bad values, and `helm template` output asserted object by object
 //! (least-privilege RBAC, namespace mode, leader election, restricted pods).
 //!
-//! helm is found via `$HELM`, then `PATH`, then `~/.cache/insync-e2e/tools/helm` (where
-//! `.ci/run` installs it). Without helm these tests fail: a chart nobody linted is not tested.
+//! helm is found via `$HELM`, then the pinned one that `e2e/cluster install-tools` links into
+//! `~/.cache/insync-e2e/bin/path/`, then `PATH`. Without helm these tests fail: a chart nobody
+//! linted is not tested.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -26,31 +27,71 @@ fn chart_dir() -> PathBuf {
     repo_root().join("charts/insync-operator")
 }
 
+/// Where `e2e/cluster install-tools` links the pinned tools (helm among them): the `bin/path`
+/// folder of `$INSYNC_E2E_CACHE`, else of `~/.cache/insync-e2e`. Kept in step with the script's
+/// `TOOLS` (a test below asks the script itself).
+fn pinned_tools_dir() -> Option<PathBuf> {
+    let cache = std::env::var_os("INSYNC_E2E_CACHE")
+        .filter(|c| !c.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache/insync-e2e"))
+        })?;
+    Some(cache.join("bin/path"))
+}
+
 fn helm() -> &'static Path {
     static HELM: OnceLock<PathBuf> = OnceLock::new();
     HELM.get_or_init(|| {
         if let Some(path) = std::env::var_os("HELM").filter(|p| !p.is_empty()) {
             let path = PathBuf::from(path);
-            assert!(path.is_file(), "$HELM is set to {} but no file is there", path.display());
+            assert!(
+                path.is_file(),
+                "$HELM is set to {} but no file is there",
+                path.display()
+            );
             return path;
         }
+        // The pinned helm first (the version the chart is tested with), then whatever is on PATH.
+        let pinned = pinned_tools_dir().map(|dir| dir.join("helm"));
         let on_path = std::env::var_os("PATH")
             .into_iter()
             .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
-            .map(|dir| dir.join("helm"))
-            .find(|candidate| candidate.is_file());
-        if let Some(path) = on_path {
-            return path;
-        }
-        let cached = std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache/insync-e2e/tools/helm"));
-        match cached {
-            Some(path) if path.is_file() => path,
-            _ => panic!(
-                "helm not found: set $HELM, put helm on PATH, or install it to ~/.cache/insync-e2e/tools/helm \
-                 (.ci/run does this); the chart tests need a real helm"
-            ),
-        }
+            .map(|dir| dir.join("helm"));
+        pinned.into_iter().chain(on_path).find(|candidate| candidate.is_file()).unwrap_or_else(|| {
+            panic!(
+                "helm not found: set $HELM, put helm on PATH, or run `e2e/cluster install-tools` \
+                 (it links the pinned helm into {}); `make test` does this",
+                pinned_tools_dir().map(|d| d.display().to_string()).unwrap_or_default()
+            )
+        })
     })
+}
+
+/// The chart tests look for helm where `e2e/cluster install-tools` puts it. They once looked in
+/// `~/.cache/insync-e2e/tools/`, which nothing creates, and passed only on machines that had an
+/// older install there.
+#[test]
+fn helm_is_looked_up_where_install_tools_links_it() {
+    let out = Command::new(repo_root().join("e2e/cluster"))
+        .arg("env")
+        .output()
+        .expect("run e2e/cluster env");
+    assert!(
+        out.status.success(),
+        "e2e/cluster env failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let env = String::from_utf8(out.stdout).expect("UTF-8");
+    let tools = env
+        .lines()
+        .find_map(|line| line.strip_prefix("export PATH=")?.strip_suffix(":$PATH"))
+        .unwrap_or_else(|| panic!("e2e/cluster env prints no PATH line:\n{env}"));
+    assert_eq!(
+        Some(PathBuf::from(tools)),
+        pinned_tools_dir(),
+        "the chart tests and e2e/cluster disagree on where helm is"
+    );
 }
 
 /// Helm's own config, cache and data go to a throwaway folder so a user's repositories and
