@@ -657,6 +657,18 @@ async fn invalid_manifests_are_refused_by_the_api_server() -> Result<()> {
             "  version: '5.9'\n  dns: {domain: 'Not A Domain'}\n",
             "domain must be a lower-case DNS name",
         ),
+        (
+            "  version: '5.9'\n  placement: {tolerations: [{key: k, operator: Matches}]}\n",
+            "a toleration's operator must be Exists or Equal",
+        ),
+        (
+            "  version: '5.9'\n  nodes: {placement: {tolerations: [{key: k, operator: Exists, value: v}]}}\n",
+            "a toleration with operator Exists must not set a value",
+        ),
+        (
+            "  version: '5.9'\n  frontend: {placement: {priorityClassName: Not_Valid}}\n",
+            "priorityClassName must be a DNS subdomain",
+        ),
     ];
     for (spec, message) in cases {
         let result = kubectl_stdin(&["apply", "-f", "-"], &manifest(spec)).await;

@@ -519,6 +519,80 @@ fn resources_from_the_spec_replace_the_defaults() {
     );
 }
 
+#[test]
+fn placement_applies_cloud_wide_and_components_override_it_field_by_field() {
+    let cloud: InSyncCloud = serde_yaml::from_str(
+        r#"
+apiVersion: insync.dev/v1alpha1
+kind: InSyncCloud
+metadata: {name: t1, namespace: test, uid: 6f1c2a4e-0000-4000-8000-000000000001}
+spec:
+  version: "5.9.1-r4178"
+  placement:
+    nodeSelector: {pool: insync}
+    tolerations: [{key: dedicated, operator: Equal, value: insync, effect: NoSchedule}]
+    priorityClassName: insync-normal
+  database:
+    managed:
+      placement:
+        priorityClassName: insync-critical
+        affinity:
+          nodeAffinity:
+            requiredDuringSchedulingIgnoredDuringExecution:
+              nodeSelectorTerms: [{matchExpressions: [{key: disk, operator: In, values: [ssd]}]}]
+  frontend:
+    placement:
+      nodeSelector: {pool: edge}
+"#,
+    )
+    .expect("fixture parses");
+    let objects = rendered(&cloud);
+    let mysql = pod_spec(find(&objects, "StatefulSet", "t1-mysql"));
+    assert_eq!(
+        mysql["priorityClassName"], "insync-critical",
+        "the component's own field wins"
+    );
+    assert_eq!(
+        mysql["nodeSelector"]["pool"], "insync",
+        "unset fields fall back to the cloud's"
+    );
+    assert_eq!(mysql["tolerations"][0]["key"], "dedicated");
+    assert_eq!(
+        mysql["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+            [0]["matchExpressions"][0]["values"][0],
+        "ssd"
+    );
+    let haproxy = pod_spec(find(&objects, "Deployment", "t1-haproxy"));
+    assert_eq!(haproxy["nodeSelector"], serde_json::json!({"pool": "edge"}));
+    assert_eq!(haproxy["priorityClassName"], "insync-normal");
+    for workload in workloads(&objects) {
+        let pod = pod_spec(workload);
+        assert_eq!(
+            pod["tolerations"][0]["effect"],
+            "NoSchedule",
+            "{}",
+            name(workload)
+        );
+        assert!(pod["priorityClassName"].is_string(), "{}", name(workload));
+    }
+    let plain = rendered(&example("fcloud"));
+    for workload in workloads(&plain) {
+        let pod = pod_spec(workload);
+        for field in [
+            "nodeSelector",
+            "tolerations",
+            "affinity",
+            "priorityClassName",
+        ] {
+            assert!(
+                pod[field].is_null(),
+                "{} has {field} without placement",
+                name(workload)
+            );
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Workload shapes
 

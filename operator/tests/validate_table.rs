@@ -185,6 +185,36 @@ fn every_invalid_spec_is_refused_with_its_field_path() {
             "spec.images.registry",
             "trailing '/'",
         ),
+        (
+            "version: v1\nplacement: {tolerations: [{key: k, operator: Matches}]}",
+            "spec.placement.tolerations[0].operator",
+            "Exists or Equal",
+        ),
+        (
+            "version: v1\nplacement: {tolerations: [{key: k, operator: Exists, value: v}]}",
+            "spec.placement.tolerations[0].value",
+            "must be empty",
+        ),
+        (
+            "version: v1\nmaster: {placement: {tolerations: [{key: k, effect: NoRun}]}}",
+            "spec.master.placement.tolerations[0].effect",
+            "NoSchedule",
+        ),
+        (
+            "version: v1\nplacement: {nodeSelector: {'bad key!': x}}",
+            "spec.placement.nodeSelector",
+            "label key",
+        ),
+        (
+            "version: v1\nnodes: {placement: {nodeSelector: {zone: 'a b'}}}",
+            "spec.nodes.placement.nodeSelector.zone",
+            "label value",
+        ),
+        (
+            "version: v1\ndatabase: {managed: {placement: {priorityClassName: Critical}}}",
+            "spec.database.managed.placement.priorityClassName",
+            "DNS subdomain",
+        ),
     ];
     for (spec, path, message) in table {
         let errors = validate(&cloud(spec))

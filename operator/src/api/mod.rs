@@ -79,6 +79,7 @@ impl InSyncCloudSpec {
         Self {
             version: version.to_owned(),
             images: ImagesSpec::default(),
+            placement: Placement::default(),
             master: MasterSpec::default(),
             nodes: NodesSpec::default(),
             database: DatabaseSpec::default(),

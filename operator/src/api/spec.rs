@@ -4,7 +4,7 @@
 //! person applying a manifest, not for the Rust reader. CEL rules here are enforced by the API
 //! server; [`super::validate`] repeats the ones a local `render -f` must also catch.
 
-use k8s_openapi::api::core::v1::ResourceRequirements;
+use k8s_openapi::api::core::v1::{Affinity, ResourceRequirements, Toleration};
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -41,6 +41,11 @@ pub struct InSyncCloudSpec {
     /// Where component images come from.
     #[serde(default)]
     pub images: ImagesSpec,
+
+    /// Which cluster nodes every component's pods run on, and their priority. A component's own
+    /// `placement` overrides these field by field.
+    #[serde(default, skip_serializing_if = "Placement::is_empty")]
+    pub placement: Placement,
 
     /// The CloudMaster: the control service clients and nodes talk to.
     #[serde(default)]
@@ -126,6 +131,71 @@ pub enum PullPolicy {
     Never,
 }
 
+/// Where pods run: node selection, tolerations, affinity and priority. Used cloud-wide
+/// (`spec.placement`) and per component (`<component>.placement`, field by field).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.tolerations) || self.tolerations.all(t, !has(t.operator) || t.operator == 'Exists' || t.operator == 'Equal')").message("a toleration's operator must be Exists or Equal"))]
+#[x_kube(validation = Rule::new("!has(self.tolerations) || self.tolerations.all(t, !has(t.operator) || t.operator != 'Exists' || !has(t.value) || t.value == '')").message("a toleration with operator Exists must not set a value"))]
+#[x_kube(validation = Rule::new("!has(self.tolerations) || self.tolerations.all(t, !has(t.effect) || t.effect in ['', 'NoSchedule', 'PreferNoSchedule', 'NoExecute'])").message("a toleration's effect must be NoSchedule, PreferNoSchedule or NoExecute (or empty for all)"))]
+pub struct Placement {
+    /// Node labels the pods require, e.g. `{"node-role.example.com/insync": "true"}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_selector: Option<BTreeMap<String, String>>,
+    /// Taints the pods tolerate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tolerations: Option<Vec<Toleration>>,
+    /// Node and pod affinity and anti-affinity rules, exactly as in a pod spec
+    /// (`kubectl explain pod.spec.affinity`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "pod_affinity_schema")]
+    pub affinity: Option<Affinity>,
+    /// PriorityClass of the pods, e.g. to keep a cloud's datastores from being preempted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.matches('^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$') && size(self) <= 253").message("priorityClassName must be a DNS subdomain (lower-case letters, digits, '-' and '.')"))]
+    pub priority_class_name: Option<String>,
+}
+
+/// `affinity` is checked where pods are: by the operator when it reads the cloud and by the API
+/// server when it admits the pods. Its full OpenAPI schema, repeated for the cloud and each of
+/// six components, would add some 400 KB to the CRD and push it past what client-side
+/// `kubectl apply` can store in its last-applied annotation (256 KiB).
+fn pod_affinity_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "x-kubernetes-preserve-unknown-fields": true,
+    })
+}
+
+impl Placement {
+    /// True when nothing is set.
+    pub fn is_empty(&self) -> bool {
+        self == &Self::default()
+    }
+
+    /// `self` with every field that `component` sets replaced by the component's value.
+    pub fn overridden_by(&self, component: Option<&Placement>) -> Placement {
+        let Some(component) = component else {
+            return self.clone();
+        };
+        Placement {
+            node_selector: component
+                .node_selector
+                .clone()
+                .or_else(|| self.node_selector.clone()),
+            tolerations: component
+                .tolerations
+                .clone()
+                .or_else(|| self.tolerations.clone()),
+            affinity: component.affinity.clone().or_else(|| self.affinity.clone()),
+            priority_class_name: component
+                .priority_class_name
+                .clone()
+                .or_else(|| self.priority_class_name.clone()),
+        }
+    }
+}
+
 /// Overrides the image of one component.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
@@ -186,6 +256,10 @@ pub struct MasterSpec {
     /// Image override for this component.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<ImageOverride>,
+    /// Where this component's pods run; each field set here replaces the cloud-wide
+    /// `spec.placement` field of the same name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<Placement>,
 }
 
 impl Default for MasterSpec {
@@ -194,6 +268,7 @@ impl Default for MasterSpec {
             replicas: 1,
             resources: None,
             image: None,
+            placement: None,
         }
     }
 }
@@ -218,6 +293,10 @@ pub struct NodesSpec {
     /// Image override for this component.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<ImageOverride>,
+    /// Where this component's pods run; each field set here replaces the cloud-wide
+    /// `spec.placement` field of the same name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<Placement>,
 }
 
 impl Default for NodesSpec {
@@ -227,6 +306,7 @@ impl Default for NodesSpec {
             storage: default_node_storage(),
             resources: None,
             image: None,
+            placement: None,
         }
     }
 }
@@ -280,6 +360,10 @@ pub struct ManagedDatabase {
     /// changes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<ImageOverride>,
+    /// Where this component's pods run; each field set here replaces the cloud-wide
+    /// `spec.placement` field of the same name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<Placement>,
 }
 
 impl Default for ManagedDatabase {
@@ -288,6 +372,7 @@ impl Default for ManagedDatabase {
             storage: default_db_storage(),
             resources: None,
             image: None,
+            placement: None,
         }
     }
 }
@@ -361,6 +446,10 @@ pub struct ManagedBynamo {
     /// Image override for this component.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<ImageOverride>,
+    /// Where this component's pods run; each field set here replaces the cloud-wide
+    /// `spec.placement` field of the same name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<Placement>,
 }
 
 impl Default for ManagedBynamo {
@@ -370,6 +459,7 @@ impl Default for ManagedBynamo {
             storage: default_bynamo_storage(),
             resources: None,
             image: None,
+            placement: None,
         }
     }
 }
@@ -441,6 +531,10 @@ pub struct ManagedMinio {
     /// Image override; MinIO is versioned independently of inSync.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<ImageOverride>,
+    /// Where this component's pods run; each field set here replaces the cloud-wide
+    /// `spec.placement` field of the same name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<Placement>,
 }
 
 impl Default for ManagedMinio {
@@ -450,6 +544,7 @@ impl Default for ManagedMinio {
             storage: default_minio_storage(),
             resources: None,
             image: None,
+            placement: None,
         }
     }
 }
@@ -503,6 +598,10 @@ pub struct FrontendSpec {
     /// Image override for this component.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<ImageOverride>,
+    /// Where this component's pods run; each field set here replaces the cloud-wide
+    /// `spec.placement` field of the same name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<Placement>,
 }
 
 impl Default for FrontendSpec {
@@ -512,6 +611,7 @@ impl Default for FrontendSpec {
             service: FrontendService::default(),
             resources: None,
             image: None,
+            placement: None,
         }
     }
 }

@@ -9,7 +9,7 @@ use std::fmt;
 
 use k8s_openapi::api::core::v1::ResourceRequirements;
 
-use super::{ImageOverride, InSyncCloud, Quantity, ServiceType, StorageSpec};
+use super::{ImageOverride, InSyncCloud, Placement, Quantity, ServiceType, StorageSpec};
 
 /// One problem with a cloud, at a field path such as `spec.nodes.replicas`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -167,6 +167,52 @@ impl Problems {
         }
     }
 
+    /// The same rules as the CRD's CEL on `Placement`, plus label syntax for the node selector.
+    fn placement(&mut self, path: &str, placement: Option<&Placement>) {
+        let Some(placement) = placement else { return };
+        for (key, value) in placement.node_selector.iter().flatten() {
+            if !is_label_key(key) {
+                self.add(
+                    format!("{path}.placement.nodeSelector"),
+                    format!("{key:?} is not a valid label key"),
+                );
+            }
+            if !is_label_value(value) {
+                self.add(
+                    format!("{path}.placement.nodeSelector.{key}"),
+                    format!("{value:?} is not a valid label value (at most 63 letters, digits, '-', '_' and '.', starting and ending with a letter or digit)"),
+                );
+            }
+        }
+        for (i, toleration) in placement.tolerations.iter().flatten().enumerate() {
+            let at = format!("{path}.placement.tolerations[{i}]");
+            let operator = toleration.operator.as_deref().unwrap_or("Equal");
+            if !matches!(operator, "Exists" | "Equal") {
+                self.add(
+                    format!("{at}.operator"),
+                    format!("{operator:?} must be Exists or Equal"),
+                );
+            }
+            if operator == "Exists" && toleration.value.as_deref().is_some_and(|v| !v.is_empty()) {
+                self.add(
+                    format!("{at}.value"),
+                    "must be empty when the operator is Exists",
+                );
+            }
+            if let Some(effect) = toleration.effect.as_deref()
+                && !matches!(effect, "" | "NoSchedule" | "PreferNoSchedule" | "NoExecute")
+            {
+                self.add(
+                    format!("{at}.effect"),
+                    format!("{effect:?} must be NoSchedule, PreferNoSchedule or NoExecute (or empty for all)"),
+                );
+            }
+        }
+        if let Some(class) = &placement.priority_class_name {
+            self.object_name(&format!("{path}.placement.priorityClassName"), class);
+        }
+    }
+
     fn url(&mut self, path: &str, value: Option<&str>) {
         if let Some(url) = value
             && !(url.starts_with("https://") || url.starts_with("http://"))
@@ -210,14 +256,18 @@ pub fn validate(cloud: &InSyncCloud) -> Result<(), InvalidCloud> {
         p.add("spec.images.registry", "must be a registry and path prefix without a trailing '/', e.g. registry.example.com/insync");
     }
 
+    p.placement("spec", Some(&spec.placement));
+
     p.range("spec.master.replicas", spec.master.replicas.into(), 1, 9);
     p.resources("spec.master", spec.master.resources.as_ref());
     p.image("spec.master", spec.master.image.as_ref());
+    p.placement("spec.master", spec.master.placement.as_ref());
 
     p.range("spec.nodes.replicas", spec.nodes.replicas.into(), 0, 100);
     p.storage("spec.nodes.storage", &spec.nodes.storage);
     p.resources("spec.nodes", spec.nodes.resources.as_ref());
     p.image("spec.nodes", spec.nodes.image.as_ref());
+    p.placement("spec.nodes", spec.nodes.placement.as_ref());
 
     let db = &spec.database;
     match (&db.managed, &db.external) {
@@ -225,6 +275,7 @@ pub fn validate(cloud: &InSyncCloud) -> Result<(), InvalidCloud> {
             p.storage("spec.database.managed.storage", &managed.storage);
             p.resources("spec.database.managed", managed.resources.as_ref());
             p.image("spec.database.managed", managed.image.as_ref());
+            p.placement("spec.database.managed", managed.placement.as_ref());
         }
         (None, Some(external)) => {
             if external.host.is_empty() {
@@ -262,6 +313,7 @@ pub fn validate(cloud: &InSyncCloud) -> Result<(), InvalidCloud> {
             p.storage("spec.metadataStore.managed.storage", &managed.storage);
             p.resources("spec.metadataStore.managed", managed.resources.as_ref());
             p.image("spec.metadataStore.managed", managed.image.as_ref());
+            p.placement("spec.metadataStore.managed", managed.placement.as_ref());
         }
         (None, Some(external)) => {
             p.region("spec.metadataStore.external.region", &external.region);
@@ -291,6 +343,7 @@ pub fn validate(cloud: &InSyncCloud) -> Result<(), InvalidCloud> {
             p.storage("spec.objectStore.minio.storage", &minio.storage);
             p.resources("spec.objectStore.minio", minio.resources.as_ref());
             p.image("spec.objectStore.minio", minio.image.as_ref());
+            p.placement("spec.objectStore.minio", minio.placement.as_ref());
         }
         (None, Some(s3), None) => {
             let bucket_ok = (3..=63).contains(&s3.bucket.len())
@@ -323,6 +376,7 @@ pub fn validate(cloud: &InSyncCloud) -> Result<(), InvalidCloud> {
     p.range("spec.frontend.replicas", front.replicas.into(), 1, 10);
     p.resources("spec.frontend", front.resources.as_ref());
     p.image("spec.frontend", front.image.as_ref());
+    p.placement("spec.frontend", front.placement.as_ref());
     let svc = &front.service;
     p.range(
         "spec.frontend.service.masterPort",
@@ -449,6 +503,28 @@ pub fn parse_duration(text: &str) -> Option<std::time::Duration> {
     digits
         .is_empty()
         .then(|| std::time::Duration::from_secs(total))
+}
+
+/// A label key: an optional DNS-subdomain prefix and '/', then a name of at most 63 characters.
+fn is_label_key(key: &str) -> bool {
+    let (prefix, name) = match key.rsplit_once('/') {
+        Some((prefix, name)) => (Some(prefix), name),
+        None => (None, key),
+    };
+    let prefix_ok = prefix
+        .is_none_or(|p| !p.is_empty() && p.len() <= 253 && p.split('.').all(is_dns_label_lenient));
+    prefix_ok && !name.is_empty() && is_label_value(name)
+}
+
+/// A label value: empty, or at most 63 alphanumerics, '-', '_' and '.', alphanumeric at both ends.
+fn is_label_value(value: &str) -> bool {
+    value.is_empty()
+        || (value.len() <= 63
+            && value
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            && value.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && value.ends_with(|c: char| c.is_ascii_alphanumeric()))
 }
 
 fn is_dns_label(value: &str) -> bool {

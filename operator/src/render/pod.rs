@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 
 use super::meta::Ctx;
 use super::{Component, keys};
-use crate::api::{ImageOverride, InSyncCloudSpec, PullPolicy};
+use crate::api::{ImageOverride, InSyncCloudSpec, Placement, PullPolicy};
 
 /// MySQL's image tag when `database.managed.image.tag` is unset. MySQL is versioned
 /// independently of inSync, so a version bump does not restart the database.
@@ -90,6 +90,32 @@ fn resources_override(
         Component::Node => spec.nodes.resources.as_ref(),
         Component::Haproxy => spec.frontend.resources.as_ref(),
     }
+}
+
+/// Where `component`'s pods run: the cloud-wide placement with the component's own fields
+/// put over it.
+fn placement(spec: &InSyncCloudSpec, component: Component) -> Placement {
+    let own = match component {
+        Component::Mysql => spec
+            .database
+            .managed
+            .as_ref()
+            .and_then(|m| m.placement.as_ref()),
+        Component::Bynamo => spec
+            .metadata_store
+            .managed
+            .as_ref()
+            .and_then(|m| m.placement.as_ref()),
+        Component::Minio => spec
+            .object_store
+            .minio
+            .as_ref()
+            .and_then(|m| m.placement.as_ref()),
+        Component::CloudMaster => spec.master.placement.as_ref(),
+        Component::Node => spec.nodes.placement.as_ref(),
+        Component::Haproxy => spec.frontend.placement.as_ref(),
+    };
+    spec.placement.overridden_by(own)
 }
 
 /// What a component's container needs from its pod, declared once in the component's module.
@@ -309,6 +335,12 @@ impl<'a> PodBuilder<'a> {
             .iter()
             .map(|name| LocalObjectReference { name: name.clone() });
         let (hostname, subdomain) = self.hostname.unzip();
+        let Placement {
+            node_selector,
+            tolerations,
+            affinity,
+            priority_class_name,
+        } = placement(spec, component);
         PodTemplateSpec {
             metadata: Some(ObjectMeta {
                 labels: Some(self.labels),
@@ -326,6 +358,10 @@ impl<'a> PodBuilder<'a> {
                 hostname,
                 subdomain,
                 topology_spread_constraints: Some(vec![spread(ctx, component)]),
+                node_selector,
+                tolerations,
+                affinity,
+                priority_class_name,
                 ..PodSpec::default()
             }),
         }
