@@ -276,17 +276,16 @@ operator_binary() {
 # standin_binary : e2e/images/standin/build.sh OUT, cached by the stand-in's source tree.
 standin_binary() {
   local key out files script="$HERE/standin/build.sh"
-  [[ -x $script || -f $script ]] || return 1
   mapfile -t files < <(tree_files e2e/images/standin)
   key="$(printf '%s\n' "standin v1" "$(hash_files "${files[@]}")" "$(go env GOVERSION)" | sha256)"
   out="$CACHE_DIR/bin/standin-${key:0:16}"
   if [[ ! -x $out ]]; then
     mkdir -p "$CACHE_DIR/bin"
+    rm -f "$CACHE_DIR"/bin/standin-*
     log "building the stand-in (log: $LOGS/standin-build.log)"
     nice -n 10 bash "$script" "$out.tmp" >"$LOGS/standin-build.log" 2>&1 ||
       { tail -20 "$LOGS/standin-build.log" >&2; die "stand-in build failed"; }
     if ldd "$out.tmp" >/dev/null 2>&1; then die "the stand-in binary is not static"; fi
-    rm -f "$CACHE_DIR"/bin/standin-*
     mv "$out.tmp" "$out"
   fi
   printf '%s\n' "$out"
