@@ -6,6 +6,9 @@
 //!   docs/e2e.md) and the tests use its admin kubeconfig. `up` is idempotent and takes a file
 //!   lock, so parallel tests and parallel test binaries share one cluster.
 //!
+//! * [`real_node::cluster`] (local control plane only) also brings up one real node
+//!   (`e2e/cluster up --real-node`: containerd, kubelet, kube-proxy, CoreDNS) for real pods.
+//!
 //! Helpers: [`TestNamespace`] (a unique namespace, deleted on drop), [`wait_for`] /
 //! [`poll_until`] (polling with a deadline), [`kubectl`] (runs kubectl against the right
 //! cluster), [`helm_path`] / [`helm_command`].
@@ -108,29 +111,30 @@ pub fn helm_path() -> PathBuf {
 }
 
 static UP: OnceLock<Result<(), String>> = OnceLock::new();
+static UP_REAL_NODE: OnceLock<Result<(), String>> = OnceLock::new();
 
-/// Makes sure a cluster is there (once per test process) and returns the kubeconfig path.
-fn ensure_cluster_blocking() -> Result<PathBuf> {
-    if external_cluster() {
-        return Ok(kubeconfig_path());
-    }
-    let result = UP.get_or_init(|| {
+/// Runs `e2e/cluster ARGS` once per test process (per `cell`); `up` takes a file lock, so
+/// parallel test binaries never race.
+fn run_cluster_once(cell: &OnceLock<Result<(), String>>, args: &[&str]) -> Result<PathBuf> {
+    let result = cell.get_or_init(|| {
         let started = Instant::now();
         let out = std::process::Command::new(cluster_script())
-            .arg("up")
+            .args(args)
             .stdin(std::process::Stdio::null())
             .output()
             .map_err(|e| format!("cannot run {}: {e}", cluster_script().display()))?;
         let stderr = String::from_utf8_lossy(&out.stderr);
         if out.status.success() {
             eprintln!(
-                "e2e: local control plane ready in {:.1?}",
+                "e2e: `e2e/cluster {}` ready in {:.1?}",
+                args.join(" "),
                 started.elapsed()
             );
             Ok(())
         } else {
             Err(format!(
-                "`e2e/cluster up` failed ({}):\n{stderr}",
+                "`e2e/cluster {}` failed ({}):\n{stderr}",
+                args.join(" "),
                 out.status
             ))
         }
@@ -138,6 +142,81 @@ fn ensure_cluster_blocking() -> Result<PathBuf> {
     match result {
         Ok(()) => Ok(kubeconfig_path()),
         Err(e) => Err(anyhow!("{e}")),
+    }
+}
+
+/// Makes sure a cluster is there (once per test process) and returns the kubeconfig path.
+fn ensure_cluster_blocking() -> Result<PathBuf> {
+    if external_cluster() {
+        return Ok(kubeconfig_path());
+    }
+    if UP_REAL_NODE.get().is_some_and(|r| r.is_ok()) {
+        return Ok(kubeconfig_path()); // `up --real-node` is a superset of `up`
+    }
+    run_cluster_once(&UP, &["up"])
+}
+
+/// The real node of the local control plane (`e2e/cluster up --real-node`, see docs/e2e.md
+/// "Real node"): containerd + kubelet + kube-proxy + CoreDNS running real containers.
+pub mod real_node {
+    use anyhow::{Context, Result, bail};
+    use kube::Client;
+
+    /// The node's name.
+    pub const NODE_NAME: &str = "insync-real-0";
+    /// Label (value `"true"`) and taint key (effect `NoSchedule`) of the real node: pods meant
+    /// for it need [`pod_spec_fields`] (nodeSelector + toleration); kwok-based tests never
+    /// land there.
+    pub const REAL_NODE_LABEL: &str = "insync.dev/real-node";
+    /// StorageClass of the real node's pre-created `local` volumes (kubelet applies fsGroup to
+    /// them, unlike the host-path volumes of the default class `standard`); WaitForFirstConsumer.
+    pub const REAL_STORAGE_CLASS: &str = "insync-local";
+    /// A busybox image present on the real node (Debian's busybox-static, imported by
+    /// `up --real-node`; nothing is ever pulled, so use `imagePullPolicy: Never` or
+    /// `IfNotPresent`): `sh`, `httpd`, `nslookup`, `wget`, ...
+    pub const BUSYBOX_IMAGE: &str = "registry.k8s.io/insync-e2e/busybox:1.35.0-insync-local";
+
+    /// `nodeSelector` and `tolerations` to merge into a pod spec so it runs on the real node.
+    pub fn pod_spec_fields() -> serde_json::Value {
+        serde_json::json!({
+            "nodeSelector": {REAL_NODE_LABEL: "true"},
+            "tolerations": [{"key": REAL_NODE_LABEL, "operator": "Exists", "effect": "NoSchedule"}],
+        })
+    }
+
+    /// A client for the local control plane **with the real node**: the first call in a test
+    /// process runs `e2e/cluster up --real-node` (needs root; seconds when warm, near instant
+    /// when already up; a file lock serialises parallel test binaries). Fails on an external
+    /// cluster (`KUBECONFIG` set): check [`crate::external_cluster`] first and skip.
+    pub async fn cluster() -> Result<Client> {
+        if crate::external_cluster() {
+            bail!("the real node exists only on the local control plane (KUBECONFIG is set)");
+        }
+        tokio::task::spawn_blocking(|| {
+            crate::run_cluster_once(&crate::UP_REAL_NODE, &["up", "--real-node"])
+        })
+        .await??;
+        crate::cluster().await
+    }
+
+    /// The node's address (its InternalIP: this host's primary address, where NodePorts answer
+    /// besides 127.0.0.1), as `ip -4 route get 1` tells it (that sends nothing).
+    pub fn node_ip() -> Result<String> {
+        let out = std::process::Command::new("ip")
+            .args(["-4", "route", "get", "1"])
+            .output()
+            .context("running `ip -4 route get 1`")?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut words = text.split_whitespace();
+        while let Some(w) = words.next() {
+            if w == "src" {
+                return words
+                    .next()
+                    .map(str::to_owned)
+                    .context("no address after `src`");
+            }
+        }
+        bail!("no `src` in `ip -4 route get 1`: {text}")
     }
 }
 
