@@ -7,6 +7,7 @@ pub mod apply;
 pub mod context;
 pub mod dns;
 pub mod error;
+mod finalizer;
 pub mod leader;
 pub mod observe;
 pub mod reconcile;

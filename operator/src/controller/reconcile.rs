@@ -17,6 +17,7 @@ use tracing::{info, warn};
 use super::apply::{self, FIELD_MANAGER};
 use super::context::Context;
 use super::error::Error;
+use super::finalizer;
 use super::observe::{self, Observed};
 use super::rollout::{self, RolloutInput};
 use super::status::{self, Cond};
@@ -88,9 +89,10 @@ async fn reconcile_cloud(cloud: &InSyncCloud, ctx: &Context) -> Result<Action, E
     if cloud.meta().deletion_timestamp.is_some() {
         return cleanup(cloud, ctx, &api).await;
     }
-    if needs_dns_cleanup(cloud, ctx) && !cloud.finalizers().iter().any(|f| f == FINALIZER) {
-        let patch = json!({"metadata": {"finalizers": [FINALIZER], "resourceVersion": cloud.resource_version()}});
-        api.patch_metadata(&name, &PatchParams::default(), &Patch::Merge(&patch))
+    if needs_dns_cleanup(cloud, ctx)
+        && let Some(patch) = finalizer::add(cloud.finalizers(), FINALIZER)
+    {
+        api.patch_metadata(&name, &PatchParams::default(), &Patch::Json::<()>(patch))
             .await
             .map_err(cloud_err)?;
     }
@@ -481,24 +483,18 @@ async fn cleanup(
         "removed the cloud's DNS records",
     )
     .await;
-    let remaining: Vec<String> = cloud
-        .finalizers()
-        .iter()
-        .filter(|f| *f != FINALIZER)
-        .cloned()
-        .collect();
-    let patch =
-        json!({"metadata": {"finalizers": remaining, "resourceVersion": cloud.resource_version()}});
-    api.patch_metadata(
-        &cloud.name_any(),
-        &PatchParams::default(),
-        &Patch::Merge(&patch),
-    )
-    .await
-    .map_err(|source| Error::Cloud {
-        cloud: cloud.name_any(),
-        source,
-    })?;
+    if let Some(patch) = finalizer::remove(cloud.finalizers(), FINALIZER) {
+        api.patch_metadata(
+            &cloud.name_any(),
+            &PatchParams::default(),
+            &Patch::Json::<()>(patch),
+        )
+        .await
+        .map_err(|source| Error::Cloud {
+            cloud: cloud.name_any(),
+            source,
+        })?;
+    }
     Ok(Action::await_change())
 }
 

@@ -1,0 +1,139 @@
+//! The controller defects of issue 10 that need the cluster, each reproduced against the real
+//! control plane: every test here failed on the operator before its fix. (Quantities compared
+//! as strings, defect 1, is pure logic: unit tests in `controller::apply` and `api::quantity`.)
+//!
+//! Run: `cargo build -p insync-operator && cargo test -p insync-e2e --test controller_defects`.
+
+mod common;
+#[path = "../../operator/tests/support/moto.rs"]
+#[allow(dead_code)]
+mod moto;
+#[path = "../../operator/tests/support/route53.rs"]
+#[allow(dead_code)]
+mod route53;
+
+use std::time::Duration;
+
+use anyhow::{Context, Result, ensure};
+use common::{Operator, condition, create, fcloud, wait_ready};
+use insync_e2e::{TestNamespace, cluster, holds_for, kubectl, poll_until, wait_for};
+use insync_operator::api::{DnsProvider, InSyncCloud};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret};
+use kube::ResourceExt;
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use serde_json::json;
+
+const READY_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// fcloud without DNS and with node ports left to Kubernetes (tests run side by side).
+fn fcloud_no_dns(ns: &str) -> Result<InSyncCloud> {
+    let mut cloud = fcloud(ns)?;
+    cloud.spec.frontend.service.master_node_port = None;
+    cloud.spec.frontend.service.storage_node_port = None;
+    if let Some(dns) = cloud.spec.dns.as_mut() {
+        dns.provider = DnsProvider::None;
+    }
+    Ok(cloud)
+}
+
+async fn merge(api: &Api<InSyncCloud>, name: &str, patch: serde_json::Value) -> Result<()> {
+    api.patch(name, &PatchParams::default(), &Patch::Merge(patch))
+        .await?;
+    Ok(())
+}
+
+/// Wakes the operator for the cloud without changing its spec.
+async fn poke(api: &Api<InSyncCloud>, name: &str, n: u32) -> Result<()> {
+    merge(
+        api,
+        name,
+        json!({"metadata": {"annotations": {"e2e.insync.dev/poke": n.to_string()}}}),
+    )
+    .await
+}
+
+fn requested_storage(pvc: &PersistentVolumeClaim) -> String {
+    pvc.spec
+        .as_ref()
+        .and_then(|s| s.resources.as_ref())
+        .and_then(|r| r.requests.as_ref())
+        .and_then(|r| r.get("storage").map(|q| q.0.clone()))
+        .unwrap_or_default()
+}
+
+/// Defect 2: the DNS finalizer is added and removed without touching another controller's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dns_finalizer_leaves_other_finalizers_alone() -> Result<()> {
+    const THEIRS: &str = "example.com/keep-me";
+    const OURS: &str = "insync.dev/dns-cleanup";
+    let moto = moto::Moto::start();
+    let r53 = route53::client(&moto.endpoint()).await;
+    route53::create_zone(&r53, "drtst.org").await;
+    let client = cluster().await?;
+    let ns = TestNamespace::create(&client, "finalizer").await?;
+    let op = Operator::start_with_env(
+        ns.name(),
+        &[
+            "--dns-owner-id",
+            "e2e-operator",
+            "--dns-endpoint",
+            &moto.endpoint(),
+        ],
+        &[
+            ("AWS_ACCESS_KEY_ID", "testing"),
+            ("AWS_SECRET_ACCESS_KEY", "testing"),
+            ("AWS_REGION", "us-east-1"),
+        ],
+    )
+    .await?;
+    let api: Api<InSyncCloud> = ns.api();
+    let mut cloud = fcloud(ns.name())?;
+    cloud.spec.frontend.service.master_node_port = None;
+    cloud.spec.frontend.service.storage_node_port = None;
+    cloud.metadata.finalizers = Some(vec![THEIRS.to_owned()]);
+    create(&api, &cloud).await?;
+
+    let finalizers =
+        || async { Ok::<_, anyhow::Error>(api.get("fcloud").await?.finalizers().to_vec()) };
+    wait_for(
+        "the operator's finalizer",
+        Duration::from_secs(60),
+        || async { Ok(finalizers().await?.iter().any(|f| f == OURS)) },
+    )
+    .await
+    .with_context(|| op.log_tail())?;
+    let now = finalizers().await?;
+    ensure!(
+        now.iter().any(|f| f == THEIRS),
+        "adding the DNS finalizer dropped {THEIRS}: {now:?}"
+    );
+
+    // Deletion: ours goes once the records are removed, theirs stays.
+    api.delete("fcloud", &DeleteParams::default()).await?;
+    let left = poll_until(
+        "the operator to remove its finalizer",
+        Duration::from_secs(60),
+        || async {
+            let f = finalizers().await?;
+            Ok((!f.iter().any(|f| f == OURS)).then_some(f))
+        },
+    )
+    .await
+    .with_context(|| op.log_tail())?;
+    ensure!(
+        left == [THEIRS],
+        "removing the DNS finalizer touched others: {left:?}"
+    );
+    // Play the other controller: release the cloud.
+    api.patch(
+        "fcloud",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+    )
+    .await?;
+    wait_for("fcloud to be deleted", Duration::from_secs(60), || async {
+        Ok(api.get_opt("fcloud").await?.is_none())
+    })
+    .await?;
+    Ok(())
+}
