@@ -137,3 +137,49 @@ async fn the_dns_finalizer_leaves_other_finalizers_alone() -> Result<()> {
     .await?;
     Ok(())
 }
+
+/// Defect 3: after a restart, objects from the initial list carry no apiVersion/kind; before
+/// the fix every cached child looked different from the desired one and every reconcile
+/// re-applied every child (26 writes for fcloud), forever. Same measure as the steady-state
+/// check in `operator.rs`: the operator's applied-objects counter and the cloud's
+/// resourceVersion over a window, here in the restarted process.
+#[tokio::test]
+async fn steady_state_costs_no_writes_after_an_operator_restart() -> Result<()> {
+    let client = cluster().await?;
+    let ns = TestNamespace::create(&client, "restart-steady").await?;
+    let first = Operator::start(ns.name(), &[]).await?;
+    let api: Api<InSyncCloud> = ns.api();
+    create(&api, &fcloud_no_dns(ns.name())?).await?;
+    wait_ready(&api, "fcloud", READY_TIMEOUT, &first).await?;
+    first.terminate().await?;
+
+    let op = Operator::start(ns.name(), &[]).await?;
+    // The restarted process reconciles the cloud at start; wake it twice more on purpose.
+    wait_for(
+        "the restarted operator to compare the cloud's objects",
+        Duration::from_secs(60),
+        || async { Ok(op.metric("insync_operator_objects_skipped_total").await? > 0.0) },
+    )
+    .await
+    .with_context(|| op.log_tail())?;
+    poke(&api, "fcloud", 1).await?;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    poke(&api, "fcloud", 2).await?;
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let applied = op.metric("insync_operator_objects_applied_total").await?;
+    let reconciles = op.metric("insync_operator_reconciles_total").await?;
+    ensure!(
+        reconciles >= 3.0,
+        "expected at least 3 reconciles, saw {reconciles}"
+    );
+    ensure!(
+        applied == 0.0,
+        "the restarted operator wrote {applied} object(s) over a steady cloud\n{}",
+        op.log_tail()
+    );
+    ensure!(
+        condition(&api.get("fcloud").await?, "Ready").0 == "True",
+        "the cloud is no longer Ready"
+    );
+    Ok(())
+}

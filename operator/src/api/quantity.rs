@@ -114,7 +114,8 @@ impl Exact {
             digits.parse().ok()?
         };
         let mut den: u128 = 10u128.checked_pow(u32::try_from(fraction.len()).ok()?)?;
-        let scale = |value: u128, base: u128, power: u32| value.checked_mul(base.checked_pow(power)?);
+        let scale =
+            |value: u128, base: u128, power: u32| value.checked_mul(base.checked_pow(power)?);
         let ten = exponent.checked_add(if base == 10 { power } else { 0 })?;
         if ten >= 0 {
             num = scale(num, 10, ten.unsigned_abs())?;

@@ -189,9 +189,17 @@ async fn controller(
         let reader = writer.as_reader();
         // managedFields are never read: dropping them keeps the caches small. Touched (not just
         // applied) objects, so deleting a child also wakes its cloud.
+        let types = apply::type_meta(&resource);
         let stream = watcher(api, children_config.clone())
             .default_backoff()
-            .modify(|o| o.managed_fields_mut().clear())
+            .modify(move |o| {
+                o.managed_fields_mut().clear();
+                // Items of a list (the initial list after every start and re-list) carry no
+                // apiVersion/kind, watch events do: without them every cached object looked
+                // different from what render wants, and a restarted operator re-applied every
+                // child at every reconcile, forever (a no-op apply sends no event to mend it).
+                o.types = Some(types.clone());
+            })
             .reflect(writer)
             .touched_objects();
         kinds.push(ChildKind {
