@@ -183,3 +183,124 @@ async fn steady_state_costs_no_writes_after_an_operator_restart() -> Result<()> 
     );
     Ok(())
 }
+
+/// Defect 4: a generated credential Secret deleted while its data volume exists is not
+/// regenerated (new random passwords would lock inSync out of the existing data); the cloud
+/// says so, with the way out.
+#[tokio::test]
+async fn a_lost_credential_secret_is_not_regenerated_over_existing_data() -> Result<()> {
+    let client = cluster().await?;
+    let ns = TestNamespace::create(&client, "lost-creds").await?;
+    let op = Operator::start(ns.name(), &[]).await?;
+    let api: Api<InSyncCloud> = ns.api();
+    create(&api, &fcloud_no_dns(ns.name())?).await?;
+    wait_ready(&api, "fcloud", READY_TIMEOUT, &op).await?;
+    let secrets: Api<Secret> = ns.api();
+    let claims: Api<PersistentVolumeClaim> = ns.api();
+    ensure!(
+        claims.get_opt("data-fcloud-mysql-0").await?.is_some(),
+        "MySQL's data volume is missing"
+    );
+
+    secrets
+        .delete("fcloud-mysql-credentials", &DeleteParams::default())
+        .await?;
+    wait_for("the Secret to be gone", Duration::from_secs(30), || async {
+        Ok(secrets.get_opt("fcloud-mysql-credentials").await?.is_none())
+    })
+    .await?;
+    poke(&api, "fcloud", 1).await?;
+    let degraded = poll_until(
+        "Degraded=True about the lost credentials",
+        Duration::from_secs(60),
+        || async {
+            if secrets.get_opt("fcloud-mysql-credentials").await?.is_some() {
+                anyhow::bail!("the operator generated new credentials over MySQL's existing data");
+            }
+            let c = api.get("fcloud").await?;
+            let (status, reason, message) = condition(&c, "Degraded");
+            Ok((status == "True" && reason == "CredentialsLost").then_some(message))
+        },
+    )
+    .await
+    .with_context(|| op.log_tail())?;
+    for needle in [
+        "fcloud-mysql-credentials",
+        "data-fcloud-mysql-0",
+        "Restore the Secret from a backup",
+        "delete the PersistentVolumeClaim",
+    ] {
+        ensure!(
+            degraded.contains(needle),
+            "the Degraded message does not mention {needle:?}: {degraded}"
+        );
+    }
+    holds_for(
+        "the Secret to stay absent",
+        Duration::from_secs(10),
+        || async { Ok(secrets.get_opt("fcloud-mysql-credentials").await?.is_none()) },
+    )
+    .await
+    .with_context(|| op.log_tail())?;
+    Ok(())
+}
+
+/// Defect 5: storage growth also grows the claims a scale-down kept, so a scale-up does not
+/// bring a replica back at the old size.
+#[tokio::test]
+async fn claims_kept_from_a_scale_down_grow_too() -> Result<()> {
+    let client = cluster().await?;
+    let ns = TestNamespace::create(&client, "grow-kept").await?;
+    kubectl(&[
+        "patch",
+        "storageclass",
+        "standard",
+        "--type=merge",
+        "-p",
+        r#"{"allowVolumeExpansion": true}"#,
+    ])
+    .await?;
+    let op = Operator::start(ns.name(), &[]).await?;
+    let api: Api<InSyncCloud> = ns.api();
+    let mut cloud = fcloud_no_dns(ns.name())?;
+    if let Some(bynamo) = cloud.spec.metadata_store.managed.as_mut() {
+        bynamo.replicas = 2;
+    }
+    create(&api, &cloud).await?;
+    wait_ready(&api, "fcloud", READY_TIMEOUT, &op).await?;
+    let claims: Api<PersistentVolumeClaim> = ns.api();
+    let old = requested_storage(&claims.get("data-fcloud-bynamo-1").await?);
+
+    merge(
+        &api,
+        "fcloud",
+        json!({"spec": {"metadataStore": {"managed": {"replicas": 1}}}}),
+    )
+    .await?;
+    wait_ready(&api, "fcloud", READY_TIMEOUT, &op).await?;
+    let bigger = "25Gi";
+    ensure!(old != bigger, "pick another size: the claim has {old}");
+    merge(
+        &api,
+        "fcloud",
+        json!({"spec": {"metadataStore": {"managed": {"storage": {"size": bigger}}}}}),
+    )
+    .await?;
+    wait_ready(&api, "fcloud", READY_TIMEOUT, &op).await?;
+    merge(
+        &api,
+        "fcloud",
+        json!({"spec": {"metadataStore": {"managed": {"replicas": 2}}}}),
+    )
+    .await?;
+    wait_ready(&api, "fcloud", READY_TIMEOUT, &op).await?;
+    for name in ["data-fcloud-bynamo-0", "data-fcloud-bynamo-1"] {
+        let size = requested_storage(&claims.get(name).await?);
+        ensure!(
+            size == bigger,
+            "{name} requests {size}, not {bigger}\n{}",
+            op.log_tail()
+        );
+    }
+    Ok(())
+}

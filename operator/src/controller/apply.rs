@@ -7,7 +7,7 @@ use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind, TypeMeta};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Client, Resource, ResourceExt};
@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 
 use super::error::Error;
 use crate::api::Quantity;
-use crate::render::keys::{GENERATE_KEYS, MANAGED_BY, MANAGER};
+use crate::render::keys::{COMPONENT, GENERATE_KEYS, INSTANCE, MANAGED_BY, MANAGER};
 use crate::render::{ApplyPolicy, Desired, PRUNABLE_KINDS};
 
 /// The one field manager the operator writes with (the value of its managed-by label).
@@ -85,6 +85,9 @@ pub struct ApplyReport {
     /// Writes that failed. One refused object (say, a node port already taken) must not keep
     /// the rest of the cloud from converging, so the pass goes on and reports them all.
     pub failed: Vec<Error>,
+    /// Generated credentials deliberately not created because data they would lock out
+    /// exists, each with what happened and the way out (see [`lost_credentials`]).
+    pub withheld: Vec<String>,
 }
 
 /// Whether every field of `desired` is present in `live` with the same value. Fields the API
@@ -222,6 +225,8 @@ pub fn cached(
 enum Outcome {
     Written,
     Unchanged,
+    /// Generated credentials not created over existing data: why, and the way out.
+    Withheld(String),
     /// A StatefulSet whose volume claim templates changed was deleted with its pods orphaned;
     /// the next reconcile creates it again with the new templates and it adopts the pods.
     Recreating,
@@ -249,14 +254,28 @@ pub async fn apply_all(
         let live = cached(kind, namespace, &name);
         let label = format!("{}/{name}", kind.resource.kind);
         let outcome = match (item.policy, live.as_deref()) {
-            (ApplyPolicy::CreateOnly, None) => create(&api, &item.object).await,
+            (ApplyPolicy::CreateOnly, None) => create_unless_data(client, &api, &item.object).await,
             (ApplyPolicy::CreateOnly, Some(live)) => grow_claim(&api, &item.object, live).await,
             (ApplyPolicy::Apply, live) => {
                 let sent = with_hash(&item.object)?;
                 match live {
                     Some(live) if up_to_date(&sent, live)? => Ok(Outcome::Unchanged),
                     Some(live) if claim_templates_differ(&sent, live) => {
-                        recreate_statefulset(client, namespace, &sent, live).await
+                        recreate_statefulset(client, namespace, &sent).await
+                    }
+                    Some(live) if scales_up(&sent, live) => {
+                        // Claims a scale-down kept come back as they are: grow them first.
+                        match grow_statefulset_claims(client, namespace, &sent).await {
+                            Ok(()) => api
+                                .patch(
+                                    &name,
+                                    &PatchParams::apply(FIELD_MANAGER).force(),
+                                    &Patch::Apply(&sent),
+                                )
+                                .await
+                                .map(|_| Outcome::Written),
+                            Err(e) => Err(e),
+                        }
                     }
                     _ => api
                         .patch(
@@ -275,6 +294,7 @@ pub async fn apply_all(
                 "{label} (recreating for new volume claim templates)"
             )),
             Ok(Outcome::Unchanged) => report.unchanged += 1,
+            Ok(Outcome::Withheld(why)) => report.withheld.push(why),
             Err(source) => report.failed.push(Error::Write {
                 object: label,
                 source,
@@ -325,6 +345,91 @@ async fn create(api: &Api<DynamicObject>, desired: &DynamicObject) -> Result<Out
         Err(kube::Error::Api(status)) if status.code == 409 => Ok(Outcome::Unchanged),
         Err(e) => Err(e),
     }
+}
+
+/// Creates a create-only object, except generated credentials over existing data: those are
+/// withheld and reported (new random passwords would lock the datastore's data out).
+async fn create_unless_data(
+    client: &Client,
+    api: &Api<DynamicObject>,
+    desired: &DynamicObject,
+) -> Result<Outcome, kube::Error> {
+    let Some(selector) = credential_data_selector(desired) else {
+        return create(api, desired).await;
+    };
+    // Only reached when the Secret is not in the cache: at creation, or when it was lost.
+    let claims: Api<PersistentVolumeClaim> =
+        Api::namespaced(client.clone(), &desired.namespace().unwrap_or_default());
+    let found: Vec<String> = claims
+        .list_metadata(&ListParams::default().labels(&selector))
+        .await?
+        .items
+        .iter()
+        .map(ResourceExt::name_any)
+        .collect();
+    let Some(why) = lost_credentials(desired, &found) else {
+        return create(api, desired).await;
+    };
+    // The cache may lag behind a Secret created a moment ago: ask the API server.
+    if api.get_metadata_opt(&desired.name_any()).await?.is_some() {
+        return Ok(Outcome::Unchanged);
+    }
+    Ok(Outcome::Withheld(why))
+}
+
+/// The label selector of the data volumes a generated credential Secret unlocks (its cloud's
+/// claims of its component), or `None` when the object is not generated credentials that data
+/// depends on.
+///
+/// The rule, per credential (each of the three datastores keeps a data volume):
+/// - MySQL: the passwords are written into the data directory (`mysql.user`) on first start
+///   only; over an existing data directory `MYSQL_*_PASSWORD` are ignored, so new ones lock
+///   inSync and the operator out.
+/// - MinIO: the root credentials sign, and without a KMS encrypt, the IAM and configuration
+///   store MinIO keeps on its drives: new root credentials cannot read them back.
+/// - Bynamo: its data directory is opaque to the operator, so whether anything in it is bound
+///   to the access keys cannot be known. Refusing wrongly costs a restore or a PVC deletion;
+///   regenerating wrongly can cost the data. Withheld as well.
+fn credential_data_selector(object: &DynamicObject) -> Option<String> {
+    let is_secret = object.types.as_ref().is_some_and(|t| t.kind == "Secret");
+    if !is_secret || !object.annotations().contains_key(GENERATE_KEYS) {
+        return None;
+    }
+    let labels = object.labels();
+    let component = labels.get(COMPONENT)?;
+    if !DATA_BOUND_CREDENTIALS.contains(&component.as_str()) {
+        return None;
+    }
+    let instance = labels.get(INSTANCE)?;
+    Some(format!("{INSTANCE}={instance},{COMPONENT}={component}"))
+}
+
+/// Components whose generated credentials are never generated over existing data (see
+/// [`credential_data_selector`]).
+const DATA_BOUND_CREDENTIALS: [&str; 3] = ["mysql", "bynamo", "minio"];
+
+/// When generated credentials are missing but data volumes they unlock exist: what happened
+/// and the way out, for the Degraded condition. `claims` are the cloud's claims of the
+/// Secret's component.
+pub fn lost_credentials(secret: &DynamicObject, claims: &[String]) -> Option<String> {
+    if claims.is_empty() {
+        return None;
+    }
+    let component = secret.labels().get(COMPONENT).cloned().unwrap_or_default();
+    let keys = secret
+        .annotations()
+        .get(GENERATE_KEYS)
+        .cloned()
+        .unwrap_or_default();
+    let namespace = secret.namespace().unwrap_or_default();
+    Some(format!(
+        "Secret {namespace}/{name} with {component}'s generated credentials is missing, but \
+         {component}'s data volume(s) {claims} exist: new random credentials would lock inSync \
+         out of that data, so none were generated. Restore the Secret from a backup (same \
+         name, keys {keys}), or delete the PersistentVolumeClaim(s) to start {component} empty",
+        name = secret.name_any(),
+        claims = claims.join(", "),
+    ))
 }
 
 fn requested_storage(claim_spec: Option<&Value>) -> Option<Quantity> {
@@ -386,20 +491,49 @@ fn claim_templates_differ(desired: &DynamicObject, live: &DynamicObject) -> bool
     is_statefulset && first_difference(&templates(desired), &templates(live)).is_some()
 }
 
-/// Grows the claims of every replica to the new template sizes, then deletes the StatefulSet
-/// with its pods orphaned, so nothing restarts; the next reconcile creates it again.
-async fn recreate_statefulset(
+/// Whether applying `desired` raises a live StatefulSet's replicas.
+fn scales_up(desired: &DynamicObject, live: &DynamicObject) -> bool {
+    let replicas = |o: &DynamicObject| o.data.pointer("/spec/replicas").and_then(Value::as_i64);
+    let is_statefulset = desired
+        .types
+        .as_ref()
+        .is_some_and(|t| t.kind == "StatefulSet");
+    is_statefulset && replicas(desired).unwrap_or(1) > replicas(live).unwrap_or(1)
+}
+
+/// The claims of a StatefulSet's volume claim template, by name: `<template>-<set>-<ordinal>`.
+fn is_claim_of(claim: &str, template: &str, statefulset: &str) -> bool {
+    claim
+        .strip_prefix(&format!("{template}-{statefulset}-"))
+        .is_some_and(|ordinal| !ordinal.is_empty() && ordinal.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Of `claims` (name, requested storage), those of `template` of `statefulset` smaller than
+/// `want`: every ordinal found, not only the current replicas, because the claims a scale-down
+/// kept are reused as they are when the set scales up again.
+fn claims_to_grow(
+    template: &str,
+    statefulset: &str,
+    want: Quantity,
+    claims: &[(String, Option<Quantity>)],
+) -> Vec<String> {
+    claims
+        .iter()
+        .filter(|(name, have)| {
+            is_claim_of(name, template, statefulset) && have.is_some_and(|have| have < want)
+        })
+        .map(|(name, _)| name.clone())
+        .collect()
+}
+
+/// Grows every existing claim of the StatefulSet's templates (current replicas and the ones a
+/// scale-down kept) to the template's size.
+async fn grow_statefulset_claims(
     client: &Client,
     namespace: &str,
     desired: &DynamicObject,
-    live: &DynamicObject,
-) -> Result<Outcome, kube::Error> {
+) -> Result<(), kube::Error> {
     let name = desired.name_any();
-    let replicas = live
-        .data
-        .pointer("/spec/replicas")
-        .and_then(Value::as_i64)
-        .unwrap_or(1);
     let claims: Api<DynamicObject> = Api::namespaced_with(
         client.clone(),
         namespace,
@@ -423,16 +557,41 @@ async fn recreate_statefulset(
             .pointer("/spec/resources/requests/storage")
             .cloned()
             .unwrap_or_default();
-        for ordinal in 0..replicas {
-            let claim = format!("{template_name}-{name}-{ordinal}");
-            let Some(existing) = claims.get_opt(&claim).await? else {
-                continue;
-            };
-            if requested_storage(existing.data.get("spec")).is_some_and(|have| have < want) {
-                request_storage(&claims, &claim, size.clone()).await?;
-            }
+        // The claims carry the template's labels (the cloud's and component's selector).
+        let selector = template
+            .pointer("/metadata/labels")
+            .and_then(Value::as_object)
+            .map(|labels| {
+                labels
+                    .iter()
+                    .filter_map(|(k, v)| Some(format!("{k}={}", v.as_str()?)))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .unwrap_or_default();
+        let existing: Vec<(String, Option<Quantity>)> = claims
+            .list(&ListParams::default().labels(&selector))
+            .await?
+            .items
+            .iter()
+            .map(|c| (c.name_any(), requested_storage(c.data.get("spec"))))
+            .collect();
+        for claim in claims_to_grow(template_name, &name, want, &existing) {
+            request_storage(&claims, &claim, size.clone()).await?;
         }
     }
+    Ok(())
+}
+
+/// Grows the claims to the new template sizes, then deletes the StatefulSet with its pods
+/// orphaned, so nothing restarts; the next reconcile creates it again.
+async fn recreate_statefulset(
+    client: &Client,
+    namespace: &str,
+    desired: &DynamicObject,
+) -> Result<Outcome, kube::Error> {
+    grow_statefulset_claims(client, namespace, desired).await?;
+    let name = desired.name_any();
     let statefulsets: Api<DynamicObject> = Api::namespaced_with(
         client.clone(),
         namespace,
@@ -538,6 +697,66 @@ mod tests {
         };
         assert!(!claim_templates_differ(&sts("5120Mi"), &sts("5Gi")));
         assert!(claim_templates_differ(&sts("6Gi"), &sts("5Gi")));
+    }
+
+    fn generated_secret(component: &str) -> DynamicObject {
+        serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": format!("fcloud-{component}-credentials"), "namespace": "ns",
+                "labels": {INSTANCE: "fcloud", COMPONENT: component},
+                "annotations": {GENERATE_KEYS: "password,rootPassword"}},
+        }))
+        .expect("secret")
+    }
+
+    #[test]
+    fn every_datastore_credential_is_bound_to_its_data() {
+        for component in ["mysql", "bynamo", "minio"] {
+            assert_eq!(
+                credential_data_selector(&generated_secret(component)).as_deref(),
+                Some(format!("{INSTANCE}=fcloud,{COMPONENT}={component}").as_str()),
+                "{component}"
+            );
+        }
+        let mut plain = generated_secret("mysql");
+        plain.annotations_mut().clear();
+        assert_eq!(credential_data_selector(&plain), None, "not generated");
+    }
+
+    #[test]
+    fn lost_credentials_over_data_say_what_happened_and_the_way_out() {
+        let secret = generated_secret("mysql");
+        assert_eq!(lost_credentials(&secret, &[]), None, "no data: generate");
+        let message =
+            lost_credentials(&secret, &["data-fcloud-mysql-0".to_owned()]).expect("data exists");
+        for needle in [
+            "ns/fcloud-mysql-credentials",
+            "data-fcloud-mysql-0",
+            "Restore the Secret from a backup",
+            "password,rootPassword",
+            "delete the PersistentVolumeClaim",
+        ] {
+            assert!(message.contains(needle), "{needle:?} in {message}");
+        }
+    }
+
+    #[test]
+    fn claims_kept_from_a_scale_down_are_grown_too() {
+        let q = |s: &str| Quantity::parse(s).ok();
+        let claims = vec![
+            ("data-fcloud-bynamo-0".to_owned(), q("10Gi")),
+            // Kept from a scale-down from 3 replicas to 1.
+            ("data-fcloud-bynamo-1".to_owned(), q("10Gi")),
+            ("data-fcloud-bynamo-2".to_owned(), q("25Gi")),
+            // Not this set's.
+            ("data-fcloud-bynamo-extra-0".to_owned(), q("1Gi")),
+            ("data-other-bynamo-0".to_owned(), q("1Gi")),
+        ];
+        let want = Quantity::parse("25Gi").expect("quantity");
+        assert_eq!(
+            claims_to_grow("data", "fcloud-bynamo", want, &claims),
+            ["data-fcloud-bynamo-0", "data-fcloud-bynamo-1"]
+        );
     }
 
     #[test]

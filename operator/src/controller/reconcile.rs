@@ -162,6 +162,7 @@ async fn reconcile_cloud(cloud: &InSyncCloud, ctx: &Context) -> Result<Action, E
     let mut conds = Vec::new();
     let mut degraded: Option<(&'static str, String)> = None;
     let mut apply_error = None;
+    let mut credentials_lost = false;
     if let Some(missing) = missing_secrets(cloud, ctx, &namespace).await {
         degraded = Some(("MissingSecret", missing));
     }
@@ -224,6 +225,13 @@ async fn reconcile_cloud(cloud: &InSyncCloud, ctx: &Context) -> Result<Action, E
                 if prune && report.failed.is_empty() {
                     ctx.pruned(&uid, generation);
                 }
+                if !report.withheld.is_empty() {
+                    // Above a failed write: acting on it is what unblocks the datastore.
+                    let message = report.withheld.join("; ");
+                    warn!(%message, "generated credentials withheld over existing data");
+                    publish(ctx, cloud, EventType::Warning, "CredentialsLost", &message).await;
+                    credentials_lost = true;
+                }
                 if !report.failed.is_empty() {
                     let message = report
                         .failed
@@ -234,6 +242,9 @@ async fn reconcile_cloud(cloud: &InSyncCloud, ctx: &Context) -> Result<Action, E
                     publish(ctx, cloud, EventType::Warning, "ApplyFailed", &message).await;
                     degraded = Some(("ApplyFailed", message));
                     apply_error = Some(report.failed.remove(0));
+                }
+                if credentials_lost {
+                    degraded = Some(("CredentialsLost", report.withheld.join("; ")));
                 }
             }
             Err(e) => {
@@ -310,6 +321,11 @@ async fn reconcile_cloud(cloud: &InSyncCloud, ctx: &Context) -> Result<Action, E
     if let Some(e) = apply_error {
         // Recorded in status above; returning it makes error_policy back off.
         return Err(e);
+    }
+    if credentials_lost {
+        // Neither restoring the Secret nor deleting the claims wakes the cloud (neither is
+        // owned by it): look again soon.
+        return Ok(Action::requeue(Duration::from_secs(30)));
     }
     Ok(Action::requeue(next_wake(
         decision.upgrade.as_ref(),
