@@ -500,8 +500,9 @@ run_images_build() {
 node_up() {
   local start=$SECONDS
   if node_is_ready 2>/dev/null; then
+    # (e2e/images/build is not run here: it may rebuild images, and this path must stay instant;
+    # run `e2e/images/build --import <containerd socket>` for fresh images on a running node)
     recycle_local_pvs
-    run_images_build
     log "real node $NODE_NAME already up"
     return 0
   fi
@@ -624,9 +625,10 @@ node_down() {
   # nothing to do when no real node was ever started here
   [[ -d "$NODE" ]] || ip link show "$BRIDGE" >/dev/null 2>&1 || return 0
   (( EUID == 0 )) || die "taking the real node down needs root"
-  local start=$SECONDS p id
+  local start=$SECONDS p id ids=""
   stop kubelet
   if pid_of containerd >/dev/null; then
+    ids="$(ctr_ containers ls -q 2>/dev/null || true)"   # for the CNI result cache below
     # kill every container (pods' sandboxes too) before containerd goes
     for id in $(ctr_ tasks ls -q 2>/dev/null); do ctr_ tasks kill -s SIGKILL "$id" >/dev/null 2>&1 || true; done
     for id in $(ctr_ tasks ls -q 2>/dev/null); do ctr_ tasks delete -f "$id" >/dev/null 2>&1 || true; done
@@ -657,6 +659,12 @@ node_down() {
   # kubelet's links to container logs, the CNI result cache, pod IP leases
   find /var/log/containers -maxdepth 1 -type l -lname "$NODE/*" -delete 2>/dev/null || true
   rm -f /var/lib/cni/results/"$CNI_NETWORK"-* 2>/dev/null || true
+  for id in $ids; do rm -f /var/lib/cni/results/*-"$id"-* 2>/dev/null || true; done
+  # kubelet's device-plugin socket and the directories kubelet/CNI make at fixed paths (removed
+  # only when empty: nothing of anyone else's)
+  rm -f /var/lib/kubelet/device-plugins/kubelet.sock
+  rmdir /var/lib/kubelet/device-plugins /var/lib/kubelet /var/lib/cni/results /var/lib/cni \
+        /var/log/containers 2>/dev/null || true
   rm -rf "$NODE/cni/ipam"
   rm -f "$NODE/enabled" "$NODE"/containerd/imported-*
   local left; left="$(node_leftovers)"
