@@ -659,7 +659,7 @@ async fn invalid_manifests_are_refused_by_the_api_server() -> Result<()> {
         ),
         (
             "  version: '5.9'\n  placement: {tolerations: [{key: k, operator: Matches}]}\n",
-            "a toleration's operator must be Exists or Equal",
+            "supported values: \"Exists\", \"Equal\"",
         ),
         (
             "  version: '5.9'\n  nodes: {placement: {tolerations: [{key: k, operator: Exists, value: v}]}}\n",

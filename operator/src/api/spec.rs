@@ -135,15 +135,13 @@ pub enum PullPolicy {
 /// (`spec.placement`) and per component (`<component>.placement`, field by field).
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("!has(self.tolerations) || self.tolerations.all(t, !has(t.operator) || t.operator == 'Exists' || t.operator == 'Equal')").message("a toleration's operator must be Exists or Equal"))]
-#[x_kube(validation = Rule::new("!has(self.tolerations) || self.tolerations.all(t, !has(t.operator) || t.operator != 'Exists' || !has(t.value) || t.value == '')").message("a toleration with operator Exists must not set a value"))]
-#[x_kube(validation = Rule::new("!has(self.tolerations) || self.tolerations.all(t, !has(t.effect) || t.effect in ['', 'NoSchedule', 'PreferNoSchedule', 'NoExecute'])").message("a toleration's effect must be NoSchedule, PreferNoSchedule or NoExecute (or empty for all)"))]
 pub struct Placement {
     /// Node labels the pods require, e.g. `{"node-role.example.com/insync": "true"}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node_selector: Option<BTreeMap<String, String>>,
-    /// Taints the pods tolerate.
+    /// Taints the pods tolerate (at most 32), as in a pod spec.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "tolerations_schema")]
     pub tolerations: Option<Vec<Toleration>>,
     /// Node and pod affinity and anti-affinity rules, exactly as in a pod spec
     /// (`kubectl explain pod.spec.affinity`).
@@ -152,7 +150,8 @@ pub struct Placement {
     pub affinity: Option<Affinity>,
     /// PriorityClass of the pods, e.g. to keep a cloud's datastores from being preempted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new("self.matches('^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$') && size(self) <= 253").message("priorityClassName must be a DNS subdomain (lower-case letters, digits, '-' and '.')"))]
+    #[schemars(length(max = 253))]
+    #[x_kube(validation = Rule::new("self.matches('^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$')").message("priorityClassName must be a DNS subdomain (lower-case letters, digits, '-' and '.')"))]
     pub priority_class_name: Option<String>,
 }
 
@@ -164,6 +163,30 @@ fn pod_affinity_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     schemars::json_schema!({
         "type": "object",
         "x-kubernetes-preserve-unknown-fields": true,
+    })
+}
+
+/// Tolerations with their operator and effect as enums and bounded sizes, so the API server
+/// refuses a typo with the allowed values and the one CEL rule stays within its cost budget
+/// (repeated for the cloud and six components).
+fn tolerations_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "array",
+        "maxItems": 32,
+        "items": {
+            "type": "object",
+            "properties": {
+                "key": {"type": "string", "maxLength": 317, "description": "Taint key to tolerate; empty with operator Exists tolerates every taint."},
+                "operator": {"type": "string", "enum": ["Exists", "Equal"], "description": "Exists or Equal (the default)."},
+                "value": {"type": "string", "maxLength": 63, "description": "Taint value to match with operator Equal."},
+                "effect": {"type": "string", "enum": ["", "NoSchedule", "PreferNoSchedule", "NoExecute"], "description": "Taint effect to match; empty matches every effect."},
+                "tolerationSeconds": {"type": "integer", "format": "int64", "description": "How long a NoExecute taint is tolerated before eviction."}
+            },
+            "x-kubernetes-validations": [{
+                "rule": "!has(self.operator) || self.operator != 'Exists' || !has(self.value) || self.value == ''",
+                "message": "a toleration with operator Exists must not set a value"
+            }]
+        }
     })
 }
 
