@@ -10,7 +10,7 @@
 
 # ---- pinned versions and settings ---------------------------------------------------------------
 COREDNS_VERSION=v1.15.0          # github.com/coredns/coredns, pinned in e2e/coredns/go.mod
-NODE_DEBS=(containerd runc containernetworking-plugins umoci gcc libc6-dev iptables iproute2 busybox-static)
+NODE_DEBS=(containerd runc containernetworking-plugins umoci gcc libc6-dev iptables iproute2 busybox-static socat)
 NODE_NAME=insync-real-0
 NODE_LABEL=insync.dev/real-node  # label and taint key (value "true"; taint effect NoSchedule)
 KUBE_NODE_BIN="$BIN/kubernetes-node-$KUBE_VERSION"   # kubelet, kube-proxy (plain `up` needs neither)
@@ -44,7 +44,7 @@ MIRRORED_REGISTRIES=(docker.io registry.k8s.io registry.example.com ghcr.io quay
 LOCAL_PV_COUNT=24
 LOCAL_PV_SIZE=4Ti
 
-NODE_COMPONENTS=(containerd coredns kube-proxy kubelet)
+NODE_COMPONENTS=(containerd coredns kube-proxy kubelet apiserver-proxy)
 # sysctls that `up --real-node` (or kubelet/kube-proxy) change; saved before and restored by `down`
 NODE_SYSCTLS=(net.ipv4.ip_forward net.ipv4.conf.all.route_localnet
               net.bridge.bridge-nf-call-iptables net.bridge.bridge-nf-call-ip6tables
@@ -419,6 +419,18 @@ metadata: {name: "insync-e2e:coredns"}
 roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "insync-e2e:coredns"}
 subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: "system:coredns"}]
 ---
+# kubernetes.default for pods: the apiserver-proxy on the bridge address (the control plane
+# runs with --endpoint-reconciler-type=none and listens on loopback)
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: kubernetes-insync-e2e
+  namespace: default
+  labels: {kubernetes.io/service-name: kubernetes, endpointslice.kubernetes.io/managed-by: insync-e2e}
+addressType: IPv4
+endpoints: [{addresses: ["$NODE_GW"], conditions: {ready: true}}]
+ports: [{name: https, port: $APISERVER_PORT, protocol: TCP}]
+---
 # local volumes on the real node: pre-created, kubelet applies fsGroup ownership to them
 apiVersion: storage.k8s.io/v1
 kind: StorageClass
@@ -544,6 +556,12 @@ node_up() {
   run_images_build
 
   kc apply --server-side --force-conflicts -f - >/dev/null < <(node_manifests)
+  # Pods reach the API server as kubernetes.default (10.96.0.1:443), which the EndpointSlice in
+  # node_manifests sends to the bridge address; the API server itself listens on loopback only,
+  # so a forwarder on the bridge address passes those connections to it (TLS is end to end).
+  mkdir -p "$NODE/bin"; ln -sfn "$(command -v socat)" "$NODE/bin/apiserver-proxy"
+  start apiserver-proxy "$NODE/bin/apiserver-proxy" \
+    "TCP-LISTEN:$APISERVER_PORT,bind=$NODE_GW,reuseaddr,fork" "TCP:$HOST:$APISERVER_PORT"
   start coredns "$COREDNS_BIN/coredns" -conf "$NODE/Corefile"
   start kube-proxy "$KUBE_NODE_BIN/kube-proxy" --config="$NODE/kube-proxy.yaml" --v=1
   start kubelet "$KUBE_NODE_BIN/kubelet" --config="$NODE/kubelet.yaml" \
@@ -633,7 +651,7 @@ node_down() {
     for id in $(ctr_ tasks ls -q 2>/dev/null); do ctr_ tasks kill -s SIGKILL "$id" >/dev/null 2>&1 || true; done
     for id in $(ctr_ tasks ls -q 2>/dev/null); do ctr_ tasks delete -f "$id" >/dev/null 2>&1 || true; done
   fi
-  stop kube-proxy coredns containerd
+  stop kube-proxy coredns apiserver-proxy containerd
   for p in $(our_shims); do kill -KILL "$p" 2>/dev/null || true; done
   if [[ -x "$KUBE_NODE_BIN/kube-proxy" ]]; then
     "$KUBE_NODE_BIN/kube-proxy" --cleanup >>"$LOGS/kube-proxy.log" 2>&1 || true
@@ -680,7 +698,8 @@ node_status() {
   local name pid rc=0 ports
   for name in "${NODE_COMPONENTS[@]}"; do
     case $name in kubelet) ports="$KUBELET_PORT $KUBELET_HEALTHZ_PORT" ;; kube-proxy) ports="$KUBE_PROXY_HEALTHZ_PORT $KUBE_PROXY_METRICS_PORT" ;;
-                  coredns) ports="$NODE_GW:53 $COREDNS_READY_PORT" ;; containerd) ports="$CONTAINERD_SOCK" ;; esac
+                  coredns) ports="$NODE_GW:53 $COREDNS_READY_PORT" ;; containerd) ports="$CONTAINERD_SOCK" ;;
+                  apiserver-proxy) ports="$NODE_GW:$APISERVER_PORT" ;; esac
     if pid="$(pid_of "$name")"; then
       printf '%-24s %-8s %-8s %s\n' "$name" running "$pid" "$ports"
     else
