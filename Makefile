@@ -8,7 +8,7 @@ export PATH := $(or $(INSYNC_E2E_CACHE),$(HOME)/.cache/insync-e2e)/bin/path:$(HO
 
 ## demo: start a local control plane (unless KUBECONFIG is set), install the operator with its
 ## Helm chart, apply examples/fcloud.yaml and wait until the cloud is Ready.
-demo:
+demo: deps
 	e2e/demo.sh
 
 ## test: installs what the tests need (deps), then formatting, lints, unit/render/chart/DNS

@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # make demo: the operator running a whole inSync Cloud, from nothing.
 #
-#   1. a Kubernetes control plane: $KUBECONFIG if set, else the local one (e2e/cluster up)
-#   2. a Route53 API on loopback (moto) with the hosted zone drtst.org
-#   3. the operator installed with its Helm chart (CRD, ServiceAccount, RBAC; the Deployment
-#      scaled to 0, because no operator image is published for the cluster to pull)
-#   4. the operator process itself, run here with the chart's arguments as the chart's
-#      ServiceAccount (the local control plane runs no containers: kwok plays the kubelet)
-#   5. kubectl apply -f examples/fcloud.yaml, kubectl wait until Ready, and what was created
+#   1. a Kubernetes control plane: $KUBECONFIG if set, else the local one. Where this machine can
+#      run containers (root, containerd, runc), the local one gets a real node
+#      (`e2e/cluster up --real-node`) and images built here (e2e/images/build); elsewhere kwok
+#      plays the kubelet and the demo says so.
+#   2. a Route53 API (moto) with the hosted zone drtst.org
+#   3. the operator installed with its Helm chart: on the real node it runs as a pod from its
+#      image; with kwok the binary runs here with the chart's arguments as its ServiceAccount
+#   4. kubectl apply -f examples/fcloud.yaml (on the real node: placed there, on its volumes),
+#      kubectl wait until Ready, what was created, and (real node) CloudMaster's /health
+#      through HAProxy's NodePort on this machine
 #
 # Usage: e2e/demo.sh [up|down]     (up is the default; down stops the operator and moto)
 set -euo pipefail
@@ -38,14 +41,25 @@ if [[ "${1:-up}" == down ]]; then
 fi
 
 say "Kubernetes"
+REAL=false
 if [[ -z "${KUBECONFIG:-}" ]]; then
-  e2e/cluster up
+  if [[ "${INSYNC_DEMO_KWOK:-}" != 1 && $(id -u) == 0 ]] && command -v containerd >/dev/null \
+      && command -v runc >/dev/null && e2e/cluster up --real-node; then
+    REAL=true
+  else
+    echo ">>> This machine cannot run containers here (or INSYNC_DEMO_KWOK=1): falling back to kwok,"
+    echo ">>> which marks pods Running without running them. The cloud will be Ready, but nothing answers."
+    e2e/cluster up
+  fi
   eval "$(e2e/cluster env)"
 else
   e2e/cluster install-tools >/dev/null
   export PATH="$HOME/.cache/insync-e2e/bin/path:$PATH"
 fi
 kubectl get nodes
+if $REAL; then
+  exec "$ROOT/e2e/demo-real.sh"
+fi
 
 say "Building the operator"
 cargo build -q -p insync-operator

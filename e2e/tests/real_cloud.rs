@@ -1,0 +1,620 @@
+//! A whole inSync Cloud on real pods (the real node of `e2e/cluster up --real-node`, images
+//! built here by `e2e/images/build`): the operator installed with its Helm chart runs as a pod,
+//! `examples/fcloud.yaml` (placed on the real node) comes up Ready by its containers' own probes
+//! in a namespace that enforces the `restricted` Pod Security Standard, `/health` answers through
+//! HAProxy's NodePort on this machine, and markers written in MySQL, the metadata store and the
+//! object store survive a version bump, a killed datastore pod, an operator restart, and deleting
+//! the cloud and applying it again.
+
+mod common;
+#[path = "../../operator/tests/support/moto.rs"]
+#[allow(dead_code)]
+mod moto;
+#[path = "../../operator/tests/support/route53.rs"]
+#[allow(dead_code)]
+mod route53;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+use common::{condition, fcloud};
+use insync_e2e::real_node::{self, REAL_NODE_LABEL, REAL_STORAGE_CLASS};
+use insync_e2e::{TestNamespace, helm, kubectl, poll_until, repo_root, unique_name, wait_for};
+use insync_operator::api::{ImageOverride, InSyncCloud, Placement, StorageSpec};
+use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim, Pod, Secret, Toleration};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::{Client, ResourceExt};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// The inSync release the cloud starts on and the one it is bumped to: both are built by
+/// `e2e/images/build` (see docs/images.md).
+const FROM_VERSION: &str = "5.9.1-r4178";
+const TO_VERSION: &str = "5.9.2-r4190";
+/// Node ports for this test's cloud (not fcloud's own 30443/30661, which `make demo` uses).
+const MASTER_NODE_PORT: u16 = 30543;
+const STORAGE_NODE_PORT: u16 = 30561;
+/// Real pods start in seconds, MySQL initialises in a few more; generous for a loaded machine.
+const READY_TIMEOUT: Duration = Duration::from_secs(420);
+
+/// One plain HTTP/1.1 request to 127.0.0.1:`port` (the front end's NodePort on this machine):
+/// (status, body).
+async fn http(port: u16, method: &str, path: &str, body: &str) -> Result<(u16, String)> {
+    let mut stream = tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::net::TcpStream::connect(("127.0.0.1", port)),
+    )
+    .await
+    .context("connect timed out")??;
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nhost: fcloud\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await?;
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut out))
+        .await
+        .context("response timed out")??;
+    let out = String::from_utf8_lossy(&out).into_owned();
+    let code = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .with_context(|| format!("not an HTTP response: {out:?}"))?;
+    let body = out
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    Ok((code, body))
+}
+
+/// CloudMaster's `/health` through HAProxy, parsed.
+async fn health() -> Result<(u16, Value)> {
+    let (code, body) = http(MASTER_NODE_PORT, "GET", "/health", "").await?;
+    let json = serde_json::from_str(&body).with_context(|| format!("/health body {body:?}"))?;
+    Ok((code, json))
+}
+
+/// Waits until `/health` through the front end says every datastore is ok at `version`.
+async fn wait_healthy(version: &str) -> Result<Value> {
+    poll_until(
+        &format!("/health through the front end to report every datastore ok at {version}"),
+        READY_TIMEOUT,
+        || async {
+            Ok(match health().await {
+                Ok((200, h))
+                    if ["database", "metadata", "objectstore"]
+                        .iter()
+                        .all(|k| h[k] == "ok")
+                        && h["version"] == version =>
+                {
+                    Some(h)
+                }
+                _ => None,
+            })
+        },
+    )
+    .await
+}
+
+/// Writes a marker through the front end into MySQL, the metadata store and the object store.
+async fn put_marker(key: &str, value: &str) -> Result<()> {
+    let (code, body) = http(MASTER_NODE_PORT, "PUT", &format!("/markers/{key}"), value).await?;
+    ensure!(
+        (200..300).contains(&code),
+        "PUT /markers/{key}: {code} {body}"
+    );
+    Ok(())
+}
+
+/// Every marker must read back from all three stores.
+async fn expect_markers(markers: &BTreeMap<&str, &str>, after: &str) -> Result<()> {
+    for (key, value) in markers {
+        let (code, body) = http(MASTER_NODE_PORT, "GET", &format!("/markers/{key}"), "").await?;
+        ensure!(
+            code == 200,
+            "after {after}: GET /markers/{key}: {code} {body}"
+        );
+        let stores: Value = serde_json::from_str(&body)?;
+        for store in ["database", "metadata", "objectstore"] {
+            ensure!(
+                stores[store] == *value,
+                "after {after}: marker {key} in {store} is {} (want {value:?}); all: {body}",
+                stores[store]
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The fcloud example placed on the real node: a nodeSelector and toleration for the whole
+/// cloud, volumes of the real node's StorageClass, two CloudMasters (so a rollout can keep
+/// serving), and this test's node ports.
+fn real_fcloud(namespace: &str) -> Result<InSyncCloud> {
+    let mut cloud = fcloud(namespace)?;
+    cloud.spec.version = FROM_VERSION.to_owned();
+    cloud.spec.placement = Placement {
+        node_selector: Some(BTreeMap::from([(
+            REAL_NODE_LABEL.to_owned(),
+            "true".to_owned(),
+        )])),
+        tolerations: Some(vec![Toleration {
+            key: Some(REAL_NODE_LABEL.to_owned()),
+            operator: Some("Exists".to_owned()),
+            effect: Some("NoSchedule".to_owned()),
+            ..Toleration::default()
+        }]),
+        ..Placement::default()
+    };
+    let local = |storage: &mut StorageSpec| {
+        storage.storage_class_name = Some(REAL_STORAGE_CLASS.to_owned());
+    };
+    local(&mut cloud.spec.nodes.storage);
+    local(
+        &mut cloud
+            .spec
+            .database
+            .managed
+            .as_mut()
+            .context("managed MySQL")?
+            .storage,
+    );
+    local(
+        &mut cloud
+            .spec
+            .metadata_store
+            .managed
+            .as_mut()
+            .context("managed Bynamo")?
+            .storage,
+    );
+    local(
+        &mut cloud
+            .spec
+            .object_store
+            .minio
+            .as_mut()
+            .context("managed MinIO")?
+            .storage,
+    );
+    cloud.spec.master.replicas = 2;
+    cloud.spec.frontend.service.master_node_port = Some(MASTER_NODE_PORT.into());
+    cloud.spec.frontend.service.storage_node_port = Some(STORAGE_NODE_PORT.into());
+    Ok(cloud)
+}
+
+/// Pods of the cloud by name: (uid, component, creation time, ready).
+async fn pods(api: &Api<Pod>) -> Result<BTreeMap<String, (String, String, String, bool)>> {
+    let list = api
+        .list(&ListParams::default().labels("app.kubernetes.io/instance=fcloud"))
+        .await?;
+    Ok(list
+        .into_iter()
+        .map(|pod| {
+            let labels = pod.labels();
+            let component = labels
+                .get("app.kubernetes.io/component")
+                .cloned()
+                .unwrap_or_default();
+            let created = pod
+                .metadata
+                .creation_timestamp
+                .as_ref()
+                .map(|t| t.0.to_string())
+                .unwrap_or_default();
+            let ready = pod_ready(&pod);
+            (
+                pod.name_any(),
+                (pod.uid().unwrap_or_default(), component, created, ready),
+            )
+        })
+        .collect())
+}
+
+fn pod_ready(pod: &Pod) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+/// Every pod of the cloud runs on the real node, and every container is ready by its own probe.
+async fn all_pods_real_and_ready(api: &Api<Pod>) -> Result<()> {
+    let list = api
+        .list(&ListParams::default().labels("app.kubernetes.io/instance=fcloud"))
+        .await?;
+    ensure!(
+        list.items.len() >= 8,
+        "expected at least 8 pods, got {}",
+        list.items.len()
+    );
+    for pod in &list.items {
+        let node = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.node_name.clone())
+            .unwrap_or_default();
+        ensure!(
+            node == real_node::NODE_NAME,
+            "pod {} runs on {node:?}",
+            pod.name_any()
+        );
+        let statuses = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.container_statuses.clone())
+            .unwrap_or_default();
+        ensure!(
+            !statuses.is_empty(),
+            "pod {} has no container status",
+            pod.name_any()
+        );
+        for status in statuses {
+            ensure!(
+                status.ready && status.state.as_ref().is_some_and(|s| s.running.is_some()),
+                "container {} of {} is not running and ready: {:?}",
+                status.name,
+                pod.name_any(),
+                status.state
+            );
+            ensure!(
+                status.image_id.starts_with("sha256:") || status.image_id.contains("@sha256:"),
+                "container {} of {} ran no real image: {:?}",
+                status.name,
+                pod.name_any(),
+                status.image_id
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn wait_cloud_ready(api: &Api<InSyncCloud>, version: &str) -> Result<InSyncCloud> {
+    let result = poll_until(
+        &format!("InSyncCloud fcloud to be Ready at {version}"),
+        READY_TIMEOUT,
+        || async {
+            let cloud = api.get("fcloud").await?;
+            let status = cloud.status.as_ref();
+            let ready = condition(&cloud, "Ready").0 == "True"
+                && status.and_then(|s| s.observed_generation) == cloud.metadata.generation
+                && status.and_then(|s| s.current_version.as_deref()) == Some(version);
+            Ok(ready.then_some(cloud))
+        },
+    )
+    .await;
+    match result {
+        Ok(cloud) => Ok(cloud),
+        Err(e) => {
+            let status = api.get("fcloud").await.ok().and_then(|c| c.status);
+            let pods = kubectl(&["get", "pods", "-A", "-o", "wide"])
+                .await
+                .unwrap_or_default();
+            bail!(
+                "{e:#}\nstatus: {}\npods:\n{pods}",
+                serde_yaml::to_string(&status).unwrap_or_default()
+            )
+        }
+    }
+}
+
+/// The operator's chart, installed with its image (built by e2e/images/build) on the real node,
+/// watching `watch` and publishing DNS into moto at `dns_endpoint`.
+async fn install_operator(release_ns: &str, watch: &str, dns_endpoint: &str) -> Result<()> {
+    let chart = repo_root()
+        .join("charts/insync-operator")
+        .display()
+        .to_string();
+    kubectl(&["create", "namespace", release_ns]).await?;
+    kubectl(&[
+        "-n",
+        release_ns,
+        "create",
+        "secret",
+        "generic",
+        "route53",
+        "--from-literal=AWS_ACCESS_KEY_ID=testing",
+        "--from-literal=AWS_SECRET_ACCESS_KEY=testing",
+    ])
+    .await?;
+    let label = REAL_NODE_LABEL.replace('.', "\\.");
+    helm(&[
+        "install",
+        "isc",
+        &chart,
+        "-n",
+        release_ns,
+        "--wait",
+        "--timeout",
+        "5m",
+        "--set",
+        "image.tag=dev",
+        "--set",
+        "image.pullPolicy=Never",
+        "--set",
+        &format!("watchNamespace={watch}"),
+        "--set-string",
+        &format!("nodeSelector.{label}=true"),
+        "--set",
+        &format!("tolerations[0].key={REAL_NODE_LABEL}"),
+        "--set",
+        "tolerations[0].operator=Exists",
+        "--set",
+        "tolerations[0].effect=NoSchedule",
+        "--set",
+        &format!("dns.endpoint={dns_endpoint}"),
+        "--set",
+        "dns.ownerId=e2e-real",
+        "--set",
+        "aws.region=us-east-1",
+        "--set",
+        "aws.existingSecret=route53",
+        "--set",
+        "logFormat=text",
+    ])
+    .await
+    .context("helm install of the operator as a real pod")?;
+    Ok(())
+}
+
+/// While `running`, GETs `/health` through the front end every 50 ms and counts the failures.
+fn probe_front_end(running: Arc<AtomicBool>) -> tokio::task::JoinHandle<(u64, u64)> {
+    tokio::spawn(async move {
+        let (total, failed) = (AtomicU64::new(0), AtomicU64::new(0));
+        while running.load(Ordering::Relaxed) {
+            total.fetch_add(1, Ordering::Relaxed);
+            match health().await {
+                Ok((200, _)) => {}
+                _ => {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        (total.into_inner(), failed.into_inner())
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fcloud_runs_on_real_pods_and_its_data_survives() -> Result<()> {
+    let client: Client = real_node::cluster().await?;
+    common::install_crd().await?;
+
+    // Route53 (moto) on the node's address, where the operator's pod can reach it.
+    let host = real_node::node_ip()?;
+    let moto = moto::Moto::start_on(&host);
+    let r53 = route53::client(&moto.endpoint()).await;
+    route53::create_zone(&r53, "drtst.org").await;
+
+    // The cloud's namespace enforces the restricted Pod Security Standard.
+    let ns = TestNamespace::create(&client, "real").await?;
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    namespaces
+        .patch(
+            ns.name(),
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {
+                "pod-security.kubernetes.io/enforce": "restricted",
+                "pod-security.kubernetes.io/enforce-version": "latest",
+            }}})),
+        )
+        .await?;
+
+    let release_ns = unique_name("e2e-real-sys");
+    let started = Instant::now();
+    install_operator(&release_ns, ns.name(), &moto.endpoint()).await?;
+    eprintln!("operator pod Ready in {:.1?}", started.elapsed());
+
+    let api: Api<InSyncCloud> = ns.api();
+    let pod_api: Api<Pod> = ns.api();
+    let applied = Instant::now();
+    api.create(&PostParams::default(), &real_fcloud(ns.name())?)
+        .await?;
+    let cloud = wait_cloud_ready(&api, FROM_VERSION).await?;
+    eprintln!("apply -> Ready on real pods: {:.1?}", applied.elapsed());
+    all_pods_real_and_ready(&pod_api).await?;
+    ensure!(
+        condition(&cloud, "DNSReady").0 == "True",
+        "DNSReady: {:?}",
+        condition(&cloud, "DNSReady")
+    );
+
+    // Through HAProxy's NodePort on this machine to CloudMaster, which checks its datastores.
+    let health = wait_healthy(FROM_VERSION).await?;
+    eprintln!("/health through the front end: {health}");
+    let mut markers = BTreeMap::new();
+    put_marker("before-upgrade", "m1").await?;
+    markers.insert("before-upgrade", "m1");
+    expect_markers(&markers, "writing").await?;
+
+    // A version bump: every inSync pod replaced, in order, datastores whose image did not change
+    // untouched, the front end answering throughout.
+    let before = pods(&pod_api).await?;
+    let running = Arc::new(AtomicBool::new(true));
+    let prober = probe_front_end(running.clone());
+    let bump = Instant::now();
+    api.patch(
+        "fcloud",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"version": TO_VERSION}})),
+    )
+    .await?;
+    wait_cloud_ready(&api, TO_VERSION).await?;
+    let rollout = bump.elapsed();
+    running.store(false, Ordering::Relaxed);
+    let (requests, failed) = prober.await?;
+    eprintln!(
+        "rollout {FROM_VERSION} -> {TO_VERSION}: {rollout:.1?}; /health through the front end: \
+         {failed} of {requests} requests failed"
+    );
+    wait_healthy(TO_VERSION).await?;
+    all_pods_real_and_ready(&pod_api).await?;
+    let after = pods(&pod_api).await?;
+    for (name, (uid, component, ..)) in &before {
+        let kept = after.get(name).is_some_and(|(new_uid, ..)| new_uid == uid);
+        let datastore_kept = matches!(component.as_str(), "mysql" | "minio");
+        ensure!(
+            kept == datastore_kept,
+            "pod {name} ({component}) {} across the bump",
+            if kept { "was kept" } else { "was replaced" }
+        );
+    }
+    // The order promised: Bynamo, then CloudMaster, then the storage nodes, then HAProxy.
+    let first_start = |component: &str| {
+        after
+            .values()
+            .filter(|(_, c, ..)| c == component)
+            .map(|(_, _, created, _)| created.clone())
+            .min()
+            .unwrap_or_default()
+    };
+    let last_start = |component: &str| {
+        after
+            .values()
+            .filter(|(_, c, ..)| c == component)
+            .map(|(_, _, created, _)| created.clone())
+            .max()
+            .unwrap_or_default()
+    };
+    for (earlier, later) in [
+        ("bynamo", "cloudmaster"),
+        ("cloudmaster", "node"),
+        ("node", "haproxy"),
+    ] {
+        ensure!(
+            last_start(earlier) <= first_start(later),
+            "{later} pods started ({}) before the last {earlier} pod ({})",
+            first_start(later),
+            last_start(earlier)
+        );
+    }
+    expect_markers(&markers, "the version bump").await?;
+    put_marker("after-upgrade", "m2").await?;
+    markers.insert("after-upgrade", "m2");
+
+    // A killed datastore pod comes back with its data.
+    for datastore in ["fcloud-mysql-0", "fcloud-bynamo-0", "fcloud-minio-0"] {
+        let old = pod_api.get(datastore).await?.uid();
+        pod_api.delete(datastore, &DeleteParams::default()).await?;
+        wait_for(
+            &format!("{datastore} to come back Ready"),
+            READY_TIMEOUT,
+            || async {
+                Ok(pod_api
+                    .get_opt(datastore)
+                    .await?
+                    .is_some_and(|p| p.uid() != old && pod_ready(&p)))
+            },
+        )
+        .await?;
+        wait_healthy(TO_VERSION).await?;
+        expect_markers(&markers, &format!("killing {datastore}")).await?;
+    }
+
+    // An operator restart changes nothing.
+    let operator_pods: Api<Pod> = Api::namespaced(client.clone(), &release_ns);
+    let selector = "app.kubernetes.io/name=insync-operator";
+    let old: Vec<String> = operator_pods
+        .list(&ListParams::default().labels(selector))
+        .await?
+        .into_iter()
+        .filter_map(|p| p.uid())
+        .collect();
+    operator_pods
+        .delete_collection(
+            &DeleteParams::default(),
+            &ListParams::default().labels(selector),
+        )
+        .await?;
+    wait_for("a new operator pod to be Ready", READY_TIMEOUT, || async {
+        Ok(operator_pods
+            .list(&ListParams::default().labels(selector))
+            .await?
+            .iter()
+            .any(|p| !old.contains(&p.uid().unwrap_or_default()) && pod_ready(p)))
+    })
+    .await?;
+    wait_cloud_ready(&api, TO_VERSION).await?;
+    expect_markers(&markers, "an operator restart").await?;
+
+    // Delete the cloud: its pods go, its volumes and credentials stay; apply it again and the
+    // same data is back.
+    let volumes: Api<PersistentVolumeClaim> = ns.api();
+    let claims_before: Vec<String> = volumes
+        .list(&ListParams::default())
+        .await?
+        .into_iter()
+        .map(|c| c.uid().unwrap_or_default())
+        .collect();
+    api.delete("fcloud", &DeleteParams::default()).await?;
+    wait_for(
+        "the cloud and its pods to be gone",
+        READY_TIMEOUT,
+        || async {
+            Ok(api.get_opt("fcloud").await?.is_none()
+                && pod_api
+                    .list(&ListParams::default().labels("app.kubernetes.io/instance=fcloud"))
+                    .await?
+                    .items
+                    .is_empty())
+        },
+    )
+    .await?;
+    let claims_after: Vec<String> = volumes
+        .list(&ListParams::default())
+        .await?
+        .into_iter()
+        .map(|c| c.uid().unwrap_or_default())
+        .collect();
+    ensure!(
+        claims_after == claims_before,
+        "volumes changed on delete: {claims_before:?} -> {claims_after:?}"
+    );
+    let secrets: Api<Secret> = ns.api();
+    ensure!(
+        secrets.get_opt("fcloud-mysql-credentials").await?.is_some(),
+        "the MySQL credentials went with the cloud"
+    );
+    let mut again = real_fcloud(ns.name())?;
+    again.spec.version = TO_VERSION.to_owned();
+    api.create(&PostParams::default(), &again).await?;
+    wait_cloud_ready(&api, TO_VERSION).await?;
+    wait_healthy(TO_VERSION).await?;
+    expect_markers(&markers, "deleting the cloud and applying it again").await?;
+
+    // A datastore image change is a real rollout too: MySQL to another tag, data kept.
+    api.patch(
+        "fcloud",
+        &PatchParams::default(),
+        &Patch::Merge(
+            json!({"spec": {"database": {"managed": {"image": ImageOverride {
+                repository: None,
+                tag: Some("8.4.6".to_owned()),
+            }}}}}),
+        ),
+    )
+    .await?;
+    wait_for("MySQL to run 8.4.6", READY_TIMEOUT, || async {
+        let pod = pod_api.get_opt("fcloud-mysql-0").await?;
+        Ok(pod.is_some_and(|p| {
+            pod_ready(&p)
+                && p.spec.as_ref().is_some_and(|s| {
+                    s.containers[0]
+                        .image
+                        .as_deref()
+                        .is_some_and(|i| i.ends_with(":8.4.6"))
+                })
+        }))
+    })
+    .await?;
+    wait_healthy(TO_VERSION).await?;
+    expect_markers(&markers, "a MySQL image change").await?;
+
+    helm(&["uninstall", "isc", "-n", &release_ns, "--wait"]).await?;
+    kubectl(&["delete", "namespace", &release_ns, "--wait=false"]).await?;
+    ns.delete_and_wait(Duration::from_secs(180)).await?;
+    Ok(())
+}
