@@ -744,3 +744,36 @@ fn chart_flags_are_known_to_the_binary() {
         );
     }
 }
+
+#[test]
+fn dns_allowed_domains_become_flags_and_bad_ones_are_refused() {
+    let defaults = args(&template(&[]));
+    assert!(
+        !defaults
+            .iter()
+            .any(|x| x.starts_with("--dns-allowed-domain")),
+        "no allow-list by default: {defaults:?}"
+    );
+    let a = args(&template(&[
+        "dns.allowedDomains={drtst.org,example.net}",
+        "dns.allowedDomainsByNamespace.team-a={team-a.example.com}",
+    ]));
+    for expected in [
+        "--dns-allowed-domain=drtst.org",
+        "--dns-allowed-domain=example.net",
+        "--dns-allowed-domain=team-a=team-a.example.com",
+    ] {
+        assert!(
+            a.contains(&expected.to_owned()),
+            "{expected} missing from {a:?}"
+        );
+    }
+    for bad in [
+        "dns.allowedDomains={Not A Domain}",
+        "dns.allowedDomainsByNamespace.Team_A={team-a.example.com}",
+    ] {
+        let (ok, output) = lint(&[bad]);
+        assert!(!ok, "helm lint accepted --set {bad}:\n{output}");
+        assert!(output.contains("schema"), "{bad}: {output}");
+    }
+}

@@ -38,6 +38,11 @@ pub struct InSyncCloudStatus {
     /// The rollout in progress, if any. It is recorded here so an operator restart resumes it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upgrade: Option<UpgradeStatus>,
+
+    /// Route53 hosted zone ids that may hold the cloud's DNS records. Recorded so that an
+    /// operator restarted after a domain change, or after DNS was turned off, still removes them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns_zones: Vec<String>,
 }
 
 /// One component's observed state.

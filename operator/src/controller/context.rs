@@ -1,4 +1,6 @@
 //! What every reconcile shares: the client, the child caches, metrics, events, DNS.
+//!
+//! The DNS step itself lives in [`super::dns`], which does not depend on this module.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -11,9 +13,6 @@ use kube::runtime::events::Recorder;
 use kube::runtime::reflector::ObjectRef as Ref;
 
 use super::apply::ChildKind;
-use super::error::Error;
-use super::status::Cond;
-use crate::api::{DnsProvider, InSyncCloud, condition};
 use crate::telemetry::Metrics;
 
 /// Shared state of the controller.
@@ -32,16 +31,6 @@ pub struct Context {
     pub dns: Option<super::dns::DnsWiring>,
     /// The generation each cloud (by uid) was last pruned at.
     pub pruned_at: Mutex<HashMap<String, Option<i64>>>,
-}
-
-/// The outcome of the DNS step for one cloud.
-pub struct DnsOutcome {
-    /// Host name (or address) clients use.
-    pub endpoint: Option<String>,
-    /// The DNSReady condition.
-    pub condition: Cond,
-    /// Whether DNS counts as ready for the Ready condition.
-    pub ready: bool,
 }
 
 impl Context {
@@ -67,67 +56,6 @@ impl Context {
     pub fn cached(&self, namespace: &str, desired: &DynamicObject) -> Option<Arc<DynamicObject>> {
         let kind = super::apply::kind_for(&self.kinds, desired).ok()?;
         super::apply::cached(kind, namespace, &desired.name_any())
-    }
-
-    /// Publishes (or reports) the cloud's DNS name.
-    pub async fn dns_step(&self, cloud: &InSyncCloud) -> DnsOutcome {
-        let dns_off = cloud
-            .spec
-            .dns
-            .as_ref()
-            .is_none_or(|d| d.provider == DnsProvider::None);
-        if let (true, Some(wiring)) = (dns_off, &self.dns) {
-            wiring.forget(cloud);
-        }
-        let Some(dns_spec) = &cloud.spec.dns else {
-            return DnsOutcome {
-                endpoint: None,
-                condition: Cond::new(
-                    condition::DNS_READY,
-                    true,
-                    "NotConfigured",
-                    "spec.dns is not set; reach the cloud through its Service",
-                ),
-                ready: true,
-            };
-        };
-        let hostname = cloud.hostname();
-        if dns_spec.provider == DnsProvider::None {
-            return DnsOutcome {
-                endpoint: hostname,
-                condition: Cond::new(
-                    condition::DNS_READY,
-                    true,
-                    "Disabled",
-                    format!(
-                        "dns.provider is none: create the record for {} yourself",
-                        cloud.hostname().unwrap_or_default()
-                    ),
-                ),
-                ready: true,
-            };
-        }
-        match &self.dns {
-            Some(wiring) => wiring.publish(self, cloud).await,
-            None => DnsOutcome {
-                endpoint: hostname,
-                condition: Cond::new(
-                    condition::DNS_READY,
-                    false,
-                    "OperatorDNSDisabled",
-                    "spec.dns.provider is route53 but the operator runs without Route53 (start it with --dns-owner-id)",
-                ),
-                ready: false,
-            },
-        }
-    }
-
-    /// Removes the cloud's DNS records (deletion).
-    pub async fn dns_remove(&self, cloud: &InSyncCloud) -> Result<(), Error> {
-        match &self.dns {
-            Some(wiring) => wiring.remove(cloud).await,
-            None => Ok(()),
-        }
     }
 }
 

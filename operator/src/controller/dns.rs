@@ -1,6 +1,12 @@
 //! The DNS step: turns the HAProxy Service's addresses into the cloud's desired records, hands
 //! them to the [`DnsSyncer`] (which batches every cloud's changes per zone), and maps its
 //! outcome onto the `DNSReady` condition.
+//!
+//! What the step may do is bounded by durable state, not by what this process remembers: the
+//! zones that may hold a cloud's records are recorded in `status.dnsZones`, and the DNS
+//! finalizer stays on the cloud while records may exist. So a restarted operator still cleans
+//! up after a domain change, after DNS was turned off, and on deletion; and an operator that
+//! cannot remove records (no `--dns-owner-id`) keeps the finalizer and says so.
 
 use futures::Stream;
 use k8s_openapi::api::core::v1::{Node, Service};
@@ -10,18 +16,72 @@ use kube::runtime::reflector::ObjectRef;
 use kube::{Client, ResourceExt};
 use tokio::sync::broadcast::error::RecvError;
 
-use super::context::{Context, DnsOutcome};
-use super::error::Error;
 use super::status::Cond;
-use crate::api::{InSyncCloud, NodeAddressType, ServiceType, condition};
+use crate::api::{DnsProvider, DnsSpec, InSyncCloud, NodeAddressType, ServiceType, condition};
 use crate::dns::{
-    CloudDnsStatus, CloudKey, DnsSyncer, FrontendAddresses, IngressAddress, PublishSpec,
-    Route53Config, cloud_endpoints,
+    AllowList, AllowListError, CloudDnsStatus, CloudKey, DnsError, DnsSyncer, FrontendAddresses,
+    IngressAddress, PublishSpec, Route53Config, cloud_endpoints,
 };
+use crate::telemetry::Metrics;
+
+/// Finalizer that removes the cloud's DNS records before it goes.
+pub const FINALIZER: &str = "insync.dev/dns-cleanup";
 
 /// The operator's Route53 wiring.
 pub struct DnsWiring {
     syncer: DnsSyncer,
+    allowed: AllowList,
+}
+
+/// DNS could not be set up from the flags.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// A `--dns-allowed-domain` value is malformed.
+    #[error(transparent)]
+    AllowList(#[from] AllowListError),
+    /// The owner id or TXT prefix is unusable.
+    #[error(transparent)]
+    Syncer(#[from] DnsError),
+}
+
+/// The outcome of the DNS step for one cloud.
+pub struct DnsOutcome {
+    /// Host name (or address) clients use.
+    pub endpoint: Option<String>,
+    /// The DNSReady condition.
+    pub condition: Cond,
+    /// Whether DNS counts as ready for the Ready condition.
+    pub ready: bool,
+    /// Hosted zones that may hold the cloud's records, for `status.dnsZones`.
+    pub zones: Vec<String>,
+    /// DNS is not wanted and the cloud's records are proven gone: the finalizer may go.
+    pub release_finalizer: bool,
+    /// A warning to publish as an event: (reason, message).
+    pub warning: Option<(&'static str, String)>,
+}
+
+impl DnsOutcome {
+    fn new(endpoint: Option<String>, condition: Cond, ready: bool, zones: Vec<String>) -> Self {
+        Self {
+            endpoint,
+            condition,
+            ready,
+            zones,
+            release_finalizer: false,
+            warning: None,
+        }
+    }
+}
+
+/// Why the cloud's records were not removed on deletion.
+#[derive(Debug, thiserror::Error)]
+pub enum RemoveError {
+    /// This operator cannot remove records at all (it runs without Route53).
+    #[error("{0}")]
+    Blocked(String),
+    /// Removing failed; retried with backoff.
+    #[error(transparent)]
+    Failed(#[from] DnsError),
 }
 
 fn key_of(cloud: &InSyncCloud) -> CloudKey {
@@ -36,21 +96,143 @@ fn dns_cond(ready: bool, reason: &'static str, message: impl Into<String>) -> Co
     Cond::new(condition::DNS_READY, ready, reason, message)
 }
 
+fn recorded_zones(cloud: &InSyncCloud) -> Vec<String> {
+    cloud
+        .status
+        .as_ref()
+        .map(|s| s.dns_zones.clone())
+        .unwrap_or_default()
+}
+
+fn has_finalizer(cloud: &InSyncCloud) -> bool {
+    cloud.finalizers().iter().any(|f| f == FINALIZER)
+}
+
+/// The message of a cloud whose records this operator cannot remove.
+fn blocked_message(cloud: &InSyncCloud) -> String {
+    let zones = recorded_zones(cloud);
+    let zones = if zones.is_empty() {
+        String::new()
+    } else {
+        format!(" (hosted zone(s) {})", zones.join(", "))
+    };
+    format!(
+        "the operator runs without Route53 (no --dns-owner-id), so it cannot remove or even recognize the DNS records it published for this cloud{zones}; the {FINALIZER} finalizer stays until it can. Restart the operator with its --dns-owner-id, or delete the records by hand and then remove the finalizer"
+    )
+}
+
+/// Whether the cloud needs the DNS finalizer: this operator publishes records for it.
+pub fn wants_finalizer(wiring: Option<&DnsWiring>, cloud: &InSyncCloud) -> bool {
+    let Some(wiring) = wiring else { return false };
+    cloud.spec.dns.as_ref().is_some_and(|d| {
+        d.provider == DnsProvider::Route53
+            && wiring
+                .allowed
+                .check(cloud.cloud_namespace(), &d.domain)
+                .is_ok()
+    })
+}
+
+/// The DNS step of a live cloud: publishes its records (or removes them when DNS is not wanted
+/// or there is no address to back them) and reports DNSReady.
+pub async fn step(
+    wiring: Option<&DnsWiring>,
+    client: &Client,
+    metrics: &Metrics,
+    cloud: &InSyncCloud,
+) -> DnsOutcome {
+    let hostname = cloud.hostname();
+    let (dns, off) = match &cloud.spec.dns {
+        None => (
+            None,
+            dns_cond(
+                true,
+                "NotConfigured",
+                "spec.dns is not set; reach the cloud through its Service",
+            ),
+        ),
+        Some(d) if d.provider == DnsProvider::None => (
+            None,
+            dns_cond(
+                true,
+                "Disabled",
+                format!(
+                    "dns.provider is none: create the record for {} yourself",
+                    hostname.clone().unwrap_or_default()
+                ),
+            ),
+        ),
+        Some(d) => (Some(d), dns_cond(true, "", "")),
+    };
+    let endpoint = if cloud.spec.dns.is_some() {
+        hostname.clone()
+    } else {
+        None
+    };
+    match (dns, wiring) {
+        (Some(d), Some(w)) => match w.allowed.check(cloud.cloud_namespace(), &d.domain) {
+            Ok(()) => w.publish(client, metrics, cloud, d).await,
+            Err(refused) => {
+                let cond = dns_cond(false, "DomainNotAllowed", refused.to_string());
+                w.retire(cloud, endpoint, cond, false).await
+            }
+        },
+        (Some(_), None) => DnsOutcome::new(
+            endpoint,
+            dns_cond(
+                false,
+                "OperatorDNSDisabled",
+                "spec.dns.provider is route53 but the operator runs without Route53 (start it with --dns-owner-id)",
+            ),
+            false,
+            recorded_zones(cloud),
+        ),
+        (None, Some(w)) => w.retire(cloud, endpoint, off, true).await,
+        (None, None) if has_finalizer(cloud) || !recorded_zones(cloud).is_empty() => {
+            let message = blocked_message(cloud);
+            let mut outcome = DnsOutcome::new(
+                endpoint,
+                dns_cond(false, "CannotRemoveRecords", message.clone()),
+                false,
+                recorded_zones(cloud),
+            );
+            outcome.warning = Some(("DNSCleanupBlocked", message));
+            outcome
+        }
+        (None, None) => DnsOutcome::new(endpoint, off, true, Vec::new()),
+    }
+}
+
+/// Removes the records of a cloud being deleted, returning when they are gone.
+pub async fn remove_on_delete(
+    wiring: Option<&DnsWiring>,
+    cloud: &InSyncCloud,
+) -> Result<(), RemoveError> {
+    match wiring {
+        Some(w) => Ok(w.syncer.remove_cloud(&key_of(cloud)).await?),
+        None => Err(RemoveError::Blocked(blocked_message(cloud))),
+    }
+}
+
 impl DnsWiring {
     /// Builds the wiring from the flags and starts the syncer; `None` without `--dns-owner-id`.
-    pub async fn from_args(args: &super::RunArgs, _client: Client) -> Result<Option<Self>, String> {
+    pub async fn from_args(args: &super::RunArgs) -> Result<Option<Self>, SetupError> {
+        let allowed = AllowList::parse(&args.dns_allowed_domains)?;
         let Some(owner) = &args.dns_owner_id else {
             return Ok(None);
         };
+        if allowed.allows_all() {
+            tracing::warn!(
+                "no --dns-allowed-domain: clouds in every namespace may publish records into any hosted zone these AWS credentials can write"
+            );
+        }
         let mut config = Route53Config::new(owner.clone());
         config.endpoint_url = args.dns_endpoint.clone();
         config.txt_prefix = args.dns_txt_prefix.clone();
         config.dry_run = args.dns_dry_run;
-        let (syncer, worker) = DnsSyncer::from_config(&config)
-            .await
-            .map_err(|e| e.to_string())?;
+        let (syncer, worker) = DnsSyncer::from_config(&config).await?;
         tokio::spawn(worker.run());
-        Ok(Some(Self { syncer }))
+        Ok(Some(Self { syncer, allowed }))
     }
 
     /// Clouds whose DNS status changed, to reconcile again.
@@ -69,36 +251,66 @@ impl DnsWiring {
         })
     }
 
-    /// Publishes the cloud's records and reports DNSReady.
-    pub async fn publish(&self, ctx: &Context, cloud: &InSyncCloud) -> DnsOutcome {
+    /// Removes every record of a cloud that must publish none (DNS off, domain not allowed),
+    /// if it may have any: the finalizer, `status.dnsZones` or this process say so. Records
+    /// published before a restart are found by their ownership TXT records in every zone.
+    async fn retire(
+        &self,
+        cloud: &InSyncCloud,
+        endpoint: Option<String>,
+        cond: Cond,
+        ready: bool,
+    ) -> DnsOutcome {
+        let key = key_of(cloud);
+        let recorded = recorded_zones(cloud);
+        if !has_finalizer(cloud) && recorded.is_empty() && self.syncer.zones(&key).is_none() {
+            return DnsOutcome::new(endpoint, cond, ready, Vec::new());
+        }
+        match self.syncer.remove_cloud(&key).await {
+            Ok(()) => {
+                let mut outcome = DnsOutcome::new(endpoint, cond, ready, Vec::new());
+                outcome.release_finalizer = true;
+                outcome
+            }
+            Err(e) => DnsOutcome::new(
+                endpoint,
+                dns_cond(
+                    false,
+                    "RemovalFailed",
+                    format!("cannot remove the DNS records this cloud published before: {e}"),
+                ),
+                false,
+                recorded,
+            ),
+        }
+    }
+
+    /// Publishes the cloud's records and reports DNSReady. With no address to publish, the
+    /// cloud's records are removed: an old address may belong to someone else by now.
+    async fn publish(
+        &self,
+        client: &Client,
+        metrics: &Metrics,
+        cloud: &InSyncCloud,
+        dns: &DnsSpec,
+    ) -> DnsOutcome {
         let hostname = cloud.hostname();
-        let Some(dns) = &cloud.spec.dns else {
-            return DnsOutcome {
-                endpoint: None,
-                condition: dns_cond(true, "NotConfigured", "spec.dns is not set"),
-                ready: true,
-            };
-        };
-        let pending = |reason: &'static str, message: String| DnsOutcome {
-            endpoint: hostname.clone(),
-            condition: dns_cond(false, reason, message),
-            ready: false,
-        };
-        let addresses = match frontend_addresses(&ctx.client, cloud).await {
-            Ok(Some(a)) => a,
-            Ok(None) if cloud.spec.frontend.service.type_ == ServiceType::ClusterIP => {
-                return pending("NoExternalAddress", "a ClusterIP front end has no address to publish; use NodePort or LoadBalancer, or dns.provider: none".into());
-            }
-            Ok(None) => {
-                return pending(
-                    "WaitingForAddress",
-                    "the front-end Service has no address to publish yet".into(),
-                );
-            }
+        let name = hostname.clone().unwrap_or_default();
+        let key = key_of(cloud);
+        let recorded = recorded_zones(cloud);
+        // Where the address comes from; `Err` is a failed read: keep what is published.
+        let addresses = match frontend_addresses(client, cloud).await {
+            Ok(a) => a,
             Err(e) => {
-                return pending(
-                    "AddressLookupFailed",
-                    format!("cannot read the front end's addresses: {e}"),
+                return DnsOutcome::new(
+                    hostname,
+                    dns_cond(
+                        false,
+                        "AddressLookupFailed",
+                        format!("cannot read the front end's addresses: {e}"),
+                    ),
+                    false,
+                    self.syncer.zones(&key).unwrap_or(recorded),
                 );
             }
         };
@@ -108,30 +320,67 @@ impl DnsWiring {
             ttl: u32::try_from(dns.ttl).unwrap_or(60),
             alias_hosted_zone_id: None,
         };
-        let endpoints = match cloud_endpoints(&spec, &addresses) {
-            Ok(e) => e,
-            Err(e) => return pending("NoRecord", e.to_string()),
+        let (endpoints, unpublishable) = match addresses.map(|a| cloud_endpoints(&spec, &a)) {
+            Some(Ok(e)) => (e, None),
+            Some(Err(e)) => (Vec::new(), Some(("NoRecord", e.to_string()))),
+            None if cloud.spec.frontend.service.type_ == ServiceType::ClusterIP => (
+                Vec::new(),
+                Some((
+                    "NoExternalAddress",
+                    "a ClusterIP front end has no address to publish; use NodePort or LoadBalancer, or dns.provider: none".to_owned(),
+                )),
+            ),
+            None => (
+                Vec::new(),
+                Some((
+                    "WaitingForAddress",
+                    "the front-end Service has no address to publish yet".to_owned(),
+                )),
+            ),
         };
         let targets: Vec<String> = endpoints.iter().flat_map(|e| e.targets.clone()).collect();
-        let key = key_of(cloud);
-        self.syncer.upsert_cloud(
+        // No endpoints: the cloud's records go (an empty set is what it wants).
+        self.syncer.upsert_cloud_recorded(
             key.clone(),
             dns.domain.clone(),
             dns.hosted_zone_id.clone(),
             endpoints,
+            recorded.clone(),
         );
-        let name = hostname.clone().unwrap_or_default();
-        ctx.metrics.set_route53(&self.syncer.counts());
-        match self.syncer.status(&key) {
-            Some(CloudDnsStatus::Ready) => DnsOutcome {
-                endpoint: hostname,
-                condition: dns_cond(
+        metrics.set_route53(&self.syncer.counts());
+        let zones = self.syncer.zones(&key).unwrap_or(recorded);
+        let status = self.syncer.status(&key);
+        let pending = |reason: &'static str, message: String| {
+            DnsOutcome::new(
+                hostname.clone(),
+                dns_cond(false, reason, message),
+                false,
+                zones.clone(),
+            )
+        };
+        if let Some((reason, message)) = unpublishable {
+            let what = match status {
+                Some(CloudDnsStatus::Ready) => {
+                    format!("no record is published for {name}")
+                }
+                Some(CloudDnsStatus::Error { message }) => {
+                    format!("removing the records of {name} failed: {message}")
+                }
+                _ => format!("removing the records of {name}"),
+            };
+            return pending(reason, format!("{message}; {what}"));
+        }
+        match status {
+            Some(CloudDnsStatus::Ready) => DnsOutcome::new(
+                hostname.clone(),
+                dns_cond(
                     true,
                     "Published",
                     format!("{name} points at {}", targets.join(", ")),
                 ),
-                ready: true,
-            },
+                true,
+                zones.clone(),
+            ),
             Some(CloudDnsStatus::Pending { reason }) => pending("Pending", reason),
             Some(CloudDnsStatus::Conflict { name, detail }) => pending(
                 "Conflict",
@@ -141,27 +390,6 @@ impl DnsWiring {
             ),
             Some(CloudDnsStatus::Error { message }) => pending("PublishFailed", message),
             None => pending("Pending", "publishing DNS records".into()),
-        }
-    }
-
-    /// Removes the cloud's records, waiting until they are gone.
-    pub async fn remove(&self, cloud: &InSyncCloud) -> Result<(), Error> {
-        self.syncer
-            .remove_cloud(&key_of(cloud))
-            .await
-            .map_err(|e| Error::Dns(e.to_string()))
-    }
-
-    /// Drops the records of a cloud that turned DNS off (if this process published any).
-    pub fn forget(&self, cloud: &InSyncCloud) {
-        let key = key_of(cloud);
-        if self.syncer.status(&key).is_some() {
-            let syncer = self.syncer.clone();
-            tokio::spawn(async move {
-                if let Err(e) = syncer.remove_cloud(&key).await {
-                    tracing::warn!(cloud = %key, error = %e, "cannot remove DNS records of a cloud that turned DNS off");
-                }
-            });
         }
     }
 }

@@ -34,8 +34,14 @@ pub enum Error {
     #[error("cannot serialize: {0}")]
     Serialize(#[source] serde_json::Error),
     /// Removing DNS records during deletion failed; retried with backoff.
-    #[error("cannot remove DNS records: {0}")]
-    Dns(String),
+    #[error("cannot remove the DNS records of {cloud}: {source}")]
+    Dns {
+        /// `namespace/name`.
+        cloud: String,
+        /// What the syncer said.
+        #[source]
+        source: crate::dns::DnsError,
+    },
 }
 
 /// The API server's own message for an API error (what a person can act on), else the error.
@@ -57,7 +63,7 @@ impl Error {
             Self::Cloud { .. } => "cloud_update",
             Self::UnknownKind(_) => "unknown_kind",
             Self::Serialize(_) => "serialize",
-            Self::Dns(_) => "dns",
+            Self::Dns { .. } => "dns",
         }
     }
 

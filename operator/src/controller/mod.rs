@@ -68,6 +68,12 @@ pub struct RunArgs {
     /// Prefix of ownership TXT record names.
     #[arg(long, default_value = "insync-")]
     pub dns_txt_prefix: String,
+    /// A domain clouds may publish under (suffix match on whole labels), for every namespace
+    /// (`drtst.org`) or one (`team-a=team-a.example.com`). Repeat it for more. A cloud outside
+    /// the list gets DNSReady=False/DomainNotAllowed and nothing is written. Without any, every
+    /// domain is allowed (logged as a warning at start).
+    #[arg(long = "dns-allowed-domain", value_name = "[NAMESPACE=]DOMAIN")]
+    pub dns_allowed_domains: Vec<String>,
 }
 
 /// A failure that stops the operator (configuration, lost leadership); `anyhow` stays at the
@@ -91,7 +97,7 @@ pub enum RunError {
     LostLease,
     /// DNS wiring failed.
     #[error("cannot set up DNS: {0}")]
-    Dns(String),
+    Dns(#[from] dns::SetupError),
 }
 
 /// Runs the controller until SIGTERM/SIGINT.
@@ -130,9 +136,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     }
     metrics.leader.set(1);
 
-    let dns = dns::DnsWiring::from_args(&args, client.clone())
-        .await
-        .map_err(RunError::Dns)?;
+    let dns = dns::DnsWiring::from_args(&args).await?;
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };

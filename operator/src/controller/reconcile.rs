@@ -16,6 +16,7 @@ use tracing::{info, warn};
 
 use super::apply::{self, FIELD_MANAGER};
 use super::context::Context;
+use super::dns;
 use super::error::Error;
 use super::finalizer;
 use super::observe::{self, Observed};
@@ -25,8 +26,7 @@ use crate::api::{InSyncCloud, InSyncCloudStatus, UpgradePhase, condition, valida
 use crate::render::{self, RenderOptions};
 use crate::telemetry::CloudLabels;
 
-/// Finalizer that removes the cloud's DNS records before it goes.
-pub const FINALIZER: &str = "insync.dev/dns-cleanup";
+pub use super::dns::FINALIZER;
 
 /// The controller's reconcile entry point.
 #[tracing::instrument(skip_all, fields(namespace = guard.namespace().unwrap_or_default(), cloud = guard.name_any()))]
@@ -89,7 +89,7 @@ async fn reconcile_cloud(cloud: &InSyncCloud, ctx: &Context) -> Result<Action, E
     if cloud.meta().deletion_timestamp.is_some() {
         return cleanup(cloud, ctx, &api).await;
     }
-    if needs_dns_cleanup(cloud, ctx)
+    if dns::wants_finalizer(ctx.dns.as_ref(), cloud)
         && let Some(patch) = finalizer::add(cloud.finalizers(), FINALIZER)
     {
         api.patch_metadata(&name, &PatchParams::default(), &Patch::Json::<()>(patch))
@@ -108,6 +108,7 @@ async fn reconcile_cloud(cloud: &InSyncCloud, ctx: &Context) -> Result<Action, E
         components: previous.components.clone(),
         upgrade: previous.upgrade.clone(),
         conditions: Vec::new(),
+        dns_zones: previous.dns_zones.clone(),
     };
 
     if let Err(invalid) = validate::validate(cloud) {
@@ -263,9 +264,21 @@ async fn reconcile_cloud(cloud: &InSyncCloud, ctx: &Context) -> Result<Action, E
     }
 
     // DNS and endpoint.
-    let dns = ctx.dns_step(cloud).await;
+    let dns = dns::step(ctx.dns.as_ref(), &ctx.client, &ctx.metrics, cloud).await;
     status.endpoint = dns.endpoint.clone().or(status.endpoint);
+    status.dns_zones = dns.zones.clone();
     conds.push(dns.condition.clone());
+    if let Some((reason, message)) = &dns.warning {
+        publish(ctx, cloud, EventType::Warning, reason, message).await;
+    }
+    if dns.release_finalizer
+        && let Some(patch) = finalizer::remove(cloud.finalizers(), FINALIZER)
+    {
+        // DNS is not wanted and the records are gone: nothing is left to clean up.
+        api.patch_metadata(&name, &PatchParams::default(), &Patch::Json::<()>(patch))
+            .await
+            .map_err(cloud_err)?;
+    }
 
     // Versions, components and the headline conditions.
     status.components = observed.components(&targets);
@@ -378,15 +391,6 @@ fn summarize(items: &[String]) -> String {
     s
 }
 
-fn needs_dns_cleanup(cloud: &InSyncCloud, ctx: &Context) -> bool {
-    ctx.dns.is_some()
-        && cloud
-            .spec
-            .dns
-            .as_ref()
-            .is_some_and(|d| d.provider == crate::api::DnsProvider::Route53)
-}
-
 /// Writes status only when it differs from what is there: a steady cloud costs no write.
 async fn write_status(
     api: &Api<InSyncCloud>,
@@ -490,7 +494,50 @@ async fn cleanup(
     if !cloud.finalizers().iter().any(|f| f == FINALIZER) {
         return Ok(Action::await_change());
     }
-    ctx.dns_remove(cloud).await?;
+    match dns::remove_on_delete(ctx.dns.as_ref(), cloud).await {
+        Ok(()) => {}
+        Err(dns::RemoveError::Blocked(message)) => {
+            // Dropping the finalizer now would leave the records in Route53 for good.
+            warn!(%message, "DNS records cannot be removed; keeping the finalizer");
+            publish(
+                ctx,
+                cloud,
+                EventType::Warning,
+                "DNSCleanupBlocked",
+                &message,
+            )
+            .await;
+            let previous = cloud.status.clone().unwrap_or_default();
+            let mut status = previous.clone();
+            let cond = Cond::new(condition::DNS_READY, false, "CannotRemoveRecords", message);
+            let mut conds: Vec<_> = previous
+                .conditions
+                .iter()
+                .filter(|c| c.type_ != condition::DNS_READY)
+                .cloned()
+                .collect();
+            conds.extend(status::conditions(
+                &previous.conditions,
+                &[cond],
+                cloud.metadata.generation,
+                Timestamp::now(),
+            ));
+            status.conditions = conds;
+            write_status(api, &cloud.name_any(), &previous, &status)
+                .await
+                .map_err(|source| Error::Cloud {
+                    cloud: cloud.name_any(),
+                    source,
+                })?;
+            return Ok(Action::requeue(Duration::from_secs(300)));
+        }
+        Err(dns::RemoveError::Failed(source)) => {
+            return Err(Error::Dns {
+                cloud: format!("{}/{}", cloud.cloud_namespace(), cloud.cloud_name()),
+                source,
+            });
+        }
+    }
     publish(
         ctx,
         cloud,

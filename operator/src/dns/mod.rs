@@ -1,6 +1,7 @@
 //! DNS: desired records → Route53, ExternalDNS-style, safe to share a zone.
 //!
 //! The pipeline, one module a step:
+//! - [`allow`]: which domains the operator may write into, per namespace (pure).
 //! - [`record`]: what a cloud wants ([`Endpoint`]s built by [`cloud_endpoints`], pure).
 //! - [`registry`]: ownership TXT records (`<prefix><type>-<name>`, `heritage=insync-operator,...`).
 //! - [`zone`]: hosted zones and longest-suffix zone selection.
@@ -12,6 +13,7 @@
 //! The operator never creates over, changes or deletes a record it does not own; a contested
 //! name is reported as [`CloudDnsStatus::Conflict`]. See `docs/dns.md`.
 
+pub mod allow;
 pub mod batch;
 pub mod plan;
 pub mod record;
@@ -20,6 +22,7 @@ pub mod route53;
 pub mod syncer;
 pub mod zone;
 
+pub use allow::{AllowList, AllowListError, NotAllowed};
 pub use batch::BatchLimits;
 pub use record::{
     CloudKey, Endpoint, EndpointError, FrontendAddresses, IngressAddress, PublishSpec, RecordType,

@@ -93,6 +93,8 @@ enum Command {
     Upsert {
         key: CloudKey,
         desired: Desired,
+        /// Zones durable state says may hold the cloud's records (after a restart).
+        recorded: Vec<String>,
     },
     Remove {
         key: CloudKey,
@@ -104,6 +106,8 @@ enum Command {
 struct Shared {
     statuses: Mutex<HashMap<String, (CloudKey, CloudDnsStatus)>>,
     last_sent: Mutex<HashMap<String, (CloudKey, Desired)>>,
+    /// Resource → zones that may hold the cloud's records (its zone and those still to clean).
+    zones: Mutex<HashMap<String, (CloudKey, Vec<String>)>>,
     events: broadcast::Sender<CloudKey>,
     counters: Arc<DnsCounters>,
     owner_id: String,
@@ -138,6 +142,13 @@ impl Shared {
         if removed {
             let _ = self.events.send(key.clone());
         }
+    }
+
+    fn zones(&self, key: &CloudKey) -> Option<Vec<String>> {
+        let map = self.zones.lock().unwrap_or_else(PoisonError::into_inner);
+        map.get(&key.resource())
+            .filter(|(k, _)| k == key)
+            .map(|(_, z)| z.clone())
     }
 
     fn status(&self, key: &CloudKey) -> Option<CloudDnsStatus> {
@@ -184,6 +195,7 @@ impl DnsSyncer {
         let shared = Arc::new(Shared {
             statuses: Mutex::new(HashMap::new()),
             last_sent: Mutex::new(HashMap::new()),
+            zones: Mutex::new(HashMap::new()),
             events,
             counters: route53.counters(),
             owner_id: config.owner_id.clone(),
@@ -224,6 +236,21 @@ impl DnsSyncer {
         zone_id: Option<String>,
         endpoints: Vec<Endpoint>,
     ) {
+        self.upsert_cloud_recorded(key, domain, zone_id, endpoints, Vec::new());
+    }
+
+    /// [`DnsSyncer::upsert_cloud`] for a cloud whose durable state (its status) says its
+    /// records may be in `recorded_zones`: when this syncer first hears of the cloud (after a
+    /// restart), records it owns in any of those zones but the one it now resolves to are
+    /// removed. Later calls for a cloud the syncer already tracks ignore `recorded_zones`.
+    pub fn upsert_cloud_recorded(
+        &self,
+        key: CloudKey,
+        domain: impl Into<String>,
+        zone_id: Option<String>,
+        endpoints: Vec<Endpoint>,
+        recorded_zones: Vec<String>,
+    ) {
         let desired = Desired {
             domain: normalize_name(&domain.into()),
             zone_hint: zone_id
@@ -252,7 +279,20 @@ impl DnsSyncer {
                 reason: "publishing DNS records".into(),
             },
         );
-        if self.tx.send(Command::Upsert { key, desired }).is_err() {
+        let recorded = recorded_zones
+            .iter()
+            .map(|z| normalize_zone_id(z))
+            .filter(|z| !z.is_empty())
+            .collect();
+        if self
+            .tx
+            .send(Command::Upsert {
+                key,
+                desired,
+                recorded,
+            })
+            .is_err()
+        {
             tracing::warn!("DNS syncer worker is not running; upsert dropped");
         }
     }
@@ -277,6 +317,13 @@ impl DnsSyncer {
             })
             .map_err(|_| stopped())?;
         wait.await.map_err(|_| stopped())?
+    }
+
+    /// Hosted zone ids that may hold the cloud's records: the zone it publishes to and zones
+    /// still to be cleaned. `None` if the syncer does not track the cloud. The controller keeps
+    /// this in the cloud's status, so a restarted operator knows where to clean up.
+    pub fn zones(&self, key: &CloudKey) -> Option<Vec<String>> {
+        self.shared.zones(key)
     }
 
     /// The cloud's DNS status; `None` if the syncer has no record of this cloud (this UID).
@@ -430,17 +477,26 @@ impl DnsSyncerWorker {
 
     fn handle(&mut self, cmd: Command) {
         match cmd {
-            Command::Upsert { key, desired } => {
+            Command::Upsert {
+                key,
+                desired,
+                recorded,
+            } => {
                 let resource = key.resource();
-                let entry = self.clouds.entry(resource).or_insert_with(|| CloudEntry {
-                    key: key.clone(),
-                    desired: None,
-                    generation: 0,
-                    zone: None,
-                    cleanup: BTreeSet::new(),
-                    cleanup_everywhere: false,
-                    waiters: Vec::new(),
-                });
+                let entry = self
+                    .clouds
+                    .entry(resource.clone())
+                    .or_insert_with(|| CloudEntry {
+                        key: key.clone(),
+                        desired: None,
+                        generation: 0,
+                        zone: None,
+                        // First heard of: wherever durable state says records may be. The zone
+                        // it resolves to is taken out again when it is resolved.
+                        cleanup: recorded.into_iter().collect(),
+                        cleanup_everywhere: false,
+                        waiters: Vec::new(),
+                    });
                 let placement_changed = entry
                     .desired
                     .as_ref()
@@ -472,18 +528,22 @@ impl DnsSyncerWorker {
                     self.mark_dirty(&z);
                 }
                 self.schedule_flush();
+                self.share_zones(&resource);
             }
             Command::Remove { key, done } => {
                 let resource = key.resource();
-                let entry = self.clouds.entry(resource).or_insert_with(|| CloudEntry {
-                    key: key.clone(),
-                    desired: None,
-                    generation: 0,
-                    zone: None,
-                    cleanup: BTreeSet::new(),
-                    cleanup_everywhere: true,
-                    waiters: Vec::new(),
-                });
+                let entry = self
+                    .clouds
+                    .entry(resource.clone())
+                    .or_insert_with(|| CloudEntry {
+                        key: key.clone(),
+                        desired: None,
+                        generation: 0,
+                        zone: None,
+                        cleanup: BTreeSet::new(),
+                        cleanup_everywhere: true,
+                        waiters: Vec::new(),
+                    });
                 entry.desired = None;
                 entry.generation += 1;
                 match entry.zone.take() {
@@ -505,6 +565,7 @@ impl DnsSyncerWorker {
                     self.mark_dirty(&z);
                 }
                 self.schedule_flush();
+                self.share_zones(&resource);
             }
             Command::Resync => self.resync_all(),
         }
@@ -627,6 +688,8 @@ impl DnsSyncerWorker {
                     Some(z) => {
                         e.cleanup.remove(&z);
                         to_mark.push(z.clone());
+                        // Cleanup waits for the resolution (see start_round).
+                        to_mark.extend(e.cleanup.iter().cloned());
                         e.zone = Some(z);
                     }
                     None => unresolved.push((e.key.clone(), d.clone(), zones.len())),
@@ -669,6 +732,7 @@ impl DnsSyncerWorker {
         for resource in finished {
             self.finish_removal(&resource);
         }
+        self.share_all_zones();
     }
 
     fn zone_of_static(d: &Desired, zones: &[HostedZone]) -> Option<String> {
@@ -709,7 +773,41 @@ impl DnsSyncerWorker {
         }
     }
 
+    /// Publishes where the cloud's records may be, for [`DnsSyncer::zones`].
+    fn share_zones(&self, resource: &str) {
+        let mut map = self
+            .shared
+            .zones
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match self.clouds.get(resource) {
+            Some(e) => {
+                let zones: BTreeSet<String> =
+                    e.zone.iter().chain(e.cleanup.iter()).cloned().collect();
+                map.insert(
+                    resource.to_owned(),
+                    (e.key.clone(), zones.into_iter().collect()),
+                );
+            }
+            None => {
+                map.remove(resource);
+            }
+        }
+    }
+
+    fn share_all_zones(&self) {
+        let resources: Vec<String> = self.clouds.keys().cloned().collect();
+        for r in resources {
+            self.share_zones(&r);
+        }
+    }
+
     fn finish_removal(&mut self, resource: &str) {
+        self.shared
+            .zones
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(resource);
         if let Some(e) = self.clouds.remove(resource) {
             self.shared.clear_status(&e.key);
             for w in e.waiters {
@@ -732,7 +830,10 @@ impl DnsSyncerWorker {
                 });
                 members.push((resource.clone(), e.generation, false));
             }
-            if e.cleanup.contains(&zone) {
+            // A wanted cloud whose zone is not known yet (the zone list failed) may be about to
+            // publish into one of its cleanup zones: removing from there would take it offline.
+            let unresolved = e.desired.is_some() && e.zone.is_none() && self.zones.is_none();
+            if e.cleanup.contains(&zone) && !unresolved {
                 removed.push(resource.clone());
                 members.push((resource.clone(), e.generation, true));
             }
@@ -868,6 +969,7 @@ impl DnsSyncerWorker {
                 }
             }
         }
+        self.share_all_zones();
         if any_failed {
             self.fail_later(&zone);
         } else {
