@@ -549,3 +549,47 @@ async fn zones_by_longest_suffix_and_removal_after_restart() {
         "the other cloud stays"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recorded_zones_are_cleaned_after_a_restart_and_a_domain_change() {
+    let moto = Moto::start();
+    let c = client(&moto.endpoint()).await;
+    let old = create_zone(&c, "drtst.org").await;
+    let new = create_zone(&c, "example.net").await;
+    let k = key("moved");
+    let recorded = {
+        let syncer = start_syncer(&moto.endpoint()).await;
+        syncer.upsert_cloud(
+            k.clone(),
+            "drtst.org",
+            None,
+            vec![Endpoint::a("moved.drtst.org", &["10.0.0.1"], 60)],
+        );
+        wait_ready(&syncer, &[k.clone()], WAIT).await.unwrap();
+        syncer.zones(&k).expect("tracked")
+    };
+    assert_eq!(recorded, vec![old.clone()], "the zone to record in status");
+    assert_eq!(user_records(&c, &old).await.len(), 2);
+
+    // A new process: only the recorded zones say where the old records are.
+    let syncer = start_syncer(&moto.endpoint()).await;
+    syncer.upsert_cloud_recorded(
+        k.clone(),
+        "example.net",
+        None,
+        vec![Endpoint::a("moved.example.net", &["10.0.0.1"], 60)],
+        recorded,
+    );
+    wait_ready(&syncer, &[k.clone()], WAIT).await.unwrap();
+    let deadline = std::time::Instant::now() + WAIT;
+    while !user_records(&c, &old).await.is_empty() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(user_records(&c, &old).await, vec![], "old zone cleaned");
+    assert_eq!(user_records(&c, &new).await.len(), 2);
+    assert_eq!(
+        syncer.zones(&k),
+        Some(vec![new]),
+        "only the new zone is left to record"
+    );
+}
