@@ -565,7 +565,9 @@ async fn recorded_zones_are_cleaned_after_a_restart_and_a_domain_change() {
             None,
             vec![Endpoint::a("moved.drtst.org", &["10.0.0.1"], 60)],
         );
-        wait_ready(&syncer, &[k.clone()], WAIT).await.unwrap();
+        wait_ready(&syncer, std::slice::from_ref(&k), WAIT)
+            .await
+            .unwrap();
         syncer.zones(&k).expect("tracked")
     };
     assert_eq!(recorded, vec![old.clone()], "the zone to record in status");
@@ -580,7 +582,9 @@ async fn recorded_zones_are_cleaned_after_a_restart_and_a_domain_change() {
         vec![Endpoint::a("moved.example.net", &["10.0.0.1"], 60)],
         recorded,
     );
-    wait_ready(&syncer, &[k.clone()], WAIT).await.unwrap();
+    wait_ready(&syncer, std::slice::from_ref(&k), WAIT)
+        .await
+        .unwrap();
     let deadline = std::time::Instant::now() + WAIT;
     while !user_records(&c, &old).await.is_empty() && std::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
