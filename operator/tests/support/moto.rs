@@ -1,4 +1,5 @@
-//! A throwaway `moto_server` (Route53 and friends) on 127.0.0.1, killed on drop.
+//! A throwaway `moto_server` (Route53 and friends) on 127.0.0.1 (or another address of this
+//! machine, for pods to reach), killed on drop.
 //!
 //! The binary is `moto_server` from `pip install 'moto[server]'` (or `$MOTO_SERVER`). A missing
 //! binary fails the test with instructions: a Route53 test that silently skips proves nothing.
@@ -12,6 +13,7 @@ use std::time::{Duration, Instant};
 /// A running moto server.
 pub struct Moto {
     child: Child,
+    host: String,
     port: u16,
     log: PathBuf,
 }
@@ -28,8 +30,8 @@ fn moto_binary() -> String {
 }
 
 /// One `GET /` over plain TCP; true if anything that looks like HTTP answers.
-fn answers(port: u16) -> bool {
-    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+fn answers(host: &str, port: u16) -> bool {
+    let Ok(mut s) = TcpStream::connect((host, port)) else {
         return false;
     };
     let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
@@ -45,6 +47,12 @@ fn answers(port: u16) -> bool {
 impl Moto {
     /// Starts `moto_server -H 127.0.0.1 -p <free port>` and waits until it answers (≤ 60 s).
     pub fn start() -> Moto {
+        Self::start_on("127.0.0.1")
+    }
+
+    /// Starts `moto_server -H <host> -p <free port>`: `host` is an address of this machine
+    /// (e.g. the real node's, so the operator's pod can reach it).
+    pub fn start_on(host: &str) -> Moto {
         let bin = moto_binary();
         let log = std::env::temp_dir().join(format!(
             "insync-moto-{}-{}.log",
@@ -58,7 +66,7 @@ impl Moto {
             let log_file = std::fs::File::create(&log).expect("creating the moto log file");
             let log_err = log_file.try_clone().expect("cloning the moto log handle");
             let child = Command::new(&bin)
-                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .args(["-H", host, "-p", &port.to_string()])
                 .stdin(Stdio::null())
                 .stdout(Stdio::from(log_file))
                 .stderr(Stdio::from(log_err))
@@ -74,12 +82,13 @@ impl Moto {
             };
             let mut moto = Moto {
                 child,
+                host: host.to_owned(),
                 port,
                 log: log.clone(),
             };
             let deadline = Instant::now() + Duration::from_secs(60);
             loop {
-                if answers(port) {
+                if answers(host, port) {
                     return moto;
                 }
                 if let Ok(Some(status)) = moto.child.try_wait() {
@@ -111,9 +120,9 @@ impl Moto {
         self.port
     }
 
-    /// `http://127.0.0.1:<port>`.
+    /// `http://<host>:<port>`.
     pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        format!("http://{}:{}", self.host, self.port)
     }
 }
 
