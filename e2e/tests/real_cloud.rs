@@ -24,7 +24,10 @@ use common::{condition, fcloud};
 use insync_e2e::real_node::{self, REAL_NODE_LABEL, REAL_STORAGE_CLASS};
 use insync_e2e::{TestNamespace, helm, kubectl, poll_until, repo_root, unique_name, wait_for};
 use insync_operator::api::{ImageOverride, InSyncCloud, Placement, StorageSpec};
-use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim, Pod, Secret, Toleration};
+use k8s_openapi::api::core::v1::{
+    Namespace, PersistentVolumeClaim, Pod, ResourceRequirements, Secret, Toleration,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
@@ -131,8 +134,9 @@ async fn expect_markers(markers: &BTreeMap<&str, &str>, after: &str) -> Result<(
 }
 
 /// The fcloud example placed on the real node: a nodeSelector and toleration for the whole
-/// cloud, volumes of the real node's StorageClass, two CloudMasters (so a rollout can keep
-/// serving), and this test's node ports.
+/// cloud, volumes of the real node's StorageClass, small CPU requests (the defaults ask for
+/// more than this 2-core machine has), two CloudMasters (so a rollout can keep serving), and
+/// this test's node ports.
 fn real_fcloud(namespace: &str) -> Result<InSyncCloud> {
     let mut cloud = fcloud(namespace)?;
     cloud.spec.version = FROM_VERSION.to_owned();
@@ -180,6 +184,43 @@ fn real_fcloud(namespace: &str) -> Result<InSyncCloud> {
             .context("managed MinIO")?
             .storage,
     );
+    let small = || {
+        Some(ResourceRequirements {
+            requests: Some(BTreeMap::from([
+                ("cpu".to_owned(), Quantity("50m".to_owned())),
+                ("memory".to_owned(), Quantity("64Mi".to_owned())),
+            ])),
+            limits: Some(BTreeMap::from([(
+                "memory".to_owned(),
+                Quantity("1Gi".to_owned()),
+            )])),
+            ..ResourceRequirements::default()
+        })
+    };
+    cloud.spec.master.resources = small();
+    cloud.spec.nodes.resources = small();
+    cloud.spec.frontend.resources = small();
+    cloud
+        .spec
+        .database
+        .managed
+        .as_mut()
+        .context("managed MySQL")?
+        .resources = small();
+    cloud
+        .spec
+        .metadata_store
+        .managed
+        .as_mut()
+        .context("managed Bynamo")?
+        .resources = small();
+    cloud
+        .spec
+        .object_store
+        .minio
+        .as_mut()
+        .context("managed MinIO")?
+        .resources = small();
     cloud.spec.master.replicas = 2;
     cloud.spec.frontend.service.master_node_port = Some(MASTER_NODE_PORT.into());
     cloud.spec.frontend.service.storage_node_port = Some(STORAGE_NODE_PORT.into());
@@ -492,6 +533,7 @@ async fn fcloud_runs_on_real_pods_and_its_data_survives() -> Result<()> {
         );
     }
     expect_markers(&markers, "the version bump").await?;
+    eprintln!("markers intact after the version bump; pods replaced in order");
     put_marker("after-upgrade", "m2").await?;
     markers.insert("after-upgrade", "m2");
 
@@ -512,6 +554,7 @@ async fn fcloud_runs_on_real_pods_and_its_data_survives() -> Result<()> {
         .await?;
         wait_healthy(TO_VERSION).await?;
         expect_markers(&markers, &format!("killing {datastore}")).await?;
+        eprintln!("markers intact after killing {datastore}");
     }
 
     // An operator restart changes nothing.
@@ -539,6 +582,7 @@ async fn fcloud_runs_on_real_pods_and_its_data_survives() -> Result<()> {
     .await?;
     wait_cloud_ready(&api, TO_VERSION).await?;
     expect_markers(&markers, "an operator restart").await?;
+    eprintln!("markers intact after an operator pod restart");
 
     // Delete the cloud: its pods go, its volumes and credentials stay; apply it again and the
     // same data is back.
@@ -584,6 +628,7 @@ async fn fcloud_runs_on_real_pods_and_its_data_survives() -> Result<()> {
     wait_cloud_ready(&api, TO_VERSION).await?;
     wait_healthy(TO_VERSION).await?;
     expect_markers(&markers, "deleting the cloud and applying it again").await?;
+    eprintln!("markers intact after deleting the cloud and applying it again");
 
     // A datastore image change is a real rollout too: MySQL to another tag, data kept.
     api.patch(
@@ -612,7 +657,15 @@ async fn fcloud_runs_on_real_pods_and_its_data_survives() -> Result<()> {
     .await?;
     wait_healthy(TO_VERSION).await?;
     expect_markers(&markers, "a MySQL image change").await?;
+    eprintln!("markers intact after MySQL 8.4.5 -> 8.4.6");
 
+    // Tear down in dependency order: the cloud while its operator still runs (its DNS
+    // finalizer removes the records), then the operator, then the namespaces.
+    api.delete("fcloud", &DeleteParams::default()).await?;
+    wait_for("the cloud to be deleted", READY_TIMEOUT, || async {
+        Ok(api.get_opt("fcloud").await?.is_none())
+    })
+    .await?;
     helm(&["uninstall", "isc", "-n", &release_ns, "--wait"]).await?;
     kubectl(&["delete", "namespace", &release_ns, "--wait=false"]).await?;
     ns.delete_and_wait(Duration::from_secs(180)).await?;

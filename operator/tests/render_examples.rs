@@ -593,6 +593,19 @@ spec:
     }
 }
 
+#[test]
+fn client_facing_pods_keep_serving_while_they_leave_their_service() {
+    let objects = rendered(&example("fcloud"));
+    for name in ["fcloud-cloudmaster", "fcloud-haproxy"] {
+        let seconds = &container(find(&objects, "Deployment", name))["lifecycle"]["preStop"]["sleep"]
+            ["seconds"];
+        assert!(
+            seconds.as_i64().is_some_and(|s| s > 0),
+            "{name} has no preStop sleep: {seconds}"
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Workload shapes
 

@@ -1,7 +1,7 @@
 //! The CloudMaster: a Deployment configured through `/etc/inSyncCloud`, wired to every datastore.
 
 use super::meta::Ctx;
-use super::pod::{Check, PodBuilder, Port, Profile, image};
+use super::pod::{Check, DRAIN_SECONDS, PodBuilder, Port, Profile, image};
 use super::wiring::{Wiring, cloud_section};
 use super::workload::{self, ServiceShape, Strategy};
 use super::{Component, Out, RenderError};
@@ -52,6 +52,7 @@ pub(super) fn render(ctx: &Ctx<'_>, out: &mut Out) -> Result<(), RenderError> {
         .ports(&PORTS)
         .env(wiring.env)
         .probe(Check::Tcp(PORTS[0].name))
+        .drain_before_stop(DRAIN_SECONDS)
         .config(&config_map, CONFIG_DIR)
         .mounts(wiring.volumes, wiring.mounts)
         .build();

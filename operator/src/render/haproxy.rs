@@ -11,7 +11,7 @@ use k8s_openapi::api::core::v1::ServicePort;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::meta::Ctx;
-use super::pod::{Check, PodBuilder, Port, Profile, image};
+use super::pod::{Check, DRAIN_SECONDS, PodBuilder, Port, Profile, image};
 use super::workload::{self, ServiceShape, Strategy};
 use super::{Component, Out, RenderError, RenderOptions, cloudmaster, nodes};
 use crate::api::InSyncCloud;
@@ -131,6 +131,7 @@ pub(super) fn render(ctx: &Ctx<'_>, out: &mut Out) -> Result<(), RenderError> {
     let template = PodBuilder::new(ctx, COMPONENT, &PROFILE, image)
         .ports(&PORTS)
         .probe(Check::Http(HEALTH_PATH, HEALTH.name))
+        .drain_before_stop(DRAIN_SECONDS)
         .config(&config_map, CONFIG_DIR)
         .build();
     let name = ctx.component_name(COMPONENT);

@@ -5,10 +5,10 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
-    EnvVar, EnvVarSource, HTTPGetAction, LocalObjectReference, ObjectFieldSelector,
-    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile,
-    SecretKeySelector, SecurityContext, TCPSocketAction, TopologySpreadConstraint, Volume,
-    VolumeMount,
+    EnvVar, EnvVarSource, HTTPGetAction, Lifecycle, LifecycleHandler, LocalObjectReference,
+    ObjectFieldSelector, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ResourceRequirements,
+    SeccompProfile, SecretKeySelector, SecurityContext, SleepAction, TCPSocketAction,
+    TopologySpreadConstraint, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -153,6 +153,9 @@ pub(super) enum Check {
 /// The volume every pod gets for `/tmp`.
 const TMP: &str = "/tmp";
 const PROBE_PERIOD_SECONDS: i32 = 10;
+/// How long a client-facing pod keeps serving after it is told to stop (see
+/// [`PodBuilder::drain_before_stop`]); well inside the default 30 s grace period.
+pub(super) const DRAIN_SECONDS: i64 = 5;
 
 /// Builds a component's pod template with everything components share.
 pub(super) struct PodBuilder<'a> {
@@ -222,6 +225,21 @@ impl<'a> PodBuilder<'a> {
     pub fn probe(mut self, check: Check) -> Self {
         self.readiness = Some(check);
         self.liveness = Some(check);
+        self
+    }
+
+    /// Keeps a terminating pod serving for `seconds` before it gets SIGTERM. Removing a pod from
+    /// its Service is asynchronous: until every kube-proxy (and HAProxy's resolver) has caught
+    /// up, new connections still arrive at the old pod, and a server that closes its listener
+    /// on SIGTERM refuses them. A `sleep` preStop hook needs nothing in the image.
+    pub fn drain_before_stop(mut self, seconds: i64) -> Self {
+        self.container.lifecycle = Some(Lifecycle {
+            pre_stop: Some(LifecycleHandler {
+                sleep: Some(SleepAction { seconds }),
+                ..LifecycleHandler::default()
+            }),
+            ..Lifecycle::default()
+        });
         self
     }
 
