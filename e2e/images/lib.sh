@@ -270,7 +270,9 @@ operator_binary() {
     if [[ $src == head* ]]; then
       dir="$WORK/operator-src"
       rm -rf "$dir" && mkdir -p "$dir"
-      git -C "$ROOT" archive HEAD | tar -x -C "$dir"
+      # -m: the files get the time of extraction, not the commit's; with the commit's (older
+      # than the last build in this fixed directory) cargo would take them as unchanged
+      git -C "$ROOT" archive HEAD | tar -x -m -C "$dir"
     fi
     log "cargo build --release -p insync-operator from ${src%% *} (several minutes cold; log: $LOGS/operator-build.log)"
     (cd "$dir" && CARGO_TARGET_DIR="$target" nice -n 15 cargo build --locked --release \
