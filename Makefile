@@ -29,6 +29,7 @@ unit:
 
 e2e:
 	cargo build -p insync-operator
+	e2e/cluster up --real-node
 	cargo test -p insync-e2e -- --test-threads 3
 
 ## crds: regenerate the committed CRD (and the chart's copy) from the Rust types.
