@@ -71,7 +71,10 @@ async fn fcloud_is_published_in_route53_and_removed_on_delete() -> Result<()> {
         .collect();
     addresses.sort();
     addresses.dedup();
-    ensure!(addresses.contains(&"127.0.0.1".to_owned()), "kwok nodes' address: {addresses:?}");
+    ensure!(
+        addresses.contains(&"127.0.0.1".to_owned()),
+        "kwok nodes' address: {addresses:?}"
+    );
     let records = route53::user_records(&r53, &zone).await;
     ensure!(
         records.iter().any(|(name, ty, values)| {
