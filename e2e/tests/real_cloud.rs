@@ -528,32 +528,34 @@ async fn fcloud_runs_on_real_pods_and_its_data_survives() -> Result<()> {
         );
     }
     // The order promised: Bynamo, then CloudMaster, then the storage nodes, then HAProxy.
-    let first_start = |component: &str| {
-        after
+    // (first, last) creation time of a component's pods (RFC 3339 strings order as times).
+    let started = |component: &str| {
+        let times: Vec<&String> = after
             .values()
             .filter(|(_, c, ..)| c == component)
-            .map(|(_, _, created, _)| created.clone())
+            .map(|(_, _, created, _)| created)
+            .collect();
+        let first = times
+            .iter()
             .min()
-            .unwrap_or_default()
-    };
-    let last_start = |component: &str| {
-        after
-            .values()
-            .filter(|(_, c, ..)| c == component)
-            .map(|(_, _, created, _)| created.clone())
+            .map(|t| t.to_string())
+            .unwrap_or_default();
+        let last = times
+            .iter()
             .max()
-            .unwrap_or_default()
+            .map(|t| t.to_string())
+            .unwrap_or_default();
+        (first, last)
     };
     for (earlier, later) in [
         ("bynamo", "cloudmaster"),
         ("cloudmaster", "node"),
         ("node", "haproxy"),
     ] {
+        let ((_, last_earlier), (first_later, _)) = (started(earlier), started(later));
         ensure!(
-            last_start(earlier) <= first_start(later),
-            "{later} pods started ({}) before the last {earlier} pod ({})",
-            first_start(later),
-            last_start(earlier)
+            !last_earlier.is_empty() && last_earlier <= first_later,
+            "{later} pods started ({first_later}) before the last {earlier} pod ({last_earlier})"
         );
     }
     expect_markers(&markers, "the version bump").await?;
