@@ -14,7 +14,8 @@ use insync_operator::dns::{
 use support::fault_proxy::{FaultProxy, Faults, ProxyStats};
 use support::moto::Moto;
 use support::route53::{
-    client, create_zone, list_zone, put_foreign, test_config, user_records, wait_for, wait_ready,
+    client, create_zone, delete_zone, list_zone, put_foreign, test_config, user_records, wait_for,
+    wait_ready,
 };
 
 const OWNER: &str = "test-owner";
@@ -596,4 +597,52 @@ async fn recorded_zones_are_cleaned_after_a_restart_and_a_domain_change() {
         Some(vec![new]),
         "only the new zone is left to record"
     );
+}
+
+/// A hosted zone deleted and created again (same name, new id) takes the records with it; the
+/// syncer must find the new zone rather than keep writing to the id it resolved first (it did,
+/// until the operator restarted: every round failed with NoSuchHostedZone and the status still
+/// read Ready).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_zone_created_again_under_a_new_id_is_found_again() {
+    let moto = Moto::start();
+    let c = client(&moto.endpoint()).await;
+    let old = create_zone(&c, "drtst.org").await;
+    let syncer = start_syncer(&moto.endpoint()).await;
+    let k = key("fcloud");
+    syncer.upsert_cloud(
+        k.clone(),
+        "drtst.org",
+        None,
+        vec![Endpoint::a("fcloud.drtst.org", &["10.0.0.1"], 60)],
+    );
+    wait_ready(&syncer, std::slice::from_ref(&k), WAIT)
+        .await
+        .unwrap();
+    assert_eq!(user_records(&c, &old).await.len(), 2, "A + ownership TXT");
+
+    delete_zone(&c, &old).await;
+    let new = create_zone(&c, "drtst.org").await;
+    assert_ne!(old, new);
+    syncer.resync();
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let records = user_records(&c, &new).await;
+        if records
+            .iter()
+            .any(|(name, ty, _)| name.trim_end_matches('.') == "fcloud.drtst.org" && ty == "A")
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the record never reached the re-created zone {new}: {records:?}; status {:?}",
+            syncer.status(&k)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        syncer.resync();
+    }
+    wait_ready(&syncer, std::slice::from_ref(&k), WAIT)
+        .await
+        .unwrap();
 }

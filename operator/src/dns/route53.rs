@@ -237,6 +237,12 @@ pub enum Route53Error {
 }
 
 impl Route53Error {
+    /// True when Route53 says the hosted zone does not exist (deleted, or created again under
+    /// a new id): whatever records it held are gone with it.
+    pub fn is_missing_zone(&self) -> bool {
+        matches!(self, Route53Error::Failed { code, .. } if code == "NoSuchHostedZone")
+    }
+
     /// A stable label for metrics.
     pub fn metric_label(&self) -> &'static str {
         match self {

@@ -464,6 +464,33 @@ impl DnsSyncerWorker {
         wake
     }
 
+    /// The zone no longer exists: no cloud publishes there or has records to clean there any
+    /// more. Its clouds resolve their zone again from a fresh zone list (a zone created again
+    /// under the same name has a new id), and the next round publishes into it.
+    fn forget_zone(&mut self, zone: &str) {
+        tracing::warn!(
+            zone,
+            "hosted zone no longer exists; resolving its clouds' zones again"
+        );
+        let mut touched = Vec::new();
+        for (resource, entry) in self.clouds.iter_mut() {
+            let published_there = entry.zone.as_deref() == Some(zone);
+            if published_there {
+                entry.zone = None;
+            }
+            if entry.cleanup.remove(zone) || published_there {
+                touched.push(resource.clone());
+            }
+        }
+        for resource in &touched {
+            self.share_zones(resource);
+        }
+        self.zones = None;
+        self.backoff.remove(zone);
+        self.dirty.remove(zone);
+        self.schedule_flush();
+    }
+
     fn schedule_flush(&mut self) {
         if self.flush_at.is_none() {
             self.flush_at = Some(Instant::now() + self.debounce);
@@ -878,6 +905,9 @@ impl DnsSyncerWorker {
             Err(e) => {
                 any_failed = true;
                 tracing::warn!(zone, error = %e, "DNS zone sync failed");
+                if e.is_missing_zone() {
+                    self.forget_zone(&zone);
+                }
                 for (resource, generation, removal) in round.members {
                     let Some(entry) = self.clouds.get_mut(&resource) else {
                         continue;

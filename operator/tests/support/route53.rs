@@ -81,6 +81,48 @@ pub async fn put_foreign(client: &Client, zone: &str, name: &str, ty: &str, valu
         .expect("writing a foreign record");
 }
 
+/// Deletes a hosted zone as a person would: its records (all but NS/SOA), then the zone.
+pub async fn delete_zone(client: &Client, zone: &str) {
+    let sets = client
+        .list_resource_record_sets()
+        .hosted_zone_id(zone)
+        .send()
+        .await
+        .expect("ListResourceRecordSets against moto");
+    let changes: Vec<Change> = sets
+        .resource_record_sets()
+        .iter()
+        .filter(|r| !matches!(r.r#type(), RrType::Ns | RrType::Soa))
+        .map(|r| {
+            Change::builder()
+                .action(ChangeAction::Delete)
+                .resource_record_set(r.clone())
+                .build()
+                .expect("change")
+        })
+        .collect();
+    if !changes.is_empty() {
+        client
+            .change_resource_record_sets()
+            .hosted_zone_id(zone)
+            .change_batch(
+                ChangeBatch::builder()
+                    .set_changes(Some(changes))
+                    .build()
+                    .expect("batch"),
+            )
+            .send()
+            .await
+            .expect("deleting the zone's records");
+    }
+    client
+        .delete_hosted_zone()
+        .id(zone)
+        .send()
+        .await
+        .expect("deleting the zone");
+}
+
 /// Every record set of a zone (all pages).
 pub async fn list_zone(client: &Client, zone: &str) -> Vec<RecordSet> {
     let mut out = Vec::new();
