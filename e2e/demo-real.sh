@@ -19,8 +19,8 @@ say() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 NODE_IP="$(ip -4 route get 1 | sed -n 's/.* src \([0-9.]*\).*/\1/p' | head -n1)"
 
 say "Route53 API on $NODE_IP:$MOTO_PORT (moto) with the zone drtst.org"
-# A running demo moto is kept: a new one would hold a new zone id, and the operator keeps
-# publishing to the zone id it resolved (see the closing note of the real-pods issue).
+# A running demo moto is kept, with the records the operator published there (a new one starts
+# empty, with a new zone id that the operator finds on its next sync).
 if ! { [[ -f "$DEMO/moto.pid" ]] && kill -0 "$(cat "$DEMO/moto.pid")" 2>/dev/null \
        && curl -s -o /dev/null "http://$NODE_IP:$MOTO_PORT/"; }; then
   moto_server -H "$NODE_IP" -p "$MOTO_PORT" >"$DEMO/moto.log" 2>&1 &
