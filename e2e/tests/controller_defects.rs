@@ -15,26 +15,15 @@ mod route53;
 use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
-use common::{Operator, condition, create, fcloud, wait_ready};
-use insync_e2e::{TestNamespace, cluster, holds_for, kubectl, poll_until, wait_for};
-use insync_operator::api::{DnsProvider, InSyncCloud};
+use common::{Operator, condition, create, fcloud, fcloud_no_dns, wait_ready};
+use insync_e2e::{TestNamespace, cluster, holds_for, poll_until, wait_for};
+use insync_operator::api::InSyncCloud;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret};
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use serde_json::json;
 
 const READY_TIMEOUT: Duration = Duration::from_secs(180);
-
-/// fcloud without DNS and with node ports left to Kubernetes (tests run side by side).
-fn fcloud_no_dns(ns: &str) -> Result<InSyncCloud> {
-    let mut cloud = fcloud(ns)?;
-    cloud.spec.frontend.service.master_node_port = None;
-    cloud.spec.frontend.service.storage_node_port = None;
-    if let Some(dns) = cloud.spec.dns.as_mut() {
-        dns.provider = DnsProvider::None;
-    }
-    Ok(cloud)
-}
 
 async fn merge(api: &Api<InSyncCloud>, name: &str, patch: serde_json::Value) -> Result<()> {
     api.patch(name, &PatchParams::default(), &Patch::Merge(patch))
@@ -251,15 +240,7 @@ async fn a_lost_credential_secret_is_not_regenerated_over_existing_data() -> Res
 async fn claims_kept_from_a_scale_down_grow_too() -> Result<()> {
     let client = cluster().await?;
     let ns = TestNamespace::create(&client, "grow-kept").await?;
-    kubectl(&[
-        "patch",
-        "storageclass",
-        "standard",
-        "--type=merge",
-        "-p",
-        r#"{"allowVolumeExpansion": true}"#,
-    ])
-    .await?;
+    common::allow_volume_expansion().await?;
     let op = Operator::start(ns.name(), &[]).await?;
     let api: Api<InSyncCloud> = ns.api();
     let mut cloud = fcloud_no_dns(ns.name())?;

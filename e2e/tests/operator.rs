@@ -9,11 +9,11 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
-use common::{Operator, condition, create, fcloud, wait_ready};
+use common::{Operator, condition, create, fcloud_no_dns, wait_ready};
 use insync_e2e::{
     NEVER_READY_VERSION, TestNamespace, cluster, holds_for, kubectl, kubectl_stdin, wait_for,
 };
-use insync_operator::api::{DnsProvider, InSyncCloud, UpgradePhase};
+use insync_operator::api::{InSyncCloud, UpgradePhase};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Service};
 use kube::ResourceExt;
@@ -21,18 +21,6 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use serde_json::json;
 
 const READY_TIMEOUT: Duration = Duration::from_secs(180);
-
-/// fcloud without DNS: these tests are about workloads; DNS has its own e2e test. Node ports
-/// are left to Kubernetes, because fixed ones collide between clouds of tests running at once.
-fn fcloud_no_dns(ns: &str) -> Result<InSyncCloud> {
-    let mut cloud = fcloud(ns)?;
-    cloud.spec.frontend.service.master_node_port = None;
-    cloud.spec.frontend.service.storage_node_port = None;
-    if let Some(dns) = cloud.spec.dns.as_mut() {
-        dns.provider = DnsProvider::None;
-    }
-    Ok(cloud)
-}
 
 fn instance(name: &str) -> ListParams {
     ListParams::default().labels(&format!("app.kubernetes.io/instance={name}"))
@@ -815,16 +803,7 @@ async fn leader_election_lets_one_replica_write_and_fails_over() -> Result<()> {
 async fn storage_grows_in_place_without_restarting_datastores() -> Result<()> {
     let client = cluster().await?;
     let ns = TestNamespace::create(&client, "grow").await?;
-    // Expansion needs a StorageClass that allows it; the local cluster's default may not.
-    kubectl(&[
-        "patch",
-        "storageclass",
-        "standard",
-        "--type=merge",
-        "-p",
-        r#"{"allowVolumeExpansion": true}"#,
-    ])
-    .await?;
+    common::allow_volume_expansion().await?;
     let op = Operator::start(ns.name(), &[]).await?;
     let api: Api<InSyncCloud> = ns.api();
     create(&api, &fcloud_no_dns(ns.name())?).await?;

@@ -186,6 +186,32 @@ pub fn fcloud(namespace: &str) -> Result<InSyncCloud> {
     Ok(cloud)
 }
 
+/// The fcloud example in `namespace` without DNS and with its node ports left to Kubernetes, so
+/// tests can run side by side.
+pub fn fcloud_no_dns(namespace: &str) -> Result<InSyncCloud> {
+    let mut cloud = fcloud(namespace)?;
+    cloud.spec.frontend.service.master_node_port = None;
+    cloud.spec.frontend.service.storage_node_port = None;
+    if let Some(dns) = cloud.spec.dns.as_mut() {
+        dns.provider = insync_operator::api::DnsProvider::None;
+    }
+    Ok(cloud)
+}
+
+/// Lets volumes of the local cluster's default StorageClass grow (its default may not).
+pub async fn allow_volume_expansion() -> Result<()> {
+    kubectl(&[
+        "patch",
+        "storageclass",
+        "standard",
+        "--type=merge",
+        "-p",
+        r#"{"allowVolumeExpansion": true}"#,
+    ])
+    .await?;
+    Ok(())
+}
+
 /// Creates the cloud.
 pub async fn create(api: &Api<InSyncCloud>, cloud: &InSyncCloud) -> Result<InSyncCloud> {
     Ok(api.create(&PostParams::default(), cloud).await?)
