@@ -266,25 +266,11 @@ pub async fn apply_all(
                     Some(live) if scales_up(&sent, live) => {
                         // Claims a scale-down kept come back as they are: grow them first.
                         match grow_statefulset_claims(client, namespace, &sent).await {
-                            Ok(()) => api
-                                .patch(
-                                    &name,
-                                    &PatchParams::apply(FIELD_MANAGER).force(),
-                                    &Patch::Apply(&sent),
-                                )
-                                .await
-                                .map(|_| Outcome::Written),
+                            Ok(()) => server_side_apply(&api, &name, &sent).await,
                             Err(e) => Err(e),
                         }
                     }
-                    _ => api
-                        .patch(
-                            &name,
-                            &PatchParams::apply(FIELD_MANAGER).force(),
-                            &Patch::Apply(&sent),
-                        )
-                        .await
-                        .map(|_| Outcome::Written),
+                    _ => server_side_apply(&api, &name, &sent).await,
                 }
             }
         };
@@ -528,6 +514,21 @@ fn claims_to_grow(
 
 /// Grows every existing claim of the StatefulSet's templates (current replicas and the ones a
 /// scale-down kept) to the template's size.
+/// Server-side apply of `object` under the operator's field manager.
+async fn server_side_apply(
+    api: &Api<DynamicObject>,
+    name: &str,
+    object: &DynamicObject,
+) -> Result<Outcome, kube::Error> {
+    api.patch(
+        name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(object),
+    )
+    .await
+    .map(|_| Outcome::Written)
+}
+
 async fn grow_statefulset_claims(
     client: &Client,
     namespace: &str,
