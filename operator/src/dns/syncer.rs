@@ -365,6 +365,22 @@ struct CloudEntry {
     waiters: Vec<oneshot::Sender<Result<(), DnsError>>>,
 }
 
+impl CloudEntry {
+    /// A cloud this process has not seen before: nothing desired yet, records possibly in
+    /// `cleanup` (or, with `everywhere`, in any zone).
+    fn first_heard(key: CloudKey, cleanup: Vec<String>, everywhere: bool) -> Self {
+        Self {
+            key,
+            desired: None,
+            generation: 0,
+            zone: None,
+            cleanup: cleanup.into_iter().collect(),
+            cleanup_everywhere: everywhere,
+            waiters: Vec::new(),
+        }
+    }
+}
+
 struct ZoneCache {
     fetched: Instant,
     zones: Vec<HostedZone>,
@@ -513,17 +529,9 @@ impl DnsSyncerWorker {
                 let entry = self
                     .clouds
                     .entry(resource.clone())
-                    .or_insert_with(|| CloudEntry {
-                        key: key.clone(),
-                        desired: None,
-                        generation: 0,
-                        zone: None,
-                        // First heard of: wherever durable state says records may be. The zone
-                        // it resolves to is taken out again when it is resolved.
-                        cleanup: recorded.into_iter().collect(),
-                        cleanup_everywhere: false,
-                        waiters: Vec::new(),
-                    });
+                    // First heard of: wherever durable state says records may be. The zone it
+                    // resolves to is taken out again when it is resolved.
+                    .or_insert_with(|| CloudEntry::first_heard(key.clone(), recorded, false));
                 let placement_changed = entry
                     .desired
                     .as_ref()
@@ -562,15 +570,7 @@ impl DnsSyncerWorker {
                 let entry = self
                     .clouds
                     .entry(resource.clone())
-                    .or_insert_with(|| CloudEntry {
-                        key: key.clone(),
-                        desired: None,
-                        generation: 0,
-                        zone: None,
-                        cleanup: BTreeSet::new(),
-                        cleanup_everywhere: true,
-                        waiters: Vec::new(),
-                    });
+                    .or_insert_with(|| CloudEntry::first_heard(key.clone(), Vec::new(), true));
                 entry.desired = None;
                 entry.generation += 1;
                 match entry.zone.take() {
