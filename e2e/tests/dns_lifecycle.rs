@@ -96,6 +96,21 @@ async fn wait_records(r53: &R53, zone: &str, present: bool, op: &Operator) -> Re
     .with_context(|| op.log_tail())
 }
 
+/// Starts the operator, creates fcloud in drtst.org and waits until its records are in `zone`.
+async fn publish_fcloud(
+    namespace: &str,
+    api: &Api<InSyncCloud>,
+    moto: &moto::Moto,
+    r53: &R53,
+    zone: &str,
+) -> Result<Operator> {
+    let op = operator(namespace, moto, Some(OWNER), &[]).await?;
+    create(api, &cloud(namespace, "drtst.org")?).await?;
+    wait_dns(api, "Published", &op).await?;
+    wait_records(r53, zone, true, &op).await?;
+    Ok(op)
+}
+
 async fn patch_spec(api: &Api<InSyncCloud>, spec: serde_json::Value) -> Result<()> {
     api.patch(
         "fcloud",
@@ -126,10 +141,7 @@ async fn a_domain_change_during_a_restart_removes_the_old_zones_records() -> Res
     let ns = TestNamespace::create(&client, "dns-move").await?;
     let api: Api<InSyncCloud> = ns.api();
 
-    let op = operator(ns.name(), &moto, Some(OWNER), &[]).await?;
-    create(&api, &cloud(ns.name(), "drtst.org")?).await?;
-    wait_dns(&api, "Published", &op).await?;
-    wait_records(&r53, &old, true, &op).await?;
+    let op = publish_fcloud(ns.name(), &api, &moto, &r53, &old).await?;
     op.kill().await?;
 
     // Moved while no operator runs: only durable state says where the records are.
@@ -155,10 +167,7 @@ async fn a_cluster_ip_front_end_removes_the_record_it_can_no_longer_back() -> Re
     let ns = TestNamespace::create(&client, "dns-cip").await?;
     let api: Api<InSyncCloud> = ns.api();
 
-    let op = operator(ns.name(), &moto, Some(OWNER), &[]).await?;
-    create(&api, &cloud(ns.name(), "drtst.org")?).await?;
-    wait_dns(&api, "Published", &op).await?;
-    wait_records(&r53, &zone, true, &op).await?;
+    let op = publish_fcloud(ns.name(), &api, &moto, &r53, &zone).await?;
 
     patch_spec(
         &api,
@@ -192,10 +201,7 @@ async fn turning_dns_off_during_a_restart_removes_the_records() -> Result<()> {
     let ns = TestNamespace::create(&client, "dns-off").await?;
     let api: Api<InSyncCloud> = ns.api();
 
-    let op = operator(ns.name(), &moto, Some(OWNER), &[]).await?;
-    create(&api, &cloud(ns.name(), "drtst.org")?).await?;
-    wait_dns(&api, "Published", &op).await?;
-    wait_records(&r53, &zone, true, &op).await?;
+    let op = publish_fcloud(ns.name(), &api, &moto, &r53, &zone).await?;
     op.kill().await?;
 
     patch_spec(&api, json!({"dns": null})).await?;
@@ -231,10 +237,7 @@ async fn an_operator_without_an_owner_id_keeps_the_finalizer_and_says_why() -> R
     let ns = TestNamespace::create(&client, "dns-noowner").await?;
     let api: Api<InSyncCloud> = ns.api();
 
-    let op = operator(ns.name(), &moto, Some(OWNER), &[]).await?;
-    create(&api, &cloud(ns.name(), "drtst.org")?).await?;
-    wait_dns(&api, "Published", &op).await?;
-    wait_records(&r53, &zone, true, &op).await?;
+    let op = publish_fcloud(ns.name(), &api, &moto, &r53, &zone).await?;
     op.kill().await?;
 
     // Restarted without --dns-owner-id: it cannot remove (or even recognize) its records.
