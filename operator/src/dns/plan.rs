@@ -15,7 +15,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use crate::dns::record::{Endpoint, RecordType, normalize_name};
+use crate::dns::record::{Endpoint, EndpointError, RecordType, normalize_name};
 use crate::dns::registry::TxtRegistry;
 use crate::dns::zone::name_in_zone;
 
@@ -179,9 +179,36 @@ pub enum PlanOutcome {
         detail: String,
     },
     /// The desired endpoints cannot be published as given; nothing of this cloud is touched.
-    Invalid {
-        /// What is wrong.
-        message: String,
+    Invalid(Unpublishable),
+}
+
+/// Why a cloud's endpoints cannot be published into a zone as given.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Unpublishable {
+    /// An endpoint is malformed.
+    #[error(transparent)]
+    Endpoint(#[from] EndpointError),
+    /// Two endpoints have the same name.
+    #[error("{name} is listed twice; publish one record per name")]
+    Duplicate {
+        /// The repeated DNS name.
+        name: String,
+    },
+    /// A name lies outside the zone the cloud resolved to.
+    #[error("{name} is not in hosted zone {zone}; fix spec.dns.domain or the zone id")]
+    OutsideZone {
+        /// The DNS name.
+        name: String,
+        /// The zone's name.
+        zone: String,
+    },
+    /// The ownership TXT record's name would not be a valid DNS name.
+    #[error(
+        "ownership TXT name {txt} would be too long (labels are at most 63 characters); use a shorter cloud name or --dns-txt-prefix"
+    )]
+    TxtNameTooLong {
+        /// The TXT record's name.
+        txt: String,
     },
 }
 
@@ -276,30 +303,27 @@ fn validate_cloud(
     cloud: &DesiredCloud,
     zone_name: Option<&str>,
     registry: &TxtRegistry,
-) -> Result<(), String> {
+) -> Result<(), Unpublishable> {
     let mut names = HashSet::new();
     for ep in &cloud.endpoints {
-        ep.validate().map_err(|e| e.to_string())?;
+        ep.validate()?;
         if !names.insert(ep.dns_name.as_str()) {
-            return Err(format!(
-                "{} is listed twice; publish one record per name",
-                ep.dns_name
-            ));
+            return Err(Unpublishable::Duplicate {
+                name: ep.dns_name.clone(),
+            });
         }
         if let Some(zone) = zone_name
             && !name_in_zone(&ep.dns_name, zone)
         {
-            return Err(format!(
-                "{} is not in hosted zone {zone}; fix spec.dns.domain or the zone id",
-                ep.dns_name
-            ));
+            return Err(Unpublishable::OutsideZone {
+                name: ep.dns_name.clone(),
+                zone: zone.to_owned(),
+            });
         }
         let txt = registry.txt_name(ep.record_type.route53_type(), &ep.dns_name);
         let first = txt.split('.').next().unwrap_or_default();
         if first.len() > 63 || txt.len() > 253 {
-            return Err(format!(
-                "ownership TXT name {txt} would be too long (labels are at most 63 characters); use a shorter cloud name or --dns-txt-prefix"
-            ));
+            return Err(Unpublishable::TxtNameTooLong { txt });
         }
     }
     Ok(())
@@ -341,8 +365,8 @@ pub fn plan_zone(
 
     for cloud in sorted {
         let r = cloud.resource.as_str();
-        if let Err(message) = validate_cloud(cloud, zone_name, registry) {
-            outcomes.insert(r.to_owned(), PlanOutcome::Invalid { message });
+        if let Err(why) = validate_cloud(cloud, zone_name, registry) {
+            outcomes.insert(r.to_owned(), PlanOutcome::Invalid(why));
             continue;
         }
         cleanable.insert(r);
@@ -833,6 +857,24 @@ mod tests {
     }
 
     #[test]
+    fn a_malformed_endpoint_is_reported_as_itself() {
+        let plan = plan_zone(
+            Some("d.org"),
+            &[],
+            &[want(A, vec![Endpoint::a("a.d.org", &[], 60)])],
+            &[],
+            &reg(),
+        );
+        assert!(plan.groups.is_empty());
+        assert_eq!(
+            plan.outcomes[A],
+            PlanOutcome::Invalid(Unpublishable::Endpoint(EndpointError::NoTargets {
+                name: "a.d.org".into()
+            }))
+        );
+    }
+
+    #[test]
     fn invalid_clouds_touch_nothing() {
         let current = owned("a.d.org", "A", &["10.0.0.1"], "me", A);
         let plan = plan_zone(
@@ -844,7 +886,7 @@ mod tests {
         );
         assert!(plan.groups.is_empty());
         assert!(
-            matches!(&plan.outcomes[A], PlanOutcome::Invalid { message } if message.contains("not in hosted zone"))
+            matches!(&plan.outcomes[A], PlanOutcome::Invalid(Unpublishable::OutsideZone { name, zone }) if name == "a.other.org" && zone == "d.org")
         );
     }
 

@@ -27,6 +27,7 @@ mod worker;
 use tokio::sync::oneshot;
 
 use crate::dns::batch::OversizedGroup;
+use crate::dns::plan::Unpublishable;
 use crate::dns::record::{CloudKey, Endpoint};
 use crate::dns::registry::RegistryError;
 use crate::dns::route53::Route53Error;
@@ -101,9 +102,9 @@ pub enum CloudFailure {
     /// One of the cloud's record groups is larger than any change batch may be.
     #[error(transparent)]
     Oversized(Box<OversizedGroup>),
-    /// The cloud's endpoints cannot be published as given (see `PlanOutcome::Invalid`).
-    #[error("{0}")]
-    Invalid(String),
+    /// The cloud's endpoints cannot be published as given.
+    #[error(transparent)]
+    Unpublishable(Box<Unpublishable>),
     /// A removal that was waited for was overtaken by a new publish of the same cloud.
     #[error("the cloud was published again before its records were removed")]
     PublishedAgain,

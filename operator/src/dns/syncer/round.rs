@@ -125,8 +125,8 @@ fn cloud_results(
                         name: name.clone(),
                         detail: detail.clone(),
                     },
-                    Some(PlanOutcome::Invalid { message }) => {
-                        CloudResult::Failed(CloudFailure::Invalid(message.clone()))
+                    Some(PlanOutcome::Invalid(why)) => {
+                        CloudResult::Failed(CloudFailure::Unpublishable(Box::new(why.clone())))
                     }
                     _ if dry_run && planned > 0 => CloudResult::DryRun(planned),
                     _ => CloudResult::Ready,
@@ -156,7 +156,7 @@ fn log_dry_run(zone: &str, plan: &ZonePlan) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dns::plan::{Change, ChangeAction, ChangeGroup, RecordSet};
+    use crate::dns::plan::{Change, ChangeAction, ChangeGroup, RecordSet, Unpublishable};
 
     const A: &str = "insynccloud/ns/a";
 
@@ -193,9 +193,9 @@ mod tests {
         }
     }
 
-    fn failed(message: &str) -> ApplyReport {
+    fn failed(failure: CloudFailure) -> ApplyReport {
         ApplyReport {
-            failures: [(A.to_owned(), CloudFailure::Invalid(message.into()))].into(),
+            failures: [(A.to_owned(), failure)].into(),
             ..Default::default()
         }
     }
@@ -213,9 +213,11 @@ mod tests {
             name: "a.example.com".into(),
             detail: "someone else's".into(),
         };
-        let invalid = PlanOutcome::Invalid {
-            message: "not in zone".into(),
+        let outside = Unpublishable::OutsideZone {
+            name: "a.example.org".into(),
+            zone: "example.com".into(),
         };
+        let invalid = PlanOutcome::Invalid(outside.clone());
         let cases: Vec<(&str, ZonePlan, ApplyReport, bool, CloudResult)> = vec![
             (
                 "in sync",
@@ -234,9 +236,9 @@ mod tests {
             (
                 "apply failed",
                 plan(PlanOutcome::Changes, 2),
-                failed("boom"),
+                failed(CloudFailure::PublishedAgain),
                 false,
-                CloudResult::Failed(CloudFailure::Invalid("boom".into())),
+                CloudResult::Failed(CloudFailure::PublishedAgain),
             ),
             (
                 "lost response",
@@ -260,7 +262,7 @@ mod tests {
                 plan(invalid, 0),
                 ApplyReport::default(),
                 false,
-                CloudResult::Failed(CloudFailure::Invalid("not in zone".into())),
+                CloudResult::Failed(CloudFailure::Unpublishable(Box::new(outside))),
             ),
             (
                 "dry run with changes",
