@@ -1,5 +1,7 @@
 //! The `InSyncCloud` status: what the operator observed, never what it hopes.
 
+use std::collections::BTreeMap;
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::KubeSchema;
 use schemars::JsonSchema;
@@ -78,15 +80,36 @@ pub struct UpgradeStatus {
     /// Component being rolled now (the phase's component, or the storage node Deployment).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub component: Option<String>,
-    /// When the current step started; the health timeout counts from here.
+    /// When the longest-waiting workload of the current step started rolling: the first health
+    /// deadline counts from here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub step_started_at: Option<Time>,
+    /// The workloads rolling now (or, once blocked, the ones that missed their deadline), by
+    /// workload id: the tag each is moving to and since when. Each keeps its own clock, so a
+    /// workload that never gets ready does not get a fresh timeout when the batch around it
+    /// changes.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub rolling: BTreeMap<String, RollingWorkload>,
+    /// Set while `spec.paused` holds the rollout: the step clocks do not run while paused, so
+    /// on resume they are moved forward by the time spent paused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused_at: Option<Time>,
     /// When the rollout started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<Time>,
     /// Human-readable progress or the reason it is blocked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+/// One workload of the current rollout step.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RollingWorkload {
+    /// The image tag it is moving to.
+    pub tag: String,
+    /// When it started moving to that tag; its health timeout counts from here.
+    pub since: Time,
 }
 
 /// Phases of a rollout, in order.

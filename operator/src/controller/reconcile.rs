@@ -151,6 +151,7 @@ async fn reconcile_cloud(cloud: &InSyncCloud, ctx: &Context) -> Result<Action, E
         max_unavailable: usize::try_from(cloud.spec.upgrade.max_unavailable).unwrap_or(1),
         health_timeout,
         now,
+        paused: cloud.spec.paused,
     });
     note_upgrade_transition(
         ctx,
@@ -358,8 +359,9 @@ pub fn next_wake(
     now: Timestamp,
     steady: bool,
 ) -> Duration {
-    let rolling =
-        upgrade.filter(|u| !matches!(u.phase, UpgradePhase::Complete | UpgradePhase::Blocked));
+    let rolling = upgrade.filter(|u| {
+        !matches!(u.phase, UpgradePhase::Complete | UpgradePhase::Blocked) && u.paused_at.is_none()
+    });
     if let Some(started) = rolling.and_then(|u| u.step_started_at.as_ref()) {
         let waited = now.duration_since(started.0).unsigned_abs();
         let left = health_timeout.saturating_sub(waited);
@@ -578,6 +580,8 @@ mod tests {
             phase,
             component: Some("cloudmaster".into()),
             step_started_at: Some(Time(at(started))),
+            rolling: Default::default(),
+            paused_at: None,
             started_at: None,
             message: None,
         }
@@ -610,6 +614,15 @@ mod tests {
         let blocked = step(UpgradePhase::Blocked, 0);
         assert_eq!(
             next_wake(Some(&blocked), timeout, at(5), false),
+            Duration::from_secs(60)
+        );
+        // A paused step's clock is stopped: its deadline is not coming.
+        let paused = UpgradeStatus {
+            paused_at: Some(Time(at(1))),
+            ..step(UpgradePhase::CloudMaster, 0)
+        };
+        assert_eq!(
+            next_wake(Some(&paused), timeout, at(500), false),
             Duration::from_secs(60)
         );
         assert_eq!(

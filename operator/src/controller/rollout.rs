@@ -6,8 +6,11 @@
 //! state lives in the cloud's status and the live objects, so an operator restart resumes.
 //!
 //! Order: datastores (only those whose own image changed), CloudMaster, storage nodes
-//! (`maxUnavailable` at a time), HAProxy. A step that is not settled within the health
-//! timeout blocks the rollout until `spec.version` changes again.
+//! (`maxUnavailable` at a time, counting every node that is not ready), HAProxy. Each workload
+//! of a step has its own health clock; one that is not settled within the health timeout blocks
+//! the rollout until the target of what failed changes or the cloud is healthy at one version
+//! anyway. Workloads that are absent come back at the version the rollout has reached, and
+//! `spec.paused` stops the clocks.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -15,7 +18,7 @@ use std::time::Duration;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
-use crate::api::{UpgradePhase, UpgradeStatus};
+use crate::api::{RollingWorkload, UpgradePhase, UpgradeStatus};
 use crate::render::Component;
 
 /// What the cluster runs for one workload.
@@ -55,6 +58,8 @@ pub struct RolloutInput<'a> {
     pub health_timeout: Duration,
     /// The reconcile's clock reading.
     pub now: Timestamp,
+    /// `spec.paused`: nothing is applied, so no step clock may run.
+    pub paused: bool,
 }
 
 /// What to render and record.
@@ -94,64 +99,46 @@ fn workload_order(id: &str) -> (String, u64) {
 
 /// Decides the next step of the rollout.
 pub fn decide(input: &RolloutInput<'_>) -> RolloutDecision {
-    // Existing workloads whose live tag differs from the target: the work still to do.
-    let stale: BTreeMap<&str, &str> = input
-        .targets
-        .iter()
-        .filter_map(|(id, target)| {
-            let live = input.live.get(id)?;
-            (live.tag != target.tag).then_some((id.as_str(), live.tag.as_str()))
-        })
-        .collect();
-    let pin_all_stale = || {
-        stale
-            .iter()
-            .map(|(id, tag)| ((*id).to_owned(), (*tag).to_owned()))
-            .collect()
-    };
-
-    let recorded = input
-        .recorded
+    if input.paused {
+        return hold_while_paused(input);
+    }
+    let resumed = input.recorded.map(|r| resumed(r, input.now));
+    let recorded = resumed
+        .as_ref()
         .filter(|r| r.to_version == input.target_version);
-    let in_progress = recorded.is_some_and(|r| !matches!(r.phase, UpgradePhase::Complete));
+    let from_version = recorded
+        .and_then(|r| r.from_version.clone())
+        .or_else(|| input.current_version.map(str::to_owned));
+    let view = View::new(input, from_version.clone());
 
     if let Some(blocked) = recorded.filter(|r| r.phase == UpgradePhase::Blocked) {
-        // Blocked stays blocked until spec.version changes: freeze everything where it is.
-        return RolloutDecision {
-            pins: pin_all_stale(),
-            upgrade: Some(blocked.clone()),
-        };
+        // Blocked holds until a person changes the target of what failed (spec.version or an
+        // image override) or the cloud is healthy at one version anyway (a step that got ready
+        // just after its deadline, a failed override reverted by hand).
+        if !view.retargeted(blocked) && !view.consistent() {
+            let at = view.blocked_phase(blocked);
+            return RolloutDecision {
+                pins: view.pins(|phase| phase < at),
+                upgrade: Some(blocked.clone()),
+            };
+        }
     }
-    if stale.is_empty() && !in_progress {
+    // Clocks carry over from the step in progress, never from a block being lifted.
+    let carried = recorded.filter(|r| r.phase != UpgradePhase::Blocked);
+    let in_progress = recorded.is_some_and(|r| r.phase != UpgradePhase::Complete);
+    if view.stale.is_empty() && !in_progress {
         return RolloutDecision {
             pins: BTreeMap::new(),
-            upgrade: input.recorded.cloned(),
+            upgrade: resumed,
         };
     }
 
     // The first phase with a workload that is stale or not yet settled is the current step.
-    let in_phase = |phase: UpgradePhase| {
-        let mut ids: Vec<&str> = input
-            .targets
-            .iter()
-            .filter(|(id, t)| {
-                phase_of(t.component) == phase && input.live.contains_key(id.as_str())
-            })
-            .map(|(id, _)| id.as_str())
-            .collect();
-        ids.sort_by_key(|id| workload_order(id));
-        ids
-    };
-    let unsettled = |id: &str| input.live.get(id).is_some_and(|l| !l.settled);
     let current = PHASES.iter().copied().find(|phase| {
-        in_phase(*phase)
+        view.ids_in(*phase)
             .iter()
-            .any(|id| stale.contains_key(id) || unsettled(id))
+            .any(|id| view.stale.contains_key(id) || view.unsettled(id))
     });
-
-    let from_version = recorded
-        .and_then(|r| r.from_version.clone())
-        .or_else(|| input.current_version.map(str::to_owned));
     let started_at = recorded
         .and_then(|r| r.started_at.clone())
         .unwrap_or(Time(input.now));
@@ -163,6 +150,8 @@ pub fn decide(input: &RolloutInput<'_>) -> RolloutDecision {
             phase: UpgradePhase::Complete,
             component: None,
             step_started_at: None,
+            rolling: BTreeMap::new(),
+            paused_at: None,
             started_at: Some(started_at),
             message: Some(format!("every component runs {}", input.target_version)),
         };
@@ -172,70 +161,276 @@ pub fn decide(input: &RolloutInput<'_>) -> RolloutDecision {
         };
     };
 
-    let mut pins: BTreeMap<String, String> = pin_all_stale();
-    let phase_ids = in_phase(phase);
-    let rolling: Vec<&str> = if phase == UpgradePhase::Nodes {
-        // Nodes already on the target but not ready count against maxUnavailable.
-        let in_flight: Vec<&str> = phase_ids
-            .iter()
-            .copied()
-            .filter(|id| !stale.contains_key(id) && unsettled(id))
-            .collect();
-        let room = input.max_unavailable.max(1).saturating_sub(in_flight.len());
-        let next: Vec<&str> = phase_ids
-            .iter()
-            .copied()
-            .filter(|id| stale.contains_key(id))
-            .take(room)
-            .collect();
-        in_flight.into_iter().chain(next).collect()
-    } else {
-        phase_ids
-            .iter()
-            .copied()
-            .filter(|id| stale.contains_key(id) || unsettled(id))
-            .collect()
-    };
-    for id in &rolling {
-        pins.remove(*id);
-    }
-
-    let component = rolling.join(",");
-    let same_step = recorded
-        .is_some_and(|r| r.phase == phase && r.component.as_deref() == Some(component.as_str()));
-    let step_started_at = recorded
-        .filter(|_| same_step)
-        .and_then(|r| r.step_started_at.clone())
+    let batch = view.batch(phase);
+    let rolling: BTreeMap<String, RollingWorkload> = batch
+        .iter()
+        .map(|id| {
+            let tag = input.targets[*id].tag.clone();
+            let since = carried
+                .and_then(|r| rolling_since(r, phase, id, &tag))
+                .unwrap_or(Time(input.now));
+            ((*id).to_owned(), RollingWorkload { tag, since })
+        })
+        .collect();
+    let step_started_at = rolling
+        .values()
+        .map(|w| w.since.clone())
+        .min_by_key(|since| since.0)
         .unwrap_or(Time(input.now));
-    let waited = input.now.duration_since(step_started_at.0);
-    let overdue = waited.as_secs() >= 0 && waited.unsigned_abs() > input.health_timeout;
+    let overdue: Vec<&str> = batch
+        .iter()
+        .copied()
+        .filter(|id| {
+            let waited = input.now.duration_since(rolling[*id].since.0);
+            waited.is_positive() && waited.unsigned_abs() > input.health_timeout
+        })
+        .collect();
 
+    let component = batch.join(",");
     let mut upgrade = UpgradeStatus {
         from_version,
         to_version: input.target_version.to_owned(),
         phase,
         component: Some(component.clone()),
         step_started_at: Some(step_started_at),
+        rolling,
+        paused_at: None,
         started_at: Some(started_at),
         message: Some(format!("rolling {component} to {}", input.target_version)),
     };
-    if overdue {
-        // Freeze: the failing workloads stay where they are, nothing else rolls.
-        for id in &rolling {
-            if let Some((id, tag)) = stale.get_key_value(id) {
-                pins.insert((*id).to_owned(), (*tag).to_owned());
+    if overdue.is_empty() {
+        let mut pins = view.pins(|p| p <= phase);
+        for id in &batch {
+            pins.remove(*id);
+        }
+        return RolloutDecision {
+            pins,
+            upgrade: Some(upgrade),
+        };
+    }
+
+    // Freeze: the failing workloads stay where they are, nothing else rolls. What failed, and
+    // on which tag, is kept to tell a new target from the same one.
+    let failed = overdue.join(",");
+    let tag = upgrade.rolling[overdue[0]].tag.clone();
+    upgrade
+        .rolling
+        .retain(|id, _| overdue.contains(&id.as_str()));
+    upgrade.phase = UpgradePhase::Blocked;
+    upgrade.component = Some(failed.clone());
+    upgrade.message = Some(format!(
+        "{failed} did not become ready on {tag} within {}s; the rollout is stopped and no further component rolls until spec.version or the image of {failed} changes",
+        input.health_timeout.as_secs()
+    ));
+    RolloutDecision {
+        pins: view.pins(|p| p < phase),
+        upgrade: Some(upgrade),
+    }
+}
+
+/// Nothing is applied while paused: keep the recorded rollout and note when its clocks stopped.
+/// A version change while paused starts no rollout until the pause ends.
+fn hold_while_paused(input: &RolloutInput<'_>) -> RolloutDecision {
+    let upgrade = input.recorded.cloned().map(|mut u| {
+        let rolling = !matches!(u.phase, UpgradePhase::Complete | UpgradePhase::Blocked);
+        if rolling && u.paused_at.is_none() {
+            u.paused_at = Some(Time(input.now));
+        }
+        u
+    });
+    RolloutDecision {
+        pins: BTreeMap::new(),
+        upgrade,
+    }
+}
+
+/// The recorded rollout with its clocks moved forward by the time spent paused.
+fn resumed(recorded: &UpgradeStatus, now: Timestamp) -> UpgradeStatus {
+    let mut upgrade = recorded.clone();
+    let Some(paused_at) = upgrade.paused_at.take() else {
+        return upgrade;
+    };
+    let paused_for = now.duration_since(paused_at.0);
+    let shift = |time: &mut Time| {
+        if let Ok(moved) = time.0.checked_add(paused_for) {
+            time.0 = moved;
+        }
+    };
+    if paused_for.is_positive() {
+        upgrade.step_started_at.iter_mut().for_each(shift);
+        upgrade
+            .rolling
+            .values_mut()
+            .for_each(|w| shift(&mut w.since));
+    }
+    upgrade
+}
+
+/// When workload `id` started rolling to `tag`, per the recorded step. A status written before
+/// per-workload clocks existed only has the step's start, which then stands for its workloads.
+fn rolling_since(
+    recorded: &UpgradeStatus,
+    phase: UpgradePhase,
+    id: &str,
+    tag: &str,
+) -> Option<Time> {
+    if let Some(workload) = recorded.rolling.get(id) {
+        return (workload.tag == tag).then(|| workload.since.clone());
+    }
+    let listed = recorded
+        .component
+        .as_deref()
+        .is_some_and(|c| c.split(',').any(|listed| listed == id));
+    (recorded.rolling.is_empty() && recorded.phase == phase && listed)
+        .then(|| recorded.step_started_at.clone())
+        .flatten()
+}
+
+/// The targets and live workloads of one decision, with what is derived from them.
+struct View<'a> {
+    input: &'a RolloutInput<'a>,
+    /// Existing workloads whose live tag differs from the target, with that live tag: the work
+    /// still to do.
+    stale: BTreeMap<&'a str, &'a str>,
+    /// The version the cloud ran before this rollout.
+    from_version: Option<String>,
+}
+
+impl<'a> View<'a> {
+    fn new(input: &'a RolloutInput<'a>, from_version: Option<String>) -> Self {
+        let stale = input
+            .targets
+            .iter()
+            .filter_map(|(id, target)| {
+                let live = input.live.get(id)?;
+                (live.tag != target.tag).then_some((id.as_str(), live.tag.as_str()))
+            })
+            .collect();
+        Self {
+            input,
+            stale,
+            from_version,
+        }
+    }
+
+    fn unsettled(&self, id: &str) -> bool {
+        self.input.live.get(id).is_some_and(|l| !l.settled)
+    }
+
+    /// Every workload exists, runs its target and is settled.
+    fn consistent(&self) -> bool {
+        self.stale.is_empty()
+            && self
+                .input
+                .targets
+                .keys()
+                .all(|id| self.input.live.get(id).is_some_and(|l| l.settled))
+    }
+
+    /// Existing workloads of `phase`, `node-10` after `node-9`.
+    fn ids_in(&self, phase: UpgradePhase) -> Vec<&'a str> {
+        let mut ids: Vec<&'a str> = self
+            .input
+            .targets
+            .iter()
+            .filter(|(id, t)| phase_of(t.component) == phase && self.input.live.contains_key(*id))
+            .map(|(id, _)| id.as_str())
+            .collect();
+        ids.sort_by_key(|id| workload_order(id));
+        ids
+    }
+
+    /// The workloads of the current step.
+    fn batch(&self, phase: UpgradePhase) -> Vec<&'a str> {
+        let ids = self.ids_in(phase);
+        if phase != UpgradePhase::Nodes {
+            return ids
+                .into_iter()
+                .filter(|id| self.stale.contains_key(id) || self.unsettled(id))
+                .collect();
+        }
+        // Every node that is not ready counts against maxUnavailable, whatever version it runs.
+        // Rolling a node that is down already costs no availability, so those go first.
+        let down: Vec<&'a str> = ids
+            .iter()
+            .copied()
+            .filter(|id| self.unsettled(id))
+            .collect();
+        let room = self.input.max_unavailable.max(1).saturating_sub(down.len());
+        let next = ids
+            .iter()
+            .copied()
+            .filter(|id| self.stale.contains_key(id) && !self.unsettled(id))
+            .take(room);
+        down.iter().copied().chain(next).collect()
+    }
+
+    /// Whether the target of a workload that failed differs from the tag it failed on.
+    fn retargeted(&self, blocked: &UpgradeStatus) -> bool {
+        blocked.rolling.iter().any(|(id, failed)| {
+            self.input
+                .targets
+                .get(id)
+                .is_some_and(|t| t.tag != failed.tag)
+        })
+    }
+
+    /// The phase of the workloads a blocked rollout failed on.
+    fn blocked_phase(&self, blocked: &UpgradeStatus) -> UpgradePhase {
+        let listed = blocked.component.iter().flat_map(|c| c.split(','));
+        blocked
+            .rolling
+            .keys()
+            .map(String::as_str)
+            .chain(listed)
+            .filter_map(|id| self.input.targets.get(id))
+            .map(|t| phase_of(t.component))
+            .min()
+            .unwrap_or(UpgradePhase::Datastores)
+    }
+
+    /// Tags for the workloads that must not move now: existing stale ones stay on their live
+    /// tag, and absent ones (a scale-up, a deleted Deployment, a re-created StatefulSet) of a
+    /// phase not `reached` come back on the tag their component ran before the rollout.
+    fn pins(&self, reached: impl Fn(UpgradePhase) -> bool) -> BTreeMap<String, String> {
+        let mut pins: BTreeMap<String, String> = self
+            .stale
+            .iter()
+            .map(|(id, tag)| ((*id).to_owned(), (*tag).to_owned()))
+            .collect();
+        for (id, target) in self.input.targets {
+            if self.input.live.contains_key(id) || reached(phase_of(target.component)) {
+                continue;
+            }
+            if let Some(tag) = self.tag_before(target) {
+                pins.insert(id.clone(), tag);
             }
         }
-        upgrade.phase = UpgradePhase::Blocked;
-        upgrade.message = Some(format!(
-            "{component} did not become ready on {} within {}s; the rollout is stopped and no further component rolls until spec.version changes",
-            input.target_version,
-            input.health_timeout.as_secs()
-        ));
+        pins
     }
-    RolloutDecision {
-        pins,
-        upgrade: Some(upgrade),
+
+    /// The tag a component ran before the rollout: that of a workload of it still on the old
+    /// tag, else (for a component that follows spec.version) the version the cloud ran.
+    /// `None` when the rollout does not change the component.
+    fn tag_before(&self, target: &TargetWorkload) -> Option<String> {
+        let mut siblings: Vec<&str> = self
+            .input
+            .targets
+            .iter()
+            .filter(|(id, t)| t.component == target.component && self.input.live.contains_key(*id))
+            .map(|(id, _)| id.as_str())
+            .collect();
+        if !siblings.is_empty() {
+            siblings.sort_by_key(|id| workload_order(id));
+            return siblings
+                .iter()
+                .find_map(|id| self.stale.get(id))
+                .map(|tag| (*tag).to_owned());
+        }
+        if target.tag == self.input.target_version {
+            return self.from_version.clone();
+        }
+        None
     }
 }
 
@@ -289,7 +484,17 @@ mod tests {
         now: i64,
         max_unavailable: usize,
     ) -> RolloutDecision {
-        decide(&RolloutInput {
+        decide(&input(f, recorded, now, max_unavailable))
+    }
+
+    /// The input of a reconcile at `now` rolling v1 -> v2 with a 600 s health timeout.
+    fn input<'a>(
+        f: &'a Fixture,
+        recorded: Option<&'a UpgradeStatus>,
+        now: i64,
+        max_unavailable: usize,
+    ) -> RolloutInput<'a> {
+        RolloutInput {
             targets: &f.targets,
             live: &f.live,
             recorded,
@@ -298,14 +503,40 @@ mod tests {
             max_unavailable,
             health_timeout: Duration::from_secs(600),
             now: at(now),
-        })
+            paused: false,
+        }
     }
 
-    /// Simulates the cluster applying the unpinned targets: they become the live tag, unsettled.
+    fn phase(d: &RolloutDecision) -> Option<UpgradePhase> {
+        d.upgrade.as_ref().map(|u| u.phase)
+    }
+
+    fn component(d: &RolloutDecision) -> Option<String> {
+        d.upgrade.as_ref().and_then(|u| u.component.clone())
+    }
+
+    fn settle(f: &mut Fixture, id: &str) {
+        f.live.get_mut(id).expect("live").settled = true;
+    }
+
+    /// Sets the live tag of `ids` (settled), as if an earlier step had rolled them.
+    fn already_on(f: &mut Fixture, tag: &str, ids: &[&str]) {
+        for id in ids {
+            let live = f.live.get_mut(*id).expect("live");
+            live.tag = tag.to_owned();
+            live.settled = true;
+        }
+    }
+
+    /// Simulates the cluster applying the decision: rendered tags (pinned or target) become the
+    /// live tag, unsettled; absent workloads are created.
     fn apply(f: &mut Fixture, d: &RolloutDecision) -> Vec<String> {
         let mut rolled = Vec::new();
         for (id, t) in &f.targets {
-            let live = f.live.get_mut(id).expect("live");
+            let live = f.live.entry(id.clone()).or_insert_with(|| LiveWorkload {
+                tag: String::new(),
+                settled: false,
+            });
             let tag = d.pins.get(id).unwrap_or(&t.tag);
             if &live.tag != tag {
                 live.tag = tag.clone();
@@ -461,6 +692,7 @@ mod tests {
             max_unavailable: 1,
             health_timeout: Duration::from_secs(600),
             now: at(30),
+            paused: false,
         });
         assert_eq!(apply(&mut f, &d), vec!["bynamo".to_owned()]);
         assert_eq!(d.upgrade.map(|u| u.to_version), Some("v1".to_owned()));
@@ -479,5 +711,179 @@ mod tests {
         let d = step(&f, None, 0, 1);
         assert!(d.pins.is_empty());
         assert_eq!(d.upgrade, None);
+    }
+
+    #[test]
+    fn blocked_clears_when_the_last_step_turns_ready_just_after_its_deadline() {
+        let mut f = cloud("v1", "v2");
+        already_on(
+            &mut f,
+            "v2",
+            &["bynamo", "cloudmaster", "node-0", "node-1", "node-2"],
+        );
+        let d = step(&f, None, 0, 1);
+        assert_eq!(apply(&mut f, &d), vec!["haproxy".to_owned()]);
+        let d = step(&f, d.upgrade.as_ref(), 601, 1);
+        assert_eq!(phase(&d), Some(UpgradePhase::Blocked));
+        // A second later HAProxy is ready: every component runs v2 and is settled.
+        settle(&mut f, "haproxy");
+        let d = step(&f, d.upgrade.as_ref(), 602, 1);
+        assert_eq!(phase(&d), Some(UpgradePhase::Complete), "{:?}", d.upgrade);
+        assert!(d.pins.is_empty());
+    }
+
+    #[test]
+    fn reverting_a_failed_image_override_unblocks_the_rollout() {
+        // spec.version stays v2 throughout; only bynamo's override tag changes.
+        let mut f = cloud("v2", "v2");
+        f.targets.get_mut("bynamo").expect("target").tag = "v2-bad".into();
+        let d = step(&f, None, 0, 1);
+        assert_eq!(apply(&mut f, &d), vec!["bynamo".to_owned()]);
+        let blocked = step(&f, d.upgrade.as_ref(), 601, 1);
+        assert_eq!(phase(&blocked), Some(UpgradePhase::Blocked));
+
+        // Deleting the failed workload is not a new target: the rollout stays blocked.
+        let mut deleted = cloud("v2", "v2");
+        deleted.targets = f.targets.clone();
+        deleted.live.remove("bynamo");
+        let d = step(&deleted, blocked.upgrade.as_ref(), 650, 1);
+        assert_eq!(phase(&d), Some(UpgradePhase::Blocked));
+
+        // The override is removed: bynamo rolls back to v2 under a fresh clock and the cloud
+        // completes.
+        f.targets.get_mut("bynamo").expect("target").tag = "v2".into();
+        let d = step(&f, blocked.upgrade.as_ref(), 700, 1);
+        assert_eq!(phase(&d), Some(UpgradePhase::Datastores), "{:?}", d.upgrade);
+        assert_eq!(
+            d.upgrade.as_ref().and_then(|u| u.step_started_at.clone()),
+            Some(Time(at(700)))
+        );
+        assert_eq!(apply(&mut f, &d), vec!["bynamo".to_owned()]);
+        settle_all(&mut f);
+        let d = step(&f, d.upgrade.as_ref(), 710, 1);
+        assert_eq!(phase(&d), Some(UpgradePhase::Complete), "{:?}", d.upgrade);
+    }
+
+    #[test]
+    fn pause_freezes_the_step_clock() {
+        let mut f = cloud("v1", "v2");
+        let d = step(&f, None, 0, 1);
+        apply(&mut f, &d); // bynamo rolling since 0, not ready yet
+        let paused = |recorded: Option<&UpgradeStatus>, now: i64, f: &Fixture| {
+            decide(&RolloutInput {
+                paused: true,
+                ..input(f, recorded, now, 1)
+            })
+        };
+        let d = paused(d.upgrade.as_ref(), 300, &f);
+        assert_eq!(phase(&d), Some(UpgradePhase::Datastores));
+        // Paused for far longer than the health timeout: nothing times out.
+        let d = paused(d.upgrade.as_ref(), 5_000, &f);
+        assert_eq!(phase(&d), Some(UpgradePhase::Datastores), "{:?}", d.upgrade);
+        // Resumed at 5,000: 300 s were used before the pause, 300 are left.
+        let d = step(&f, d.upgrade.as_ref(), 5_000, 1);
+        assert_eq!(phase(&d), Some(UpgradePhase::Datastores), "{:?}", d.upgrade);
+        let d = step(&f, d.upgrade.as_ref(), 5_299, 1);
+        assert_eq!(phase(&d), Some(UpgradePhase::Datastores), "{:?}", d.upgrade);
+        let d = step(&f, d.upgrade.as_ref(), 5_301, 1);
+        assert_eq!(
+            phase(&d),
+            Some(UpgradePhase::Blocked),
+            "300 + 301 s > 600 s"
+        );
+    }
+
+    #[test]
+    fn a_version_change_while_paused_starts_no_clock() {
+        let f = cloud("v1", "v2");
+        let d = decide(&RolloutInput {
+            paused: true,
+            ..input(&f, None, 0, 1)
+        });
+        assert_eq!(d.upgrade, None, "nothing is rolling while paused");
+        let d = step(&f, d.upgrade.as_ref(), 5_000, 1);
+        assert_eq!(phase(&d), Some(UpgradePhase::Datastores));
+    }
+
+    #[test]
+    fn max_unavailable_counts_nodes_already_down_on_the_old_version() {
+        let cases: [(&[&str], usize, &str); 4] = [
+            // (nodes down on v1, maxUnavailable, the batch)
+            (&["node-2"], 1, "node-2"),
+            (&["node-1"], 2, "node-1,node-0"),
+            (&["node-0", "node-2"], 1, "node-0,node-2"),
+            (&[], 1, "node-0"),
+        ];
+        for (down, max_unavailable, batch) in cases {
+            let mut f = cloud("v1", "v2");
+            already_on(&mut f, "v2", &["bynamo", "cloudmaster"]);
+            for id in down {
+                f.live.get_mut(*id).expect("live").settled = false;
+            }
+            let d = step(&f, None, 0, max_unavailable);
+            assert_eq!(component(&d).as_deref(), Some(batch), "down {down:?}");
+            // Whatever is not in the batch stays where it is.
+            let up_and_pinned = ["node-0", "node-1", "node-2"]
+                .iter()
+                .filter(|id| !batch.split(',').any(|b| b == **id))
+                .all(|id| d.pins.get(*id).map(String::as_str) == Some("v1"));
+            assert!(up_and_pinned, "down {down:?}: {:?}", d.pins);
+        }
+    }
+
+    #[test]
+    fn the_deadline_follows_the_workload_not_the_batch() {
+        let mut f = cloud("v1", "v2");
+        already_on(&mut f, "v2", &["bynamo", "cloudmaster"]);
+        let d = step(&f, None, 0, 2);
+        assert_eq!(
+            apply(&mut f, &d),
+            vec!["node-0".to_owned(), "node-1".to_owned()]
+        );
+        // node-0 gets ready, node-1 never does; node-2 joins the batch at 100.
+        settle(&mut f, "node-0");
+        let d = step(&f, d.upgrade.as_ref(), 100, 2);
+        assert_eq!(component(&d).as_deref(), Some("node-1,node-2"));
+        assert_eq!(
+            d.upgrade.as_ref().and_then(|u| u.step_started_at.clone()),
+            Some(Time(at(0))),
+            "the step waits on node-1 since 0"
+        );
+        apply(&mut f, &d);
+        let d = step(&f, d.upgrade.as_ref(), 601, 2);
+        assert_eq!(phase(&d), Some(UpgradePhase::Blocked), "{:?}", d.upgrade);
+        assert_eq!(component(&d).as_deref(), Some("node-1"));
+    }
+
+    #[test]
+    fn absent_workloads_are_created_at_the_version_the_rollout_reached() {
+        let mut f = cloud("v1", "v2");
+        already_on(&mut f, "v2", &["bynamo"]);
+        f.targets.insert(
+            "node-3".into(),
+            TargetWorkload {
+                component: Component::Node,
+                tag: "v2".into(),
+            },
+        );
+        f.live.remove("haproxy");
+        f.live.remove("bynamo");
+        let d = step(&f, None, 0, 1);
+        assert_eq!(phase(&d), Some(UpgradePhase::CloudMaster));
+        let pin = |d: &RolloutDecision, id: &str| d.pins.get(id).cloned();
+        assert_eq!(pin(&d, "node-3").as_deref(), Some("v1"), "a new node");
+        assert_eq!(pin(&d, "haproxy").as_deref(), Some("v1"), "a deleted one");
+        assert_eq!(pin(&d, "bynamo"), None, "its phase is done");
+
+        // Blocked on cloudmaster: nothing after it comes back at v2 either.
+        apply(&mut f, &d);
+        settle(&mut f, "bynamo");
+        let d = step(&f, d.upgrade.as_ref(), 601, 1);
+        assert_eq!(phase(&d), Some(UpgradePhase::Blocked));
+        f.live.remove("node-0");
+        let d = step(&f, d.upgrade.as_ref(), 700, 1);
+        assert_eq!(phase(&d), Some(UpgradePhase::Blocked));
+        assert_eq!(pin(&d, "node-0").as_deref(), Some("v1"));
+        assert_eq!(pin(&d, "haproxy").as_deref(), Some("v1"));
     }
 }

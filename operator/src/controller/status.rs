@@ -202,6 +202,8 @@ mod tests {
             phase,
             component: Some("bynamo".into()),
             step_started_at: None,
+            rolling: Default::default(),
+            paused_at: None,
             started_at: None,
             message: Some("bynamo did not become ready".into()),
         }
