@@ -16,11 +16,27 @@ fn int(v: &Value, path: &[&str]) -> i64 {
         .unwrap_or(0)
 }
 
+/// The full image tag of a workload's pod template: the annotation render puts on the
+/// workload, else (a workload written before the annotation existed) the tag of its first
+/// container's image. Never the version label, which may be shortened.
 fn template_tag(body: &Value) -> Option<String> {
-    body.pointer("/spec/template/metadata/labels")
-        .and_then(|l| l.get(crate::render::keys::VERSION))
-        .and_then(Value::as_str)
-        .map(str::to_owned)
+    let annotated = body
+        .pointer("/metadata/annotations")
+        .and_then(|a| a.get(crate::render::keys::WORKLOAD_VERSION))
+        .and_then(Value::as_str);
+    let image = || {
+        body.pointer("/spec/template/spec/containers/0/image")
+            .and_then(Value::as_str)
+            .and_then(image_tag)
+    };
+    annotated.or_else(image).map(str::to_owned)
+}
+
+/// The tag of an image reference `repository:tag` (a colon before the last `/` belongs to a
+/// registry's port, not to a tag).
+fn image_tag(reference: &str) -> Option<&str> {
+    let (_, tag) = reference.rsplit_once(':')?;
+    (!tag.contains('/')).then_some(tag)
 }
 
 /// Replica counts and settledness of one live workload.
@@ -174,5 +190,20 @@ impl Observed {
                 Some(row)
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::image_tag;
+
+    #[test]
+    fn image_tags_are_read_whole() {
+        assert_eq!(
+            image_tag("r.example/insync/node:_long.tag-1"),
+            Some("_long.tag-1")
+        );
+        assert_eq!(image_tag("r.example:5000/insync/node:5.9.1"), Some("5.9.1"));
+        assert_eq!(image_tag("r.example:5000/insync/node"), None);
     }
 }

@@ -45,8 +45,13 @@ pub mod keys {
     pub const INSTANCE: &str = "app.kubernetes.io/instance";
     /// `app.kubernetes.io/component`: [`super::Component::name`].
     pub const COMPONENT: &str = "app.kubernetes.io/component";
-    /// `app.kubernetes.io/version`: the image tag the object's component runs (or is pinned to).
+    /// `app.kubernetes.io/version`: the image tag the object's component runs (or is pinned to),
+    /// for people: a label value holds at most 63 characters and no leading `_`, so long tags
+    /// are shortened. The controller reads [`WORKLOAD_VERSION`] instead.
     pub const VERSION: &str = "app.kubernetes.io/version";
+    /// Deployment and StatefulSet annotation: the image tag of the workload's pod template, in
+    /// full. It is on the workload, not in the template, so that adding it restarts no pod.
+    pub const WORKLOAD_VERSION: &str = "insync.dev/version";
     /// `app.kubernetes.io/managed-by`: always [`MANAGER`].
     pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
     /// `app.kubernetes.io/part-of`: always `insync`.

@@ -157,6 +157,12 @@ const PROBE_PERIOD_SECONDS: i32 = 10;
 /// [`PodBuilder::drain_before_stop`]); well inside the default 30 s grace period.
 pub(super) const DRAIN_SECONDS: i64 = 5;
 
+/// A pod template and the image tag it runs, in full (its version label may be shortened).
+pub(super) struct Template {
+    pub spec: PodTemplateSpec,
+    pub version: String,
+}
+
 /// Builds a component's pod template with everything components share.
 pub(super) struct PodBuilder<'a> {
     ctx: &'a Ctx<'a>,
@@ -169,6 +175,7 @@ pub(super) struct PodBuilder<'a> {
     labels: BTreeMap<String, String>,
     annotations: BTreeMap<String, String>,
     hostname: Option<(String, String)>,
+    version: String,
 }
 
 impl<'a> PodBuilder<'a> {
@@ -194,6 +201,7 @@ impl<'a> PodBuilder<'a> {
             volumes: Vec::new(),
             annotations: BTreeMap::new(),
             hostname: None,
+            version: image.tag,
         }
     }
 
@@ -303,7 +311,7 @@ impl<'a> PodBuilder<'a> {
         self
     }
 
-    pub fn build(self) -> PodTemplateSpec {
+    pub fn build(self) -> Template {
         let Self {
             ctx,
             component,
@@ -359,7 +367,7 @@ impl<'a> PodBuilder<'a> {
             affinity,
             priority_class_name,
         } = placement(spec, component);
-        PodTemplateSpec {
+        let template = PodTemplateSpec {
             metadata: Some(ObjectMeta {
                 labels: Some(self.labels),
                 annotations: (!self.annotations.is_empty()).then_some(self.annotations),
@@ -382,6 +390,10 @@ impl<'a> PodBuilder<'a> {
                 priority_class_name,
                 ..PodSpec::default()
             }),
+        };
+        Template {
+            spec: template,
+            version: self.version,
         }
     }
 }

@@ -17,7 +17,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::meta::{Ctx, selector_of};
-use super::pod::Port;
+use super::pod::{Port, Template};
 use super::{Component, Out, RenderError, keys};
 use crate::api::StorageSpec;
 
@@ -38,9 +38,9 @@ pub(super) fn deployment(
     name: String,
     replicas: i32,
     strategy: Strategy,
-    template: PodTemplateSpec,
+    template: Template,
 ) -> Deployment {
-    let labels = template_labels(&template);
+    let labels = template_labels(&template.spec);
     let strategy = match strategy {
         Strategy::Surge => DeploymentStrategy {
             type_: Some("RollingUpdate".to_owned()),
@@ -55,13 +55,13 @@ pub(super) fn deployment(
         },
     };
     Deployment {
-        metadata: ctx.meta_with(name, labels.clone()),
+        metadata: workload_meta(ctx, name, labels.clone(), &template.version),
         spec: Some(DeploymentSpec {
             replicas: Some(replicas),
             selector: match_labels(selector_of(&labels)),
             strategy: Some(strategy),
             revision_history_limit: Some(5),
-            template,
+            template: template.spec,
             ..DeploymentSpec::default()
         }),
         status: None,
@@ -75,9 +75,9 @@ pub(super) fn stateful_set(
     component: Component,
     replicas: i32,
     storage: &StorageSpec,
-    template: PodTemplateSpec,
+    template: Template,
 ) -> StatefulSet {
-    let labels = template_labels(&template);
+    let labels = template_labels(&template.spec);
     let selector = selector_of(&labels);
     let claim = PersistentVolumeClaim {
         metadata: ObjectMeta {
@@ -90,7 +90,12 @@ pub(super) fn stateful_set(
         status: None,
     };
     StatefulSet {
-        metadata: ctx.meta_with(ctx.component_name(component), labels),
+        metadata: workload_meta(
+            ctx,
+            ctx.component_name(component),
+            labels,
+            &template.version,
+        ),
         spec: Some(StatefulSetSpec {
             replicas: Some(replicas),
             selector: match_labels(selector),
@@ -103,7 +108,7 @@ pub(super) fn stateful_set(
                 },
             ),
             revision_history_limit: Some(5),
-            template,
+            template: template.spec,
             volume_claim_templates: Some(vec![claim]),
             ..StatefulSetSpec::default()
         }),
@@ -219,7 +224,24 @@ pub(super) fn claim_spec(storage: &StorageSpec) -> PersistentVolumeClaimSpec {
     }
 }
 
-/// The workload carries its pod template's labels (so a pinned workload keeps its version).
+/// Metadata of a workload: its pod template's labels (so a pinned workload keeps its version
+/// label) and the template's full image tag, which the controller reads back.
+fn workload_meta(
+    ctx: &Ctx<'_>,
+    name: String,
+    labels: BTreeMap<String, String>,
+    version: &str,
+) -> ObjectMeta {
+    ObjectMeta {
+        annotations: Some(BTreeMap::from([(
+            keys::WORKLOAD_VERSION.to_owned(),
+            version.to_owned(),
+        )])),
+        ..ctx.meta_with(name, labels)
+    }
+}
+
+/// The labels of a pod template.
 fn template_labels(template: &PodTemplateSpec) -> BTreeMap<String, String> {
     template
         .metadata
@@ -244,12 +266,9 @@ pub(super) fn render_stateful(
     replicas: i32,
     storage: &StorageSpec,
     ports: &[Port],
-    template: PodTemplateSpec,
+    template: Template,
 ) -> Result<(), RenderError> {
-    let version = template_labels(&template)
-        .get(keys::VERSION)
-        .cloned()
-        .unwrap_or_default();
+    let version = template.version.clone();
     let headless = ServiceShape::Headless {
         publish_not_ready: true,
     };
