@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use insync_operator::api::{InSyncCloud, InSyncCloudSpec, ServiceType};
-use insync_operator::render::haproxy_cfg;
+use insync_operator::render::{self, RenderOptions, haproxy_cfg, keys};
 
 fn examples() -> Vec<(String, InSyncCloud)> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
@@ -111,15 +111,49 @@ fn variants_pass_haproxy_check() {
 }
 
 #[test]
-fn servers_list_every_node() {
-    let cfg = haproxy_cfg(&cloud(|s| s.nodes.replicas = 100));
-    let servers: Vec<&str> = cfg
+fn storage_nodes_are_found_through_dns_of_their_headless_service() {
+    let cfg = haproxy_cfg(&cloud(|s| s.nodes.replicas = 3));
+    let templates: Vec<&str> = cfg
         .lines()
-        .filter(|l| l.trim_start().starts_with("server node-"))
+        .map(str::trim)
+        .filter(|l| l.starts_with("server-template "))
         .collect();
-    assert_eq!(servers.len(), 100);
-    assert!(servers[99].contains("variant-node-99.variant-node.variants.svc.cluster.local:6061"));
+    // One slot per node the CRD allows, filled from the SRV records of the `storage` port.
+    assert_eq!(
+        templates,
+        ["server-template node 100 _storage._tcp.variant-node.variants.svc.cluster.local"],
+        "{cfg}"
+    );
+    assert!(
+        !cfg.contains("server node-"),
+        "no server line per node:\n{cfg}"
+    );
     assert!(cfg.contains("server cloudmaster variant-cloudmaster.variants.svc.cluster.local:8443"));
-    let no_nodes = haproxy_cfg(&cloud(|s| s.nodes.replicas = 0));
-    assert!(!no_nodes.contains("server node-"));
+}
+
+/// Scaling storage nodes must not restart HAProxy (it would drop every client's TCP session):
+/// its objects, and so its pod template, do not depend on the number of nodes.
+#[test]
+fn scaling_storage_nodes_changes_nothing_haproxy_runs() {
+    let haproxy_objects = |replicas: i32| -> Vec<serde_json::Value> {
+        let cloud = cloud(|s| s.nodes.replicas = replicas);
+        render::render(&cloud, &RenderOptions::default())
+            .expect("renders")
+            .into_iter()
+            .filter(|d| {
+                d.object
+                    .metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(keys::COMPONENT))
+                    .is_some_and(|c| c == "haproxy")
+            })
+            .map(|d| serde_json::to_value(&d.object).expect("serializes"))
+            .collect()
+    };
+    let two = haproxy_objects(2);
+    assert!(two.len() >= 3, "ConfigMap, Service, Deployment at least");
+    for replicas in [0, 1, 3, 100] {
+        assert_eq!(haproxy_objects(replicas), two, "{replicas} nodes");
+    }
 }

@@ -36,6 +36,10 @@ const PROFILE: Profile = Profile {
     startup_seconds: 300,
 };
 
+/// The most storage nodes a cloud may have (the CRD's bound on `nodes.replicas`): HAProxy keeps
+/// one server slot for each.
+pub(super) const MAX_NODES: i32 = 100;
+
 /// `<cloud>-node`: the headless Service under which node `i` is
 /// `<cloud>-node-<i>.<cloud>-node.<ns>.svc`.
 pub(super) fn service_name(ctx: &Ctx<'_>) -> String {
@@ -50,6 +54,15 @@ pub(super) fn address(ctx: &Ctx<'_>, index: i32) -> String {
         ctx.service_host(&service_name(ctx))
     );
     format!("{host}:{}", PORTS[0].port)
+}
+
+/// The DNS name of the SRV records listing every ready node's name and storage port.
+pub(super) fn srv_name(ctx: &Ctx<'_>) -> String {
+    format!(
+        "_{}._tcp.{}",
+        PORTS[0].name,
+        ctx.service_host(&service_name(ctx))
+    )
 }
 
 pub(super) fn render(ctx: &Ctx<'_>, out: &mut Out) -> Result<(), RenderError> {
