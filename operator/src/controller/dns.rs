@@ -19,8 +19,8 @@ use tokio::sync::broadcast::error::RecvError;
 use super::status::Cond;
 use crate::api::{DnsProvider, DnsSpec, InSyncCloud, NodeAddressType, ServiceType, condition};
 use crate::dns::{
-    AllowList, AllowListError, CloudDnsStatus, CloudKey, DnsError, DnsSyncer, FrontendAddresses,
-    IngressAddress, PublishSpec, Route53Config, cloud_endpoints,
+    AllowList, AllowListError, CloudDnsStatus, CloudKey, DnsError, DnsSyncer, Endpoint,
+    FrontendAddresses, IngressAddress, PublishSpec, Route53Config, cloud_endpoints,
 };
 use crate::telemetry::Metrics;
 
@@ -45,6 +45,7 @@ pub enum SetupError {
 }
 
 /// The outcome of the DNS step for one cloud.
+#[derive(Clone, Debug, PartialEq)]
 pub struct DnsOutcome {
     /// Host name (or address) clients use.
     pub endpoint: Option<String>,
@@ -122,25 +123,79 @@ fn blocked_message(cloud: &InSyncCloud) -> String {
 }
 
 /// Whether the cloud needs the DNS finalizer: this operator publishes records for it.
-pub fn wants_finalizer(wiring: Option<&DnsWiring>, cloud: &InSyncCloud) -> bool {
-    let Some(wiring) = wiring else { return false };
+/// `allowed` is the allow-list of an operator that publishes to Route53, `None` otherwise.
+pub fn wants_finalizer(allowed: Option<&AllowList>, cloud: &InSyncCloud) -> bool {
+    let Some(allowed) = allowed else { return false };
     cloud.spec.dns.as_ref().is_some_and(|d| {
         d.provider == DnsProvider::Route53
-            && wiring
-                .allowed
-                .check(cloud.cloud_namespace(), &d.domain)
-                .is_ok()
+            && allowed.check(cloud.cloud_namespace(), &d.domain).is_ok()
     })
 }
 
-/// The DNS step of a live cloud: publishes its records (or removes them when DNS is not wanted
-/// or there is no address to back them) and reports DNSReady.
-pub async fn step(
-    wiring: Option<&DnsWiring>,
-    client: &Client,
-    metrics: &Metrics,
+/// What the DNS step of a live cloud reads besides the cloud: observed before deciding.
+#[derive(Clone, Debug)]
+pub struct DnsObservation {
+    /// The front end's addresses (`None` while it has none); `Err` is a failed read.
+    pub frontend: Result<Option<FrontendAddresses>, String>,
+    /// The hosted zones this process knows the cloud's records are in.
+    pub known_zones: Option<Vec<String>>,
+}
+
+/// What the DNS step will do for a live cloud: decided by [`intent`] from what was observed,
+/// carried out by [`DnsWiring::execute`], and turned into an outcome by [`DnsIntent::outcome`].
+#[derive(Clone, Debug)]
+pub enum DnsIntent {
+    /// Nothing to write: the outcome is already known.
+    Report(DnsOutcome),
+    /// Remove every record the cloud may have; `then` is the outcome once they are gone.
+    Retire {
+        /// The cloud.
+        key: CloudKey,
+        /// The zones that may hold its records, kept recorded while removal fails.
+        recorded: Vec<String>,
+        /// The outcome after a successful removal.
+        then: DnsOutcome,
+    },
+    /// Hand the cloud's records (possibly none) to the syncer and report its state.
+    Publish(Publication),
+}
+
+/// The records a cloud wants published, and how to report them.
+#[derive(Clone, Debug)]
+pub struct Publication {
+    key: CloudKey,
+    domain: String,
+    hosted_zone_id: Option<String>,
+    endpoints: Vec<Endpoint>,
+    recorded: Vec<String>,
+    hostname: Option<String>,
+    /// Why nothing can be published (the records are removed instead): (reason, message).
+    unpublishable: Option<(&'static str, String)>,
+}
+
+/// What carrying out an intent found.
+#[derive(Debug)]
+pub enum DnsResult {
+    /// Nothing was done.
+    Reported,
+    /// The records were removed, or removing them failed.
+    Retired(Result<(), DnsError>),
+    /// The syncer's state for the cloud after the hand-over.
+    Published {
+        /// Its publishing status.
+        status: Option<CloudDnsStatus>,
+        /// The zones it knows the cloud's records are in.
+        zones: Option<Vec<String>>,
+    },
+}
+
+/// Decides the DNS step of a live cloud. `allowed` is the operator's allow-list when it runs
+/// with Route53, `None` when it runs without.
+pub fn intent(
+    allowed: Option<&AllowList>,
     cloud: &InSyncCloud,
-) -> DnsOutcome {
+    observed: &DnsObservation,
+) -> DnsIntent {
     let hostname = cloud.hostname();
     let (dns, off) = match &cloud.spec.dns {
         None => (
@@ -169,15 +224,15 @@ pub async fn step(
     } else {
         None
     };
-    match (dns, wiring) {
-        (Some(d), Some(w)) => match w.allowed.check(cloud.cloud_namespace(), &d.domain) {
-            Ok(()) => w.publish(client, metrics, cloud, d).await,
+    match (dns, allowed) {
+        (Some(d), Some(allowed)) => match allowed.check(cloud.cloud_namespace(), &d.domain) {
+            Ok(()) => publication(cloud, d, observed),
             Err(refused) => {
                 let cond = dns_cond(false, "DomainNotAllowed", refused.to_string());
-                w.retire(cloud, endpoint, cond, false).await
+                retirement(cloud, observed, endpoint, cond, false)
             }
         },
-        (Some(_), None) => DnsOutcome::new(
+        (Some(_), None) => DnsIntent::Report(DnsOutcome::new(
             endpoint,
             dns_cond(
                 false,
@@ -186,8 +241,8 @@ pub async fn step(
             ),
             false,
             recorded_zones(cloud),
-        ),
-        (None, Some(w)) => w.retire(cloud, endpoint, off, true).await,
+        )),
+        (None, Some(_)) => retirement(cloud, observed, endpoint, off, true),
         (None, None) if has_finalizer(cloud) || !recorded_zones(cloud).is_empty() => {
             let message = blocked_message(cloud);
             let mut outcome = DnsOutcome::new(
@@ -197,9 +252,169 @@ pub async fn step(
                 recorded_zones(cloud),
             );
             outcome.warning = Some(("DNSCleanupBlocked", message));
-            outcome
+            DnsIntent::Report(outcome)
         }
-        (None, None) => DnsOutcome::new(endpoint, off, true, Vec::new()),
+        (None, None) => DnsIntent::Report(DnsOutcome::new(endpoint, off, true, Vec::new())),
+    }
+}
+
+/// Removing every record of a cloud that must publish none (DNS off, domain not allowed), if
+/// it may have any: the finalizer, `status.dnsZones` or this process say so. Records published
+/// before a restart are found by their ownership TXT records in every zone.
+fn retirement(
+    cloud: &InSyncCloud,
+    observed: &DnsObservation,
+    endpoint: Option<String>,
+    cond: Cond,
+    ready: bool,
+) -> DnsIntent {
+    let mut then = DnsOutcome::new(endpoint, cond, ready, Vec::new());
+    if !has_finalizer(cloud) && recorded_zones(cloud).is_empty() && observed.known_zones.is_none() {
+        return DnsIntent::Report(then);
+    }
+    then.release_finalizer = true;
+    DnsIntent::Retire {
+        key: key_of(cloud),
+        recorded: recorded_zones(cloud),
+        then,
+    }
+}
+
+/// Publishing the cloud's records. With no address to publish, the cloud's records are
+/// removed: an old address may belong to someone else by now.
+fn publication(cloud: &InSyncCloud, dns: &DnsSpec, observed: &DnsObservation) -> DnsIntent {
+    let hostname = cloud.hostname();
+    let recorded = recorded_zones(cloud);
+    let addresses = match &observed.frontend {
+        Ok(a) => a.clone(),
+        // A failed read: keep what is published.
+        Err(e) => {
+            return DnsIntent::Report(DnsOutcome::new(
+                hostname,
+                dns_cond(
+                    false,
+                    "AddressLookupFailed",
+                    format!("cannot read the front end's addresses: {e}"),
+                ),
+                false,
+                observed.known_zones.clone().unwrap_or(recorded),
+            ));
+        }
+    };
+    let spec = PublishSpec {
+        cloud: cloud.cloud_name().to_owned(),
+        domain: dns.domain.clone(),
+        ttl: u32::try_from(dns.ttl).unwrap_or(60),
+        alias_hosted_zone_id: None,
+    };
+    let (endpoints, unpublishable) = match addresses.map(|a| cloud_endpoints(&spec, &a)) {
+        Some(Ok(e)) => (e, None),
+        Some(Err(e)) => (Vec::new(), Some(("NoRecord", e.to_string()))),
+        None if cloud.spec.frontend.service.type_ == ServiceType::ClusterIP => (
+            Vec::new(),
+            Some((
+                "NoExternalAddress",
+                "a ClusterIP front end has no address to publish; use NodePort or LoadBalancer, or dns.provider: none".to_owned(),
+            )),
+        ),
+        None => (
+            Vec::new(),
+            Some((
+                "WaitingForAddress",
+                "the front-end Service has no address to publish yet".to_owned(),
+            )),
+        ),
+    };
+    DnsIntent::Publish(Publication {
+        key: key_of(cloud),
+        domain: dns.domain.clone(),
+        hosted_zone_id: dns.hosted_zone_id.clone(),
+        endpoints,
+        recorded,
+        hostname,
+        unpublishable,
+    })
+}
+
+impl DnsIntent {
+    /// The step's outcome, given what carrying the intent out found.
+    pub fn outcome(self, result: DnsResult) -> DnsOutcome {
+        match (self, result) {
+            (Self::Report(outcome), _) => outcome,
+            (Self::Retire { then, .. }, DnsResult::Retired(Ok(()))) => then,
+            (Self::Retire { then, recorded, .. }, failed) => {
+                let reason = match failed {
+                    DnsResult::Retired(Err(e)) => e.to_string(),
+                    _ => "the removal did not run".to_owned(),
+                };
+                DnsOutcome::new(
+                    then.endpoint,
+                    dns_cond(
+                        false,
+                        "RemovalFailed",
+                        format!(
+                            "cannot remove the DNS records this cloud published before: {reason}"
+                        ),
+                    ),
+                    false,
+                    // Still where they may be: keep them recorded.
+                    recorded,
+                )
+            }
+            (Self::Publish(p), DnsResult::Published { status, zones }) => p.outcome(status, zones),
+            (Self::Publish(p), _) => p.outcome(None, None),
+        }
+    }
+}
+
+impl Publication {
+    fn outcome(self, status: Option<CloudDnsStatus>, zones: Option<Vec<String>>) -> DnsOutcome {
+        let name = self.hostname.clone().unwrap_or_default();
+        let zones = zones.unwrap_or(self.recorded);
+        let pending = |reason: &'static str, message: String| {
+            DnsOutcome::new(
+                self.hostname.clone(),
+                dns_cond(false, reason, message),
+                false,
+                zones.clone(),
+            )
+        };
+        if let Some((reason, message)) = self.unpublishable {
+            let what = match status {
+                Some(CloudDnsStatus::Ready) => format!("no record is published for {name}"),
+                Some(CloudDnsStatus::Error { message }) => {
+                    format!("removing the records of {name} failed: {message}")
+                }
+                _ => format!("removing the records of {name}"),
+            };
+            return pending(reason, format!("{message}; {what}"));
+        }
+        let targets: Vec<String> = self
+            .endpoints
+            .iter()
+            .flat_map(|e| e.targets.clone())
+            .collect();
+        match status {
+            Some(CloudDnsStatus::Ready) => DnsOutcome::new(
+                self.hostname.clone(),
+                dns_cond(
+                    true,
+                    "Published",
+                    format!("{name} points at {}", targets.join(", ")),
+                ),
+                true,
+                zones.clone(),
+            ),
+            Some(CloudDnsStatus::Pending { reason }) => pending("Pending", reason),
+            Some(CloudDnsStatus::Conflict { name, detail }) => pending(
+                "Conflict",
+                format!(
+                    "{name} is held by a record this operator does not own; nothing was overwritten: {detail}"
+                ),
+            ),
+            Some(CloudDnsStatus::Error { message }) => pending("PublishFailed", message),
+            None => pending("Pending", "publishing DNS records".into()),
+        }
     }
 }
 
@@ -251,152 +466,44 @@ impl DnsWiring {
         })
     }
 
-    /// Removes every record of a cloud that must publish none (DNS off, domain not allowed),
-    /// if it may have any: the finalizer, `status.dnsZones` or this process say so. Records
-    /// published before a restart are found by their ownership TXT records in every zone.
-    async fn retire(
-        &self,
-        cloud: &InSyncCloud,
-        endpoint: Option<String>,
-        cond: Cond,
-        ready: bool,
-    ) -> DnsOutcome {
-        let key = key_of(cloud);
-        let recorded = recorded_zones(cloud);
-        if !has_finalizer(cloud) && recorded.is_empty() && self.syncer.zones(&key).is_none() {
-            return DnsOutcome::new(endpoint, cond, ready, Vec::new());
-        }
-        match self.syncer.remove_cloud(&key).await {
-            Ok(()) => {
-                let mut outcome = DnsOutcome::new(endpoint, cond, ready, Vec::new());
-                outcome.release_finalizer = true;
-                outcome
-            }
-            Err(e) => DnsOutcome::new(
-                endpoint,
-                dns_cond(
-                    false,
-                    "RemovalFailed",
-                    format!("cannot remove the DNS records this cloud published before: {e}"),
-                ),
-                false,
-                recorded,
-            ),
-        }
+    /// The operator's allow-list of domains.
+    pub fn allowed(&self) -> &AllowList {
+        &self.allowed
     }
 
-    /// Publishes the cloud's records and reports DNSReady. With no address to publish, the
-    /// cloud's records are removed: an old address may belong to someone else by now.
-    async fn publish(
-        &self,
-        client: &Client,
-        metrics: &Metrics,
-        cloud: &InSyncCloud,
-        dns: &DnsSpec,
-    ) -> DnsOutcome {
-        let hostname = cloud.hostname();
-        let name = hostname.clone().unwrap_or_default();
-        let key = key_of(cloud);
-        let recorded = recorded_zones(cloud);
-        // Where the address comes from; `Err` is a failed read: keep what is published.
-        let addresses = match frontend_addresses(client, cloud).await {
-            Ok(a) => a,
-            Err(e) => {
-                return DnsOutcome::new(
-                    hostname,
-                    dns_cond(
-                        false,
-                        "AddressLookupFailed",
-                        format!("cannot read the front end's addresses: {e}"),
-                    ),
-                    false,
-                    self.syncer.zones(&key).unwrap_or(recorded),
-                );
+    /// The zones this process knows the cloud's records are in.
+    pub fn known_zones(&self, cloud: &InSyncCloud) -> Option<Vec<String>> {
+        self.syncer.zones(&key_of(cloud))
+    }
+
+    /// Carries out a DNS intent.
+    pub async fn execute(&self, intent: &DnsIntent, metrics: &Metrics) -> DnsResult {
+        match intent {
+            DnsIntent::Report(_) => DnsResult::Reported,
+            DnsIntent::Retire { key, .. } => {
+                DnsResult::Retired(self.syncer.remove_cloud(key).await)
             }
-        };
-        let spec = PublishSpec {
-            cloud: cloud.cloud_name().to_owned(),
-            domain: dns.domain.clone(),
-            ttl: u32::try_from(dns.ttl).unwrap_or(60),
-            alias_hosted_zone_id: None,
-        };
-        let (endpoints, unpublishable) = match addresses.map(|a| cloud_endpoints(&spec, &a)) {
-            Some(Ok(e)) => (e, None),
-            Some(Err(e)) => (Vec::new(), Some(("NoRecord", e.to_string()))),
-            None if cloud.spec.frontend.service.type_ == ServiceType::ClusterIP => (
-                Vec::new(),
-                Some((
-                    "NoExternalAddress",
-                    "a ClusterIP front end has no address to publish; use NodePort or LoadBalancer, or dns.provider: none".to_owned(),
-                )),
-            ),
-            None => (
-                Vec::new(),
-                Some((
-                    "WaitingForAddress",
-                    "the front-end Service has no address to publish yet".to_owned(),
-                )),
-            ),
-        };
-        let targets: Vec<String> = endpoints.iter().flat_map(|e| e.targets.clone()).collect();
-        // No endpoints: the cloud's records go (an empty set is what it wants).
-        self.syncer.upsert_cloud_recorded(
-            key.clone(),
-            dns.domain.clone(),
-            dns.hosted_zone_id.clone(),
-            endpoints,
-            recorded.clone(),
-        );
-        metrics.set_route53(&self.syncer.counts());
-        let zones = self.syncer.zones(&key).unwrap_or(recorded);
-        let status = self.syncer.status(&key);
-        let pending = |reason: &'static str, message: String| {
-            DnsOutcome::new(
-                hostname.clone(),
-                dns_cond(false, reason, message),
-                false,
-                zones.clone(),
-            )
-        };
-        if let Some((reason, message)) = unpublishable {
-            let what = match status {
-                Some(CloudDnsStatus::Ready) => {
-                    format!("no record is published for {name}")
+            DnsIntent::Publish(p) => {
+                self.syncer.upsert_cloud_recorded(
+                    p.key.clone(),
+                    p.domain.clone(),
+                    p.hosted_zone_id.clone(),
+                    p.endpoints.clone(),
+                    p.recorded.clone(),
+                );
+                metrics.set_route53(&self.syncer.counts());
+                DnsResult::Published {
+                    status: self.syncer.status(&p.key),
+                    zones: self.syncer.zones(&p.key),
                 }
-                Some(CloudDnsStatus::Error { message }) => {
-                    format!("removing the records of {name} failed: {message}")
-                }
-                _ => format!("removing the records of {name}"),
-            };
-            return pending(reason, format!("{message}; {what}"));
-        }
-        match status {
-            Some(CloudDnsStatus::Ready) => DnsOutcome::new(
-                hostname.clone(),
-                dns_cond(
-                    true,
-                    "Published",
-                    format!("{name} points at {}", targets.join(", ")),
-                ),
-                true,
-                zones.clone(),
-            ),
-            Some(CloudDnsStatus::Pending { reason }) => pending("Pending", reason),
-            Some(CloudDnsStatus::Conflict { name, detail }) => pending(
-                "Conflict",
-                format!(
-                    "{name} is held by a record this operator does not own; nothing was overwritten: {detail}"
-                ),
-            ),
-            Some(CloudDnsStatus::Error { message }) => pending("PublishFailed", message),
-            None => pending("Pending", "publishing DNS records".into()),
+            }
         }
     }
 }
 
 /// The addresses the cloud's front end is reachable at: LoadBalancer ingress, or for NodePort
 /// the nodes' addresses of the configured type. `None` while there is nothing to publish.
-async fn frontend_addresses(
+pub async fn frontend_addresses(
     client: &Client,
     cloud: &InSyncCloud,
 ) -> Result<Option<FrontendAddresses>, kube::Error> {

@@ -1,10 +1,14 @@
 //! The controller: watch clouds and their children, apply what render asks for, report status.
 //!
-//! Steps, one module each: [`reconcile`] (fetch → validate → observe → [`rollout`] → render →
-//! [`apply`] → [`status`]), with [`leader`] election and [`dns`] publishing around it.
+//! A reconcile ([`reconcile`]) observes ([`observe`]), decides ([`decide`], with the
+//! [`rollout`] state machine and [`status`] conditions; pure), acts ([`apply`], [`dns`]) and
+//! records; [`leader`] election guards the writes.
 
+mod act;
 pub mod apply;
+mod cleanup;
 pub mod context;
+pub mod decide;
 pub mod dns;
 pub mod error;
 mod finalizer;

@@ -1,13 +1,115 @@
-//! Reading workload state out of cached Deployments and StatefulSets.
+//! Observe: every read a reconcile makes, from the caches, gathered into an [`Observation`]
+//! before anything is decided. Also the reading of workload state out of cached Deployments
+//! and StatefulSets.
 
 use std::collections::BTreeMap;
 
-use kube::api::DynamicObject;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::jiff::Timestamp;
+use kube::ResourceExt;
+use kube::api::{Api, DynamicObject};
 use serde_json::Value;
 
+use super::context::Context;
+use super::dns::{self as dns_step, DnsObservation};
 use super::rollout::{LiveWorkload, TargetWorkload};
-use crate::api::ComponentStatus;
+use crate::api::{ComponentStatus, DnsProvider, InSyncCloud, InSyncCloudSpec};
 use crate::render::{Component, Desired};
+
+/// What a reconcile read about one cloud, besides the cloud itself.
+#[derive(Clone, Debug)]
+pub struct Observation {
+    /// The clock reading every time-based decision uses.
+    pub now: Timestamp,
+    /// Live state of each workload render wants, by workload id (absent ones are missing).
+    pub workloads: BTreeMap<String, WorkloadCounts>,
+    /// Secrets the spec references that do not exist: (field, Secret name).
+    pub missing_secrets: Vec<(&'static str, String)>,
+    /// What the DNS step reads.
+    pub dns: DnsObservation,
+    /// The cloud's caches must be scanned for orphans: its spec changed since the last
+    /// complete prune, or this process has not pruned it yet.
+    pub needs_prune: bool,
+}
+
+/// Reads what deciding about `cloud` needs. `wished` is the unpinned render of its spec (its
+/// workloads are looked up), `None` when the spec is invalid.
+pub async fn observe(
+    cloud: &InSyncCloud,
+    ctx: &Context,
+    wished: Option<&[Desired]>,
+) -> Observation {
+    let namespace = cloud.cloud_namespace();
+    let workloads = wished
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|d| {
+            let (_, id) = d.workload.as_ref()?;
+            let live = ctx.cached(namespace, &d.object)?;
+            Some((id.clone(), counts(&live)))
+        })
+        .collect();
+    let mut missing_secrets = Vec::new();
+    for (field, name) in secret_refs(&cloud.spec) {
+        if !secret_exists(ctx, namespace, name).await {
+            missing_secrets.push((field, name.to_owned()));
+        }
+    }
+    let dns_wanted = ctx.dns.is_some()
+        && cloud
+            .spec
+            .dns
+            .as_ref()
+            .is_some_and(|d| d.provider == DnsProvider::Route53);
+    let frontend = if dns_wanted {
+        dns_step::frontend_addresses(&ctx.client, cloud)
+            .await
+            .map_err(|e| e.to_string())
+    } else {
+        Ok(None)
+    };
+    Observation {
+        now: Timestamp::now(),
+        workloads,
+        missing_secrets,
+        dns: DnsObservation {
+            frontend,
+            known_zones: ctx.dns.as_ref().and_then(|w| w.known_zones(cloud)),
+        },
+        needs_prune: ctx.needs_prune(&cloud.uid().unwrap_or_default(), cloud.metadata.generation),
+    }
+}
+
+/// The Secrets the spec references, with the field that references each.
+pub fn secret_refs(spec: &InSyncCloudSpec) -> Vec<(&'static str, &str)> {
+    let mut refs: Vec<(&'static str, &str)> = Vec::new();
+    if let Some(e) = &spec.database.external {
+        refs.push(("spec.database.external.secretRef", &e.secret_ref.name));
+    }
+    if let Some(s) = spec
+        .metadata_store
+        .external
+        .as_ref()
+        .and_then(|e| e.secret_ref.as_ref())
+    {
+        refs.push(("spec.metadataStore.external.secretRef", &s.name));
+    }
+    if let Some(s) = spec
+        .object_store
+        .s3
+        .as_ref()
+        .and_then(|e| e.secret_ref.as_ref())
+    {
+        refs.push(("spec.objectStore.s3.secretRef", &s.name));
+    }
+    refs
+}
+
+/// Whether a Secret exists; a failed read counts as existing (nothing is reported on a guess).
+async fn secret_exists(ctx: &Context, namespace: &str, name: &str) -> bool {
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
+    !matches!(api.get_metadata_opt(name).await, Ok(None))
+}
 
 fn int(v: &Value, path: &[&str]) -> i64 {
     path.iter()
@@ -104,6 +206,7 @@ pub fn targets(rendered: &[Desired]) -> BTreeMap<String, TargetWorkload> {
 }
 
 /// Live state of every workload render wants, from the caches.
+#[derive(Clone, Debug)]
 pub struct Observed {
     /// Per workload id.
     pub live: BTreeMap<String, LiveWorkload>,
@@ -112,31 +215,22 @@ pub struct Observed {
 }
 
 impl Observed {
-    /// Collects the live counterparts of `targets` via `lookup(kind, id)`.
-    pub fn collect(
-        rendered: &[Desired],
-        lookup: impl Fn(&DynamicObject) -> Option<std::sync::Arc<DynamicObject>>,
-    ) -> Self {
-        let mut live = BTreeMap::new();
-        let mut all = BTreeMap::new();
-        for d in rendered {
-            let Some((_, id)) = &d.workload else { continue };
-            let Some(object) = lookup(&d.object) else {
-                continue;
-            };
-            let c = counts(&object);
-            if let Some(tag) = &c.tag {
-                live.insert(
+    /// The rollout's view of the observed workloads.
+    pub fn new(counts: BTreeMap<String, WorkloadCounts>) -> Self {
+        let live = counts
+            .iter()
+            .filter_map(|(id, c)| {
+                let tag = c.tag.clone()?;
+                Some((
                     id.clone(),
                     LiveWorkload {
-                        tag: tag.clone(),
+                        tag,
                         settled: c.settled,
                     },
-                );
-            }
-            all.insert(id.clone(), c);
-        }
-        Self { live, counts: all }
+                ))
+            })
+            .collect();
+        Self { live, counts }
     }
 
     /// Whether every target exists, runs its target tag and is settled.

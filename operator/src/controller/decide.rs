@@ -1,0 +1,849 @@
+//! Decide: from what was observed to what to do ([`plan`]), and from what was done to what to
+//! report ([`conclude`]). Pure: no client and no clock (the clock reading is part of the
+//! observation), so every branch is table-tested below.
+//!
+//! A reconcile is `observe → plan → act → conclude → record`: the status a reconcile writes
+//! depends on what its writes did (a refused object, withheld credentials, the DNS syncer's
+//! answer), so deciding comes in two halves around acting.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use kube::ResourceExt;
+use kube::runtime::events::EventType;
+
+use super::apply::ApplyReport;
+use super::dns::{self as dns_step, DnsIntent, DnsOutcome, FINALIZER};
+use super::error::Error;
+use super::finalizer;
+use super::observe::{Observation, Observed, targets};
+use super::rollout::{self, RolloutDecision, RolloutInput, TargetWorkload};
+use super::status::{self, Cond};
+use crate::api::validate::{self, InvalidCloud};
+use crate::api::{InSyncCloud, InSyncCloudStatus, UpgradePhase, UpgradeStatus, condition};
+use crate::dns::AllowList;
+use crate::render::{self, Desired, RenderOptions};
+
+/// An event to publish on the cloud.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Note {
+    /// Normal or Warning.
+    pub type_: EventType,
+    /// CamelCase reason.
+    pub reason: &'static str,
+    /// What happened, for a person.
+    pub message: String,
+}
+
+impl Note {
+    pub(super) fn normal(reason: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            type_: EventType::Normal,
+            reason,
+            message: message.into(),
+        }
+    }
+
+    pub(super) fn warning(reason: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            type_: EventType::Warning,
+            reason,
+            message: message.into(),
+        }
+    }
+}
+
+/// The operator-wide settings a decision depends on.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Settings<'a> {
+    /// The DNS allow-list when the operator publishes to Route53, `None` when it runs without.
+    pub dns: Option<&'a AllowList>,
+}
+
+/// What a reconcile of a live, valid cloud will do.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    /// The finalizer patch to send first, when the cloud needs the DNS finalizer.
+    pub add_finalizer: Option<json_patch::Patch>,
+    /// Objects to apply; `None` while the cloud is paused.
+    pub apply: Option<Vec<Desired>>,
+    /// Whether to scan the caches for objects the cloud no longer needs.
+    pub prune: bool,
+    /// The rollout step.
+    pub rollout: RolloutDecision,
+    /// Target tag per workload.
+    pub targets: BTreeMap<String, TargetWorkload>,
+    /// The workloads as observed.
+    pub observed: Observed,
+    /// `spec.upgrade.healthTimeout`.
+    pub health_timeout: Duration,
+    /// The DNS step.
+    pub dns: DnsIntent,
+    /// Events owed before acting (a rollout step starting, blocking or completing).
+    pub notes: Vec<Note>,
+}
+
+/// What acting on a plan did.
+#[derive(Debug)]
+pub struct Acted {
+    /// The apply pass, when the plan applied anything; `Err` when it could not run at all.
+    pub apply: Option<Result<ApplyReport, Error>>,
+    /// The DNS step's outcome.
+    pub dns: DnsOutcome,
+}
+
+/// What to record after acting.
+#[derive(Debug)]
+pub struct Conclusion {
+    /// The status to write (written only when it differs from the previous one).
+    pub status: InSyncCloudStatus,
+    /// Events to publish.
+    pub notes: Vec<Note>,
+    /// The finalizer patch that releases the cloud, when its DNS records are proven gone.
+    pub remove_finalizer: Option<json_patch::Patch>,
+    /// When to look again without being woken.
+    pub requeue: Duration,
+    /// The error to return after recording (so the error policy backs off).
+    pub error: Option<Error>,
+}
+
+/// The unpinned render of a valid spec, or why the spec is refused.
+pub fn wish(cloud: &InSyncCloud) -> Result<Result<Vec<Desired>, InvalidCloud>, Error> {
+    if let Err(invalid) = validate::validate(cloud) {
+        return Ok(Err(invalid));
+    }
+    Ok(Ok(render::render(cloud, &RenderOptions::default())?))
+}
+
+/// Plans the reconcile of a live cloud with a valid spec; `wished` is its unpinned render.
+pub fn plan(
+    settings: Settings<'_>,
+    cloud: &InSyncCloud,
+    wished: Vec<Desired>,
+    seen: &Observation,
+) -> Result<Plan, Error> {
+    let previous = cloud.status.clone().unwrap_or_default();
+    let add_finalizer = dns_step::wants_finalizer(settings.dns, cloud)
+        .then(|| finalizer::add(cloud.finalizers(), FINALIZER))
+        .flatten();
+
+    let targets = targets(&wished);
+    let observed = Observed::new(seen.workloads.clone());
+    let health_timeout = validate::parse_duration(&cloud.spec.upgrade.health_timeout)
+        .unwrap_or(Duration::from_secs(600));
+    let rollout = rollout::decide(&RolloutInput {
+        targets: &targets,
+        live: &observed.live,
+        recorded: previous.upgrade.as_ref(),
+        current_version: previous.current_version.as_deref(),
+        target_version: &cloud.spec.version,
+        max_unavailable: usize::try_from(cloud.spec.upgrade.max_unavailable).unwrap_or(1),
+        health_timeout,
+        now: seen.now,
+        paused: cloud.spec.paused,
+    });
+    let notes = upgrade_transition(previous.upgrade.as_ref(), rollout.upgrade.as_ref())
+        .into_iter()
+        .collect();
+
+    let apply = if cloud.spec.paused {
+        None
+    } else if rollout.pins.is_empty() {
+        Some(wished)
+    } else {
+        Some(render::render(
+            cloud,
+            &RenderOptions {
+                pinned_tags: rollout.pins.clone(),
+            },
+        )?)
+    };
+    Ok(Plan {
+        add_finalizer,
+        apply,
+        prune: seen.needs_prune,
+        rollout,
+        targets,
+        observed,
+        health_timeout,
+        dns: dns_step::intent(settings.dns, cloud, &seen.dns),
+        notes,
+    })
+}
+
+/// The event of a rollout step that started, blocked or completed.
+fn upgrade_transition(
+    before: Option<&UpgradeStatus>,
+    after: Option<&UpgradeStatus>,
+) -> Option<Note> {
+    let after = after?;
+    let key = |u: &UpgradeStatus| (u.to_version.clone(), u.phase, u.component.clone());
+    if before.map(key) == Some(key(after)) {
+        return None;
+    }
+    let message = after.message.clone().unwrap_or_default();
+    Some(match after.phase {
+        UpgradePhase::Blocked => Note::warning("UpgradeBlocked", message),
+        UpgradePhase::Complete => Note::normal("UpgradeComplete", message),
+        _ => Note::normal("Upgrading", message),
+    })
+}
+
+/// The status of a cloud whose spec is invalid: nothing is applied until it is fixed.
+pub fn refuse(cloud: &InSyncCloud, invalid: &InvalidCloud, seen: &Observation) -> Conclusion {
+    let previous = cloud.status.clone().unwrap_or_default();
+    let message = invalid.to_string();
+    let conds = [
+        Cond::new(
+            condition::READY,
+            false,
+            "InvalidSpec",
+            "the spec is invalid; see the Degraded condition",
+        ),
+        Cond::new(
+            condition::PROGRESSING,
+            false,
+            "InvalidSpec",
+            "nothing is applied until the spec is fixed",
+        ),
+        Cond::new(condition::DEGRADED, true, "InvalidSpec", message.clone()),
+    ];
+    let mut status = carried_over(cloud, &previous);
+    status.conditions = status::conditions(
+        &previous.conditions,
+        &conds,
+        cloud.metadata.generation,
+        seen.now,
+    );
+    Conclusion {
+        status,
+        notes: vec![Note::warning("InvalidSpec", message)],
+        remove_finalizer: None,
+        requeue: Duration::from_secs(300),
+        error: None,
+    }
+}
+
+/// The parts of the previous status a reconcile starts from.
+fn carried_over(cloud: &InSyncCloud, previous: &InSyncCloudStatus) -> InSyncCloudStatus {
+    InSyncCloudStatus {
+        observed_generation: cloud.metadata.generation,
+        target_version: Some(cloud.spec.version.clone()),
+        conditions: Vec::new(),
+        ..previous.clone()
+    }
+}
+
+/// Turns what acting did into the status, events, finalizer release and requeue.
+pub fn conclude(cloud: &InSyncCloud, seen: &Observation, plan: &Plan, acted: Acted) -> Conclusion {
+    let previous = cloud.status.clone().unwrap_or_default();
+    let mut status = carried_over(cloud, &previous);
+    let mut notes = Vec::new();
+    let mut conds = Vec::new();
+    let mut degraded: Option<(&'static str, String)> = None;
+    let mut error = None;
+    let mut credentials_lost = false;
+
+    if !seen.missing_secrets.is_empty() {
+        let namespace = cloud.cloud_namespace();
+        let message = seen
+            .missing_secrets
+            .iter()
+            .map(|(field, secret)| format!("{field}: Secret {namespace}/{secret} does not exist"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        degraded = Some(("MissingSecret", message));
+    }
+
+    conds.push(if cloud.spec.paused {
+        Cond::new(
+            condition::PAUSED,
+            true,
+            "Paused",
+            "spec.paused is true: the operator makes no changes to this cloud",
+        )
+    } else {
+        Cond::new(
+            condition::PAUSED,
+            false,
+            "Active",
+            "the operator manages this cloud",
+        )
+    });
+
+    match acted.apply {
+        None => {}
+        Some(Ok(mut report)) => {
+            if !report.applied.is_empty() {
+                notes.push(Note::normal(
+                    "Applied",
+                    format!(
+                        "applied {} object(s): {}",
+                        report.applied.len(),
+                        summarize(&report.applied)
+                    ),
+                ));
+            }
+            if !report.pruned.is_empty() {
+                notes.push(Note::normal(
+                    "Pruned",
+                    format!(
+                        "deleted {} object(s) the cloud no longer needs: {}",
+                        report.pruned.len(),
+                        summarize(&report.pruned)
+                    ),
+                ));
+            }
+            if !report.withheld.is_empty() {
+                notes.push(Note::warning("CredentialsLost", report.withheld.join("; ")));
+                credentials_lost = true;
+            }
+            if !report.failed.is_empty() {
+                let message = report
+                    .failed
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                notes.push(Note::warning("ApplyFailed", message.clone()));
+                degraded = Some(("ApplyFailed", message));
+                error = Some(report.failed.remove(0));
+            }
+            // Above a failed write: acting on it is what unblocks the datastore.
+            if credentials_lost {
+                degraded = Some(("CredentialsLost", report.withheld.join("; ")));
+            }
+        }
+        Some(Err(e)) => {
+            notes.push(Note::warning("ApplyFailed", e.to_string()));
+            degraded = Some(("ApplyFailed", e.to_string()));
+            error = Some(e);
+        }
+    }
+
+    // DNS and endpoint.
+    let dns = acted.dns;
+    status.endpoint = dns.endpoint.clone().or(status.endpoint);
+    status.dns_zones = dns.zones.clone();
+    conds.push(dns.condition.clone());
+    if let Some((reason, message)) = &dns.warning {
+        notes.push(Note::warning(reason, message.clone()));
+    }
+    let remove_finalizer = dns
+        .release_finalizer
+        .then(|| finalizer::remove(cloud.finalizers(), FINALIZER))
+        .flatten();
+
+    // Versions, components and the headline conditions.
+    let upgrade = plan.rollout.upgrade.as_ref();
+    status.components = plan.observed.components(&plan.targets);
+    status.upgrade = plan.rollout.upgrade.clone();
+    let settled = plan.observed.all_settled(&plan.targets);
+    if settled {
+        status.current_version = Some(cloud.spec.version.clone());
+    }
+    let not_ready: Vec<String> = status
+        .components
+        .iter()
+        .filter(|c| !c.ready)
+        .map(|c| c.name.clone())
+        .collect();
+    let (headline, ready) = status::headline(&status::Health {
+        version: &cloud.spec.version,
+        upgrade,
+        settled,
+        not_ready,
+        degraded,
+        dns_ready: dns.ready,
+        dns_message: &dns.condition.message,
+    });
+    conds.extend(headline);
+    let was_ready = previous
+        .conditions
+        .iter()
+        .any(|c| c.type_ == condition::READY && c.status == "True");
+    if ready && !was_ready {
+        notes.push(Note::normal(
+            "Ready",
+            format!("cloud is ready at {}", cloud.spec.version),
+        ));
+    }
+    status.conditions = status::conditions(
+        &previous.conditions,
+        &conds,
+        cloud.metadata.generation,
+        seen.now,
+    );
+
+    let requeue = if credentials_lost {
+        // Neither restoring the Secret nor deleting the claims wakes the cloud (neither is
+        // owned by it): look again soon.
+        Duration::from_secs(30)
+    } else {
+        // Only a Ready cloud waits long: a missing Secret created later, for one, wakes
+        // nothing (it is not the cloud's child).
+        next_wake(upgrade, plan.health_timeout, seen, ready)
+    };
+    Conclusion {
+        status,
+        notes,
+        remove_finalizer,
+        requeue,
+        error,
+    }
+}
+
+/// When to look at the cloud again without being woken. Child changes and DNS status changes
+/// wake the cloud anyway, so the timer only has to catch a rollout step's health deadline
+/// (then it fires right at the deadline) and otherwise serves as a safety net. A short fixed
+/// timer here multiplied reconciles on a busy cluster for nothing.
+fn next_wake(
+    upgrade: Option<&UpgradeStatus>,
+    health_timeout: Duration,
+    seen: &Observation,
+    steady: bool,
+) -> Duration {
+    let rolling = upgrade.filter(|u| {
+        !matches!(u.phase, UpgradePhase::Complete | UpgradePhase::Blocked) && u.paused_at.is_none()
+    });
+    if let Some(started) = rolling.and_then(|u| u.step_started_at.as_ref()) {
+        let waited = seen.now.duration_since(started.0).unsigned_abs();
+        let left = health_timeout.saturating_sub(waited);
+        return left.clamp(Duration::from_secs(2), Duration::from_secs(60));
+    }
+    if steady {
+        Duration::from_secs(300)
+    } else {
+        Duration::from_secs(60)
+    }
+}
+
+fn summarize(items: &[String]) -> String {
+    let mut s = items.iter().take(8).cloned().collect::<Vec<_>>().join(", ");
+    if items.len() > 8 {
+        s.push_str(&format!(" and {} more", items.len() - 8));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controller::observe::WorkloadCounts;
+    use crate::dns::AllowList;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+    use k8s_openapi::jiff::Timestamp;
+
+    use super::super::dns::DnsObservation;
+
+    fn at(secs: i64) -> Timestamp {
+        Timestamp::from_second(1_700_000_000 + secs).expect("valid")
+    }
+
+    fn fcloud() -> InSyncCloud {
+        let mut cloud: InSyncCloud =
+            serde_yaml::from_str(include_str!("../../../examples/fcloud.yaml")).expect("example");
+        cloud.metadata.uid = Some("uid-1".into());
+        cloud.metadata.generation = Some(3);
+        cloud
+    }
+
+    fn wished(cloud: &InSyncCloud) -> Vec<Desired> {
+        wish(cloud).expect("renders").expect("valid")
+    }
+
+    /// An observation of every workload of `cloud` settled at its target tag.
+    fn settled(cloud: &InSyncCloud) -> Observation {
+        let workloads = targets(&wished(cloud))
+            .into_iter()
+            .map(|(id, t)| {
+                let counts = WorkloadCounts {
+                    desired: 1,
+                    ready: 1,
+                    updated: 1,
+                    settled: true,
+                    tag: Some(t.tag),
+                };
+                (id, counts)
+            })
+            .collect();
+        Observation {
+            now: at(0),
+            workloads,
+            missing_secrets: Vec::new(),
+            dns: DnsObservation {
+                frontend: Ok(None),
+                known_zones: None,
+            },
+            needs_prune: false,
+        }
+    }
+
+    fn dns(ready: bool, reason: &'static str) -> DnsOutcome {
+        DnsOutcome {
+            endpoint: Some("fcloud.drtst.org".into()),
+            condition: Cond::new(condition::DNS_READY, ready, reason, "m"),
+            ready,
+            zones: vec!["Z1".into()],
+            release_finalizer: false,
+            warning: None,
+        }
+    }
+
+    fn report() -> ApplyReport {
+        ApplyReport::default()
+    }
+
+    fn condition_of<'a>(status: &'a InSyncCloudStatus, type_: &str) -> &'a Condition {
+        status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == type_)
+            .unwrap_or_else(|| panic!("no {type_} condition"))
+    }
+
+    fn reasons(notes: &[Note]) -> Vec<&'static str> {
+        notes.iter().map(|n| n.reason).collect()
+    }
+
+    fn was_ready(cloud: &mut InSyncCloud) {
+        cloud.status = Some(InSyncCloudStatus {
+            conditions: vec![Condition {
+                type_: condition::READY.into(),
+                status: "True".into(),
+                reason: "Ready".into(),
+                message: String::new(),
+                observed_generation: Some(3),
+                last_transition_time: Time(at(-100)),
+            }],
+            ..Default::default()
+        });
+    }
+
+    #[test]
+    fn conclusions_table() {
+        struct Case {
+            name: &'static str,
+            setup: fn(&mut InSyncCloud, &mut Observation),
+            apply: fn() -> Option<Result<ApplyReport, Error>>,
+            dns: DnsOutcome,
+            ready: &'static str,
+            degraded: &'static str,
+            notes: Vec<&'static str>,
+            requeue: u64,
+            error: bool,
+        }
+        let cases = vec![
+            Case {
+                name: "a settled cloud with DNS published turns Ready, once",
+                setup: |_, _| {},
+                apply: || Some(Ok(report())),
+                dns: dns(true, "Published"),
+                ready: "True",
+                degraded: "False",
+                notes: vec!["Ready"],
+                requeue: 300,
+                error: false,
+            },
+            Case {
+                name: "a cloud already Ready publishes no event and writes nothing new",
+                setup: |c, _| was_ready(c),
+                apply: || Some(Ok(report())),
+                dns: dns(true, "Published"),
+                ready: "True",
+                degraded: "False",
+                notes: vec![],
+                requeue: 300,
+                error: false,
+            },
+            Case {
+                name: "DNS not published yet holds Ready back and looks again within a minute",
+                setup: |_, _| {},
+                apply: || Some(Ok(report())),
+                dns: dns(false, "Pending"),
+                ready: "False",
+                degraded: "False",
+                notes: vec![],
+                requeue: 60,
+                error: false,
+            },
+            Case {
+                name: "a refused write is Degraded, reported, and returned for backoff",
+                setup: |_, _| {},
+                apply: || {
+                    Some(Ok(ApplyReport {
+                        failed: vec![Error::UnknownKind("v1/Thing".into())],
+                        ..report()
+                    }))
+                },
+                dns: dns(true, "Published"),
+                ready: "False",
+                degraded: "True",
+                notes: vec!["ApplyFailed"],
+                // Unused: the returned error makes the error policy back off instead.
+                requeue: 60,
+                error: true,
+            },
+            Case {
+                name: "withheld credentials are Degraded above a failed write and retried soon",
+                setup: |_, _| {},
+                apply: || {
+                    Some(Ok(ApplyReport {
+                        withheld: vec!["mysql data exists".into()],
+                        ..report()
+                    }))
+                },
+                dns: dns(true, "Published"),
+                ready: "False",
+                degraded: "True",
+                notes: vec!["CredentialsLost"],
+                requeue: 30,
+                error: false,
+            },
+            Case {
+                name: "a missing referenced Secret is Degraded",
+                setup: |_, seen| {
+                    seen.missing_secrets = vec![("spec.objectStore.s3.secretRef", "s3".into())]
+                },
+                apply: || Some(Ok(report())),
+                dns: dns(true, "Published"),
+                ready: "False",
+                degraded: "True",
+                notes: vec![],
+                requeue: 60,
+                error: false,
+            },
+            Case {
+                name: "a workload not settled keeps the cloud Progressing, not Ready",
+                setup: |_, seen| {
+                    if let Some(w) = seen.workloads.get_mut("cloudmaster") {
+                        w.settled = false;
+                    }
+                },
+                apply: || Some(Ok(report())),
+                dns: dns(true, "Published"),
+                ready: "False",
+                degraded: "False",
+                notes: vec![],
+                requeue: 60,
+                error: false,
+            },
+            Case {
+                name: "a paused cloud applies nothing and still reports",
+                setup: |c, _| c.spec.paused = true,
+                apply: || None,
+                dns: dns(true, "Published"),
+                ready: "True",
+                degraded: "False",
+                notes: vec!["Ready"],
+                requeue: 300,
+                error: false,
+            },
+        ];
+        for case in cases {
+            let mut cloud = fcloud();
+            let mut seen = settled(&cloud);
+            (case.setup)(&mut cloud, &mut seen);
+            let allowed = AllowList::default();
+            let settings = Settings {
+                dns: Some(&allowed),
+            };
+            let plan = plan(settings, &cloud, wished(&cloud), &seen).expect("plans");
+            assert_eq!(plan.apply.is_none(), cloud.spec.paused, "{}", case.name);
+            let acted = Acted {
+                apply: (case.apply)(),
+                dns: case.dns.clone(),
+            };
+            let c = conclude(&cloud, &seen, &plan, acted);
+            assert_eq!(
+                condition_of(&c.status, condition::READY).status,
+                case.ready,
+                "{}: Ready",
+                case.name
+            );
+            assert_eq!(
+                condition_of(&c.status, condition::DEGRADED).status,
+                case.degraded,
+                "{}: Degraded",
+                case.name
+            );
+            assert_eq!(reasons(&c.notes), case.notes, "{}: events", case.name);
+            assert_eq!(
+                c.requeue,
+                Duration::from_secs(case.requeue),
+                "{}",
+                case.name
+            );
+            assert_eq!(c.error.is_some(), case.error, "{}: error", case.name);
+            assert_eq!(c.status.observed_generation, Some(3), "{}", case.name);
+        }
+    }
+
+    #[test]
+    fn a_steady_cloud_concludes_to_the_status_it_already_has() {
+        // Zero writes in steady state: concluding twice over the same observation must give
+        // the status the first conclusion wrote, so write_status sends nothing.
+        let mut cloud = fcloud();
+        let seen = settled(&cloud);
+        let settings = Settings::default();
+        let first = {
+            let plan = plan(settings, &cloud, wished(&cloud), &seen).expect("plans");
+            let acted = Acted {
+                apply: Some(Ok(report())),
+                dns: dns(true, "Published"),
+            };
+            conclude(&cloud, &seen, &plan, acted)
+        };
+        cloud.status = Some(first.status.clone());
+        let later = Observation {
+            now: at(600),
+            ..seen
+        };
+        let plan = plan(settings, &cloud, wished(&cloud), &later).expect("plans");
+        let acted = Acted {
+            apply: Some(Ok(report())),
+            dns: dns(true, "Published"),
+        };
+        let second = conclude(&cloud, &later, &plan, acted);
+        assert_eq!(second.status, first.status);
+        assert!(second.notes.is_empty(), "{:?}", second.notes);
+    }
+
+    #[test]
+    fn the_dns_finalizer_is_added_only_where_this_operator_publishes() {
+        let cloud = fcloud();
+        let seen = settled(&cloud);
+        let everything = AllowList::default();
+        let elsewhere = AllowList::parse(&["example.com"]).expect("parses");
+        let with = |allowed: Option<&AllowList>| {
+            plan(Settings { dns: allowed }, &cloud, wished(&cloud), &seen)
+                .expect("plans")
+                .add_finalizer
+                .is_some()
+        };
+        assert!(with(Some(&everything)), "route53 and allowed");
+        assert!(!with(Some(&elsewhere)), "domain not allowed");
+        assert!(!with(None), "operator without Route53");
+        let mut finalized = fcloud();
+        finalized.metadata.finalizers = Some(vec![FINALIZER.into()]);
+        let plan = plan(
+            Settings {
+                dns: Some(&everything),
+            },
+            &finalized,
+            wished(&finalized),
+            &seen,
+        )
+        .expect("plans");
+        assert!(plan.add_finalizer.is_none(), "already there");
+    }
+
+    #[test]
+    fn a_released_dns_finalizer_is_removed_without_touching_others() {
+        let mut cloud = fcloud();
+        cloud.metadata.finalizers = Some(vec!["example.com/keep-me".into(), FINALIZER.into()]);
+        let seen = settled(&cloud);
+        let plan = plan(Settings::default(), &cloud, wished(&cloud), &seen).expect("plans");
+        let mut outcome = dns(true, "NotConfigured");
+        outcome.release_finalizer = true;
+        let c = conclude(
+            &cloud,
+            &seen,
+            &plan,
+            Acted {
+                apply: Some(Ok(report())),
+                dns: outcome,
+            },
+        );
+        let patch = serde_json::to_value(c.remove_finalizer.expect("released")).expect("json");
+        assert_eq!(patch[1]["path"], "/metadata/finalizers/1", "{patch}");
+    }
+
+    #[test]
+    fn an_invalid_spec_is_refused_with_its_reason() {
+        let mut cloud = fcloud();
+        cloud.spec.upgrade.health_timeout = "soon".into();
+        let invalid = wish(&cloud).expect("no render error").expect_err("invalid");
+        let c = refuse(&cloud, &invalid, &settled(&fcloud()));
+        let degraded = condition_of(&c.status, condition::DEGRADED);
+        assert_eq!(
+            (degraded.status.as_str(), degraded.reason.as_str()),
+            ("True", "InvalidSpec")
+        );
+        assert!(
+            degraded.message.contains("healthTimeout"),
+            "{}",
+            degraded.message
+        );
+        assert_eq!(reasons(&c.notes), vec!["InvalidSpec"]);
+    }
+
+    fn step(phase: UpgradePhase, started: i64) -> UpgradeStatus {
+        UpgradeStatus {
+            from_version: None,
+            to_version: "v2".into(),
+            phase,
+            component: Some("cloudmaster".into()),
+            step_started_at: Some(Time(at(started))),
+            rolling: Default::default(),
+            paused_at: None,
+            started_at: None,
+            message: None,
+        }
+    }
+
+    fn seen_at(secs: i64) -> Observation {
+        Observation {
+            now: at(secs),
+            ..settled(&fcloud())
+        }
+    }
+
+    #[test]
+    fn a_rolling_step_wakes_at_its_health_deadline() {
+        let timeout = Duration::from_secs(15);
+        let rolling = step(UpgradePhase::CloudMaster, 0);
+        assert_eq!(
+            next_wake(Some(&rolling), timeout, &seen_at(5), false),
+            Duration::from_secs(10)
+        );
+        assert_eq!(
+            next_wake(Some(&rolling), timeout, &seen_at(20), false),
+            Duration::from_secs(2),
+            "overdue: soon"
+        );
+        let long = Duration::from_secs(600);
+        assert_eq!(
+            next_wake(Some(&rolling), long, &seen_at(0), false),
+            Duration::from_secs(60),
+            "capped"
+        );
+    }
+
+    #[test]
+    fn without_a_rolling_step_the_timer_is_only_a_safety_net() {
+        let timeout = Duration::from_secs(15);
+        let blocked = step(UpgradePhase::Blocked, 0);
+        assert_eq!(
+            next_wake(Some(&blocked), timeout, &seen_at(5), false),
+            Duration::from_secs(60)
+        );
+        // A paused step's clock is stopped: its deadline is not coming.
+        let paused = UpgradeStatus {
+            paused_at: Some(Time(at(1))),
+            ..step(UpgradePhase::CloudMaster, 0)
+        };
+        assert_eq!(
+            next_wake(Some(&paused), timeout, &seen_at(500), false),
+            Duration::from_secs(60)
+        );
+        assert_eq!(
+            next_wake(None, timeout, &seen_at(5), false),
+            Duration::from_secs(60)
+        );
+        assert_eq!(
+            next_wake(None, timeout, &seen_at(5), true),
+            Duration::from_secs(300)
+        );
+    }
+}
