@@ -3,7 +3,6 @@
 //! `app.kubernetes.io/version` label stays a valid label value.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use insync_operator::api::{InSyncCloud, InSyncCloudSpec};
@@ -72,12 +71,11 @@ fn first_step(from: &str, to: &str) -> rollout::RolloutDecision {
     let live_objects = render::render(&cloud(from), &RenderOptions::default()).expect("renders");
     let wanted = render::render(&cloud(to), &RenderOptions::default()).expect("renders");
     let targets = observe::targets(&wanted);
-    let observed = Observed::collect(&wanted, |object| {
-        live_objects
-            .iter()
-            .find(|d| d.object.metadata.name == object.metadata.name && d.workload.is_some())
-            .map(|d| Arc::new(d.object.clone()))
-    });
+    let counts = live_objects
+        .iter()
+        .filter_map(|d| Some((d.workload.clone()?.1, observe::counts(&d.object))))
+        .collect();
+    let observed = Observed::new(counts);
     let live: BTreeMap<_, _> = observed
         .live
         .into_iter()
