@@ -4,19 +4,21 @@
 //! [`rollout`] state machine and [`status`] conditions; pure), acts ([`apply`], [`dns`]) and
 //! records; [`leader`] election guards the writes.
 
+// Only what the binary (`run`, `RunArgs`) and the rollout tests (`observe`, `rollout`) use is
+// public; the rest is the controller's own business.
 mod act;
 pub mod apply;
 mod cleanup;
-pub mod context;
-pub mod decide;
-pub mod dns;
-pub mod error;
+mod context;
+mod decide;
+mod dns;
+mod error;
 mod finalizer;
-pub mod leader;
+mod leader;
 pub mod observe;
-pub mod reconcile;
+mod reconcile;
 pub mod rollout;
-pub mod status;
+mod status;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -26,8 +26,6 @@ use super::error::Error;
 use super::observe;
 use crate::api::InSyncCloud;
 
-pub use super::dns::FINALIZER;
-
 /// The controller's reconcile entry point.
 #[tracing::instrument(skip_all, fields(namespace = guard.namespace().unwrap_or_default(), cloud = guard.name_any()))]
 pub async fn reconcile(
