@@ -11,6 +11,7 @@ pub mod api;
 pub mod cli;
 pub mod controller;
 pub mod dns;
+pub mod preview;
 pub mod render;
 pub mod telemetry;
 

@@ -1,10 +1,11 @@
 //! `insync-operator`: print the CRD, render clouds, or run the controller.
 
-use std::io::Read as _;
+use std::io::{Read as _, Write as _};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use insync_operator::cli;
+use insync_operator::api::InSyncCloud;
+use insync_operator::{cli, preview};
 
 #[derive(Parser)]
 #[command(
@@ -17,6 +18,12 @@ struct Cli {
     command: Command,
 }
 
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum PlanOutput {
+    Text,
+    Json,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Print the InSyncCloud CustomResourceDefinition as YAML.
@@ -27,6 +34,21 @@ enum Command {
         /// Manifest file with one or more InSyncCloud documents, or `-` for stdin.
         #[arg(short = 'f', long = "filename")]
         file: String,
+    },
+    /// Preview what applying a manifest would do to each cloud: the ordered restarts and why,
+    /// how many at a time, the gates, what changes in place and what cannot be undone. Compares
+    /// with the live cloud (kubeconfig as kubectl), or offline with `--from`. Exits 2 when a
+    /// cloud is invalid.
+    Plan {
+        /// Manifest with the new InSyncCloud(s), or `-` for stdin.
+        #[arg(short = 'f', long = "filename")]
+        file: String,
+        /// Manifest with the current InSyncCloud(s), instead of reading the cluster.
+        #[arg(long)]
+        from: Option<String>,
+        /// Output format.
+        #[arg(short = 'o', long, value_enum, default_value_t = PlanOutput::Text)]
+        output: PlanOutput,
     },
     /// Run the controller.
     Run(Box<insync_operator::controller::RunArgs>),
@@ -44,6 +66,7 @@ fn main() -> ExitCode {
             Err(e) => fail(&e, 1),
         },
         Command::Render { file } => render(&file),
+        Command::Plan { file, from, output } => plan(&file, from.as_deref(), output),
         Command::Run(args) => {
             let runtime = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -63,8 +86,8 @@ fn main() -> ExitCode {
     }
 }
 
-fn render(file: &str) -> ExitCode {
-    let text = if file == "-" {
+fn read(file: &str) -> Result<String, cli::CliError> {
+    if file == "-" {
         let mut text = String::new();
         std::io::stdin()
             .read_to_string(&mut text)
@@ -78,10 +101,15 @@ fn render(file: &str) -> ExitCode {
             name: file.into(),
             source,
         })
-    };
-    let result = text
-        .and_then(|text| cli::parse_clouds(file, &text))
-        .and_then(|clouds| cli::render_stream(&clouds));
+    }
+}
+
+fn clouds(file: &str) -> Result<Vec<InSyncCloud>, cli::CliError> {
+    read(file).and_then(|text| cli::parse_clouds(file, &text))
+}
+
+fn render(file: &str) -> ExitCode {
+    let result = clouds(file).and_then(|clouds| cli::render_stream(&clouds));
     match result {
         Ok(yaml) => {
             print!("{yaml}");
@@ -90,6 +118,82 @@ fn render(file: &str) -> ExitCode {
         Err(e @ (cli::CliError::Invalid(_) | cli::CliError::Parse { .. })) => fail(&e, 2),
         Err(e) => fail(&e, 1),
     }
+}
+
+fn plan(file: &str, from: Option<&str>, output: PlanOutput) -> ExitCode {
+    let new = match clouds(file) {
+        Ok(c) => c,
+        Err(e @ cli::CliError::Parse { .. }) => return fail(&e, 2),
+        Err(e) => return fail(&e, 1),
+    };
+    let invalid: Vec<_> = new.iter().filter_map(|c| preview::check(c).err()).collect();
+    if !invalid.is_empty() {
+        return fail(&cli::CliError::Invalid(invalid), 2);
+    }
+    let old = match from {
+        Some(from) => clouds(from).map_err(|e| e.to_string()),
+        None => live_clouds(&new),
+    };
+    let old = match old {
+        Ok(old) => old,
+        Err(e) => return fail(&e, 1),
+    };
+    let key = |c: &InSyncCloud| (c.cloud_namespace().to_owned(), c.cloud_name().to_owned());
+    let mut previews = Vec::new();
+    for cloud in &new {
+        let result = match old.iter().find(|o| key(o) == key(cloud)) {
+            Some(old) => preview::preview(old, cloud),
+            None => preview::creation(cloud),
+        };
+        match result {
+            Ok(p) => previews.push(p),
+            Err(e) => return fail(&e, 1),
+        }
+    }
+    match output {
+        PlanOutput::Text => {
+            let texts: Vec<String> = previews.iter().map(ToString::to_string).collect();
+            // A closed pipe (`| head`) is not an error worth a panic.
+            let _ = write!(std::io::stdout(), "{}", texts.join("\n"));
+        }
+        PlanOutput::Json => match serde_json::to_string_pretty(&previews) {
+            Ok(json) => {
+                let _ = writeln!(std::io::stdout(), "{json}");
+            }
+            Err(e) => return fail(&e, 1),
+        },
+    }
+    ExitCode::SUCCESS
+}
+
+/// The live counterparts of `clouds` (those that exist), read with the kubeconfig.
+fn live_clouds(clouds: &[InSyncCloud]) -> Result<Vec<InSyncCloud>, String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    runtime.block_on(async {
+        let client = kube::Client::try_default().await.map_err(|e| {
+            format!("cannot reach Kubernetes (use --from for an offline plan): {e}")
+        })?;
+        let mut live = Vec::new();
+        for cloud in clouds {
+            let api: kube::Api<InSyncCloud> =
+                kube::Api::namespaced(client.clone(), cloud.cloud_namespace());
+            let name = cloud.cloud_name();
+            match api.get_opt(name).await {
+                Ok(Some(found)) => live.push(found),
+                Ok(None) => {}
+                Err(e) => {
+                    return Err(format!(
+                        "cannot read InSyncCloud {}/{name}: {e}",
+                        cloud.cloud_namespace()
+                    ));
+                }
+            }
+        }
+        Ok(live)
+    })
 }
 
 fn fail(error: &dyn std::fmt::Display, code: u8) -> ExitCode {

@@ -138,3 +138,95 @@ fn render_of_a_missing_file_is_a_clear_error() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read /nonexistent/cloud.yaml"));
 }
+
+/// `plan` offline: a version bump of fcloud, through stdin, against the example as it is.
+#[test]
+fn plan_previews_a_version_bump_offline() {
+    let bumped = std::fs::read_to_string(example("fcloud.yaml"))
+        .expect("example")
+        .replace("5.9.1-r4178", "5.9.2-r4190");
+    let mut child = bin()
+        .args([
+            "plan",
+            "-f",
+            "-",
+            "--from",
+            &example("fcloud.yaml"),
+            "-o",
+            "json",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(bumped.as_bytes())
+        .expect("write");
+    let out = child.wait_with_output().expect("wait");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let previews: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let steps: Vec<(String, String)> = previews[0]["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .flat_map(|s| {
+            let phase = s["phase"].as_str().unwrap_or_default().to_owned();
+            s["workloads"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(move |w| {
+                    (
+                        phase.clone(),
+                        w["object"].as_str().unwrap_or_default().to_owned(),
+                    )
+                })
+        })
+        .collect();
+    let order: Vec<&str> = steps.iter().map(|(_, o)| o.as_str()).collect();
+    assert_eq!(
+        order,
+        [
+            "StatefulSet/fcloud-bynamo",
+            "Deployment/fcloud-cloudmaster",
+            "Deployment/fcloud-node-0",
+            "Deployment/fcloud-node-1",
+            "Deployment/fcloud-haproxy"
+        ]
+    );
+    assert_eq!(previews[0]["fromVersion"], "5.9.1-r4178");
+}
+
+#[test]
+fn plan_refuses_an_invalid_cloud_with_exit_code_2() {
+    let broken = std::fs::read_to_string(example("fcloud.yaml"))
+        .expect("example")
+        .replace("healthTimeout: 5m", "healthTimeout: soon");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("broken.yaml");
+    std::fs::write(&path, broken).expect("write");
+    let out = bin()
+        .args([
+            "plan",
+            "-f",
+            path.to_str().unwrap_or_default(),
+            "--from",
+            &example("fcloud.yaml"),
+        ])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("healthTimeout"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -71,7 +71,7 @@ pub struct RolloutDecision {
     pub upgrade: Option<UpgradeStatus>,
 }
 
-fn phase_of(component: Component) -> UpgradePhase {
+pub(crate) fn phase_of(component: Component) -> UpgradePhase {
     match component {
         Component::Mysql | Component::Bynamo | Component::Minio => UpgradePhase::Datastores,
         Component::CloudMaster => UpgradePhase::CloudMaster,
@@ -88,7 +88,7 @@ const PHASES: [UpgradePhase; 4] = [
 ];
 
 /// Sort key that puts `node-10` after `node-9`.
-fn workload_order(id: &str) -> (String, u64) {
+pub(crate) fn workload_order(id: &str) -> (String, u64) {
     match id.rsplit_once('-') {
         Some((prefix, n)) if n.chars().all(|c| c.is_ascii_digit()) => {
             (prefix.to_owned(), n.parse().unwrap_or(0))
