@@ -12,14 +12,15 @@ use crate::render::{RenderError, RenderOptions, render};
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
     /// A YAML document is not an InSyncCloud.
-    #[error("{source_name}: document {index}: {message}")]
+    #[error("{source_name}: document {index}: {source}")]
     Parse {
         /// File name or `-`.
         source_name: String,
         /// 1-based document index.
         index: usize,
-        /// What serde said, with its line and column.
-        message: String,
+        /// What is wrong with the document.
+        #[source]
+        source: DocumentError,
     },
     /// One or more clouds failed validation.
     #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
@@ -41,6 +42,29 @@ pub enum CliError {
     },
 }
 
+/// Why one YAML document is not a usable InSyncCloud.
+#[derive(Debug, thiserror::Error)]
+pub enum DocumentError {
+    /// Not YAML at all; serde's message carries the line and column.
+    #[error(transparent)]
+    Yaml(#[from] serde_yaml::Error),
+    /// YAML, but of another kind, which `render` would silently drop.
+    #[error("expected kind InSyncCloud, found {kind:?}")]
+    NotAnInSyncCloud {
+        /// The document's `kind` (empty if none).
+        kind: String,
+    },
+    /// An InSyncCloud with a field that does not fit the schema.
+    #[error("{path}: {source}")]
+    Field {
+        /// Where in the document, e.g. `spec.nodes.replicas`.
+        path: String,
+        /// What serde said.
+        #[source]
+        source: serde_yaml::Error,
+    },
+}
+
 /// The CRD as YAML, exactly as committed under `crds/`.
 pub fn crd_yaml() -> Result<String, serde_yaml::Error> {
     serde_yaml::to_string(&crate::api::crd())
@@ -51,13 +75,13 @@ pub fn crd_yaml() -> Result<String, serde_yaml::Error> {
 pub fn parse_clouds(source_name: &str, text: &str) -> Result<Vec<InSyncCloud>, CliError> {
     let mut clouds = Vec::new();
     for (i, document) in serde_yaml::Deserializer::from_str(text).enumerate() {
-        let parse_error = |message: String| CliError::Parse {
+        let parse_error = |source: DocumentError| CliError::Parse {
             source_name: source_name.to_owned(),
             index: i + 1,
-            message,
+            source,
         };
-        let value =
-            serde_yaml::Value::deserialize(document).map_err(|e| parse_error(e.to_string()))?;
+        let value = serde_yaml::Value::deserialize(document)
+            .map_err(|e| parse_error(DocumentError::Yaml(e)))?;
         if value.is_null() {
             continue;
         }
@@ -66,14 +90,16 @@ pub fn parse_clouds(source_name: &str, text: &str) -> Result<Vec<InSyncCloud>, C
             .and_then(|k| k.as_str())
             .unwrap_or_default();
         if kind != "InSyncCloud" {
-            return Err(parse_error(format!(
-                "expected kind InSyncCloud, found {kind:?}"
-            )));
+            return Err(parse_error(DocumentError::NotAnInSyncCloud {
+                kind: kind.to_owned(),
+            }));
         }
         // serde_path_to_error names the field ("spec.nodes.replicas: invalid type ...").
         let cloud: InSyncCloud = serde_path_to_error::deserialize(value).map_err(|e| {
-            let path = e.path().to_string();
-            parse_error(format!("{path}: {}", e.into_inner()))
+            parse_error(DocumentError::Field {
+                path: e.path().to_string(),
+                source: e.into_inner(),
+            })
         })?;
         clouds.push(cloud);
     }
@@ -101,5 +127,52 @@ pub fn render_stream(clouds: &[InSyncCloud]) -> Result<String, CliError> {
         Ok(out)
     } else {
         Err(CliError::Invalid(invalid))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+
+    fn parse_error(text: &str) -> CliError {
+        parse_clouds("clouds.yaml", text).expect_err("the document is refused")
+    }
+
+    #[test]
+    fn a_field_error_names_the_document_and_field_and_keeps_serdes_error() {
+        let err = parse_error(
+            "kind: Service\n---\napiVersion: insync.dev/v1alpha1\nkind: InSyncCloud\nmetadata: {name: c}\nspec: {nodes: {replicas: many}}\n",
+        );
+        // The first document is of another kind and stops the parse first.
+        assert_eq!(
+            err.to_string(),
+            "clouds.yaml: document 1: expected kind InSyncCloud, found \"Service\""
+        );
+        let err = parse_error(
+            "apiVersion: insync.dev/v1alpha1\nkind: InSyncCloud\nmetadata: {name: c}\nspec: {nodes: {replicas: many}}\n",
+        );
+        let message = err.to_string();
+        assert!(
+            message.starts_with("clouds.yaml: document 1: spec.nodes.replicas: invalid type"),
+            "{message}"
+        );
+        let document = err.source().expect("the document's error is the source");
+        let serde = document.source().expect("serde's error is kept");
+        assert!(serde.downcast_ref::<serde_yaml::Error>().is_some());
+    }
+
+    #[test]
+    fn broken_yaml_keeps_its_line_and_column() {
+        let err = parse_error("kind: [unclosed\n");
+        let CliError::Parse { index, source, .. } = &err else {
+            panic!("{err:?}");
+        };
+        assert_eq!(*index, 1);
+        let DocumentError::Yaml(yaml) = source else {
+            panic!("{source:?}");
+        };
+        assert!(yaml.location().is_some(), "{yaml}");
     }
 }
