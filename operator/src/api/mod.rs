@@ -13,24 +13,24 @@ pub use status::*;
 /// Condition types the operator sets on every cloud.
 pub mod condition {
     /// Every component is rolled out and ready at `spec.version`, and DNS is published.
-    pub const READY: &str = "Ready";
+    pub(crate) const READY: &str = "Ready";
     /// The operator is creating, scaling or upgrading something.
-    pub const PROGRESSING: &str = "Progressing";
+    pub(crate) const PROGRESSING: &str = "Progressing";
     /// Something the cloud needs is missing or failing (see the reason).
-    pub const DEGRADED: &str = "Degraded";
+    pub(crate) const DEGRADED: &str = "Degraded";
     /// The cloud's DNS record is published (or DNS is off).
-    pub const DNS_READY: &str = "DNSReady";
+    pub(crate) const DNS_READY: &str = "DNSReady";
     /// A rollout stopped because a component missed its health deadline.
-    pub const UPGRADE_BLOCKED: &str = "UpgradeBlocked";
+    pub(crate) const UPGRADE_BLOCKED: &str = "UpgradeBlocked";
     /// `spec.paused` is true: the operator makes no changes.
-    pub const PAUSED: &str = "Paused";
+    pub(crate) const PAUSED: &str = "Paused";
 }
 
 /// The CustomResourceDefinition, with descriptions reflowed for `kubectl explain`.
 ///
 /// Doc comments arrive with the source's hard line breaks; `kubectl explain` wraps text itself,
 /// so single newlines become spaces and only paragraph breaks stay.
-pub fn crd()
+pub(crate) fn crd()
 -> k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition {
     use kube::CustomResourceExt;
     let mut crd = InSyncCloud::crd();
@@ -100,12 +100,12 @@ impl InSyncCloud {
     }
 
     /// The cloud's namespace, `default` if unset (as `kubectl apply` would place it).
-    pub fn cloud_namespace(&self) -> &str {
+    pub(crate) fn cloud_namespace(&self) -> &str {
         self.metadata.namespace.as_deref().unwrap_or("default")
     }
 
     /// `<cloud>.<domain>` when DNS is configured.
-    pub fn hostname(&self) -> Option<String> {
+    pub(crate) fn hostname(&self) -> Option<String> {
         self.spec
             .dns
             .as_ref()

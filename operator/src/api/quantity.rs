@@ -34,7 +34,7 @@ const SUFFIXES: &[(&str, f64)] = &[
 
 impl Quantity {
     /// Parses "20Gi", "500m", "1.5", "1e3".
-    pub fn parse(text: &str) -> Result<Self, QuantityError> {
+    pub(crate) fn parse(text: &str) -> Result<Self, QuantityError> {
         let err = || QuantityError(text.to_owned());
         let (number, multiplier) = SUFFIXES
             .iter()
@@ -59,7 +59,7 @@ impl Quantity {
     }
 
     /// Whether the quantity is greater than zero.
-    pub fn is_positive(self) -> bool {
+    pub(crate) fn is_positive(self) -> bool {
         self.0 > 0.0
     }
 }
@@ -70,7 +70,7 @@ impl Quantity {
     /// rarely spells a quantity the way it was written. Exact (rational arithmetic) where the
     /// values fit in 128 bits, else compared as f64. Two strings that are not both quantities are
     /// equal only when identical.
-    pub fn same(a: &str, b: &str) -> bool {
+    pub(crate) fn same(a: &str, b: &str) -> bool {
         if a == b {
             return true;
         }

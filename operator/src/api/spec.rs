@@ -192,12 +192,12 @@ fn tolerations_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
 
 impl Placement {
     /// True when nothing is set.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self == &Self::default()
     }
 
     /// `self` with every field that `component` sets replaced by the component's value.
-    pub fn overridden_by(&self, component: Option<&Placement>) -> Placement {
+    pub(crate) fn overridden_by(&self, component: Option<&Placement>) -> Placement {
         let Some(component) = component else {
             return self.clone();
         };
@@ -255,7 +255,7 @@ pub struct StorageSpec {
 
 impl StorageSpec {
     /// A volume of `size` on the cluster's default StorageClass.
-    pub fn of(size: &str) -> Self {
+    pub(crate) fn of(size: &str) -> Self {
         Self {
             size: size.to_owned(),
             storage_class_name: None,
@@ -703,7 +703,7 @@ pub enum ServiceType {
 
 impl ServiceType {
     /// The Service `spec.type` string.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::LoadBalancer => "LoadBalancer",
             Self::NodePort => "NodePort",

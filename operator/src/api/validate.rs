@@ -478,7 +478,7 @@ pub fn validate(cloud: &InSyncCloud) -> Result<(), InvalidCloud> {
 }
 
 /// Parses durations written as `1h30m`, `10m`, `90s`.
-pub fn parse_duration(text: &str) -> Option<std::time::Duration> {
+pub(crate) fn parse_duration(text: &str) -> Option<std::time::Duration> {
     if text.is_empty() {
         return None;
     }

@@ -18,14 +18,14 @@ use crate::dns::record::normalize_name;
 #[error("--dns-allowed-domain {value:?}: {problem}")]
 pub struct AllowListError {
     /// The flag value as given.
-    pub value: String,
+    pub(crate) value: String,
     /// What is wrong with it.
-    pub problem: &'static str,
+    pub(crate) problem: &'static str,
 }
 
 /// The allow-list. [`AllowList::default`] allows everything.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct AllowList {
+pub(crate) struct AllowList {
     /// Domains every namespace may use.
     everywhere: Vec<String>,
     /// Domains only one namespace may use.
@@ -34,13 +34,13 @@ pub struct AllowList {
 
 /// Why a domain was refused: the domains the namespace may use.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NotAllowed {
+pub(crate) struct NotAllowed {
     /// The refused domain.
-    pub domain: String,
+    pub(crate) domain: String,
     /// The namespace asking.
-    pub namespace: String,
+    pub(crate) namespace: String,
     /// Every domain the namespace may use, sorted.
-    pub allowed: Vec<String>,
+    pub(crate) allowed: Vec<String>,
 }
 
 impl fmt::Display for NotAllowed {
@@ -78,7 +78,7 @@ fn domain(value: &str, raw: &str) -> Result<String, AllowListError> {
 
 impl AllowList {
     /// Parses the flag values; an empty list allows everything.
-    pub fn parse<S: AsRef<str>>(values: &[S]) -> Result<Self, AllowListError> {
+    pub(crate) fn parse<S: AsRef<str>>(values: &[S]) -> Result<Self, AllowListError> {
         let mut list = AllowList::default();
         for raw in values {
             let raw = raw.as_ref();
@@ -101,12 +101,12 @@ impl AllowList {
     }
 
     /// Whether the list allows everything (no flag given).
-    pub fn allows_all(&self) -> bool {
+    pub(crate) fn allows_all(&self) -> bool {
         self.everywhere.is_empty() && self.per_namespace.is_empty()
     }
 
     /// The domains a namespace may use, sorted and deduplicated.
-    pub fn allowed_for(&self, namespace: &str) -> Vec<String> {
+    pub(crate) fn allowed_for(&self, namespace: &str) -> Vec<String> {
         let mut all: Vec<String> = self
             .everywhere
             .iter()
@@ -119,7 +119,7 @@ impl AllowList {
     }
 
     /// Checks a cloud's `spec.dns.domain` for its namespace.
-    pub fn check(&self, namespace: &str, domain: &str) -> Result<(), NotAllowed> {
+    pub(crate) fn check(&self, namespace: &str, domain: &str) -> Result<(), NotAllowed> {
         if self.allows_all() {
             return Ok(());
         }

@@ -56,7 +56,7 @@ impl Cost {
 
 /// The cost of one change. ALIAS records have no `Value` elements; they are counted as one
 /// value of their target's length, to stay on the safe side.
-pub fn change_cost(change: &Change) -> Cost {
+pub(crate) fn change_cost(change: &Change) -> Cost {
     let r = &change.record;
     let (values, chars) = match &r.alias {
         Some(a) => (1, a.dns_name.len()),
@@ -94,19 +94,19 @@ pub fn group_cost(group: &ChangeGroup) -> Cost {
 )]
 pub struct OversizedGroup {
     /// Owning resource.
-    pub resource: String,
+    pub(crate) resource: String,
     /// The DNS name of the group.
-    pub name: String,
+    pub(crate) name: String,
     /// Its cost.
-    pub cost: Cost,
+    pub(crate) cost: Cost,
     /// The limits it exceeds.
-    pub limits: BatchLimits,
+    pub(crate) limits: BatchLimits,
 }
 
 /// Packs groups, in order, into as few batches as fit ("next fit": a batch is closed when the
 /// next group would overflow it). With groups much smaller than a call, this leaves at most one
 /// group's worth of room unused per call. Groups too large for any call are returned apart.
-pub fn pack(
+pub(crate) fn pack(
     groups: Vec<ChangeGroup>,
     limits: &BatchLimits,
 ) -> (Vec<Vec<ChangeGroup>>, Vec<OversizedGroup>) {

@@ -13,21 +13,18 @@
 //! The operator never creates over, changes or deletes a record it does not own; a contested
 //! name is reported as [`CloudDnsStatus::Conflict`]. See `docs/dns.md`.
 
-pub mod allow;
+pub(crate) mod allow;
 pub mod batch;
 pub mod plan;
-pub mod record;
-pub mod registry;
+pub(crate) mod record;
+pub(crate) mod registry;
 pub mod route53;
-pub mod syncer;
-pub mod zone;
+pub(crate) mod syncer;
+pub(crate) mod zone;
 
-pub use allow::{AllowList, AllowListError, NotAllowed};
-pub use batch::BatchLimits;
-pub use record::{
-    CloudKey, Endpoint, EndpointError, FrontendAddresses, IngressAddress, PublishSpec, RecordType,
-    cloud_endpoints, cloud_hostname,
-};
-pub use registry::{DEFAULT_TXT_PREFIX, Ownership, TxtRegistry};
+pub(crate) use allow::{AllowList, AllowListError};
+pub use record::{CloudKey, Endpoint, EndpointError, RecordType};
+pub(crate) use record::{FrontendAddresses, IngressAddress, PublishSpec, cloud_endpoints};
+pub use registry::{Ownership, TxtRegistry};
 pub use route53::{CallCounts, RetryPolicy, Route53, Route53Config, Route53Error};
 pub use syncer::{CloudDnsStatus, DnsError, DnsSyncer, DnsSyncerWorker};

@@ -52,7 +52,7 @@ pub struct RecordSet {
 
 impl RecordSet {
     /// The record set an endpoint becomes.
-    pub fn from_endpoint(ep: &Endpoint) -> RecordSet {
+    pub(crate) fn from_endpoint(ep: &Endpoint) -> RecordSet {
         match &ep.record_type {
             RecordType::A => RecordSet {
                 name: ep.dns_name.clone(),
@@ -125,7 +125,7 @@ impl RecordSet {
 
 /// What to do with one record set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum ChangeAction {
+pub(crate) enum ChangeAction {
     /// Create; fails if the record appeared meanwhile (which is what we want).
     Create,
     /// Create or replace; only used on records we own.
@@ -136,11 +136,11 @@ pub enum ChangeAction {
 
 /// One change of one record set.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Change {
+pub(crate) struct Change {
     /// Create, upsert or delete.
-    pub action: ChangeAction,
+    pub(crate) action: ChangeAction,
     /// The record set (for deletes: exactly as listed).
-    pub record: RecordSet,
+    pub(crate) record: RecordSet,
 }
 
 /// Changes that must land together: a record and its ownership TXT (and, when a record changes
@@ -148,11 +148,11 @@ pub struct Change {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChangeGroup {
     /// Owning resource, `insynccloud/<ns>/<name>`.
-    pub resource: String,
+    pub(crate) resource: String,
     /// The DNS name the group is about.
-    pub name: String,
+    pub(crate) name: String,
     /// Deletes first, then creates/upserts.
-    pub changes: Vec<Change>,
+    pub(crate) changes: Vec<Change>,
 }
 
 /// A cloud's desired endpoints in one zone.
@@ -223,7 +223,7 @@ pub struct ZonePlan {
 
 impl ZonePlan {
     /// Number of individual record changes.
-    pub fn change_count(&self) -> usize {
+    pub(crate) fn change_count(&self) -> usize {
         self.groups.iter().map(|g| g.changes.len()).sum()
     }
 }

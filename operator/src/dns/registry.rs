@@ -11,9 +11,9 @@
 use std::fmt;
 
 /// The `heritage` every ownership TXT record carries.
-pub const HERITAGE: &str = "insync-operator";
+pub(crate) const HERITAGE: &str = "insync-operator";
 /// Default TXT name prefix.
-pub const DEFAULT_TXT_PREFIX: &str = "insync-";
+pub(crate) const DEFAULT_TXT_PREFIX: &str = "insync-";
 const OWNER_KEY: &str = "insync-operator/owner";
 const RESOURCE_KEY: &str = "insync-operator/resource";
 /// Route53 TXT character-strings hold at most 255 characters each.
@@ -45,7 +45,7 @@ impl Ownership {
 
     /// Reads an ownership value; `None` when it is not an `insync-operator` heritage record.
     /// Unknown extra labels are ignored, so later versions can add some.
-    pub fn parse_txt(value: &str) -> Option<Ownership> {
+    pub(crate) fn parse_txt(value: &str) -> Option<Ownership> {
         let joined = unquote(value);
         let mut heritage = false;
         let mut owner = None;
@@ -154,17 +154,12 @@ impl TxtRegistry {
     }
 
     /// This operator's owner id.
-    pub fn owner_id(&self) -> &str {
+    pub(crate) fn owner_id(&self) -> &str {
         &self.owner_id
     }
 
-    /// The TXT prefix.
-    pub fn prefix(&self) -> &str {
-        &self.prefix
-    }
-
     /// Name of the TXT record that owns the `route53_type` record at `name`.
-    pub fn txt_name(&self, route53_type: &str, name: &str) -> String {
+    pub(crate) fn txt_name(&self, route53_type: &str, name: &str) -> String {
         format!(
             "{}{}-{}",
             self.prefix,
@@ -174,7 +169,7 @@ impl TxtRegistry {
     }
 
     /// The inverse of [`TxtRegistry::txt_name`]: `(TYPE, name)` of the record a TXT name owns.
-    pub fn parse_txt_name(&self, txt_name: &str) -> Option<(String, String)> {
+    pub(crate) fn parse_txt_name(&self, txt_name: &str) -> Option<(String, String)> {
         let rest = txt_name.strip_prefix(&self.prefix)?;
         let (ty, name) = rest.split_once('-')?;
         if !KNOWN_TYPES.contains(&ty) || name.is_empty() {
@@ -184,7 +179,7 @@ impl TxtRegistry {
     }
 
     /// The ownership this operator writes for `resource`.
-    pub fn ownership(&self, resource: &str) -> Ownership {
+    pub(crate) fn ownership(&self, resource: &str) -> Ownership {
         Ownership {
             owner_id: self.owner_id.clone(),
             resource: resource.to_owned(),
@@ -192,7 +187,7 @@ impl TxtRegistry {
     }
 
     /// Whether a TXT value says "owned by this operator instance" (any resource).
-    pub fn owned_by_us(&self, txt_values: &[String]) -> Option<Ownership> {
+    pub(crate) fn owned_by_us(&self, txt_values: &[String]) -> Option<Ownership> {
         txt_values
             .iter()
             .filter_map(|v| Ownership::parse_txt(v))

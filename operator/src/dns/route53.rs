@@ -118,7 +118,7 @@ impl Default for RetryPolicy {
 impl RetryPolicy {
     /// Delay before retry number `retry` (1-based): `base * 2^(retry-1)`, capped, with
     /// "equal jitter" (uniform in the upper half) so clients that failed together spread out.
-    pub fn delay(&self, retry: u32, rng: &mut impl Rng) -> Duration {
+    pub(crate) fn delay(&self, retry: u32, rng: &mut impl Rng) -> Duration {
         let exp = self.base_delay.saturating_mul(
             1u32.checked_shl(retry.saturating_sub(1))
                 .unwrap_or(u32::MAX),
@@ -136,7 +136,7 @@ impl RetryPolicy {
 
 /// Counts of Route53 HTTP attempts, for metrics and benchmarks.
 #[derive(Debug, Default)]
-pub struct DnsCounters {
+pub(crate) struct DnsCounters {
     change_calls: AtomicU64,
     list_records_calls: AtomicU64,
     list_zones_calls: AtomicU64,
@@ -162,16 +162,9 @@ pub struct CallCounts {
     pub rejected_batches: u64,
 }
 
-impl CallCounts {
-    /// All Route53 HTTP attempts.
-    pub fn total_calls(&self) -> u64 {
-        self.change_calls + self.list_records_calls + self.list_zones_calls
-    }
-}
-
 impl DnsCounters {
     /// Current values.
-    pub fn snapshot(&self) -> CallCounts {
+    pub(crate) fn snapshot(&self) -> CallCounts {
         CallCounts {
             change_calls: self.change_calls.load(Ordering::Relaxed),
             list_records_calls: self.list_records_calls.load(Ordering::Relaxed),
@@ -239,18 +232,8 @@ pub enum Route53Error {
 impl Route53Error {
     /// True when Route53 says the hosted zone does not exist (deleted, or created again under
     /// a new id): whatever records it held are gone with it.
-    pub fn is_missing_zone(&self) -> bool {
+    pub(crate) fn is_missing_zone(&self) -> bool {
         matches!(self, Route53Error::Failed { code, .. } if code == "NoSuchHostedZone")
-    }
-
-    /// A stable label for metrics.
-    pub fn metric_label(&self) -> &'static str {
-        match self {
-            Route53Error::Rejected { .. } => "rejected",
-            Route53Error::GaveUp { .. } => "gave_up",
-            Route53Error::Failed { .. } => "failed",
-            Route53Error::Build { .. } => "build",
-        }
     }
 }
 
@@ -363,13 +346,8 @@ impl Route53 {
     }
 
     /// The shared counters.
-    pub fn counters(&self) -> Arc<DnsCounters> {
+    pub(crate) fn counters(&self) -> Arc<DnsCounters> {
         Arc::clone(&self.counters)
-    }
-
-    /// The SDK client.
-    pub fn client(&self) -> &Client {
-        &self.client
     }
 
     async fn call<T, E, F, Fut>(
@@ -453,7 +431,7 @@ impl Route53 {
     }
 
     /// All hosted zones of the account (paginated).
-    pub async fn list_hosted_zones(&self) -> Result<Vec<HostedZone>, Route53Error> {
+    pub(crate) async fn list_hosted_zones(&self) -> Result<Vec<HostedZone>, Route53Error> {
         let mut zones = Vec::new();
         let mut marker: Option<String> = None;
         loop {
@@ -481,7 +459,7 @@ impl Route53 {
     }
 
     /// Every record set of a zone (paginated, 300 per page).
-    pub async fn list_records(&self, zone_id: &str) -> Result<Vec<RecordSet>, Route53Error> {
+    pub(crate) async fn list_records(&self, zone_id: &str) -> Result<Vec<RecordSet>, Route53Error> {
         let mut records = Vec::new();
         let mut start: Option<(String, RrType, Option<String>)> = None;
         loop {
@@ -520,7 +498,7 @@ impl Route53 {
     }
 
     /// Sends one change batch (retrying throttling/transient failures).
-    pub async fn change(
+    pub(crate) async fn change(
         &self,
         zone_id: &str,
         changes: &[Change],

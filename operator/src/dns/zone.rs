@@ -4,17 +4,17 @@ use crate::dns::record::normalize_name;
 
 /// A Route53 hosted zone as the syncer needs it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct HostedZone {
+pub(crate) struct HostedZone {
     /// The zone id without the `/hostedzone/` prefix.
-    pub id: String,
+    pub(crate) id: String,
     /// The zone's domain, normalized (lower case, no trailing dot).
-    pub name: String,
+    pub(crate) name: String,
     /// Whether this is a private (VPC) zone.
-    pub private: bool,
+    pub(crate) private: bool,
 }
 
 /// `/hostedzone/Z123` → `Z123`.
-pub fn normalize_zone_id(id: &str) -> String {
+pub(crate) fn normalize_zone_id(id: &str) -> String {
     id.trim()
         .trim_start_matches("/hostedzone/")
         .trim_start_matches("hostedzone/")
@@ -22,7 +22,7 @@ pub fn normalize_zone_id(id: &str) -> String {
 }
 
 /// Whether `name` is `zone` or below it.
-pub fn name_in_zone(name: &str, zone: &str) -> bool {
+pub(crate) fn name_in_zone(name: &str, zone: &str) -> bool {
     let name = normalize_name(name);
     let zone = normalize_name(zone);
     name == zone
@@ -34,7 +34,7 @@ pub fn name_in_zone(name: &str, zone: &str) -> bool {
 /// The zone a name is published in: the longest zone name that is a suffix of `name` (at a
 /// label boundary). On a tie (a public and a private zone of the same name) the public zone
 /// wins; pass an explicit zone id to choose otherwise.
-pub fn select_zone<'a>(name: &str, zones: &'a [HostedZone]) -> Option<&'a HostedZone> {
+pub(crate) fn select_zone<'a>(name: &str, zones: &'a [HostedZone]) -> Option<&'a HostedZone> {
     zones
         .iter()
         .filter(|z| name_in_zone(name, &z.name))

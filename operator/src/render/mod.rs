@@ -64,7 +64,7 @@ pub mod keys {
     /// creates the Secret (never regenerated afterwards).
     pub const GENERATE_KEYS: &str = "insync.dev/generate-keys";
     /// Value of [`MANAGED_BY`].
-    pub const MANAGER: &str = "insync-operator";
+    pub(crate) const MANAGER: &str = "insync-operator";
 }
 
 /// A component of a cloud, in upgrade order.
@@ -167,7 +167,7 @@ pub enum RenderError {
 /// replicas drop to 1, the objects of a datastore switched to external, ...), as
 /// `(apiVersion, kind)`. PersistentVolumeClaims and Secrets are deliberately absent: data
 /// volumes and generated credentials are only ever removed by a person.
-pub const PRUNABLE_KINDS: [(&str, &str); 6] = [
+pub(crate) const PRUNABLE_KINDS: [(&str, &str); 6] = [
     ("apps/v1", "Deployment"),
     ("apps/v1", "StatefulSet"),
     ("v1", "Service"),
@@ -213,7 +213,7 @@ pub fn to_yaml_stream(objects: &[Desired]) -> Result<String, serde_yaml::Error> 
 }
 
 /// Converts a typed object into a [`DynamicObject`] (apiVersion and kind included).
-pub fn to_dynamic<K>(object: &K) -> Result<DynamicObject, RenderError>
+pub(crate) fn to_dynamic<K>(object: &K) -> Result<DynamicObject, RenderError>
 where
     K: Resource<DynamicType = ()> + Serialize,
 {

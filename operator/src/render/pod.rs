@@ -29,8 +29,8 @@ pub const MINIO_DEFAULT_TAG: &str = "RELEASE.2025-04-22T22-12-26Z";
 /// A container image and the tag it was resolved to (the component's version).
 #[derive(Clone, Debug)]
 pub(super) struct Image {
-    pub reference: String,
-    pub tag: String,
+    pub(crate) reference: String,
+    pub(crate) tag: String,
 }
 
 /// The tag a component should run, ignoring pins: its override tag, else its own default (MySQL,
@@ -121,24 +121,24 @@ fn placement(spec: &InSyncCloudSpec, component: Component) -> Placement {
 /// What a component's container needs from its pod, declared once in the component's module.
 pub(super) struct Profile {
     /// Non-zero user, group and fsGroup the container runs as.
-    pub uid: i64,
+    pub(crate) uid: i64,
     /// Whether the image works with a read-only root filesystem.
-    pub read_only_root: bool,
+    pub(crate) read_only_root: bool,
     /// Directories besides `/tmp` that get a writable emptyDir.
-    pub writable_dirs: &'static [&'static str],
+    pub(crate) writable_dirs: &'static [&'static str],
     /// Default requests (cpu, memory) and memory limit when the spec sets no resources.
-    pub cpu_request: &'static str,
-    pub memory_request: &'static str,
-    pub memory_limit: &'static str,
+    pub(crate) cpu_request: &'static str,
+    pub(crate) memory_request: &'static str,
+    pub(crate) memory_limit: &'static str,
     /// How long the container may take to start before liveness checks begin.
-    pub startup_seconds: i32,
+    pub(crate) startup_seconds: i32,
 }
 
 /// A named container port.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Port {
-    pub name: &'static str,
-    pub port: i32,
+    pub(crate) name: &'static str,
+    pub(crate) port: i32,
 }
 
 /// How a probe checks a container.
@@ -159,8 +159,8 @@ pub(super) const DRAIN_SECONDS: i64 = 5;
 
 /// A pod template and the image tag it runs, in full (its version label may be shortened).
 pub(super) struct Template {
-    pub spec: PodTemplateSpec,
-    pub version: String,
+    pub(crate) spec: PodTemplateSpec,
+    pub(crate) version: String,
 }
 
 /// Builds a component's pod template with everything components share.
@@ -179,7 +179,7 @@ pub(super) struct PodBuilder<'a> {
 }
 
 impl<'a> PodBuilder<'a> {
-    pub fn new(
+    pub(crate) fn new(
         ctx: &'a Ctx<'a>,
         component: Component,
         profile: &'static Profile,
@@ -205,7 +205,7 @@ impl<'a> PodBuilder<'a> {
         }
     }
 
-    pub fn ports(mut self, ports: &[Port]) -> Self {
+    pub(crate) fn ports(mut self, ports: &[Port]) -> Self {
         let ports = ports.iter().map(|port| ContainerPort {
             name: Some(port.name.to_owned()),
             container_port: port.port,
@@ -219,18 +219,18 @@ impl<'a> PodBuilder<'a> {
         self
     }
 
-    pub fn args<I: IntoIterator<Item = String>>(mut self, args: I) -> Self {
+    pub(crate) fn args<I: IntoIterator<Item = String>>(mut self, args: I) -> Self {
         self.container.args = Some(args.into_iter().collect());
         self
     }
 
-    pub fn env<I: IntoIterator<Item = EnvVar>>(mut self, env: I) -> Self {
+    pub(crate) fn env<I: IntoIterator<Item = EnvVar>>(mut self, env: I) -> Self {
         self.container.env.get_or_insert_with(Vec::new).extend(env);
         self
     }
 
     /// Readiness, liveness and startup all use `check`.
-    pub fn probe(mut self, check: Check) -> Self {
+    pub(crate) fn probe(mut self, check: Check) -> Self {
         self.readiness = Some(check);
         self.liveness = Some(check);
         self
@@ -240,7 +240,7 @@ impl<'a> PodBuilder<'a> {
     /// its Service is asynchronous: until every kube-proxy (and HAProxy's resolver) has caught
     /// up, new connections still arrive at the old pod, and a server that closes its listener
     /// on SIGTERM refuses them. A `sleep` preStop hook needs nothing in the image.
-    pub fn drain_before_stop(mut self, seconds: i64) -> Self {
+    pub(crate) fn drain_before_stop(mut self, seconds: i64) -> Self {
         self.container.lifecycle = Some(Lifecycle {
             pre_stop: Some(LifecycleHandler {
                 sleep: Some(SleepAction { seconds }),
@@ -252,14 +252,14 @@ impl<'a> PodBuilder<'a> {
     }
 
     /// Readiness uses a different check than liveness and startup.
-    pub fn readiness(mut self, check: Check) -> Self {
+    pub(crate) fn readiness(mut self, check: Check) -> Self {
         self.readiness = Some(check);
         self
     }
 
     /// Mounts `volume` at `path`; `volume: None` for volumes the workload provides itself
     /// (StatefulSet volume claim templates).
-    pub fn mount(mut self, name: &str, path: &str, volume: Option<Volume>) -> Self {
+    pub(crate) fn mount(mut self, name: &str, path: &str, volume: Option<Volume>) -> Self {
         self.container
             .volume_mounts
             .get_or_insert_with(Vec::new)
@@ -273,7 +273,7 @@ impl<'a> PodBuilder<'a> {
     }
 
     /// Mounts extra volumes (e.g. a shared filesystem the wiring provides).
-    pub fn mounts(mut self, volumes: Vec<Volume>, mounts: Vec<VolumeMount>) -> Self {
+    pub(crate) fn mounts(mut self, volumes: Vec<Volume>, mounts: Vec<VolumeMount>) -> Self {
         self.container
             .volume_mounts
             .get_or_insert_with(Vec::new)
@@ -283,7 +283,7 @@ impl<'a> PodBuilder<'a> {
     }
 
     /// Mounts `config` at `path` and records its hash, so a config change rolls the pods.
-    pub fn config(mut self, config: &ConfigMap, path: &str) -> Self {
+    pub(crate) fn config(mut self, config: &ConfigMap, path: &str) -> Self {
         let name = config.metadata.name.clone().unwrap_or_default();
         self.annotations
             .insert(keys::CONFIG_HASH.to_owned(), config_hash(config));
@@ -299,19 +299,19 @@ impl<'a> PodBuilder<'a> {
     }
 
     /// An extra pod label (also part of the workload's selector if it is a selector key).
-    pub fn label(mut self, key: &str, value: String) -> Self {
+    pub(crate) fn label(mut self, key: &str, value: String) -> Self {
         self.labels.insert(key.to_owned(), value);
         self
     }
 
     /// Gives the pod a DNS name `<hostname>.<subdomain>.<ns>.svc` under headless Service
     /// `subdomain`.
-    pub fn hostname(mut self, hostname: String, subdomain: String) -> Self {
+    pub(crate) fn hostname(mut self, hostname: String, subdomain: String) -> Self {
         self.hostname = Some((hostname, subdomain));
         self
     }
 
-    pub fn build(self) -> Template {
+    pub(crate) fn build(self) -> Template {
         let Self {
             ctx,
             component,

@@ -44,18 +44,18 @@ pub(super) const SECRET_ACCESS_KEY: &str = "secretAccessKey";
 
 impl Credentials {
     /// `<cloud>-<component>-credentials`.
-    pub fn secret_name(&self, ctx: &Ctx<'_>) -> String {
+    pub(crate) fn secret_name(&self, ctx: &Ctx<'_>) -> String {
         ctx.name(&format!("{}-credentials", self.component.name()))
     }
 
     /// An environment variable read from `key` of this Secret.
-    pub fn env(&self, ctx: &Ctx<'_>, name: &str, key: &str) -> EnvVar {
+    pub(crate) fn env(&self, ctx: &Ctx<'_>, name: &str, key: &str) -> EnvVar {
         debug_assert!(self.keys.contains(&key), "{key} is not generated");
         env_from_secret(name, &self.secret_name(ctx), key)
     }
 
     /// Adds the (empty, annotated) Secret, created once by the controller.
-    pub fn render(&self, ctx: &Ctx<'_>, out: &mut Out) -> Result<(), RenderError> {
+    pub(crate) fn render(&self, ctx: &Ctx<'_>, out: &mut Out) -> Result<(), RenderError> {
         let mut metadata = ctx.meta(
             self.secret_name(ctx),
             self.component,

@@ -157,9 +157,4 @@ impl DnsSyncer {
     pub fn resync(&self) {
         let _ = self.tx.send(Command::Resync);
     }
-
-    /// This syncer's owner id.
-    pub fn owner_id(&self) -> &str {
-        &self.board.owner_id
-    }
 }
