@@ -25,7 +25,7 @@ pub struct AllowListError {
 
 /// The allow-list. [`AllowList::default`] allows everything.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct AllowList {
+pub struct AllowList {
     /// Domains every namespace may use.
     everywhere: Vec<String>,
     /// Domains only one namespace may use.

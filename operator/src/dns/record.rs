@@ -166,7 +166,7 @@ impl Endpoint {
 
 /// An address the HAProxy Service's load balancer reports in `status.loadBalancer.ingress`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum IngressAddress {
+pub enum IngressAddress {
     /// `ingress[].ip`
     Ip(String),
     /// `ingress[].hostname`
@@ -175,7 +175,7 @@ pub(crate) enum IngressAddress {
 
 /// Where a cloud's front door can be reached, as the controller sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum FrontendAddresses {
+pub enum FrontendAddresses {
     /// A `LoadBalancer` Service: its ingress addresses.
     LoadBalancer(Vec<IngressAddress>),
     /// A `NodePort` Service: the node addresses the caller chose to publish.

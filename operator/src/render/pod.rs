@@ -159,8 +159,8 @@ pub(super) const DRAIN_SECONDS: i64 = 5;
 
 /// A pod template and the image tag it runs, in full (its version label may be shortened).
 pub(super) struct Template {
-    pub(crate) spec: PodTemplateSpec,
-    pub(crate) version: String,
+    pub(super) spec: PodTemplateSpec,
+    pub(super) version: String,
 }
 
 /// Builds a component's pod template with everything components share.
