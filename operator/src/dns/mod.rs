@@ -22,11 +22,10 @@ pub mod route53;
 pub(crate) mod syncer;
 pub(crate) mod zone;
 
-pub use allow::{AllowList, AllowListError};
-pub use record::{
-    CloudKey, Endpoint, EndpointError, FrontendAddresses, IngressAddress, RecordType,
-};
-pub(crate) use record::{PublishSpec, cloud_endpoints};
+pub use allow::AllowList;
+pub(crate) use allow::AllowListError;
+pub use record::{CloudKey, Endpoint, EndpointError, RecordType};
+pub(crate) use record::{FrontendAddresses, IngressAddress, PublishSpec, cloud_endpoints};
 pub use registry::{Ownership, TxtRegistry};
 pub use route53::{CallCounts, RetryPolicy, Route53, Route53Config, Route53Error};
 pub use syncer::{CloudDnsStatus, DnsError, DnsSyncer, DnsSyncerWorker};

@@ -51,7 +51,7 @@ pub mod keys {
     pub const VERSION: &str = "app.kubernetes.io/version";
     /// Deployment and StatefulSet annotation: the image tag of the workload's pod template, in
     /// full. It is on the workload, not in the template, so that adding it restarts no pod.
-    pub const WORKLOAD_VERSION: &str = "insync.dev/version";
+    pub(crate) const WORKLOAD_VERSION: &str = "insync.dev/version";
     /// `app.kubernetes.io/managed-by`: always [`MANAGER`].
     pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
     /// `app.kubernetes.io/part-of`: always `insync`.
