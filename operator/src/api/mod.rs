@@ -100,12 +100,12 @@ impl InSyncCloud {
     }
 
     /// The cloud's namespace, `default` if unset (as `kubectl apply` would place it).
-    pub(crate) fn cloud_namespace(&self) -> &str {
+    pub fn cloud_namespace(&self) -> &str {
         self.metadata.namespace.as_deref().unwrap_or("default")
     }
 
     /// `<cloud>.<domain>` when DNS is configured.
-    pub(crate) fn hostname(&self) -> Option<String> {
+    pub fn hostname(&self) -> Option<String> {
         self.spec
             .dns
             .as_ref()
