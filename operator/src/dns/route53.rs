@@ -176,7 +176,47 @@ impl DnsCounters {
     }
 }
 
-/// A failed Route53 call.
+/// The SDK's own error behind a [`Route53Error`], kept whole as its source. Shared, because one
+/// failed call fails every cloud of its zone; two causes are equal when they read the same, as
+/// the rest of a [`Route53Error`] is compared by its text.
+#[derive(Clone)]
+pub struct SdkCause(Arc<dyn std::error::Error + Send + Sync>);
+
+impl SdkCause {
+    /// Wraps an error.
+    pub fn new(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self(Arc::new(error))
+    }
+}
+
+impl std::fmt::Debug for SdkCause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl std::fmt::Display for SdkCause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl std::error::Error for SdkCause {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
+impl PartialEq for SdkCause {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || self.to_string() == other.to_string()
+    }
+}
+
+impl Eq for SdkCause {}
+
+/// A failed Route53 call. The SDK error is the source; `message` is what Route53 (or the
+/// transport) said, with the SDK's context, for conditions and logs.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Route53Error {
     /// The change batch was refused for its content; splitting it finds the culprit.
@@ -192,6 +232,9 @@ pub enum Route53Error {
         /// timeout, connection loss), so the rejection may only say "already done": re-list
         /// and re-plan rather than blame the batch.
         after_lost_response: bool,
+        /// The SDK error.
+        #[source]
+        source: SdkCause,
     },
     /// Still throttled or unreachable after every attempt.
     #[error(
@@ -206,6 +249,9 @@ pub enum Route53Error {
         code: String,
         /// Last error text.
         message: String,
+        /// The last SDK error.
+        #[source]
+        source: SdkCause,
     },
     /// A failure retrying can't fix (permissions, missing zone, bad endpoint).
     #[error(
@@ -218,14 +264,18 @@ pub enum Route53Error {
         code: String,
         /// Error text.
         message: String,
+        /// The SDK error.
+        #[source]
+        source: SdkCause,
     },
     /// A request could not be built from our records (a bug, or a value Route53 can't hold).
-    #[error("building a Route53 {what}: {message}")]
+    #[error("building a Route53 {what}: {source}")]
     Build {
         /// What was being built.
         what: &'static str,
         /// The builder's complaint.
-        message: String,
+        #[source]
+        source: SdkCause,
     },
 }
 
@@ -360,7 +410,7 @@ impl Route53 {
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, SdkError<E>>>,
-        E: ProvideErrorMetadata + std::error::Error + 'static,
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
         let mut attempt: u32 = 0;
         let mut maybe_applied = false;
@@ -390,6 +440,7 @@ impl Route53 {
                         code,
                         message,
                         after_lost_response: maybe_applied,
+                        source: SdkCause::new(err),
                     });
                 }
                 Class::Fatal => {
@@ -397,6 +448,7 @@ impl Route53 {
                         operation,
                         code,
                         message,
+                        source: SdkCause::new(err),
                     });
                 }
                 Class::Throttled | Class::Transient => {
@@ -413,6 +465,7 @@ impl Route53 {
                             attempts: attempt,
                             code,
                             message,
+                            source: SdkCause::new(err),
                         });
                     }
                     let delay = self.retry.delay(attempt, &mut rand::rng());
@@ -514,7 +567,7 @@ impl Route53 {
             .build()
             .map_err(|e| Route53Error::Build {
                 what: "change batch",
-                message: e.to_string(),
+                source: SdkCause::new(e),
             })?;
         self.call(Op::Change, "ChangeResourceRecordSets", zone_id, || {
             self.client
@@ -552,7 +605,7 @@ fn to_sdk_change(c: &Change) -> Result<sdk::Change, Route53Error> {
     let build = |what: &'static str| {
         move |e: aws_sdk_route53::error::BuildError| Route53Error::Build {
             what,
-            message: e.to_string(),
+            source: SdkCause::new(e),
         }
     };
     let r = &c.record;
@@ -595,6 +648,45 @@ fn to_sdk_change(c: &Change) -> Result<sdk::Change, Route53Error> {
 mod tests {
     use super::*;
     use rand::SeedableRng;
+
+    /// A client that is never called: the calls under test fail before sending anything.
+    fn offline_route53() -> Route53 {
+        let config = aws_sdk_route53::Config::builder()
+            .behavior_version(aws_sdk_route53::config::BehaviorVersion::latest())
+            .build();
+        Route53::new(Client::from_conf(config), RetryPolicy::default())
+    }
+
+    #[test]
+    fn a_failed_call_keeps_the_sdk_error_as_its_source() {
+        use aws_sdk_route53::operation::list_hosted_zones::ListHostedZonesError;
+        use std::error::Error as _;
+        let r53 = offline_route53();
+        let err = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(r53.call(Op::ListZones, "ListHostedZones", "", || async {
+                Err::<(), _>(SdkError::<ListHostedZonesError>::construction_failure(
+                    std::io::Error::other("no route to the endpoint"),
+                ))
+            }))
+            .unwrap_err();
+        assert!(
+            matches!(&err, Route53Error::Failed { code, .. } if code == "ConstructionFailure"),
+            "{err:?}"
+        );
+        let mut chain = Vec::new();
+        let mut cause = err.source();
+        while let Some(c) = cause {
+            chain.push(c.to_string());
+            cause = c.source();
+        }
+        assert_eq!(
+            chain.last().map(String::as_str),
+            Some("no route to the endpoint"),
+            "{chain:?}"
+        );
+    }
 
     #[test]
     fn backoff_grows_is_capped_and_jittered() {

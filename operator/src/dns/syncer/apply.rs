@@ -110,6 +110,7 @@ mod tests {
 
     use super::*;
     use crate::dns::plan::{ChangeAction, RecordSet};
+    use crate::dns::route53::SdkCause;
 
     /// Answers each batch by the first rule whose name is in it; records what was sent.
     #[derive(Default)]
@@ -161,6 +162,7 @@ mod tests {
             code: "InvalidChangeBatch".into(),
             message: "bad".into(),
             after_lost_response,
+            source: SdkCause::new(std::io::Error::other("bad")),
         }
     }
 
@@ -170,6 +172,7 @@ mod tests {
             attempts: 5,
             code: "Throttling".into(),
             message: "slow down".into(),
+            source: SdkCause::new(std::io::Error::other("slow down")),
         }
     }
 

@@ -468,6 +468,7 @@ mod tests {
 
     use super::*;
     use crate::dns::record::Endpoint;
+    use crate::dns::route53::SdkCause;
 
     const Z1: &str = "Z1";
     const Z2: &str = "Z2";
@@ -535,6 +536,7 @@ mod tests {
             attempts: 5,
             code: "Throttling".into(),
             message: "Rate exceeded".into(),
+            source: SdkCause::new(std::io::Error::other("throttled")),
         }
     }
 
@@ -543,6 +545,7 @@ mod tests {
             operation: "ListResourceRecordSets",
             code: "NoSuchHostedZone".into(),
             message: "No hosted zone found with ID: Z1".into(),
+            source: SdkCause::new(std::io::Error::other("404")),
         }
     }
 
