@@ -131,12 +131,12 @@ fn plan(file: &str, from: Option<&str>, output: PlanOutput) -> ExitCode {
         return fail(&cli::CliError::Invalid(invalid), 2);
     }
     let old = match from {
-        Some(from) => clouds(from).map_err(|e| e.to_string()),
-        None => live_clouds(&new),
+        Some(from) => clouds(from).map_err(|e| fail(&e, 1)),
+        None => live_clouds(&new).map_err(|e| fail(&e, 1)),
     };
     let old = match old {
         Ok(old) => old,
-        Err(e) => return fail(&e, 1),
+        Err(code) => return code,
     };
     let key = |c: &InSyncCloud| (c.cloud_namespace().to_owned(), c.cloud_name().to_owned());
     let mut previews = Vec::new();
@@ -166,16 +166,32 @@ fn plan(file: &str, from: Option<&str>, output: PlanOutput) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// Why `plan` could not read the live clouds.
+#[derive(Debug, thiserror::Error)]
+enum LiveError {
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+    #[error("cannot reach Kubernetes (use --from for an offline plan): {0}")]
+    Connect(#[source] kube::Error),
+    #[error("cannot read InSyncCloud {cloud}: {source}")]
+    Read {
+        /// `namespace/name`.
+        cloud: String,
+        #[source]
+        source: kube::Error,
+    },
+}
+
 /// The live counterparts of `clouds` (those that exist), read with the kubeconfig.
-fn live_clouds(clouds: &[InSyncCloud]) -> Result<Vec<InSyncCloud>, String> {
+fn live_clouds(clouds: &[InSyncCloud]) -> Result<Vec<InSyncCloud>, LiveError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| e.to_string())?;
+        .map_err(LiveError::Runtime)?;
     runtime.block_on(async {
-        let client = kube::Client::try_default().await.map_err(|e| {
-            format!("cannot reach Kubernetes (use --from for an offline plan): {e}")
-        })?;
+        let client = kube::Client::try_default()
+            .await
+            .map_err(LiveError::Connect)?;
         let mut live = Vec::new();
         for cloud in clouds {
             let api: kube::Api<InSyncCloud> =
@@ -184,11 +200,11 @@ fn live_clouds(clouds: &[InSyncCloud]) -> Result<Vec<InSyncCloud>, String> {
             match api.get_opt(name).await {
                 Ok(Some(found)) => live.push(found),
                 Ok(None) => {}
-                Err(e) => {
-                    return Err(format!(
-                        "cannot read InSyncCloud {}/{name}: {e}",
-                        cloud.cloud_namespace()
-                    ));
+                Err(source) => {
+                    return Err(LiveError::Read {
+                        cloud: format!("{}/{name}", cloud.cloud_namespace()),
+                        source,
+                    });
                 }
             }
         }
