@@ -6,10 +6,20 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use insync_operator::api::{InSyncCloud, InSyncCloudSpec};
-use insync_operator::controller::observe::{self, Observed};
+use insync_operator::controller::apply::FIELD_MANAGER;
+use insync_operator::controller::cache;
+use insync_operator::controller::observe::{self, Observed, WorkloadCounts};
 use insync_operator::controller::rollout::{self, RolloutInput};
 use insync_operator::render::{self, Component, RenderOptions, keys};
 use k8s_openapi::jiff::Timestamp;
+
+/// What the controller counts off a workload (in its watch) when the live one is as rendered.
+fn workload_counts(object: &kube::api::DynamicObject) -> WorkloadCounts {
+    cache::project_typed(object, FIELD_MANAGER)
+        .workload()
+        .map(|w| w.counts.clone())
+        .unwrap_or_default()
+}
 
 fn cloud(version: &str) -> InSyncCloud {
     let mut cloud = InSyncCloud::new("long", InSyncCloudSpec::with_version(version));
@@ -44,7 +54,7 @@ fn the_observed_tag_of_a_rendered_workload_is_its_full_image_tag() {
                 continue;
             };
             assert_eq!(
-                observe::counts(&desired.object).tag.as_ref(),
+                workload_counts(&desired.object).tag.as_ref(),
                 Some(&targets[id].tag),
                 "live tag of {id}"
             );
@@ -73,7 +83,7 @@ fn first_step(from: &str, to: &str) -> rollout::RolloutDecision {
     let targets = observe::targets(&wanted);
     let counts = live_objects
         .iter()
-        .filter_map(|d| Some((d.workload.clone()?.1, observe::counts(&d.object))))
+        .filter_map(|d| Some((d.workload.clone()?.1, workload_counts(&d.object))))
         .collect();
     let observed = Observed::new(counts);
     let live: BTreeMap<_, _> = observed

@@ -1,5 +1,6 @@
 //! Writing children: server-side apply under one field manager, but only when the live object
-//! (from the reflector cache) differs from what render wants. A steady cluster costs no writes.
+//! (its projection in the cache, see [`super::cache`]) differs from what render wants. A steady
+//! cluster costs no writes.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -8,13 +9,14 @@ use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Servi
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
-use kube::core::{ApiResource, GroupVersionKind, TypeMeta};
+use kube::core::{ApiResource, GroupVersionKind};
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::{Client, Resource, ResourceExt};
+use kube::{Client, ResourceExt};
 use rand::distr::{Alphanumeric, SampleString};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use super::cache::{Child, digest};
 use super::error::Error;
 use crate::api::Quantity;
 use crate::render::keys::{COMPONENT, GENERATE_KEYS, INSTANCE, MANAGED_BY, MANAGER};
@@ -39,8 +41,8 @@ pub struct ChildKind {
     /// Whether objects of this kind that the cloud no longer needs are deleted. Never for
     /// PersistentVolumeClaims (data) or Secrets (credentials of retained data).
     pub prunable: bool,
-    /// Reflector cache of the operator's objects of this kind.
-    pub store: Store<DynamicObject>,
+    /// Reflector cache of the operator's objects of this kind, as projections.
+    pub store: Store<Child>,
 }
 
 /// The kinds render produces, each with whether it may be pruned. Render's
@@ -63,14 +65,6 @@ pub fn child_resources() -> Vec<(ApiResource, bool)> {
         (resource, prunable)
     })
     .collect()
-}
-
-/// The apiVersion/kind of `resource`'s objects.
-pub fn type_meta(resource: &ApiResource) -> TypeMeta {
-    TypeMeta {
-        api_version: resource.api_version.clone(),
-        kind: resource.kind.clone(),
-    }
 }
 
 /// What one apply pass did.
@@ -130,10 +124,10 @@ fn difference(desired: &Value, live: &Value, shape: Shape) -> Option<String> {
         (Value::Object(want), Value::Object(have)) => {
             want.iter().find_map(|(k, v)| match have.get(k) {
                 Some(h) => difference(v, h, shape.of_field(k)).map(|p| format!(".{k}{p}")),
-                None => (!is_zero(v)).then(|| format!(".{k}")),
+                None => (!digest::is_zero(v)).then(|| format!(".{k}")),
             })
         }
-        (want, Value::Null) => (!is_zero(want)).then(String::new),
+        (want, Value::Null) => (!digest::is_zero(want)).then(String::new),
         (Value::Array(want), Value::Array(have)) => {
             if want.len() != have.len() {
                 return Some(format!("[len {} != {}]", want.len(), have.len()));
@@ -151,19 +145,6 @@ fn difference(desired: &Value, live: &Value, shape: Shape) -> Option<String> {
     }
 }
 
-/// Values the API server omits when serializing (Go's `omitempty` on non-pointer fields):
-/// a desired `false`, `0`, `""`, `{}` or `[]` is what a missing live field means.
-fn is_zero(v: &Value) -> bool {
-    match v {
-        Value::Null => true,
-        Value::Bool(b) => !b,
-        Value::Number(n) => n.as_f64() == Some(0.0),
-        Value::String(s) => s.is_empty(),
-        Value::Object(m) => m.values().all(is_zero),
-        Value::Array(a) => a.is_empty(),
-    }
-}
-
 /// The desired object as it is sent: with the hash annotation of its own content.
 pub fn with_hash(desired: &DynamicObject) -> Result<DynamicObject, Error> {
     let mut object = desired.clone();
@@ -175,20 +156,17 @@ pub fn with_hash(desired: &DynamicObject) -> Result<DynamicObject, Error> {
     Ok(object)
 }
 
-/// Whether the cached live object already is what we would send.
-pub fn up_to_date(sent: &DynamicObject, live: &DynamicObject) -> Result<bool, Error> {
-    if sent.annotations().get(APPLIED_HASH) != live.annotations().get(APPLIED_HASH) {
-        return Ok(false);
+/// Whether the live object already is what we would send: the values of the fields the
+/// operator owns hash like the object it sends (see [`digest`]). An edit of an owned field by
+/// anyone else moves the field's ownership away, and a change in render changes the
+/// applied-hash annotation, so either shows as a different digest.
+pub fn up_to_date(sent: &DynamicObject, live: &Child) -> Result<bool, Error> {
+    let want = digest::of_object(&serde_json::to_value(sent).map_err(Error::Serialize)?);
+    let same = live.owned == Some(want);
+    if !same {
+        tracing::debug!(object = %sent.name_any(), "the operator's fields of the live object differ from desired");
     }
-    let want = serde_json::to_value(sent).map_err(Error::Serialize)?;
-    let have = serde_json::to_value(live).map_err(Error::Serialize)?;
-    match first_difference(&want, &have) {
-        None => Ok(true),
-        Some(path) => {
-            tracing::debug!(object = %sent.name_any(), field = %path, "live object differs from desired");
-            Ok(false)
-        }
-    }
+    Ok(same)
 }
 
 /// Finds the cached kind for an object's apiVersion/kind.
@@ -211,12 +189,8 @@ pub fn kind_for<'a>(
         .ok_or_else(|| Error::UnknownKind(format!("{}/{}", types.api_version, types.kind)))
 }
 
-/// The cached live object of `kind` named `name` in `namespace`.
-pub fn cached(
-    kind: &ChildKind,
-    namespace: &str,
-    name: &str,
-) -> Option<std::sync::Arc<DynamicObject>> {
+/// The cached projection of the live object of `kind` named `name` in `namespace`.
+pub fn cached(kind: &ChildKind, namespace: &str, name: &str) -> Option<std::sync::Arc<Child>> {
     kind.store
         .get(&ObjectRef::new_with(name, kind.resource.clone()).within(namespace))
 }
@@ -290,13 +264,9 @@ pub async fn apply_all(
 
     for kind in kinds.iter().filter(|k| prune && k.prunable) {
         for live in kind.store.state() {
-            let owned = live
-                .owner_references()
-                .iter()
-                .any(|o| o.uid == owner_uid && o.controller == Some(true));
-            if !owned
+            if !live.controlled_by(owner_uid)
                 || live.namespace().as_deref() != Some(namespace)
-                || live.meta().deletion_timestamp.is_some()
+                || live.deleting()
             {
                 continue;
             }
@@ -443,10 +413,10 @@ async fn request_storage(
 async fn grow_claim(
     api: &Api<DynamicObject>,
     desired: &DynamicObject,
-    live: &DynamicObject,
+    live: &Child,
 ) -> Result<Outcome, kube::Error> {
     let want = requested_storage(desired.data.get("spec"));
-    let have = requested_storage(live.data.get("spec"));
+    let have = live.storage();
     match (want, have) {
         (Some(want), Some(have)) if want > have => {
             let size = desired
@@ -462,29 +432,35 @@ async fn grow_claim(
 }
 
 /// Whether a StatefulSet's volume claim templates (immutable in the API) differ from the live
-/// ones.
-fn claim_templates_differ(desired: &DynamicObject, live: &DynamicObject) -> bool {
-    let templates = |o: &DynamicObject| {
-        o.data
-            .pointer("/spec/volumeClaimTemplates")
-            .cloned()
-            .unwrap_or(Value::Null)
+/// ones. Both sides are normalized (see [`digest::normalize`]): the live templates carry what
+/// the API server added, the desired ones must be a subset.
+fn claim_templates_differ(desired: &DynamicObject, live: &Child) -> bool {
+    let Some(live) = live.workload().filter(|_| is_statefulset(desired)) else {
+        return false;
     };
-    let is_statefulset = desired
-        .types
-        .as_ref()
-        .is_some_and(|t| t.kind == "StatefulSet");
-    is_statefulset && first_difference(&templates(desired), &templates(live)).is_some()
+    let want = desired
+        .data
+        .pointer("/spec/volumeClaimTemplates")
+        .and_then(digest::normalize)
+        .unwrap_or(Value::Null);
+    first_difference(&want, &live.claim_templates).is_some()
 }
 
 /// Whether applying `desired` raises a live StatefulSet's replicas.
-fn scales_up(desired: &DynamicObject, live: &DynamicObject) -> bool {
-    let replicas = |o: &DynamicObject| o.data.pointer("/spec/replicas").and_then(Value::as_i64);
-    let is_statefulset = desired
+fn scales_up(desired: &DynamicObject, live: &Child) -> bool {
+    let want = desired
+        .data
+        .pointer("/spec/replicas")
+        .and_then(Value::as_i64);
+    let have = live.workload().map(|w| i64::from(w.counts.desired));
+    is_statefulset(desired) && want.unwrap_or(1) > have.unwrap_or(1)
+}
+
+fn is_statefulset(object: &DynamicObject) -> bool {
+    object
         .types
         .as_ref()
-        .is_some_and(|t| t.kind == "StatefulSet");
-    is_statefulset && replicas(desired).unwrap_or(1) > replicas(live).unwrap_or(1)
+        .is_some_and(|t| t.kind == "StatefulSet")
 }
 
 /// The claims of a StatefulSet's volume claim template, by name: `<template>-<set>-<ordinal>`.
@@ -696,8 +672,10 @@ mod tests {
             }))
             .expect("statefulset")
         };
-        assert!(!claim_templates_differ(&sts("5120Mi"), &sts("5Gi")));
-        assert!(claim_templates_differ(&sts("6Gi"), &sts("5Gi")));
+        let live =
+            |size: &str| super::super::cache::project("StatefulSet", sts(size), FIELD_MANAGER);
+        assert!(!claim_templates_differ(&sts("5120Mi"), &live("5Gi")));
+        assert!(claim_templates_differ(&sts("6Gi"), &live("5Gi")));
     }
 
     fn generated_secret(component: &str) -> DynamicObject {

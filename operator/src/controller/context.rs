@@ -1,6 +1,7 @@
 //! What every reconcile shares: the client, the child caches, metrics, events, DNS.
 //!
-//! The DNS step itself lives in [`super::dns`], which does not depend on this module.
+//! The DNS step itself lives in [`super::dns`], which does not depend on this module: it reads
+//! the front end through [`super::dns::Frontend`], implemented here over the caches.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -10,9 +11,10 @@ use kube::Client;
 use kube::ResourceExt;
 use kube::api::DynamicObject;
 use kube::runtime::events::Recorder;
-use kube::runtime::reflector::ObjectRef as Ref;
+use kube::runtime::reflector::{ObjectRef as Ref, Store};
 
 use super::apply::ChildKind;
+use super::cache::{Child, Facts, ServiceFacts};
 use crate::telemetry::Metrics;
 
 /// Shared state of the controller.
@@ -31,6 +33,8 @@ pub struct Context {
     pub dns: Option<super::dns::DnsWiring>,
     /// The generation each cloud (by uid) was last pruned at.
     pub pruned_at: Mutex<HashMap<String, Option<i64>>>,
+    /// Node addresses, watched only when DNS is wired (NodePort front ends publish them).
+    pub nodes: Option<Store<Child>>,
 }
 
 impl Context {
@@ -53,9 +57,51 @@ impl Context {
     }
 
     /// The cached live counterpart of a desired object.
-    pub fn cached(&self, namespace: &str, desired: &DynamicObject) -> Option<Arc<DynamicObject>> {
+    pub fn cached(&self, namespace: &str, desired: &DynamicObject) -> Option<Arc<Child>> {
         let kind = super::apply::kind_for(&self.kinds, desired).ok()?;
         super::apply::cached(kind, namespace, &desired.name_any())
+    }
+
+    /// Whether the Secret `namespace/name` exists. The Secret cache holds every Secret of the
+    /// watched namespaces (metadata only), not just the operator's: the spec references Secrets
+    /// the user made.
+    pub fn secret_exists(&self, namespace: &str, name: &str) -> bool {
+        self.kind_named("Secret")
+            .is_some_and(|kind| super::apply::cached(kind, namespace, name).is_some())
+    }
+
+    fn kind_named(&self, kind: &str) -> Option<&ChildKind> {
+        self.kinds
+            .iter()
+            .find(|k| k.resource.group.is_empty() && k.resource.kind == kind)
+    }
+}
+
+impl super::dns::Frontend for Context {
+    fn service(&self, namespace: &str, name: &str) -> Option<ServiceFacts> {
+        let kind = self.kind_named("Service")?;
+        super::apply::cached(kind, namespace, name)?
+            .service()
+            .cloned()
+    }
+
+    async fn node_addresses(&self) -> Vec<Vec<(String, String)>> {
+        let Some(nodes) = &self.nodes else {
+            return Vec::new();
+        };
+        // An empty cache before the first list would read as "no address" and unpublish.
+        let _ = nodes.wait_until_ready().await;
+        let mut all: Vec<(String, Vec<(String, String)>)> = nodes
+            .state()
+            .iter()
+            .filter_map(|node| match &node.facts {
+                Facts::Node(addresses) => Some((node.name_any(), addresses.clone())),
+                _ => None,
+            })
+            .collect();
+        // In name order, as a list returns them: the published record must not flap.
+        all.sort();
+        all.into_iter().map(|(_, addresses)| addresses).collect()
     }
 }
 

@@ -9,13 +9,12 @@
 //! cannot remove records (no `--dns-owner-id`) keeps the finalizer and says so.
 
 use futures::Stream;
-use k8s_openapi::api::core::v1::{Node, Service};
-use kube::api::{Api, ListParams};
+use kube::ResourceExt;
 use kube::core::DeserializeGuard;
 use kube::runtime::reflector::ObjectRef;
-use kube::{Client, ResourceExt};
 use tokio::sync::broadcast::error::RecvError;
 
+use super::cache::{Ingress, ServiceFacts};
 use super::status::Cond;
 use crate::api::{DnsProvider, DnsSpec, InSyncCloud, NodeAddressType, ServiceType, condition};
 use crate::dns::{
@@ -501,34 +500,36 @@ impl DnsWiring {
     }
 }
 
+/// Where the DNS step reads the front end from: the controller's caches, so a reconcile costs
+/// no reads of Services or Nodes.
+pub trait Frontend: Sync {
+    /// The cached Service `name` in `namespace`.
+    fn service(&self, namespace: &str, name: &str) -> Option<ServiceFacts>;
+    /// Every node's addresses as (type, address), once the node cache has listed them all.
+    fn node_addresses(&self) -> impl Future<Output = Vec<Vec<(String, String)>>> + Send;
+}
+
 /// The addresses the cloud's front end is reachable at: LoadBalancer ingress, or for NodePort
 /// the nodes' addresses of the configured type. `None` while there is nothing to publish.
 pub async fn frontend_addresses(
-    client: &Client,
+    frontend: &impl Frontend,
     cloud: &InSyncCloud,
-) -> Result<Option<FrontendAddresses>, kube::Error> {
-    let services: Api<Service> = Api::namespaced(client.clone(), cloud.cloud_namespace());
-    let Some(service) = services
-        .get_opt(&format!("{}-haproxy", cloud.cloud_name()))
-        .await?
-    else {
-        return Ok(None);
-    };
+) -> Option<FrontendAddresses> {
+    let service = frontend.service(
+        cloud.cloud_namespace(),
+        &format!("{}-haproxy", cloud.cloud_name()),
+    )?;
     match cloud.spec.frontend.service.type_ {
         ServiceType::LoadBalancer => {
             let ingress = service
-                .status
-                .and_then(|s| s.load_balancer)
-                .and_then(|lb| lb.ingress)
-                .unwrap_or_default()
+                .ingress
                 .into_iter()
-                .filter_map(|i| {
-                    i.hostname
-                        .map(IngressAddress::Hostname)
-                        .or(i.ip.map(IngressAddress::Ip))
+                .map(|i| match i {
+                    Ingress::Hostname(h) => IngressAddress::Hostname(h),
+                    Ingress::Ip(ip) => IngressAddress::Ip(ip),
                 })
                 .collect::<Vec<_>>();
-            Ok((!ingress.is_empty()).then_some(FrontendAddresses::LoadBalancer(ingress)))
+            (!ingress.is_empty()).then_some(FrontendAddresses::LoadBalancer(ingress))
         }
         ServiceType::NodePort => {
             let wanted = cloud
@@ -537,19 +538,26 @@ pub async fn frontend_addresses(
                 .as_ref()
                 .map(|d| d.node_address_type)
                 .unwrap_or_default();
-            let nodes: Api<Node> = Api::all(client.clone());
-            let mut addresses = Vec::new();
-            for node in nodes.list(&ListParams::default()).await? {
-                let all = node.status.and_then(|s| s.addresses).unwrap_or_default();
-                let of = |t: &str| all.iter().find(|a| a.type_ == t).map(|a| a.address.clone());
-                let chosen = match wanted {
-                    NodeAddressType::ExternalIP => of("ExternalIP").or_else(|| of("InternalIP")),
-                    NodeAddressType::InternalIP => of("InternalIP"),
-                };
-                addresses.extend(chosen);
-            }
-            Ok((!addresses.is_empty()).then_some(FrontendAddresses::NodePort(addresses)))
+            let addresses: Vec<String> = frontend
+                .node_addresses()
+                .await
+                .iter()
+                .filter_map(|all| {
+                    let of = |t: &str| {
+                        all.iter()
+                            .find(|(type_, _)| type_ == t)
+                            .map(|(_, a)| a.clone())
+                    };
+                    match wanted {
+                        NodeAddressType::ExternalIP => {
+                            of("ExternalIP").or_else(|| of("InternalIP"))
+                        }
+                        NodeAddressType::InternalIP => of("InternalIP"),
+                    }
+                })
+                .collect();
+            (!addresses.is_empty()).then_some(FrontendAddresses::NodePort(addresses))
         }
-        ServiceType::ClusterIP => Ok(None),
+        ServiceType::ClusterIP => None,
     }
 }

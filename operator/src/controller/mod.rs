@@ -4,10 +4,12 @@
 //! [`rollout`] state machine and [`status`] conditions; pure), acts ([`apply`], [`dns`]) and
 //! records; [`leader`] election guards the writes.
 
-// Only what the binary (`run`, `RunArgs`) and the rollout tests (`observe`, `rollout`) use is
-// public; the rest is the controller's own business.
+// Only what the binary (`run`, `RunArgs`), the rollout tests (`observe`, `rollout`) and the
+// e2e proof of the cache digest (`apply`'s write path, `cache`) use is public; the rest is the
+// controller's own business.
 mod act;
 pub mod apply;
+pub mod cache;
 mod cleanup;
 mod context;
 mod decide;
@@ -23,9 +25,11 @@ mod status;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, DynamicObject};
-use kube::core::DeserializeGuard;
+use kube::core::{ApiResource, DeserializeGuard, PartialObjectMeta};
 use kube::runtime::controller::{Config, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef};
@@ -35,8 +39,56 @@ use tracing::{info, warn};
 
 use crate::api::InSyncCloud;
 use crate::telemetry::{self, LogFormat, Metrics, Readiness};
-use apply::ChildKind;
+use apply::{ChildKind, FIELD_MANAGER};
+use cache::Child;
 use context::{Backoff, Context};
+
+/// Objects per page of a watch's initial list (and of every re-list). The page is the one
+/// moment whole objects are held, before they are projected: its size bounds the memory of a
+/// cold start and of a re-list, at the cost of more list requests. kube's default is 500.
+/// Streaming lists (`watcher::Config::streaming_lists`, one object at a time) would bound it
+/// further, but the API server refuses them unless its WatchList feature gate is on, and it
+/// is off on the control plane this is tested on (v1.35: "sendInitialEvents is forbidden").
+const LIST_PAGE_SIZE: u32 = 100;
+
+/// Watches `resource` as projections: whole objects are parsed, projected and dropped here.
+/// Secrets are watched metadata-only, every Secret of the watched namespaces: their data never
+/// reaches the operator's memory, and the spec's references to the user's own Secrets are
+/// checked against the same cache.
+fn projected_watch(
+    client: &Client,
+    namespace: Option<&str>,
+    resource: &ApiResource,
+) -> BoxStream<'static, Result<watcher::Event<Child>, watcher::Error>> {
+    let config = watcher::Config::default()
+        .page_size(LIST_PAGE_SIZE)
+        .any_semantic();
+    let core_kind = |kind: &str| resource.group.is_empty() && resource.kind == kind;
+    if core_kind("Secret") {
+        let api: Api<PartialObjectMeta<DynamicObject>> = match namespace {
+            Some(ns) => Api::namespaced_with(client.clone(), ns, resource),
+            None => Api::all_with(client.clone(), resource),
+        };
+        return watcher(api, config)
+            .map_ok(|event| cache::map_event(event, cache::project_meta))
+            .boxed();
+    }
+    let api: Api<DynamicObject> = match namespace {
+        Some(ns) if !core_kind("Node") => Api::namespaced_with(client.clone(), ns, resource),
+        _ => Api::all_with(client.clone(), resource),
+    };
+    let config = if core_kind("Node") {
+        config
+    } else {
+        config.labels(&apply::managed_by_selector())
+    };
+    let resource = resource.clone();
+    watcher(api, config)
+        .map_ok(move |event| {
+            cache::map_event(event, |o| cache::project(&resource.kind, o, FIELD_MANAGER))
+        })
+        .boxed()
+}
 
 /// Flags of `insync-operator run`.
 #[derive(clap::Args, Debug, Clone)]
@@ -185,31 +237,14 @@ async fn controller(
     readiness: Readiness,
     dns: Option<dns::DnsWiring>,
 ) {
-    let children_config = watcher::Config::default()
-        .labels(&apply::managed_by_selector())
-        .any_semantic();
     let mut kinds = Vec::new();
     let mut streams = Vec::new();
     for (resource, prunable) in apply::child_resources() {
-        let api: Api<DynamicObject> = match &args.namespace {
-            Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
-            None => Api::all_with(client.clone(), &resource),
-        };
         let writer = reflector::store::Writer::new(resource.clone());
         let reader = writer.as_reader();
-        // managedFields are never read: dropping them keeps the caches small. Touched (not just
-        // applied) objects, so deleting a child also wakes its cloud.
-        let types = apply::type_meta(&resource);
-        let stream = watcher(api, children_config.clone())
+        // Touched (not just applied) objects, so deleting a child also wakes its cloud.
+        let stream = projected_watch(&client, args.namespace.as_deref(), &resource)
             .default_backoff()
-            .modify(move |o| {
-                o.managed_fields_mut().clear();
-                // Items of a list (the initial list after every start and re-list) carry no
-                // apiVersion/kind, watch events do: without them every cached object looked
-                // different from what render wants, and a restarted operator re-applied every
-                // child at every reconcile, forever (a no-op apply sends no event to mend it).
-                o.types = Some(types.clone());
-            })
             .reflect(writer)
             .touched_objects();
         kinds.push(ChildKind {
@@ -219,6 +254,17 @@ async fn controller(
         });
         streams.push((resource, stream));
     }
+    // Node addresses are what a NodePort front end publishes: only needed with DNS.
+    let nodes = dns.as_ref().map(|_| {
+        let resource = ApiResource::erase::<Node>(&());
+        let writer = reflector::store::Writer::new(resource.clone());
+        let reader = writer.as_reader();
+        let stream = projected_watch(&client, None, &resource)
+            .default_backoff()
+            .reflect(writer);
+        tokio::spawn(stream.for_each(|_| async {}));
+        reader
+    });
 
     let clouds: Api<DeserializeGuard<InSyncCloud>> = match &args.namespace {
         Some(ns) => Api::namespaced(client.clone(), ns),
@@ -236,13 +282,24 @@ async fn controller(
         backoff: Backoff::default(),
         dns,
         pruned_at: Default::default(),
+        nodes,
     });
 
     let config = Config::default()
         .concurrency(args.concurrency)
         .debounce(Duration::from_millis(500));
-    let mut controller =
-        Controller::new(clouds, watcher::Config::default().any_semantic()).with_config(config);
+    // The clouds' own cache: the objects are read whole, but their managedFields never are.
+    let (cloud_store, cloud_writer) = reflector::store();
+    let cloud_events = watcher(
+        clouds,
+        watcher::Config::default()
+            .page_size(LIST_PAGE_SIZE)
+            .any_semantic(),
+    )
+    .modify(|cloud| cloud.managed_fields_mut().clear())
+    .reflect(cloud_writer)
+    .applied_objects();
+    let mut controller = Controller::for_stream(cloud_events, cloud_store).with_config(config);
     for (resource, stream) in streams {
         controller = controller.owns_stream_with(stream, resource);
     }

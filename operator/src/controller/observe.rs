@@ -1,13 +1,11 @@
 //! Observe: every read a reconcile makes, from the caches, gathered into an [`Observation`]
-//! before anything is decided. Also the reading of workload state out of cached Deployments
-//! and StatefulSets.
+//! before anything is decided. Also the counting of workload state, done on a live Deployment
+//! or StatefulSet in the watch (see [`super::cache`]) and read back from the cache here.
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
-use kube::api::{Api, DynamicObject};
 use serde_json::Value;
 
 use super::context::Context;
@@ -46,12 +44,12 @@ pub async fn observe(
         .filter_map(|d| {
             let (_, id) = d.workload.as_ref()?;
             let live = ctx.cached(namespace, &d.object)?;
-            Some((id.clone(), counts(&live)))
+            Some((id.clone(), live.workload()?.counts.clone()))
         })
         .collect();
     let mut missing_secrets = Vec::new();
     for (field, name) in secret_refs(&cloud.spec) {
-        if !secret_exists(ctx, namespace, name).await {
+        if !ctx.secret_exists(namespace, name) {
             missing_secrets.push((field, name.to_owned()));
         }
     }
@@ -62,9 +60,7 @@ pub async fn observe(
             .as_ref()
             .is_some_and(|d| d.provider == DnsProvider::Route53);
     let frontend = if dns_wanted {
-        dns_step::frontend_addresses(&ctx.client, cloud)
-            .await
-            .map_err(|e| e.to_string())
+        Ok(dns_step::frontend_addresses(ctx, cloud).await)
     } else {
         Ok(None)
     };
@@ -105,12 +101,6 @@ pub fn secret_refs(spec: &InSyncCloudSpec) -> Vec<(&'static str, &str)> {
     refs
 }
 
-/// Whether a Secret exists; a failed read counts as existing (nothing is reported on a guess).
-async fn secret_exists(ctx: &Context, namespace: &str, name: &str) -> bool {
-    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
-    !matches!(api.get_metadata_opt(name).await, Ok(None))
-}
-
 fn int(v: &Value, path: &[&str]) -> i64 {
     path.iter()
         .try_fold(v, |v, k| v.get(k))
@@ -142,7 +132,7 @@ fn image_tag(reference: &str) -> Option<&str> {
 }
 
 /// Replica counts and settledness of one live workload.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct WorkloadCounts {
     /// `spec.replicas`.
     pub desired: i32,
@@ -156,28 +146,22 @@ pub struct WorkloadCounts {
     pub tag: Option<String>,
 }
 
-/// Reads a cached Deployment or StatefulSet.
-pub fn counts(object: &DynamicObject) -> WorkloadCounts {
-    let body = serde_json::to_value(object).unwrap_or_default();
+/// Counts a live Deployment or StatefulSet (`kind`), `body` being the object as JSON.
+pub fn counts(kind: &str, body: &Value) -> WorkloadCounts {
     let desired = body
         .pointer("/spec/replicas")
         .and_then(Value::as_i64)
         .unwrap_or(1);
-    let generation = int(&body, &["metadata", "generation"]);
-    let observed = int(&body, &["status", "observedGeneration"]);
-    let ready = int(&body, &["status", "readyReplicas"]);
-    let updated = int(&body, &["status", "updatedReplicas"]);
-    let total = int(&body, &["status", "replicas"]);
-    let kind = object
-        .types
-        .as_ref()
-        .map(|t| t.kind.as_str())
-        .unwrap_or_default();
+    let generation = int(body, &["metadata", "generation"]);
+    let observed = int(body, &["status", "observedGeneration"]);
+    let ready = int(body, &["status", "readyReplicas"]);
+    let updated = int(body, &["status", "updatedReplicas"]);
+    let total = int(body, &["status", "replicas"]);
     let revision_done = if kind == "StatefulSet" {
         let current = body.pointer("/status/currentRevision");
         current.is_some() && current == body.pointer("/status/updateRevision")
     } else {
-        int(&body, &["status", "availableReplicas"]) == desired
+        int(body, &["status", "availableReplicas"]) == desired
     };
     let settled = observed >= generation
         && updated == desired
@@ -189,7 +173,7 @@ pub fn counts(object: &DynamicObject) -> WorkloadCounts {
         ready: i32::try_from(ready).unwrap_or(0),
         updated: i32::try_from(updated).unwrap_or(0),
         settled,
-        tag: template_tag(&body),
+        tag: template_tag(body),
     }
 }
 
