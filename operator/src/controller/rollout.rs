@@ -218,13 +218,32 @@ pub fn decide(input: &RolloutInput<'_>) -> RolloutDecision {
         .retain(|id, _| overdue.contains(&id.as_str()));
     upgrade.phase = UpgradePhase::Blocked;
     upgrade.component = Some(failed.clone());
+    let mut fields: Vec<&str> = overdue
+        .iter()
+        .map(|id| image_field(input.targets[*id].component))
+        .collect();
+    fields.sort_unstable();
+    fields.dedup();
     upgrade.message = Some(format!(
-        "{failed} did not become ready on {tag} within {}s; the rollout is stopped and no further component rolls until spec.version or the image of {failed} changes",
-        input.health_timeout.as_secs()
+        "{failed} did not become ready on {tag} within {}s; the rollout is stopped and no further component rolls until spec.version or {} changes",
+        input.health_timeout.as_secs(),
+        fields.join(" or ")
     ));
     RolloutDecision {
         pins: view.pins(|p| p < phase),
         upgrade: Some(upgrade),
+    }
+}
+
+/// The spec field of a component's image override, for people reading why a rollout stopped.
+fn image_field(component: Component) -> &'static str {
+    match component {
+        Component::Mysql => "spec.database.managed.image",
+        Component::Bynamo => "spec.metadataStore.managed.image",
+        Component::Minio => "spec.objectStore.minio.image",
+        Component::CloudMaster => "spec.master.image",
+        Component::Node => "spec.nodes.image",
+        Component::Haproxy => "spec.frontend.image",
     }
 }
 
@@ -633,6 +652,15 @@ mod tests {
                 .as_deref()
                 .unwrap_or_default()
                 .contains("bynamo did not become ready on v2")
+        );
+        assert!(
+            blocked
+                .message
+                .as_deref()
+                .unwrap_or_default()
+                .ends_with("until spec.version or spec.metadataStore.managed.image changes"),
+            "the message says what to change: {:?}",
+            blocked.message
         );
         assert!(apply(&mut f, &d).is_empty(), "nothing further rolls");
         // Still blocked later, even if it settles: only a spec change restarts.
