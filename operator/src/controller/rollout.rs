@@ -663,7 +663,8 @@ mod tests {
             blocked.message
         );
         assert!(apply(&mut f, &d).is_empty(), "nothing further rolls");
-        // Still blocked later, even if it settles: only a spec change restarts.
+        // Still blocked later, even if it settles: the rest still runs v1, so the cloud is not
+        // healthy at one version, and nothing gave bynamo a new target.
         settle_all(&mut f);
         let d = step(&f, Some(&blocked), 1200, 1);
         assert_eq!(
@@ -770,12 +771,14 @@ mod tests {
         let blocked = step(&f, d.upgrade.as_ref(), 601, 1);
         assert_eq!(phase(&blocked), Some(UpgradePhase::Blocked));
 
-        // Deleting the failed workload is not a new target: the rollout stays blocked.
+        // Deleting the failed workload is not a new target: the rollout stays blocked. Its
+        // previous tag is unknown (an override, no sibling), so it comes back on its target.
         let mut deleted = cloud("v2", "v2");
         deleted.targets = f.targets.clone();
         deleted.live.remove("bynamo");
         let d = step(&deleted, blocked.upgrade.as_ref(), 650, 1);
         assert_eq!(phase(&d), Some(UpgradePhase::Blocked));
+        assert_eq!(d.pins.get("bynamo"), None);
 
         // The override is removed: bynamo rolls back to v2 under a fresh clock and the cloud
         // completes.
@@ -909,9 +912,15 @@ mod tests {
         let d = step(&f, d.upgrade.as_ref(), 601, 1);
         assert_eq!(phase(&d), Some(UpgradePhase::Blocked));
         f.live.remove("node-0");
+        f.live.remove("cloudmaster");
         let d = step(&f, d.upgrade.as_ref(), 700, 1);
         assert_eq!(phase(&d), Some(UpgradePhase::Blocked));
         assert_eq!(pin(&d, "node-0").as_deref(), Some("v1"));
         assert_eq!(pin(&d, "haproxy").as_deref(), Some("v1"));
+        assert_eq!(
+            pin(&d, "cloudmaster").as_deref(),
+            Some("v1"),
+            "the failed one itself comes back on the version the cloud ran"
+        );
     }
 }
