@@ -14,7 +14,7 @@ use common::{Operator, condition, create, fcloud_no_dns, wait_ready};
 use insync_e2e::{NEVER_READY_VERSION, TestNamespace, cluster, holds_for, poll_until, wait_for};
 use insync_operator::api::{InSyncCloud, UpgradePhase};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
-use k8s_openapi::api::core::v1::{ConfigMap, PodTemplateSpec};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, PodTemplateSpec};
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use serde_json::{Value, json};
@@ -330,5 +330,78 @@ async fn scaling_storage_nodes_does_not_restart_haproxy() -> Result<()> {
         "HAProxy rolled: {} ReplicaSets",
         replica_sets.items.len()
     );
+    Ok(())
+}
+
+/// With `maxUnavailable: 1` and a storage node already down on the old version, no other node is
+/// taken down: the down node is rolled first (rolling it costs no availability), then the others
+/// one at a time.
+#[tokio::test]
+async fn a_node_already_down_counts_against_max_unavailable() -> Result<()> {
+    let client = cluster().await?;
+    let ns = TestNamespace::create(&client, "maxunavail").await?;
+    let op = Operator::start(ns.name(), &[]).await?;
+    let api = ready_cloud(&ns, &op, OLD, "2m", 3).await?;
+
+    // Take node-1 down on the old version: its pod turns NotReady, as a kubelet would report a
+    // failing readiness probe (kwok only moves Pending pods, so it leaves this one alone).
+    let pods = ns.api::<Pod>();
+    let node_1 = ListParams::default().labels("insync.dev/node-index=1");
+    let not_ready = json!({"status": {"conditions": [
+        {"type": "Ready", "status": "False"},
+        {"type": "ContainersReady", "status": "False"},
+    ]}});
+    for pod in pods.list(&node_1).await? {
+        pods.patch_status(
+            &pod.name_any(),
+            &PatchParams::default(),
+            &Patch::Strategic(not_ready.clone()),
+        )
+        .await?;
+    }
+    let deployments = ns.api::<Deployment>();
+    wait_for("node-1 to be down", Duration::from_secs(60), || async {
+        let d = deployments.get("fcloud-node-1").await?;
+        let ready = d.status.and_then(|s| s.ready_replicas).unwrap_or(0);
+        Ok(ready == 0)
+    })
+    .await
+    .with_context(|| op.log_tail())?;
+
+    let new = "5.9.2-r4200";
+    patch_spec(&api, json!({ "version": new })).await?;
+    let started = Instant::now();
+    let mut first_seen: BTreeMap<String, Duration> = BTreeMap::new();
+    loop {
+        for (name, tag) in image_tags(&ns, "fcloud").await? {
+            if tag == new && name.starts_with("fcloud-node-") {
+                first_seen.entry(name).or_insert_with(|| started.elapsed());
+            }
+        }
+        let cloud = api.get("fcloud").await?;
+        let current = cloud
+            .status
+            .as_ref()
+            .and_then(|s| s.current_version.clone());
+        if condition(&cloud, "Ready").0 == "True" && current.as_deref() == Some(new) {
+            break;
+        }
+        ensure!(
+            started.elapsed() < READY_TIMEOUT,
+            "the rollout did not complete; nodes rolled at {first_seen:?}\n{}",
+            op.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let order = ["fcloud-node-1", "fcloud-node-0", "fcloud-node-2"];
+    for pair in order.windows(2) {
+        let (a, b) = (first_seen.get(pair[0]), first_seen.get(pair[1]));
+        ensure!(
+            matches!((a, b), (Some(a), Some(b)) if a < b),
+            "{} must roll before {}: {first_seen:?}",
+            pair[0],
+            pair[1]
+        );
+    }
     Ok(())
 }
