@@ -11,7 +11,8 @@
 //!
 //! Helpers: [`TestNamespace`] (a unique namespace, deleted on drop), [`wait_for`] /
 //! [`poll_until`] (polling with a deadline), [`kubectl`] (runs kubectl against the right
-//! cluster), [`helm_path`] / [`helm_command`].
+//! cluster), [`helm_path`] / [`helm_command`], [`operator_process`] (the operator as a child
+//! process, for the tests and the benchmark), [`prom`] (reads Prometheus text).
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -26,6 +27,9 @@ use kube::api::{DeleteParams, ObjectMeta, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, Config};
 use tokio::io::AsyncWriteExt;
+
+pub mod operator_process;
+pub mod prom;
 
 /// Label put on every namespace made by [`TestNamespace`], to find leftovers:
 /// `kubectl delete ns -l insync.dev/e2e=true`.

@@ -168,7 +168,7 @@ async fn chart_installs_and_its_rbac_runs_a_cloud_to_ready_and_no_further() -> R
     cloud.spec.frontend.service.storage_node_port = None;
     create(&api, &cloud).await?;
     wait_ready(&api, "fcloud", Duration::from_secs(180), &op).await?;
-    let log = std::fs::read_to_string(&op.log)?;
+    let log = std::fs::read_to_string(op.log())?;
     ensure!(
         !log.contains("forbidden"),
         "the operator hit a forbidden API call under the chart's RBAC:\n{}",

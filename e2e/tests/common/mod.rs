@@ -3,14 +3,13 @@
 #![allow(dead_code)]
 
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
-use insync_e2e::{external_cluster, kubeconfig_path, kubectl, repo_root, wait_for};
+use insync_e2e::operator_process::{OperatorCommand, OperatorProcess};
+use insync_e2e::{external_cluster, kubeconfig_path, kubectl, repo_root, unique_name};
 use insync_operator::api::InSyncCloud;
 use kube::api::{Api, PostParams};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::OnceCell;
 
 /// The operator binary built next to this test (`cargo build -p insync-operator` first).
@@ -56,11 +55,16 @@ pub async fn install_crd() -> Result<()> {
     Ok(())
 }
 
-/// `insync-operator run` as a child process, watching one namespace.
-pub struct Operator {
-    child: tokio::process::Child,
-    pub metrics_port: u16,
-    pub log: PathBuf,
+/// `insync-operator run` as a child process watching one namespace of the shared cluster (the
+/// process itself is [`OperatorProcess`]; this adds the CRD and the cluster's kubeconfig).
+pub struct Operator(OperatorProcess);
+
+impl std::ops::Deref for Operator {
+    type Target = OperatorProcess;
+
+    fn deref(&self) -> &OperatorProcess {
+        &self.0
+    }
 }
 
 impl Operator {
@@ -69,113 +73,36 @@ impl Operator {
         Self::start_with_env(namespace, extra, &[]).await
     }
 
-    /// Starts the operator for `namespace` with extra flags and environment.
+    /// Starts the operator for `namespace` with extra flags and environment (a `KUBECONFIG`
+    /// there replaces the test cluster's).
     pub async fn start_with_env(
         namespace: &str,
         extra: &[&str],
         env: &[(&str, &str)],
     ) -> Result<Self> {
         install_crd().await?;
-        let port = free_port()?;
-        let log = std::env::temp_dir().join(format!("insync-operator-{namespace}-{port}.log"));
-        let file = std::fs::File::create(&log)?;
-        let mut cmd = tokio::process::Command::new(operator_binary()?);
-        cmd.args([
-            "run",
-            "--namespace",
-            namespace,
-            "--metrics-addr",
-            &format!("127.0.0.1:{port}"),
-        ])
-        .args(extra)
-        .envs(env.iter().copied())
-        .env("RUST_LOG", "info,insync_operator=debug,kube=warn")
-        .stdout(Stdio::from(file.try_clone()?))
-        .stderr(Stdio::from(file))
-        .kill_on_drop(true);
-        if !external_cluster() && !env.iter().any(|(k, _)| *k == "KUBECONFIG") {
-            cmd.env("KUBECONFIG", kubeconfig_path());
+        let log = std::env::temp_dir().join(format!("{}.log", unique_name("insync-operator")));
+        let mut command = OperatorCommand::new(operator_binary()?, log)
+            .args(["--namespace", namespace])
+            .args(extra.iter().copied());
+        if !external_cluster() {
+            command = command.kubeconfig(kubeconfig_path());
         }
-        let child = cmd.spawn().context("starting insync-operator")?;
-        let op = Self {
-            child,
-            metrics_port: port,
-            log,
-        };
-        wait_for(
-            "the operator's /readyz",
-            Duration::from_secs(60),
-            || async { Ok(op.get("/readyz").await.is_ok_and(|(code, _)| code == 200)) },
-        )
-        .await
-        .with_context(|| op.log_tail())?;
-        Ok(op)
-    }
-
-    /// GET on the operator's metrics port: (status code, body).
-    pub async fn get(&self, path: &str) -> Result<(u16, String)> {
-        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", self.metrics_port)).await?;
-        s.write_all(format!("GET {path} HTTP/1.1\r\nhost: localhost\r\n\r\n").as_bytes())
-            .await?;
-        let mut out = String::new();
-        s.read_to_string(&mut out).await?;
-        let code = out
-            .split_whitespace()
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(0);
-        let body = out
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_owned())
-            .unwrap_or_default();
-        Ok((code, body))
-    }
-
-    /// A counter or gauge from /metrics (summed over labels).
-    pub async fn metric(&self, name: &str) -> Result<f64> {
-        let (_, body) = self.get("/metrics").await?;
-        Ok(body
-            .lines()
-            .filter(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum())
-    }
-
-    /// The last lines of the operator's log, for failure messages.
-    pub fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        format!(
-            "operator log ({}):\n{}",
-            self.log.display(),
-            lines[lines.len().saturating_sub(40)..].join("\n")
-        )
+        for (key, value) in env {
+            command = command.env(key, value);
+        }
+        Ok(Self(command.start().await?))
     }
 
     /// Kills the process (SIGKILL: the harshest restart).
-    pub async fn kill(mut self) -> Result<()> {
-        self.child.kill().await?;
-        Ok(())
+    pub async fn kill(self) -> Result<()> {
+        Ok(self.0.kill().await?)
     }
 
     /// Stops the process with SIGTERM and waits for it to exit.
-    pub async fn terminate(mut self) -> Result<std::process::ExitStatus> {
-        let pid = self.child.id().context("no pid")?;
-        let status = tokio::process::Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status()
-            .await?;
-        ensure!(status.success(), "kill -TERM failed");
-        let exit = tokio::time::timeout(Duration::from_secs(20), self.child.wait())
-            .await
-            .context("operator did not stop on SIGTERM")??;
-        Ok(exit)
+    pub async fn terminate(self) -> Result<std::process::ExitStatus> {
+        Ok(self.0.terminate().await?)
     }
-}
-
-fn free_port() -> Result<u16> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-    Ok(listener.local_addr()?.port())
 }
 
 /// The fcloud example, moved into `namespace`, with DNS off unless the test turns it on.
