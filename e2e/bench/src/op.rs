@@ -1,21 +1,11 @@
-//! `insync-operator run` as a child process: its metrics port, /proc figures and log.
+//! What the operator process says about itself: its counters and its log.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::time::Duration;
+use std::path::Path;
 
-use anyhow::{Context, Result, ensure};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-use crate::prom;
-
-pub struct Operator {
-    child: tokio::process::Child,
-    pub pid: u32,
-    pub metrics_port: u16,
-    pub log: PathBuf,
-}
+use anyhow::Result;
+use insync_e2e::operator_process::OperatorProcess;
+use insync_e2e::prom;
 
 /// The operator's own counters at one moment.
 #[derive(Debug, Default, Clone, Copy, serde::Serialize)]
@@ -43,142 +33,20 @@ impl OpSnapshot {
             cpu_secs: self.cpu_secs - before.cpu_secs,
         }
     }
-}
 
-impl Operator {
-    /// Starts `binary run` watching all namespaces, with its own kubeconfig, and waits for /readyz.
-    pub async fn start(
-        binary: &Path,
-        kubeconfig: &Path,
-        concurrency: u16,
-        rust_log: &str,
-        log: PathBuf,
-    ) -> Result<Self> {
-        let metrics_port = free_port()?;
-        let file = std::fs::File::create(&log)?;
-        let child = tokio::process::Command::new(binary)
-            .args([
-                "run",
-                "--metrics-addr",
-                &format!("127.0.0.1:{metrics_port}"),
-                "--concurrency",
-                &concurrency.to_string(),
-            ])
-            .env("KUBECONFIG", kubeconfig)
-            .env("RUST_LOG", rust_log)
-            .env_remove("WATCH_NAMESPACE")
-            .env_remove("LEADER_ELECT")
-            .env_remove("DNS_OWNER_ID")
-            .env_remove("AWS_ENDPOINT_URL_ROUTE_53")
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(file.try_clone()?))
-            .stderr(Stdio::from(file))
-            .kill_on_drop(true)
-            .spawn()
-            .with_context(|| format!("starting {}", binary.display()))?;
-        let pid = child.id().context("operator has no pid")?;
-        let op = Self {
-            child,
-            pid,
-            metrics_port,
-            log,
-        };
-        insync_e2e::wait_for(
-            "the operator's /readyz",
-            Duration::from_secs(60),
-            || async { Ok(op.get("/readyz").await.is_ok_and(|(code, _)| code == 200)) },
-        )
-        .await
-        .with_context(|| format!("operator log: {}", op.log.display()))?;
-        Ok(op)
-    }
-
-    async fn get(&self, path: &str) -> Result<(u16, String)> {
-        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", self.metrics_port)).await?;
-        s.write_all(format!("GET {path} HTTP/1.1\r\nhost: localhost\r\n\r\n").as_bytes())
-            .await?;
-        let mut out = String::new();
-        s.read_to_string(&mut out).await?;
-        let code = out
-            .split_whitespace()
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(0);
-        let body = out
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_owned())
-            .unwrap_or_default();
-        Ok((code, body))
-    }
-
-    pub async fn snapshot(&self, ticks_per_sec: f64) -> Result<OpSnapshot> {
-        let (code, body) = self.get("/metrics").await?;
-        ensure!(code == 200, "operator /metrics answered {code}");
-        let s = prom::parse(&body);
-        Ok(OpSnapshot {
+    /// The counters of `/metrics` and the CPU time of `/proc` now.
+    pub async fn take(op: &OperatorProcess) -> Result<Self> {
+        let s = op.metrics().await?;
+        Ok(Self {
             applied: prom::sum(&s, "insync_operator_objects_applied_total"),
             skipped: prom::sum(&s, "insync_operator_objects_skipped_total"),
             pruned: prom::sum(&s, "insync_operator_objects_pruned_total"),
             reconciles: prom::sum(&s, "insync_operator_reconciles_total"),
             errors: prom::sum(&s, "insync_operator_reconcile_errors_total"),
             reconcile_secs: prom::sum(&s, "insync_operator_reconcile_duration_seconds_sum"),
-            cpu_secs: cpu_ticks(self.pid)? / ticks_per_sec,
+            cpu_secs: op.cpu_secs()?,
         })
     }
-
-    /// (VmHWM, VmRSS) in MiB.
-    pub fn memory_mib(&self) -> Result<(f64, f64)> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid))?;
-        let kb = |key: &str| -> f64 {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(key))
-                .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
-                .unwrap_or(0.0)
-        };
-        Ok((kb("VmHWM:") / 1024.0, kb("VmRSS:") / 1024.0))
-    }
-
-    /// SIGTERM, wait up to 30 s, then kill.
-    pub async fn stop(mut self) -> Result<()> {
-        let _ = tokio::process::Command::new("kill")
-            .args(["-TERM", &self.pid.to_string()])
-            .status()
-            .await;
-        if tokio::time::timeout(Duration::from_secs(30), self.child.wait())
-            .await
-            .is_err()
-        {
-            self.child.kill().await?;
-        }
-        Ok(())
-    }
-}
-
-fn free_port() -> Result<u16> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-    Ok(listener.local_addr()?.port())
-}
-
-fn cpu_ticks(pid: u32) -> Result<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // the command name (field 2) may hold spaces: count fields after its closing parenthesis
-    let rest = stat.rsplit_once(')').context("odd /proc stat")?.1;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // fields[0] is field 3 (state); utime is field 14, stime field 15
-    let utime: f64 = fields.get(11).context("utime")?.parse()?;
-    let stime: f64 = fields.get(12).context("stime")?.parse()?;
-    Ok(utime + stime)
-}
-
-/// Clock ticks per second for /proc/<pid>/stat (`getconf CLK_TCK`, 100 when unknown).
-pub fn ticks_per_sec() -> f64 {
-    std::process::Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok()?.trim().parse().ok())
-        .unwrap_or(100.0)
 }
 
 /// What the operator's log says it wrote and why, from byte `from` on.
