@@ -223,14 +223,25 @@ impl PlaneArgs {
             None,
         )
         .await?;
-        self.kubectl(
-            &[
-                "wait",
-                "--for=condition=Established",
-                "crd/insyncclouds.insync.dev",
-                "--timeout=60s",
-            ],
-            None,
+        // Polled rather than `kubectl wait`: that fails outright ("accessor error: <nil>") when
+        // it reads the CRD before the API server has written any condition.
+        insync_e2e::wait_for(
+            "the InSyncCloud CRD to be Established",
+            Duration::from_secs(60),
+            || async {
+                let status = self
+                    .kubectl(
+                        &[
+                            "get",
+                            "crd/insyncclouds.insync.dev",
+                            "-o",
+                            r#"jsonpath={.status.conditions[?(@.type=="Established")].status}"#,
+                        ],
+                        None,
+                    )
+                    .await?;
+                Ok(status.trim() == "True")
+            },
         )
         .await?;
         Ok(())
