@@ -191,7 +191,7 @@ pub fn print_details(r: &RunResult) {
     }
     let m = &r.rss;
     println!(
-        "memory (MiB): converge peak {:.1}; steady {:.1} (peak {:.1}); after restart: re-list peak {:.1}, window peak {:.1}, end {:.1}; load {} -> {} -> {}",
+        "memory (MiB): converge peak {:.1}; steady {:.1} (peak {:.1}); after restart: first list (to /readyz) peak {:.1}, window peak {:.1}, end {:.1}; load {} -> {} -> {}",
         mib(m.converge_peak_kib),
         mib(m.steady_kib),
         mib(m.steady_peak_kib),
@@ -296,7 +296,7 @@ fn slope(prev: Option<&Row>, row: &Row, kib: impl Fn(&Row) -> f64) -> String {
 pub fn print_table(results: &[RunResult], args: &Args, machine: &Machine) {
     let rows = rows(results);
     println!(
-        "\n| clouds | runs | floor (s) | operator (s) | operator / floor | operator writes / cloud | steady writes | writes after restart | RSS MiB: re-list / converge peak / steady / after-restart peak | KiB / cloud: after-restart peak, steady | load 1m floor; operator start→Ready |"
+        "\n| clouds | runs | floor (s) | operator (s) | operator / floor | operator writes / cloud | steady writes | writes after restart | RSS MiB: first list / converge peak / steady / after-restart peak | KiB / cloud: after-restart peak, steady | load 1m floor; operator start→Ready |"
     );
     println!("|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|");
     let mut prev: Option<&Row> = None;
