@@ -16,7 +16,7 @@ use rand::distr::{Alphanumeric, SampleString};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::cache::{Child, digest};
+use super::cache::{Child, ChildType, digest};
 use super::error::Error;
 use crate::api::Quantity;
 use crate::render::keys::{COMPONENT, GENERATE_KEYS, INSTANCE, MANAGED_BY, MANAGER};
@@ -37,7 +37,7 @@ pub fn managed_by_selector() -> String {
 #[derive(Clone)]
 pub struct ChildKind {
     /// API coordinates.
-    pub resource: ApiResource,
+    pub resource: ChildType,
     /// Whether objects of this kind that the cloud no longer needs are deleted. Never for
     /// PersistentVolumeClaims (data) or Secrets (credentials of retained data).
     pub prunable: bool,
@@ -224,7 +224,7 @@ pub async fn apply_all(
         let name = item.object.name_any();
         wanted.insert((kind.resource.kind.clone(), name.clone()));
         let api: Api<DynamicObject> =
-            Api::namespaced_with(client.clone(), namespace, &kind.resource);
+            Api::namespaced_with(client.clone(), namespace, &*kind.resource);
         let live = cached(kind, namespace, &name);
         let label = format!("{}/{name}", kind.resource.kind);
         let outcome = match (item.policy, live.as_deref()) {
@@ -275,7 +275,7 @@ pub async fn apply_all(
                 continue;
             }
             let api: Api<DynamicObject> =
-                Api::namespaced_with(client.clone(), namespace, &kind.resource);
+                Api::namespaced_with(client.clone(), namespace, &*kind.resource);
             let label = format!("{}/{name}", kind.resource.kind);
             match api.delete(&name, &DeleteParams::background()).await {
                 Ok(_) => report.pruned.push(label),

@@ -240,6 +240,7 @@ async fn controller(
     let mut kinds = Vec::new();
     let mut streams = Vec::new();
     for (resource, prunable) in apply::child_resources() {
+        let resource = Arc::new(resource);
         let writer = reflector::store::Writer::new(resource.clone());
         let reader = writer.as_reader();
         // Touched (not just applied) objects, so deleting a child also wakes its cloud.
@@ -256,7 +257,7 @@ async fn controller(
     }
     // Node addresses are what a NodePort front end publishes: only needed with DNS.
     let nodes = dns.as_ref().map(|_| {
-        let resource = ApiResource::erase::<Node>(&());
+        let resource = Arc::new(ApiResource::erase::<Node>(&()));
         let writer = reflector::store::Writer::new(resource.clone());
         let reader = writer.as_reader();
         let stream = projected_watch(&client, None, &resource)

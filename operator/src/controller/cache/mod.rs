@@ -8,6 +8,7 @@
 pub mod digest;
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::DynamicObject;
@@ -79,23 +80,27 @@ pub enum Ingress {
     Ip(String),
 }
 
+/// The kind of a [`Child`], shared: every cache key holds its kind, and a shared one costs a
+/// pointer where an `ApiResource` costs five strings per cached object.
+pub type ChildType = Arc<ApiResource>;
+
 impl Resource for Child {
-    type DynamicType = ApiResource;
+    type DynamicType = ChildType;
     type Scope = DynamicResourceScope;
 
-    fn kind(dt: &ApiResource) -> Cow<'_, str> {
+    fn kind(dt: &ChildType) -> Cow<'_, str> {
         dt.kind.as_str().into()
     }
-    fn group(dt: &ApiResource) -> Cow<'_, str> {
+    fn group(dt: &ChildType) -> Cow<'_, str> {
         dt.group.as_str().into()
     }
-    fn version(dt: &ApiResource) -> Cow<'_, str> {
+    fn version(dt: &ChildType) -> Cow<'_, str> {
         dt.version.as_str().into()
     }
-    fn api_version(dt: &ApiResource) -> Cow<'_, str> {
+    fn api_version(dt: &ChildType) -> Cow<'_, str> {
         dt.api_version.as_str().into()
     }
-    fn plural(dt: &ApiResource) -> Cow<'_, str> {
+    fn plural(dt: &ChildType) -> Cow<'_, str> {
         dt.plural.as_str().into()
     }
     fn meta(&self) -> &ObjectMeta {
@@ -106,16 +111,16 @@ impl Resource for Child {
     }
 }
 
-/// The metadata a projection keeps: identity (the store's key and the owner lookup that wakes
-/// a cloud), owner references (pruning, triggering) and deletion. No labels or annotations:
+/// The metadata a projection keeps: name and namespace (the store's key), owner references
+/// (pruning, and the owner lookup that wakes a cloud) and deletion. No labels or annotations:
 /// nothing reads them off a live object (the applied-hash annotation is inside the digest).
-/// No resourceVersion or generation either: the watcher tracks versions on the objects it
-/// receives, before they are projected, and the generation is read into the workload counts.
+/// No uid, resourceVersion or generation either (the store copies the first two into every
+/// key): the watcher tracks versions on the objects it receives, before they are projected,
+/// and the generation is read into the workload counts.
 pub fn trim(meta: ObjectMeta) -> ObjectMeta {
     ObjectMeta {
         name: meta.name,
         namespace: meta.namespace,
-        uid: meta.uid,
         deletion_timestamp: meta.deletion_timestamp,
         owner_references: meta.owner_references,
         ..ObjectMeta::default()
