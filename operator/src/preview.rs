@@ -435,7 +435,7 @@ fn phase_title(phase: UpgradePhase) -> &'static str {
         UpgradePhase::CloudMaster => "CloudMaster",
         UpgradePhase::Nodes => "storage nodes",
         UpgradePhase::Frontend => "HAProxy front end",
-        UpgradePhase::Complete | UpgradePhase::Blocked => "",
+        UpgradePhase::Waiting | UpgradePhase::Complete | UpgradePhase::Blocked => "",
     }
 }
 

@@ -104,6 +104,7 @@ fn first_step(from: &str, to: &str) -> rollout::RolloutDecision {
         health_timeout: Duration::from_secs(600),
         now: Timestamp::UNIX_EPOCH,
         paused: false,
+        hold: None,
     })
 }
 

@@ -773,6 +773,18 @@ pub struct UpgradePolicy {
     #[serde(default = "default_health_timeout")]
     #[x_kube(validation = Rule::new("self.matches('^([0-9]+[hms])+$')").message("healthTimeout must be a duration such as 10m, 90s or 1h30m"))]
     pub health_timeout: String,
+    /// Maintenance windows (UTC). A version change starts only inside one; a rollout still
+    /// running when its window ends finishes the step in flight and waits for the next one.
+    /// Empty: any time.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub windows: Vec<MaintenanceWindow>,
+    /// Fleet ring (0, 1, 2, ...): a cloud in ring n+1 starts moving to a version only when
+    /// every cloud of ring n that asked for the same version runs it and is Ready; a cloud of
+    /// ring n whose upgrade is blocked stops the later rings. Unset: no ring, never waits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self >= 0 && self <= 99").message("upgrade.ring must be between 0 and 99"))]
+    pub ring: Option<i32>,
 }
 
 impl Default for UpgradePolicy {
@@ -780,8 +792,49 @@ impl Default for UpgradePolicy {
         Self {
             max_unavailable: 1,
             health_timeout: default_health_timeout(),
+            windows: Vec::new(),
+            ring: None,
         }
     }
+}
+
+/// A weekly maintenance window, in UTC.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct MaintenanceWindow {
+    /// Days it opens on; empty: every day.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 7))]
+    pub days: Vec<Weekday>,
+    /// Opening time, `HH:MM` UTC.
+    #[schemars(length(max = 5))]
+    #[x_kube(validation = Rule::new("self.matches('^([01][0-9]|2[0-3]):[0-5][0-9]$')").message("a maintenance window's start must be HH:MM in UTC, e.g. 02:00"))]
+    pub start: String,
+    /// How long it stays open, e.g. `4h` or `90m` (at most a week).
+    #[schemars(length(max = 12))]
+    #[x_kube(validation = Rule::new("self.matches('^([0-9]{1,3}h)?([0-9]{1,4}m)?$') && self != ''").message("a maintenance window's duration must be hours and/or minutes, e.g. 4h or 1h30m"))]
+    pub duration: String,
+}
+
+/// A day of the week.
+#[derive(
+    JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord,
+)]
+pub enum Weekday {
+    /// Monday.
+    Mon,
+    /// Tuesday.
+    Tue,
+    /// Wednesday.
+    Wed,
+    /// Thursday.
+    Thu,
+    /// Friday.
+    Fri,
+    /// Saturday.
+    Sat,
+    /// Sunday.
+    Sun,
 }
 
 fn default_health_timeout() -> String {

@@ -117,6 +117,9 @@ pub struct RollingWorkload {
     JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord,
 )]
 pub enum UpgradePhase {
+    /// A version change waits for a gate: a maintenance window, an earlier ring, or a free
+    /// slot under the operator's limit on concurrent upgrades (the message says which).
+    Waiting,
     /// Rolling managed datastores whose own image changed.
     Datastores,
     /// Rolling the CloudMaster.

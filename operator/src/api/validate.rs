@@ -466,6 +466,19 @@ pub fn validate(cloud: &InSyncCloud) -> Result<(), InvalidCloud> {
             ),
         ),
     }
+    for (i, window) in spec.upgrade.windows.iter().enumerate() {
+        let week = std::time::Duration::from_secs(7 * 86_400);
+        match parse_duration(&window.duration) {
+            Some(d) if !d.is_zero() && d <= week => {}
+            _ => p.add(
+                format!("spec.upgrade.windows[{i}].duration"),
+                format!(
+                    "{:?} must be a positive duration of at most a week (168h), such as 4h or 1h30m",
+                    window.duration
+                ),
+            ),
+        }
+    }
 
     if p.0.is_empty() {
         Ok(())

@@ -95,6 +95,7 @@ pub fn record_phase(cloud: &InSyncCloud, ctx: &Context, upgrade: Option<&Upgrade
         Some(UpgradePhase::Nodes) => 3,
         Some(UpgradePhase::Frontend) => 4,
         Some(UpgradePhase::Blocked) => 5,
+        Some(UpgradePhase::Waiting) => 6,
     };
     ctx.metrics
         .upgrade_phase

@@ -35,6 +35,8 @@ pub struct Context {
     pub pruned_at: Mutex<HashMap<String, Option<i64>>>,
     /// Node addresses, watched only when DNS is wired (NodePort front ends publish them).
     pub nodes: Option<Store<Child>>,
+    /// Every cloud, for the ring and concurrency gates.
+    pub fleet: super::fleet::Fleet,
 }
 
 impl Context {

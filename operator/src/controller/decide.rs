@@ -16,7 +16,8 @@ use super::apply::ApplyReport;
 use super::dns::{self as dns_step, DnsIntent, DnsOutcome, FINALIZER};
 use super::error::Error;
 use super::finalizer;
-use super::observe::{Observation, Observed, targets};
+use super::gate::{self, GateInput, Hold};
+use super::observe::{Observation, Observed, targets, version_change};
 use super::rollout::{self, RolloutDecision, RolloutInput, TargetWorkload};
 use super::status::{self, Cond};
 use crate::api::validate::{self, InvalidCloud};
@@ -81,6 +82,8 @@ pub struct Plan {
     pub dns: DnsIntent,
     /// Events owed before acting (a rollout step starting, blocking or completing).
     pub notes: Vec<Note>,
+    /// The gate holding a version change, if any.
+    pub hold: Option<Hold>,
 }
 
 /// What acting on a plan did.
@@ -131,6 +134,19 @@ pub fn plan(
     let observed = Observed::new(seen.workloads.clone());
     let health_timeout = validate::parse_duration(&cloud.spec.upgrade.health_timeout)
         .unwrap_or(Duration::from_secs(600));
+    let hold = version_change(cloud)
+        .then(|| {
+            gate::hold(&GateInput {
+                now: seen.now,
+                windows: &cloud.spec.upgrade.windows,
+                ring: cloud.spec.upgrade.ring,
+                version: &cloud.spec.version,
+                fleet: &seen.gates.fleet,
+                max_concurrent: seen.gates.max_concurrent,
+                has_slot: seen.gates.has_slot,
+            })
+        })
+        .flatten();
     let rollout = rollout::decide(&RolloutInput {
         targets: &targets,
         live: &observed.live,
@@ -141,6 +157,7 @@ pub fn plan(
         health_timeout,
         now: seen.now,
         paused: cloud.spec.paused,
+        hold: hold.as_ref(),
     });
     let notes = upgrade_transition(previous.upgrade.as_ref(), rollout.upgrade.as_ref())
         .into_iter()
@@ -168,6 +185,7 @@ pub fn plan(
         health_timeout,
         dns: dns_step::intent(settings.dns, cloud, &seen.dns),
         notes,
+        hold,
     })
 }
 
@@ -185,6 +203,7 @@ fn upgrade_transition(
     Some(match after.phase {
         UpgradePhase::Blocked => Note::warning("UpgradeBlocked", message),
         UpgradePhase::Complete => Note::normal("UpgradeComplete", message),
+        UpgradePhase::Waiting => Note::normal("UpgradeWaiting", message),
         _ => Note::normal("Upgrading", message),
     })
 }
@@ -382,7 +401,12 @@ pub fn conclude(cloud: &InSyncCloud, seen: &Observation, plan: &Plan, acted: Act
     } else {
         // Only a Ready cloud waits long: a missing Secret created later, for one, wakes
         // nothing (it is not the cloud's child).
-        next_wake(upgrade, plan.health_timeout, seen, ready)
+        let wake = next_wake(upgrade, plan.health_timeout, seen, ready);
+        // What a held cloud waits for is no child of it: look again when it may have changed.
+        match &plan.hold {
+            Some(hold) => wake.min(gate::recheck(hold, seen.now)),
+            None => wake,
+        }
     };
     Conclusion {
         status,
@@ -476,6 +500,7 @@ mod tests {
                 known_zones: None,
             },
             needs_prune: false,
+            gates: Default::default(),
         }
     }
 

@@ -16,6 +16,8 @@ mod decide;
 mod dns;
 mod error;
 mod finalizer;
+mod fleet;
+mod gate;
 mod leader;
 pub mod observe;
 mod reconcile;
@@ -132,6 +134,10 @@ pub struct RunArgs {
     /// domain is allowed (logged as a warning at start).
     #[arg(long = "dns-allowed-domain", value_name = "[NAMESPACE=]DOMAIN")]
     pub dns_allowed_domains: Vec<String>,
+    /// Clouds that may be upgrading at the same time; the others wait their turn
+    /// (UpgradeWaiting). 0: no limit.
+    #[arg(long, env = "MAX_CONCURRENT_UPGRADES", default_value_t = 0)]
+    pub max_concurrent_upgrades: usize,
 }
 
 /// A failure that stops the operator (configuration, lost leadership); `anyhow` stays at the
@@ -275,17 +281,6 @@ async fn controller(
         controller: "insync-operator".into(),
         instance: std::env::var("POD_NAME").ok(),
     };
-    let ctx = Arc::new(Context {
-        client: client.clone(),
-        kinds: kinds.clone(),
-        metrics,
-        recorder: Recorder::new(client.clone(), reporter),
-        backoff: Backoff::default(),
-        dns,
-        pruned_at: Default::default(),
-        nodes,
-    });
-
     let config = Config::default()
         .concurrency(args.concurrency)
         .debounce(Duration::from_millis(500));
@@ -300,7 +295,19 @@ async fn controller(
     .modify(|cloud| cloud.managed_fields_mut().clear())
     .reflect(cloud_writer)
     .applied_objects();
-    let mut controller = Controller::for_stream(cloud_events, cloud_store).with_config(config);
+    let mut controller =
+        Controller::for_stream(cloud_events, cloud_store.clone()).with_config(config);
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        kinds: kinds.clone(),
+        metrics,
+        recorder: Recorder::new(client.clone(), reporter),
+        backoff: Backoff::default(),
+        dns,
+        pruned_at: Default::default(),
+        nodes,
+        fleet: fleet::Fleet::new(cloud_store, args.max_concurrent_upgrades),
+    });
     for (resource, stream) in streams {
         controller = controller.owns_stream_with(stream, resource);
     }

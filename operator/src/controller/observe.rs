@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use super::context::Context;
 use super::dns::{self as dns_step, DnsObservation};
+use super::gate::{self, FleetMember, GateInput};
 use super::rollout::{LiveWorkload, TargetWorkload};
 use crate::api::{ComponentStatus, DnsProvider, InSyncCloud, InSyncCloudSpec};
 use crate::render::{Component, Desired};
@@ -28,6 +29,55 @@ pub struct Observation {
     /// The cloud's caches must be scanned for orphans: its spec changed since the last
     /// complete prune, or this process has not pruned it yet.
     pub needs_prune: bool,
+    /// What the gates in front of a version change look at.
+    pub gates: GateObservation,
+}
+
+/// The fleet around a cloud and its place in the upgrade queue.
+#[derive(Clone, Debug, Default)]
+pub struct GateObservation {
+    /// Every other cloud the operator manages.
+    pub fleet: Vec<FleetMember>,
+    /// The operator-wide limit on concurrent upgrades, when set.
+    pub max_concurrent: Option<usize>,
+    /// Whether the cloud holds one of those slots (taken here when its window and ring let it
+    /// start: the one write observe makes, to the operator's memory, so that two reconciles can
+    /// never both take the last slot).
+    pub has_slot: bool,
+}
+
+/// Whether the cloud asks to move from the version it ran to another one: what the gates hold.
+/// A new cloud (nothing ran yet) is created at once.
+pub fn version_change(cloud: &InSyncCloud) -> bool {
+    cloud
+        .status
+        .as_ref()
+        .and_then(|s| s.current_version.as_deref())
+        .is_some_and(|current| current != cloud.spec.version)
+}
+
+fn observe_gates(cloud: &InSyncCloud, ctx: &Context, now: Timestamp) -> GateObservation {
+    if !version_change(cloud) {
+        return GateObservation::default();
+    }
+    let fleet = ctx.fleet.members(cloud);
+    let mut gates = GateObservation {
+        fleet,
+        max_concurrent: ctx.fleet.max_concurrent(),
+        has_slot: false,
+    };
+    // Queue only a cloud its window and rings let start now.
+    let before_the_queue = gate::hold(&GateInput {
+        now,
+        windows: &cloud.spec.upgrade.windows,
+        ring: cloud.spec.upgrade.ring,
+        version: &cloud.spec.version,
+        fleet: &gates.fleet,
+        max_concurrent: None,
+        has_slot: true,
+    });
+    gates.has_slot = before_the_queue.is_none() && ctx.fleet.admit(cloud);
+    gates
 }
 
 /// Reads what deciding about `cloud` needs. `wished` is the unpinned render of its spec (its
@@ -64,8 +114,10 @@ pub async fn observe(
     } else {
         Ok(None)
     };
+    let now = Timestamp::now();
     Observation {
-        now: Timestamp::now(),
+        now,
+        gates: observe_gates(cloud, ctx, now),
         workloads,
         missing_secrets,
         dns: DnsObservation {

@@ -18,6 +18,7 @@ use std::time::Duration;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
+use super::gate::Hold;
 use crate::api::{RollingWorkload, UpgradePhase, UpgradeStatus};
 use crate::render::Component;
 
@@ -60,6 +61,8 @@ pub struct RolloutInput<'a> {
     pub now: Timestamp,
     /// `spec.paused`: nothing is applied, so no step clock may run.
     pub paused: bool,
+    /// A gate in front of the rollout (maintenance window, ring, concurrency limit).
+    pub hold: Option<&'a Hold>,
 }
 
 /// What to render and record.
@@ -124,8 +127,14 @@ pub fn decide(input: &RolloutInput<'_>) -> RolloutDecision {
         }
     }
     // Clocks carry over from the step in progress, never from a block being lifted.
-    let carried = recorded.filter(|r| r.phase != UpgradePhase::Blocked);
-    let in_progress = recorded.is_some_and(|r| r.phase != UpgradePhase::Complete);
+    let carried =
+        recorded.filter(|r| !matches!(r.phase, UpgradePhase::Blocked | UpgradePhase::Waiting));
+    let started = carried.is_some_and(|r| r.phase != UpgradePhase::Complete);
+    if let Some(hold) = input.hold.filter(|_| !started && !view.stale.is_empty()) {
+        return waiting(input, &view, hold);
+    }
+    let in_progress = recorded
+        .is_some_and(|r| !matches!(r.phase, UpgradePhase::Complete | UpgradePhase::Waiting));
     if view.stale.is_empty() && !in_progress {
         return RolloutDecision {
             pins: BTreeMap::new(),
@@ -162,6 +171,19 @@ pub fn decide(input: &RolloutInput<'_>) -> RolloutDecision {
     };
 
     let batch = view.batch(phase);
+    if let (Some(hold @ Hold::Window { .. }), Some(carried)) = (input.hold, carried) {
+        // The window closed: the step in flight finishes, the next one does not begin.
+        let in_flight = batch.iter().any(|id| carried.rolling.contains_key(*id));
+        if !in_flight {
+            let mut upgrade = carried.clone();
+            upgrade.paused_at = Some(Time(input.now));
+            upgrade.message = Some(format!("rollout paused: {}", hold.message()));
+            return RolloutDecision {
+                pins: view.pins(|p| p < phase),
+                upgrade: Some(upgrade),
+            };
+        }
+    }
     let rolling: BTreeMap<String, RollingWorkload> = batch
         .iter()
         .map(|id| {
@@ -244,6 +266,25 @@ fn image_field(component: Component) -> &'static str {
         Component::CloudMaster => "spec.master.image",
         Component::Node => "spec.nodes.image",
         Component::Haproxy => "spec.frontend.image",
+    }
+}
+
+/// A version change held before it starts: every workload stays where it is (absent ones come
+/// back on the version the cloud ran) and status says what it waits for.
+fn waiting(input: &RolloutInput<'_>, view: &View<'_>, hold: &Hold) -> RolloutDecision {
+    RolloutDecision {
+        pins: view.pins(|_| false),
+        upgrade: Some(UpgradeStatus {
+            from_version: view.from_version.clone(),
+            to_version: input.target_version.to_owned(),
+            phase: UpgradePhase::Waiting,
+            component: None,
+            step_started_at: None,
+            rolling: BTreeMap::new(),
+            paused_at: None,
+            started_at: None,
+            message: Some(hold.message().to_owned()),
+        }),
     }
 }
 
@@ -523,6 +564,7 @@ mod tests {
             health_timeout: Duration::from_secs(600),
             now: at(now),
             paused: false,
+            hold: None,
         }
     }
 
@@ -722,6 +764,7 @@ mod tests {
             health_timeout: Duration::from_secs(600),
             now: at(30),
             paused: false,
+            hold: None,
         });
         assert_eq!(apply(&mut f, &d), vec!["bynamo".to_owned()]);
         assert_eq!(d.upgrade.map(|u| u.to_version), Some("v1".to_owned()));
@@ -803,6 +846,7 @@ mod tests {
         let paused = |recorded: Option<&UpgradeStatus>, now: i64, f: &Fixture| {
             decide(&RolloutInput {
                 paused: true,
+                hold: None,
                 ..input(f, recorded, now, 1)
             })
         };
@@ -922,5 +966,85 @@ mod tests {
             Some("v1"),
             "the failed one itself comes back on the version the cloud ran"
         );
+    }
+
+    fn held<'a>(
+        f: &'a Fixture,
+        recorded: Option<&'a UpgradeStatus>,
+        now: i64,
+        hold: &'a Hold,
+    ) -> RolloutDecision {
+        decide(&RolloutInput {
+            hold: Some(hold),
+            ..input(f, recorded, now, 1)
+        })
+    }
+
+    #[test]
+    fn a_held_version_change_waits_with_everything_on_the_old_version() {
+        let mut f = cloud("v1", "v2");
+        let ring = Hold::Start {
+            reason: "WaitingForRing",
+            message: "waiting for ring 0".into(),
+        };
+        let d = held(&f, None, 0, &ring);
+        let waiting = d.upgrade.clone().expect("recorded");
+        assert_eq!(waiting.phase, UpgradePhase::Waiting);
+        assert_eq!(waiting.message.as_deref(), Some("waiting for ring 0"));
+        assert!(apply(&mut f, &d).is_empty(), "nothing moves: {:?}", d.pins);
+        // Still held later: nothing moves, no clock started.
+        let d = held(&f, Some(&waiting), 900, &ring);
+        assert_eq!(phase(&d), Some(UpgradePhase::Waiting));
+        assert!(apply(&mut f, &d).is_empty());
+        // Released: the rollout starts from the beginning, its clocks from now.
+        let d = step(&f, Some(&waiting), 1000, 1);
+        assert_eq!(phase(&d), Some(UpgradePhase::Datastores));
+        assert_eq!(
+            d.upgrade.as_ref().and_then(|u| u.step_started_at.clone()),
+            Some(Time(at(1000)))
+        );
+        assert_eq!(apply(&mut f, &d), ["bynamo"]);
+    }
+
+    #[test]
+    fn a_ring_or_queue_hold_does_not_stop_a_rollout_already_running() {
+        let mut f = cloud("v1", "v2");
+        let d = step(&f, None, 0, 1);
+        apply(&mut f, &d);
+        let ring = Hold::Start {
+            reason: "WaitingForRing",
+            message: "a canary failed".into(),
+        };
+        let d = held(&f, d.upgrade.as_ref(), 10, &ring);
+        assert_eq!(phase(&d), Some(UpgradePhase::Datastores));
+    }
+
+    #[test]
+    fn a_closing_window_lets_the_step_in_flight_finish_then_pauses_the_clocks() {
+        let mut f = cloud("v1", "v2");
+        let d = step(&f, None, 0, 1);
+        apply(&mut f, &d); // bynamo rolling
+        let closed = Hold::Window {
+            opens_at: at(5000),
+            message: "outside the maintenance windows".into(),
+        };
+        // The window closes with bynamo in flight: it goes on.
+        let d = held(&f, d.upgrade.as_ref(), 100, &closed);
+        assert_eq!(phase(&d), Some(UpgradePhase::Datastores));
+        assert_eq!(d.upgrade.as_ref().and_then(|u| u.paused_at.clone()), None);
+        settle_all(&mut f);
+        // Bynamo done: the CloudMaster step does not begin; the clocks stop.
+        let d = held(&f, d.upgrade.as_ref(), 200, &closed);
+        let paused = d.upgrade.clone().expect("recorded");
+        assert_eq!(paused.paused_at, Some(Time(at(200))), "{paused:?}");
+        assert!(
+            apply(&mut f, &d).is_empty(),
+            "nothing new rolls: {:?}",
+            d.pins
+        );
+        // Hours later the window opens: CloudMaster rolls with a fresh clock, not Blocked.
+        let d = step(&f, Some(&paused), 5000, 1);
+        assert_eq!(phase(&d), Some(UpgradePhase::CloudMaster));
+        assert_eq!(apply(&mut f, &d), ["cloudmaster"]);
     }
 }

@@ -89,6 +89,8 @@ pub struct Health<'a> {
 pub fn headline(h: &Health<'_>) -> (Vec<Cond>, bool) {
     let phase = h.upgrade.map(|u| u.phase);
     let blocked = phase == Some(UpgradePhase::Blocked);
+    // Held by a gate before it started: the cloud runs its previous version, unchanged.
+    let waiting = phase == Some(UpgradePhase::Waiting);
     let upgrading =
         phase.is_some_and(|p| !matches!(p, UpgradePhase::Complete | UpgradePhase::Blocked));
     let upgrade_message = h
@@ -117,7 +119,14 @@ pub fn headline(h: &Health<'_>) -> (Vec<Cond>, bool) {
                 "no rollout is blocked",
             )
         },
-        if upgrading {
+        if waiting {
+            Cond::new(
+                condition::PROGRESSING,
+                true,
+                "UpgradeWaiting",
+                upgrade_message.clone(),
+            )
+        } else if upgrading {
             Cond::new(
                 condition::PROGRESSING,
                 true,
@@ -157,6 +166,13 @@ pub fn headline(h: &Health<'_>) -> (Vec<Cond>, bool) {
                 true,
                 "Ready",
                 format!("every component runs {} and is ready", h.version),
+            )
+        } else if waiting && h.degraded.is_none() {
+            Cond::new(
+                condition::READY,
+                false,
+                "UpgradeWaiting",
+                format!("{} has not started: {upgrade_message}", h.version),
             )
         } else if h.settled && !h.dns_ready {
             Cond::new(condition::READY, false, "DNSNotReady", h.dns_message)
