@@ -561,6 +561,7 @@ fn operator_container_runs_with_probes_and_downward_namespace() {
     for expected in [
         "--metrics-addr=0.0.0.0:8080",
         "--concurrency=8",
+        "--max-concurrent-upgrades=0",
         "--log-format=json",
         "--dns-txt-prefix=insync-",
     ] {
@@ -776,4 +777,14 @@ fn dns_allowed_domains_become_flags_and_bad_ones_are_refused() {
         assert!(!ok, "helm lint accepted --set {bad}:\n{output}");
         assert!(output.contains("schema"), "{bad}: {output}");
     }
+}
+
+#[test]
+fn the_upgrade_queue_limit_reaches_the_operator() {
+    let objects = template(&["maxConcurrentUpgrades=3"]);
+    assert!(
+        args(&objects).contains(&"--max-concurrent-upgrades=3".to_owned()),
+        "{:?}",
+        args(&objects)
+    );
 }
