@@ -293,26 +293,13 @@ pub fn conclude(cloud: &InSyncCloud, seen: &Observation, plan: &Plan, acted: Act
     match acted.apply {
         None => {}
         Some(Ok(mut report)) => {
-            if !report.applied.is_empty() {
-                notes.push(Note::normal(
-                    "Applied",
-                    format!(
-                        "applied {} object(s): {}",
-                        report.applied.len(),
-                        summarize(&report.applied)
-                    ),
-                ));
-            }
-            if !report.pruned.is_empty() {
-                notes.push(Note::normal(
-                    "Pruned",
-                    format!(
-                        "deleted {} object(s) the cloud no longer needs: {}",
-                        report.pruned.len(),
-                        summarize(&report.pruned)
-                    ),
-                ));
-            }
+            notes.extend(listing("Applied", "applied", "", &report.applied));
+            notes.extend(listing(
+                "Pruned",
+                "deleted",
+                " the cloud no longer needs",
+                &report.pruned,
+            ));
             if !report.withheld.is_empty() {
                 notes.push(Note::warning("CredentialsLost", report.withheld.join("; ")));
                 credentials_lost = true;
@@ -442,12 +429,18 @@ fn next_wake(
     }
 }
 
-fn summarize(items: &[String]) -> String {
-    let mut s = items.iter().take(8).cloned().collect::<Vec<_>>().join(", ");
-    if items.len() > 8 {
-        s.push_str(&format!(" and {} more", items.len() - 8));
+/// The event listing what a write pass did to `items` ("applied 3 object(s): ..."), none when
+/// it did nothing.
+fn listing(reason: &'static str, verb: &str, why: &str, items: &[String]) -> Option<Note> {
+    if items.is_empty() {
+        return None;
     }
-    s
+    let mut shown = items.iter().take(8).cloned().collect::<Vec<_>>().join(", ");
+    if items.len() > 8 {
+        shown.push_str(&format!(" and {} more", items.len() - 8));
+    }
+    let message = format!("{verb} {} object(s){why}: {shown}", items.len());
+    Some(Note::normal(reason, message))
 }
 
 #[cfg(test)]
