@@ -9,7 +9,7 @@ use std::fmt::{self, Write as _};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::api::{InSyncCloud, UpgradePhase, validate};
+use crate::api::{InSyncCloud, OnFailure, UpgradePhase, validate};
 use crate::controller::rollout::{phase_of, workload_order};
 use crate::render::{self, ApplyPolicy, Component, Desired, RenderError, RenderOptions, keys};
 
@@ -107,6 +107,9 @@ pub struct Preview {
     pub in_place: Vec<String>,
     /// What cannot be undone by reverting the spec.
     pub irreversible: Vec<String>,
+    /// With `onFailure: Rollback`, what an automatic rollback would do with the datastores
+    /// whose image changes (kept on the new image unless `rollbackDatastores`).
+    pub rollback: Vec<String>,
 }
 
 /// A preview cannot be made.
@@ -296,6 +299,8 @@ pub fn preview(old: &InSyncCloud, new: &InSyncCloud) -> Result<Preview, PreviewE
     let mut created = Vec::new();
     let mut in_place = Vec::new();
     let mut irreversible = Vec::new();
+    // Datastores whose image changes: an automatic rollback keeps them unless told otherwise.
+    let mut datastore_images: Vec<String> = Vec::new();
     for d in &after {
         let name = label(d);
         let Some(previous) = before_by_label.get(&name) else {
@@ -343,6 +348,7 @@ pub fn preview(old: &InSyncCloud, new: &InSyncCloud) -> Result<Preview, PreviewE
                 "{name}: the {} image changes; its data files may be upgraded in place, so going back is a restore, not a rollback",
                 component.name()
             ));
+            datastore_images.push(name.clone());
         }
         if !reasons.is_empty() {
             restarts.push((
@@ -369,7 +375,26 @@ pub fn preview(old: &InSyncCloud, new: &InSyncCloud) -> Result<Preview, PreviewE
             .push("volume claims the new spec no longer needs are kept, not deleted".into());
     }
 
-    let max_unavailable = new.spec.upgrade.max_unavailable.max(1);
+    let policy = &new.spec.upgrade;
+    let on_failure = match policy.on_failure {
+        OnFailure::Halt => "halt: the rollout stops at the step, Ready=False and UpgradeBlocked=True, until the spec changes or the cloud is healthy again".to_owned(),
+        OnFailure::Rollback => format!(
+            "roll back: the workloads already moved return to {}, in reverse order (HAProxy, storage nodes, CloudMaster, datastores) through the same gates; Degraded=True with reason RollingBack, then RolledBack, and {} is not tried again until the spec changes",
+            old.spec.version, new.spec.version
+        ),
+    };
+    let rollback = match (policy.on_failure, policy.rollback_datastores) {
+        (OnFailure::Halt, _) => Vec::new(),
+        (OnFailure::Rollback, false) => datastore_images
+            .iter()
+            .map(|name| format!("{name}: kept on its new image (its on-disk format may have changed; spec.upgrade.rollbackDatastores: true moves it back)"))
+            .collect(),
+        (OnFailure::Rollback, true) => datastore_images
+            .iter()
+            .map(|name| format!("{name}: moved back last (rollbackDatastores: true), although the old image may not read files the new one wrote"))
+            .collect(),
+    };
+    let max_unavailable = policy.max_unavailable.max(1);
     restarts.sort_by_key(|(component, id, _)| {
         let order = Component::ALL.iter().position(|c| c == component);
         (phase_of(*component), order, workload_order(id))
@@ -398,12 +423,13 @@ pub fn preview(old: &InSyncCloud, new: &InSyncCloud) -> Result<Preview, PreviewE
         to_version: new.spec.version.clone(),
         max_unavailable,
         health_timeout: new.spec.upgrade.health_timeout.clone(),
-        on_failure: "halt: the rollout stops at the step, Ready=False and UpgradeBlocked=True, until the spec changes or the cloud is healthy again".into(),
+        on_failure,
         steps,
         created,
         removed,
         in_place,
         irreversible,
+        rollback,
     })
 }
 
@@ -426,6 +452,7 @@ pub fn creation(new: &InSyncCloud) -> Result<Preview, PreviewError> {
         removed: Vec::new(),
         in_place: Vec::new(),
         irreversible: Vec::new(),
+        rollback: Vec::new(),
     })
 }
 
@@ -435,7 +462,11 @@ fn phase_title(phase: UpgradePhase) -> &'static str {
         UpgradePhase::CloudMaster => "CloudMaster",
         UpgradePhase::Nodes => "storage nodes",
         UpgradePhase::Frontend => "HAProxy front end",
-        UpgradePhase::Waiting | UpgradePhase::Complete | UpgradePhase::Blocked => "",
+        UpgradePhase::Waiting
+        | UpgradePhase::Complete
+        | UpgradePhase::Blocked
+        | UpgradePhase::RollingBack
+        | UpgradePhase::RolledBack => "",
     }
 }
 
@@ -505,6 +536,7 @@ impl fmt::Display for Preview {
         list(&mut out, "Changed in place, no restart", &self.in_place);
         list(&mut out, "Deleted (volumes are kept)", &self.removed);
         list(&mut out, "Cannot be undone", &self.irreversible);
+        list(&mut out, "If the rollout rolls back", &self.rollback);
         f.write_str(&out)
     }
 }
@@ -563,6 +595,30 @@ mod tests {
                 .contains("fcloud-node-1: image of node 5.9.1-r4178 → 5.9.2-r4190"),
             "{p}"
         );
+    }
+
+    #[test]
+    fn the_plan_says_what_a_rollback_would_keep_on_the_new_image() {
+        let old = fcloud();
+        let mut new = fcloud();
+        new.spec.version = "5.9.2-r4190".into();
+        let halt = preview(&old, &new).expect("previews");
+        assert!(halt.on_failure.starts_with("halt"), "{halt}");
+        assert!(halt.rollback.is_empty(), "{halt}");
+        new.spec.upgrade.on_failure = OnFailure::Rollback;
+        let p = preview(&old, &new).expect("previews");
+        assert!(p.on_failure.starts_with("roll back"), "{p}");
+        assert_eq!(
+            p.rollback,
+            [
+                "StatefulSet/fcloud-bynamo: kept on its new image (its on-disk format may have changed; spec.upgrade.rollbackDatastores: true moves it back)"
+            ],
+            "{p}"
+        );
+        assert!(p.to_string().contains("If the rollout rolls back:"), "{p}");
+        new.spec.upgrade.rollback_datastores = true;
+        let p = preview(&old, &new).expect("previews");
+        assert!(p.rollback[0].contains("moved back last"), "{p}");
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use insync_operator::api::{InSyncCloud, InSyncCloudSpec};
+use insync_operator::api::{InSyncCloud, InSyncCloudSpec, OnFailure};
 use insync_operator::controller::apply::FIELD_MANAGER;
 use insync_operator::controller::cache;
 use insync_operator::controller::observe::{self, Observed, WorkloadCounts};
@@ -105,6 +105,8 @@ fn first_step(from: &str, to: &str) -> rollout::RolloutDecision {
         now: Timestamp::UNIX_EPOCH,
         paused: false,
         hold: None,
+        on_failure: OnFailure::Halt,
+        rollback_datastores: false,
     })
 }
 

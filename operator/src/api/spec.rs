@@ -26,6 +26,10 @@ use super::status::InSyncCloudStatus;
     status = "InSyncCloudStatus",
     derive = "PartialEq",
     printcolumn = r#"{"name":"Version","type":"string","description":"Release revision every component runs","jsonPath":".status.currentVersion"}"#,
+    printcolumn = r#"{"name":"Target","type":"string","description":"Release revision asked for (spec.version)","jsonPath":".spec.version"}"#,
+    printcolumn = r#"{"name":"Phase","type":"string","description":"Phase of the last rollout","jsonPath":".status.upgrade.phase"}"#,
+    printcolumn = r#"{"name":"Step","type":"string","description":"Workloads rolling now","jsonPath":".status.upgrade.component","priority":1}"#,
+    printcolumn = r#"{"name":"Ring","type":"integer","description":"Fleet ring","jsonPath":".spec.upgrade.ring"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","description":"Whether the whole cloud is ready","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Endpoint","type":"string","description":"Host name clients connect to","jsonPath":".status.endpoint"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
@@ -785,6 +789,16 @@ pub struct UpgradePolicy {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("self >= 0 && self <= 99").message("upgrade.ring must be between 0 and 99"))]
     pub ring: Option<i32>,
+    /// What a step that misses its health gate leads to: `Halt` stops the rollout where it is
+    /// (UpgradeBlocked); `Rollback` moves the components already rolled back to the version
+    /// the cloud ran before, in reverse order and through the same gates.
+    #[serde(default)]
+    pub on_failure: OnFailure,
+    /// Whether a rollback may also move datastores (MySQL, Bynamo, MinIO) whose image changed
+    /// back. Off by default: the new image may have changed their on-disk format, which the
+    /// old one may not read.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rollback_datastores: bool,
 }
 
 impl Default for UpgradePolicy {
@@ -794,8 +808,20 @@ impl Default for UpgradePolicy {
             health_timeout: default_health_timeout(),
             windows: Vec::new(),
             ring: None,
+            on_failure: OnFailure::Halt,
+            rollback_datastores: false,
         }
     }
+}
+
+/// What a rollout does when a step misses its health gate.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum OnFailure {
+    /// Stop where it is, until the spec changes or the cloud is healthy again.
+    #[default]
+    Halt,
+    /// Move what was rolled back to the previous version, in reverse order.
+    Rollback,
 }
 
 /// A weekly maintenance window, in UTC.

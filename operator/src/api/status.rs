@@ -100,6 +100,39 @@ pub struct UpgradeStatus {
     /// Human-readable progress or the reason it is blocked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// The workloads still to roll, in the order they will (during a rollback: still to roll
+    /// back).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remaining: Vec<String>,
+    /// The tag each workload this rollout moved ran before it moved: where a rollback returns
+    /// it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub previous_tags: BTreeMap<String, String>,
+    /// The step that missed its gate and started a rollback: workload id and the tag it failed
+    /// on. The same version is not tried again until one of those targets (or spec.version)
+    /// changes.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub failed: BTreeMap<String, String>,
+}
+
+impl UpgradeStatus {
+    /// A rollout to `to_version` in `phase`, with nothing else recorded yet.
+    pub fn new(from_version: Option<String>, to_version: &str, phase: UpgradePhase) -> Self {
+        Self {
+            from_version,
+            to_version: to_version.to_owned(),
+            phase,
+            component: None,
+            step_started_at: None,
+            rolling: BTreeMap::new(),
+            paused_at: None,
+            started_at: None,
+            message: None,
+            remaining: Vec::new(),
+            previous_tags: BTreeMap::new(),
+            failed: BTreeMap::new(),
+        }
+    }
 }
 
 /// One workload of the current rollout step.
@@ -132,4 +165,10 @@ pub enum UpgradePhase {
     Complete,
     /// A component missed its health deadline; nothing further rolls until the spec changes.
     Blocked,
+    /// A step missed its gate and `onFailure: Rollback` moves what was rolled back to the
+    /// previous version: HAProxy, storage nodes, CloudMaster, then (if allowed) datastores.
+    RollingBack,
+    /// The rollback is done: the cloud runs the previous version and does not try the same one
+    /// again until the spec changes.
+    RolledBack,
 }

@@ -96,6 +96,8 @@ pub fn record_phase(cloud: &InSyncCloud, ctx: &Context, upgrade: Option<&Upgrade
         Some(UpgradePhase::Frontend) => 4,
         Some(UpgradePhase::Blocked) => 5,
         Some(UpgradePhase::Waiting) => 6,
+        Some(UpgradePhase::RollingBack) => 7,
+        Some(UpgradePhase::RolledBack) => 8,
     };
     ctx.metrics
         .upgrade_phase

@@ -158,6 +158,8 @@ pub fn plan(
         now: seen.now,
         paused: cloud.spec.paused,
         hold: hold.as_ref(),
+        on_failure: cloud.spec.upgrade.on_failure,
+        rollback_datastores: cloud.spec.upgrade.rollback_datastores,
     });
     let notes = upgrade_transition(previous.upgrade.as_ref(), rollout.upgrade.as_ref())
         .into_iter()
@@ -204,6 +206,8 @@ fn upgrade_transition(
         UpgradePhase::Blocked => Note::warning("UpgradeBlocked", message),
         UpgradePhase::Complete => Note::normal("UpgradeComplete", message),
         UpgradePhase::Waiting => Note::normal("UpgradeWaiting", message),
+        UpgradePhase::RollingBack => Note::warning("RollingBack", message),
+        UpgradePhase::RolledBack => Note::warning("RolledBack", message),
         _ => Note::normal("Upgrading", message),
     })
 }
@@ -798,15 +802,9 @@ mod tests {
 
     fn step(phase: UpgradePhase, started: i64) -> UpgradeStatus {
         UpgradeStatus {
-            from_version: None,
-            to_version: "v2".into(),
-            phase,
             component: Some("cloudmaster".into()),
             step_started_at: Some(Time(at(started))),
-            rolling: Default::default(),
-            paused_at: None,
-            started_at: None,
-            message: None,
+            ..UpgradeStatus::new(None, "v2", phase)
         }
     }
 

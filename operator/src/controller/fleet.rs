@@ -41,6 +41,7 @@ fn rolling(cloud: &InSyncCloud) -> bool {
                         | UpgradePhase::CloudMaster
                         | UpgradePhase::Nodes
                         | UpgradePhase::Frontend
+                        | UpgradePhase::RollingBack
                 )
         })
 }
@@ -91,7 +92,13 @@ impl Fleet {
                     .iter()
                     .any(|k| k.type_ == condition::READY && k.status == "True");
                 let blocked = status.upgrade.as_ref().is_some_and(|u| {
-                    u.phase == UpgradePhase::Blocked && u.to_version == c.spec.version
+                    // A rollback is a failed gate too: the later rings must not follow.
+                    matches!(
+                        u.phase,
+                        UpgradePhase::Blocked
+                            | UpgradePhase::RollingBack
+                            | UpgradePhase::RolledBack
+                    ) && u.to_version == c.spec.version
                 });
                 FleetMember {
                     cloud: key(c),
@@ -159,17 +166,7 @@ mod tests {
         c.spec.version = version.into();
         c.status = Some(InSyncCloudStatus {
             current_version: Some(current.into()),
-            upgrade: phase.map(|phase| UpgradeStatus {
-                from_version: Some(current.into()),
-                to_version: version.into(),
-                phase,
-                component: None,
-                step_started_at: None,
-                rolling: Default::default(),
-                paused_at: None,
-                started_at: None,
-                message: None,
-            }),
+            upgrade: phase.map(|phase| UpgradeStatus::new(Some(current.into()), version, phase)),
             ..Default::default()
         });
         c

@@ -19,7 +19,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
 use super::gate::Hold;
-use crate::api::{RollingWorkload, UpgradePhase, UpgradeStatus};
+use crate::api::{OnFailure, RollingWorkload, UpgradePhase, UpgradeStatus};
 use crate::render::Component;
 
 /// What the cluster runs for one workload.
@@ -63,6 +63,10 @@ pub struct RolloutInput<'a> {
     pub paused: bool,
     /// A gate in front of the rollout (maintenance window, ring, concurrency limit).
     pub hold: Option<&'a Hold>,
+    /// `spec.upgrade.onFailure`.
+    pub on_failure: OnFailure,
+    /// `spec.upgrade.rollbackDatastores`.
+    pub rollback_datastores: bool,
 }
 
 /// What to render and record.
@@ -118,7 +122,11 @@ pub fn decide(input: &RolloutInput<'_>) -> RolloutDecision {
         // Blocked holds until a person changes the target of what failed (spec.version or an
         // image override) or the cloud is healthy at one version anyway (a step that got ready
         // just after its deadline, a failed override reverted by hand).
-        if !view.retargeted(blocked) && !view.consistent() {
+        let failed = blocked
+            .rolling
+            .iter()
+            .map(|(id, w)| (id.as_str(), w.tag.as_str()));
+        if !view.retargeted(failed) && !view.consistent() {
             let at = view.blocked_phase(blocked);
             return RolloutDecision {
                 pins: view.pins(|phase| phase < at),
@@ -126,9 +134,32 @@ pub fn decide(input: &RolloutInput<'_>) -> RolloutDecision {
             };
         }
     }
+    if let Some(back) = recorded.filter(|r| {
+        matches!(
+            r.phase,
+            UpgradePhase::RollingBack | UpgradePhase::RolledBack
+        )
+    }) {
+        // A rollback runs to its end, and the version it left is not tried again, until a
+        // person changes the target of what failed (spec.version or an image override).
+        let failed = back
+            .failed
+            .iter()
+            .map(|(id, tag)| (id.as_str(), tag.as_str()));
+        if !view.retargeted(failed) {
+            return roll_back(input, &view, back);
+        }
+    }
     // Clocks carry over from the step in progress, never from a block being lifted.
-    let carried =
-        recorded.filter(|r| !matches!(r.phase, UpgradePhase::Blocked | UpgradePhase::Waiting));
+    let carried = recorded.filter(|r| {
+        !matches!(
+            r.phase,
+            UpgradePhase::Blocked
+                | UpgradePhase::Waiting
+                | UpgradePhase::RollingBack
+                | UpgradePhase::RolledBack
+        )
+    });
     let started = carried.is_some_and(|r| r.phase != UpgradePhase::Complete);
     if let Some(hold) = input.hold.filter(|_| !started && !view.stale.is_empty()) {
         return waiting(input, &view, hold);
@@ -154,15 +185,9 @@ pub fn decide(input: &RolloutInput<'_>) -> RolloutDecision {
 
     let Some(phase) = current else {
         let upgrade = UpgradeStatus {
-            from_version,
-            to_version: input.target_version.to_owned(),
-            phase: UpgradePhase::Complete,
-            component: None,
-            step_started_at: None,
-            rolling: BTreeMap::new(),
-            paused_at: None,
             started_at: Some(started_at),
             message: Some(format!("every component runs {}", input.target_version)),
+            ..UpgradeStatus::new(from_version, input.target_version, UpgradePhase::Complete)
         };
         return RolloutDecision {
             pins: BTreeMap::new(),
@@ -208,17 +233,30 @@ pub fn decide(input: &RolloutInput<'_>) -> RolloutDecision {
         })
         .collect();
 
+    // Where each workload was before this rollout moved it, for a rollback. A finished
+    // rollout's record is not carried: the next change on the same version starts from what
+    // runs then.
+    let mut previous_tags = recorded
+        .filter(|r| r.phase != UpgradePhase::Complete)
+        .map(|r| r.previous_tags.clone())
+        .unwrap_or_default();
+    for id in &batch {
+        if let Some(tag) = view.stale.get(id) {
+            previous_tags
+                .entry((*id).to_owned())
+                .or_insert_with(|| (*tag).to_owned());
+        }
+    }
     let component = batch.join(",");
     let mut upgrade = UpgradeStatus {
-        from_version,
-        to_version: input.target_version.to_owned(),
-        phase,
         component: Some(component.clone()),
         step_started_at: Some(step_started_at),
         rolling,
-        paused_at: None,
         started_at: Some(started_at),
         message: Some(format!("rolling {component} to {}", input.target_version)),
+        remaining: view.remaining(phase),
+        previous_tags,
+        ..UpgradeStatus::new(from_version, input.target_version, phase)
     };
     if overdue.is_empty() {
         let mut pins = view.pins(|p| p <= phase);
@@ -231,6 +269,14 @@ pub fn decide(input: &RolloutInput<'_>) -> RolloutDecision {
         };
     }
 
+    if input.on_failure == OnFailure::Rollback {
+        upgrade.failed = overdue
+            .iter()
+            .map(|id| ((*id).to_owned(), upgrade.rolling[*id].tag.clone()))
+            .collect();
+        upgrade.phase = UpgradePhase::RollingBack;
+        return roll_back(input, &view, &upgrade);
+    }
     // Freeze: the failing workloads stay where they are, nothing else rolls. What failed, and
     // on which tag, is kept to tell a new target from the same one.
     let failed = overdue.join(",");
@@ -240,21 +286,26 @@ pub fn decide(input: &RolloutInput<'_>) -> RolloutDecision {
         .retain(|id, _| overdue.contains(&id.as_str()));
     upgrade.phase = UpgradePhase::Blocked;
     upgrade.component = Some(failed.clone());
-    let mut fields: Vec<&str> = overdue
-        .iter()
-        .map(|id| image_field(input.targets[*id].component))
-        .collect();
-    fields.sort_unstable();
-    fields.dedup();
     upgrade.message = Some(format!(
         "{failed} did not become ready on {tag} within {}s; the rollout is stopped and no further component rolls until spec.version or {} changes",
         input.health_timeout.as_secs(),
-        fields.join(" or ")
+        image_fields(input, overdue.iter().copied())
     ));
     RolloutDecision {
         pins: view.pins(|p| p < phase),
         upgrade: Some(upgrade),
     }
+}
+
+/// The spec fields that retarget the workloads `ids`, joined with "or".
+fn image_fields<'b>(input: &RolloutInput<'_>, ids: impl Iterator<Item = &'b str>) -> String {
+    let mut fields: Vec<&str> = ids
+        .filter_map(|id| input.targets.get(id))
+        .map(|t| image_field(t.component))
+        .collect();
+    fields.sort_unstable();
+    fields.dedup();
+    fields.join(" or ")
 }
 
 /// The spec field of a component's image override, for people reading why a rollout stopped.
@@ -275,16 +326,147 @@ fn waiting(input: &RolloutInput<'_>, view: &View<'_>, hold: &Hold) -> RolloutDec
     RolloutDecision {
         pins: view.pins(|_| false),
         upgrade: Some(UpgradeStatus {
-            from_version: view.from_version.clone(),
-            to_version: input.target_version.to_owned(),
-            phase: UpgradePhase::Waiting,
-            component: None,
-            step_started_at: None,
-            rolling: BTreeMap::new(),
-            paused_at: None,
-            started_at: None,
             message: Some(hold.message().to_owned()),
+            remaining: view.remaining(UpgradePhase::Datastores),
+            ..UpgradeStatus::new(
+                view.from_version.clone(),
+                input.target_version,
+                UpgradePhase::Waiting,
+            )
         }),
+    }
+}
+
+/// The rollback of a rollout whose step `recorded.failed` missed its gate: the workloads it
+/// moved go back to their previous tags, HAProxy first and datastores last (only when
+/// `rollbackDatastores` allows), one step at a time through the same health gates. Once all are
+/// back and settled the rollout is RolledBack and stays so until the spec changes.
+fn roll_back(
+    input: &RolloutInput<'_>,
+    view: &View<'_>,
+    recorded: &UpgradeStatus,
+) -> RolloutDecision {
+    let returns = |id: &str| {
+        input.targets.get(id).is_some_and(|t| {
+            input.rollback_datastores || phase_of(t.component) != UpgradePhase::Datastores
+        }) && recorded.previous_tags.contains_key(id)
+    };
+    let previous = |id: &str| recorded.previous_tags[id].as_str();
+    let to_move =
+        |id: &str| returns(id) && input.live.get(id).is_some_and(|l| l.tag != previous(id));
+    let pending = |id: &str| to_move(id) || (returns(id) && view.unsettled(id));
+    let failed: Vec<&str> = recorded.failed.keys().map(String::as_str).collect();
+    let failed_tag = recorded.failed.values().next().cloned().unwrap_or_default();
+    let from = view
+        .from_version
+        .clone()
+        .unwrap_or_else(|| "the previous version".to_owned());
+    let reason = format!(
+        "{} did not become ready on {failed_tag} within {}s",
+        failed.join(","),
+        input.health_timeout.as_secs()
+    );
+    let kept: Vec<String> = recorded
+        .previous_tags
+        .keys()
+        .filter(|id| {
+            !returns(id)
+                && view
+                    .input
+                    .live
+                    .get(id.as_str())
+                    .is_some_and(|l| l.tag != previous(id))
+        })
+        .cloned()
+        .collect();
+    let kept_note = if kept.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; {} kept on the new image (its on-disk format may have changed; spec.upgrade.rollbackDatastores allows moving it back)",
+            kept.join(",")
+        )
+    };
+
+    let mut pins = view.pins(|_| false);
+    let mut upgrade = UpgradeStatus {
+        rolling: BTreeMap::new(),
+        step_started_at: None,
+        component: None,
+        paused_at: None,
+        remaining: Vec::new(),
+        ..recorded.clone()
+    };
+    let current = PHASES
+        .iter()
+        .rev()
+        .copied()
+        .find(|phase| view.ids_in(*phase).iter().any(|id| pending(id)));
+    let Some(phase) = current else {
+        upgrade.phase = UpgradePhase::RolledBack;
+        upgrade.message = Some(format!(
+            "rolled back to {from}: {reason}{kept_note}. spec.version still asks for {}; it is not tried again until spec.version or {} changes",
+            input.target_version,
+            image_fields(input, failed.iter().copied())
+        ));
+        return RolloutDecision {
+            pins,
+            upgrade: Some(upgrade),
+        };
+    };
+
+    let batch = view.batch_among(phase, returns, to_move);
+    upgrade.rolling = batch
+        .iter()
+        .map(|id| {
+            let tag = previous(id).to_owned();
+            let since = rolling_since(recorded, phase, id, &tag).unwrap_or(Time(input.now));
+            ((*id).to_owned(), RollingWorkload { tag, since })
+        })
+        .collect();
+    for (id, workload) in &upgrade.rolling {
+        pins.insert(id.clone(), workload.tag.clone());
+    }
+    upgrade.step_started_at = upgrade
+        .rolling
+        .values()
+        .map(|w| w.since.clone())
+        .min_by_key(|t| t.0);
+    upgrade.phase = UpgradePhase::RollingBack;
+    upgrade.component = Some(batch.join(","));
+    upgrade.remaining = PHASES
+        .iter()
+        .rev()
+        .filter(|p| **p <= phase)
+        .flat_map(|p| view.ids_in(*p))
+        .filter(|id| pending(id))
+        .map(str::to_owned)
+        .collect();
+    let stalled: Vec<&str> = upgrade
+        .rolling
+        .iter()
+        .filter(|(_, w)| {
+            let waited = input.now.duration_since(w.since.0);
+            waited.is_positive() && waited.unsigned_abs() > input.health_timeout
+        })
+        .map(|(id, _)| id.as_str())
+        .collect();
+    let progress = if stalled.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; {} not ready on {from} after {}s either, the rollback waits for it",
+            stalled.join(","),
+            input.health_timeout.as_secs()
+        )
+    };
+    upgrade.message = Some(format!(
+        "rolling back {} to {from}: {reason}{kept_note}{progress}",
+        batch.join(",")
+    ));
+    RolloutDecision {
+        pins,
+        upgrade: Some(upgrade),
     }
 }
 
@@ -292,7 +474,10 @@ fn waiting(input: &RolloutInput<'_>, view: &View<'_>, hold: &Hold) -> RolloutDec
 /// A version change while paused starts no rollout until the pause ends.
 fn hold_while_paused(input: &RolloutInput<'_>) -> RolloutDecision {
     let upgrade = input.recorded.cloned().map(|mut u| {
-        let rolling = !matches!(u.phase, UpgradePhase::Complete | UpgradePhase::Blocked);
+        let rolling = !matches!(
+            u.phase,
+            UpgradePhase::Complete | UpgradePhase::Blocked | UpgradePhase::RolledBack
+        );
         if rolling && u.paused_at.is_none() {
             u.paused_at = Some(Time(input.now));
         }
@@ -402,11 +587,22 @@ impl<'a> View<'a> {
 
     /// The workloads of the current step.
     fn batch(&self, phase: UpgradePhase) -> Vec<&'a str> {
+        self.batch_among(phase, |_| true, |id| self.stale.contains_key(id))
+    }
+
+    /// The workloads of `phase` that move now, among those `eligible`, where `to_move` tells a
+    /// workload whose live tag is not yet where this step takes it.
+    fn batch_among(
+        &self,
+        phase: UpgradePhase,
+        eligible: impl Fn(&str) -> bool,
+        to_move: impl Fn(&str) -> bool,
+    ) -> Vec<&'a str> {
         let ids = self.ids_in(phase);
         if phase != UpgradePhase::Nodes {
             return ids
                 .into_iter()
-                .filter(|id| self.stale.contains_key(id) || self.unsettled(id))
+                .filter(|id| eligible(id) && (to_move(id) || self.unsettled(id)))
                 .collect();
         }
         // Every node that is not ready counts against maxUnavailable, whatever version it runs.
@@ -420,19 +616,34 @@ impl<'a> View<'a> {
         let next = ids
             .iter()
             .copied()
-            .filter(|id| self.stale.contains_key(id) && !self.unsettled(id))
+            .filter(|id| eligible(id) && to_move(id) && !self.unsettled(id))
             .take(room);
-        down.iter().copied().chain(next).collect()
+        down.iter()
+            .copied()
+            .filter(|id| eligible(id))
+            .chain(next)
+            .collect()
     }
 
     /// Whether the target of a workload that failed differs from the tag it failed on.
-    fn retargeted(&self, blocked: &UpgradeStatus) -> bool {
-        blocked.rolling.iter().any(|(id, failed)| {
+    fn retargeted<'b>(&self, failed: impl IntoIterator<Item = (&'b str, &'b str)>) -> bool {
+        failed.into_iter().any(|(id, tag)| {
             self.input
                 .targets
                 .get(id)
-                .is_some_and(|t| t.tag != failed.tag)
+                .is_some_and(|target| target.tag != tag)
         })
+    }
+
+    /// Workloads still to roll from `phase` on, in rollout order.
+    fn remaining(&self, phase: UpgradePhase) -> Vec<String> {
+        PHASES
+            .iter()
+            .filter(|p| **p >= phase)
+            .flat_map(|p| self.ids_in(*p))
+            .filter(|id| self.stale.contains_key(id) || self.unsettled(id))
+            .map(str::to_owned)
+            .collect()
     }
 
     /// The phase of the workloads a blocked rollout failed on.
@@ -565,6 +776,8 @@ mod tests {
             now: at(now),
             paused: false,
             hold: None,
+            on_failure: OnFailure::Halt,
+            rollback_datastores: false,
         }
     }
 
@@ -765,6 +978,8 @@ mod tests {
             now: at(30),
             paused: false,
             hold: None,
+            on_failure: OnFailure::Halt,
+            rollback_datastores: false,
         });
         assert_eq!(apply(&mut f, &d), vec!["bynamo".to_owned()]);
         assert_eq!(d.upgrade.map(|u| u.to_version), Some("v1".to_owned()));
@@ -1046,5 +1261,174 @@ mod tests {
         let d = step(&f, Some(&paused), 5000, 1);
         assert_eq!(phase(&d), Some(UpgradePhase::CloudMaster));
         assert_eq!(apply(&mut f, &d), ["cloudmaster"]);
+    }
+
+    /// Drives a v1 -> v2 rollout with `onFailure: Rollback` where `never_ready` never gets ready
+    /// on v2 (but does on v1): one reconcile every 100 s, each settling what it applied unless
+    /// that is `never_ready` on v2. Returns each reconcile's phase and what it rolled.
+    fn drive_rollback(
+        f: &mut Fixture,
+        never_ready: &str,
+        rollback_datastores: bool,
+        max_unavailable: usize,
+    ) -> (Vec<(UpgradePhase, Vec<String>)>, UpgradeStatus) {
+        let mut recorded: Option<UpgradeStatus> = None;
+        let mut trace = Vec::new();
+        for t in 0..60 {
+            let d = decide(&RolloutInput {
+                on_failure: OnFailure::Rollback,
+                rollback_datastores,
+                ..input(f, recorded.as_ref(), t * 100, max_unavailable)
+            });
+            let rolled = apply(f, &d);
+            for (id, live) in f.live.iter_mut() {
+                live.settled = !(id == never_ready && live.tag == "v2");
+            }
+            let upgrade = d.upgrade.clone().expect("a rollout");
+            trace.push((upgrade.phase, rolled));
+            if upgrade.phase == UpgradePhase::RolledBack {
+                return (trace, upgrade);
+            }
+            recorded = Some(upgrade);
+        }
+        panic!("no rollback finished: {trace:?}");
+    }
+
+    fn rolled_in(trace: &[(UpgradePhase, Vec<String>)], phase: UpgradePhase) -> Vec<String> {
+        trace
+            .iter()
+            .filter(|(p, _)| *p == phase)
+            .flat_map(|(_, rolled)| rolled.clone())
+            .collect()
+    }
+
+    #[test]
+    fn a_missed_gate_rolls_the_moved_components_back_in_reverse_order() {
+        let mut f = cloud("v1", "v2");
+        let (trace, done) = drive_rollback(&mut f, "node-1", false, 1);
+        // Forward: bynamo, cloudmaster, node-0, node-1 (never ready). Backward: node-1 (down,
+        // so first), node-0, cloudmaster. Bynamo is a datastore: kept on v2.
+        assert_eq!(
+            rolled_in(&trace, UpgradePhase::RollingBack),
+            vec!["node-1", "node-0", "cloudmaster"],
+            "{trace:?}"
+        );
+        assert_eq!(done.failed.get("node-1").map(String::as_str), Some("v2"));
+        let message = done.message.clone().unwrap_or_default();
+        assert!(
+            message.starts_with("rolled back to v1: node-1 did not become ready on v2 within 600s; bynamo kept on the new image"),
+            "{message}"
+        );
+        let tags: Vec<(&str, &str)> = f
+            .live
+            .iter()
+            .map(|(id, l)| (id.as_str(), l.tag.as_str()))
+            .collect();
+        assert_eq!(
+            tags,
+            vec![
+                ("bynamo", "v2"),
+                ("cloudmaster", "v1"),
+                ("haproxy", "v1"),
+                ("mysql", "8.4"),
+                ("node-0", "v1"),
+                ("node-1", "v1"),
+                ("node-2", "v1"),
+            ]
+        );
+        // spec.version still says v2: it is not tried again, whatever time passes.
+        let d = decide(&RolloutInput {
+            on_failure: OnFailure::Rollback,
+            ..input(&f, Some(&done), 99_999, 1)
+        });
+        assert_eq!(phase(&d), Some(UpgradePhase::RolledBack));
+        assert!(apply(&mut f, &d).is_empty(), "nothing moves: {:?}", d.pins);
+        // A new node image retargets what failed: the rollout starts again.
+        for id in ["node-0", "node-1", "node-2"] {
+            f.targets.get_mut(id).expect("target").tag = "v2-fixed".into();
+        }
+        let d = decide(&RolloutInput {
+            on_failure: OnFailure::Rollback,
+            ..input(&f, Some(&done), 100_000, 1)
+        });
+        assert_eq!(
+            phase(&d),
+            Some(UpgradePhase::CloudMaster),
+            "{:?}",
+            d.upgrade
+        );
+        assert_eq!(apply(&mut f, &d), vec!["cloudmaster"]);
+    }
+
+    #[test]
+    fn rollback_datastores_moves_the_datastores_back_last() {
+        let mut f = cloud("v1", "v2");
+        let (trace, done) = drive_rollback(&mut f, "node-0", true, 1);
+        assert_eq!(
+            rolled_in(&trace, UpgradePhase::RollingBack),
+            vec!["node-0", "cloudmaster", "bynamo"],
+            "{trace:?}"
+        );
+        assert_eq!(f.live["bynamo"].tag, "v1");
+        assert!(!done.message.unwrap_or_default().contains("kept"));
+    }
+
+    #[test]
+    fn a_failing_frontend_rolls_back_nodes_in_max_unavailable_batches() {
+        let mut f = cloud("v1", "v2");
+        let (trace, _) = drive_rollback(&mut f, "haproxy", false, 2);
+        let back: Vec<&Vec<String>> = trace
+            .iter()
+            .filter(|(p, rolled)| *p == UpgradePhase::RollingBack && !rolled.is_empty())
+            .map(|(_, rolled)| rolled)
+            .collect();
+        assert_eq!(
+            back,
+            vec![
+                &vec!["haproxy".to_owned()],
+                &vec!["node-0".to_owned(), "node-1".to_owned()],
+                &vec!["node-2".to_owned()],
+                &vec!["cloudmaster".to_owned()],
+            ],
+            "{trace:?}"
+        );
+    }
+
+    #[test]
+    fn halt_is_the_default_and_does_not_roll_back() {
+        assert_eq!(
+            crate::api::UpgradePolicy::default().on_failure,
+            OnFailure::Halt
+        );
+        let mut f = cloud("v1", "v2");
+        let d = step(&f, None, 0, 1);
+        apply(&mut f, &d);
+        let d = step(&f, d.upgrade.as_ref(), 601, 1);
+        assert_eq!(phase(&d), Some(UpgradePhase::Blocked));
+        assert!(apply(&mut f, &d).is_empty());
+    }
+
+    #[test]
+    fn status_lists_the_steps_left() {
+        let mut f = cloud("v1", "v2");
+        let d = step(&f, None, 0, 1);
+        assert_eq!(
+            d.upgrade.as_ref().map(|u| u.remaining.clone()),
+            Some(vec![
+                "bynamo".to_owned(),
+                "cloudmaster".to_owned(),
+                "node-0".to_owned(),
+                "node-1".to_owned(),
+                "node-2".to_owned(),
+                "haproxy".to_owned()
+            ])
+        );
+        apply(&mut f, &d);
+        settle_all(&mut f);
+        let d = step(&f, d.upgrade.as_ref(), 10, 1);
+        assert_eq!(
+            d.upgrade.as_ref().map(|u| u.remaining.join(",")),
+            Some("cloudmaster,node-0,node-1,node-2,haproxy".to_owned())
+        );
     }
 }

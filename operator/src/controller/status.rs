@@ -91,8 +91,18 @@ pub fn headline(h: &Health<'_>) -> (Vec<Cond>, bool) {
     let blocked = phase == Some(UpgradePhase::Blocked);
     // Held by a gate before it started: the cloud runs its previous version, unchanged.
     let waiting = phase == Some(UpgradePhase::Waiting);
-    let upgrading =
-        phase.is_some_and(|p| !matches!(p, UpgradePhase::Complete | UpgradePhase::Blocked));
+    // A step missed its gate and the rollout moves, or has moved, back (onFailure: Rollback).
+    let rolling_back = phase == Some(UpgradePhase::RollingBack);
+    let rolled_back = phase == Some(UpgradePhase::RolledBack);
+    let upgrading = phase.is_some_and(|p| {
+        !matches!(
+            p,
+            UpgradePhase::Complete
+                | UpgradePhase::Blocked
+                | UpgradePhase::RollingBack
+                | UpgradePhase::RolledBack
+        )
+    });
     let upgrade_message = h
         .upgrade
         .and_then(|u| u.message.clone())
@@ -102,9 +112,22 @@ pub fn headline(h: &Health<'_>) -> (Vec<Cond>, bool) {
     } else {
         h.not_ready.join(", ")
     };
-    let ready = h.settled && !blocked && !upgrading && h.degraded.is_none() && h.dns_ready;
+    let ready = h.settled
+        && !blocked
+        && !upgrading
+        && !rolling_back
+        && !rolled_back
+        && h.degraded.is_none()
+        && h.dns_ready;
     let conds = vec![
-        if blocked {
+        if rolled_back {
+            Cond::new(
+                condition::UPGRADE_BLOCKED,
+                true,
+                "RolledBack",
+                upgrade_message.clone(),
+            )
+        } else if blocked {
             Cond::new(
                 condition::UPGRADE_BLOCKED,
                 true,
@@ -119,7 +142,14 @@ pub fn headline(h: &Health<'_>) -> (Vec<Cond>, bool) {
                 "no rollout is blocked",
             )
         },
-        if waiting {
+        if rolling_back {
+            Cond::new(
+                condition::PROGRESSING,
+                true,
+                "RollingBack",
+                upgrade_message.clone(),
+            )
+        } else if waiting {
             Cond::new(
                 condition::PROGRESSING,
                 true,
@@ -133,7 +163,7 @@ pub fn headline(h: &Health<'_>) -> (Vec<Cond>, bool) {
                 "Upgrading",
                 upgrade_message.clone(),
             )
-        } else if !h.settled && !blocked {
+        } else if !h.settled && !blocked && !rolled_back {
             Cond::new(
                 condition::PROGRESSING,
                 true,
@@ -152,6 +182,18 @@ pub fn headline(h: &Health<'_>) -> (Vec<Cond>, bool) {
             Some((reason, message)) => {
                 Cond::new(condition::DEGRADED, true, reason, message.clone())
             }
+            None if rolling_back => Cond::new(
+                condition::DEGRADED,
+                true,
+                "RollingBack",
+                upgrade_message.clone(),
+            ),
+            None if rolled_back => Cond::new(
+                condition::DEGRADED,
+                true,
+                "RolledBack",
+                upgrade_message.clone(),
+            ),
             None if blocked => Cond::new(
                 condition::DEGRADED,
                 true,
@@ -173,6 +215,13 @@ pub fn headline(h: &Health<'_>) -> (Vec<Cond>, bool) {
                 false,
                 "UpgradeWaiting",
                 format!("{} has not started: {upgrade_message}", h.version),
+            )
+        } else if rolled_back && h.degraded.is_none() {
+            Cond::new(
+                condition::READY,
+                false,
+                "RolledBack",
+                upgrade_message.clone(),
             )
         } else if h.settled && !h.dns_ready {
             Cond::new(condition::READY, false, "DNSNotReady", h.dns_message)
@@ -213,15 +262,9 @@ mod tests {
 
     fn upgrade(phase: UpgradePhase) -> UpgradeStatus {
         UpgradeStatus {
-            from_version: Some("v1".into()),
-            to_version: "v2".into(),
-            phase,
             component: Some("bynamo".into()),
-            step_started_at: None,
-            rolling: Default::default(),
-            paused_at: None,
-            started_at: None,
             message: Some("bynamo did not become ready".into()),
+            ..UpgradeStatus::new(Some("v1".into()), "v2", phase)
         }
     }
 
@@ -259,6 +302,31 @@ mod tests {
         assert!(
             headline(&health(Some(&done))).1,
             "a completed rollout does not hold Ready back"
+        );
+    }
+
+    #[test]
+    fn a_rollback_is_progressing_then_rolled_back_and_degraded() {
+        let back = upgrade(UpgradePhase::RollingBack);
+        let (conds, ready) = headline(&health(Some(&back)));
+        assert!(!ready);
+        assert_eq!(find(&conds, condition::PROGRESSING).reason, "RollingBack");
+        assert_eq!(find(&conds, condition::DEGRADED).reason, "RollingBack");
+        let done = upgrade(UpgradePhase::RolledBack);
+        let mut h = health(Some(&done));
+        // The cloud runs v1 while spec.version asks for v2: not settled on its targets.
+        h.settled = false;
+        let (conds, ready) = headline(&h);
+        assert!(!ready);
+        assert_eq!(find(&conds, condition::READY).reason, "RolledBack");
+        assert_eq!(find(&conds, condition::DEGRADED).reason, "RolledBack");
+        assert_eq!(
+            find(&conds, condition::UPGRADE_BLOCKED).reason,
+            "RolledBack"
+        );
+        assert!(
+            !find(&conds, condition::PROGRESSING).status,
+            "a finished rollback is not progressing"
         );
     }
 
