@@ -32,9 +32,10 @@ e2e:
 	e2e/cluster up --real-node
 	cargo test -p insync-e2e -- --test-threads 3
 
-## crds: regenerate the committed CRD (and the chart's copy) from the Rust types.
+## crds: regenerate the committed CRDs (and the chart's copies) from the Rust types.
 crds:
-	cargo run -q -p insync-operator -- crd > crds/insyncclouds.insync.dev.yaml
+	cargo run -q -p insync-operator -- crd insyncclouds > crds/insyncclouds.insync.dev.yaml
+	cargo run -q -p insync-operator -- crd insynccloudbackups > crds/insynccloudbackups.insync.dev.yaml
 	charts/sync-crds.sh
 
 clean-cluster:

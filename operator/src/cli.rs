@@ -65,9 +65,14 @@ pub enum DocumentError {
     },
 }
 
-/// The CRD as YAML, exactly as committed under `crds/`.
+/// The InSyncCloud CRD as YAML, exactly as committed under `crds/`.
 pub fn crd_yaml() -> Result<String, serde_yaml::Error> {
     serde_yaml::to_string(&crate::api::crd())
+}
+
+/// The InSyncCloudBackup CRD as YAML, exactly as committed under `crds/`.
+pub fn backup_crd_yaml() -> Result<String, serde_yaml::Error> {
+    serde_yaml::to_string(&crate::api::backup_crd())
 }
 
 /// Parses every `InSyncCloud` document in a (multi-document) YAML stream. Empty documents are

@@ -6,8 +6,10 @@
 //! - [`controller`]: watch, apply, status, finalizer, rollout state machine.
 //! - [`dns`]: desired records to a Route53 plan, ExternalDNS-style ownership.
 //! - [`telemetry`]: tracing, metrics and health endpoints.
+//! - [`backup`]: `backup-run`, the runner inside a backup Job.
 
 pub mod api;
+pub mod backup;
 pub mod cli;
 pub mod controller;
 pub mod dns;

@@ -24,10 +24,21 @@ enum PlanOutput {
     Json,
 }
 
+/// The CRDs `crd` prints, by plural name (as their files under `crds/` are named).
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum CrdKind {
+    Insyncclouds,
+    Insynccloudbackups,
+}
+
 #[derive(Subcommand)]
 enum Command {
-    /// Print the InSyncCloud CustomResourceDefinition as YAML.
-    Crd,
+    /// Print a CustomResourceDefinition as YAML (InSyncCloud unless another kind is named).
+    Crd {
+        /// Which CRD.
+        #[arg(value_enum, default_value_t = CrdKind::Insyncclouds)]
+        kind: CrdKind,
+    },
     /// Print every object the operator would create for the clouds in a manifest (like `helm
     /// template`). Exits 2 when a cloud is invalid, listing every problem.
     Render {
@@ -52,13 +63,20 @@ enum Command {
     },
     /// Run the controller.
     Run(Box<insync_operator::controller::RunArgs>),
+    /// Inside a backup Job (rendered by the operator): export the metadata store, upload the
+    /// MySQL dump and the export, read them back and write manifest.json last. Exits 1 with
+    /// the reason on any failure, leaving no manifest.
+    BackupRun(Box<insync_operator::backup::RunnerArgs>),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     insync_operator::install_crypto_provider();
     match cli.command {
-        Command::Crd => match cli::crd_yaml() {
+        Command::Crd { kind } => match match kind {
+            CrdKind::Insyncclouds => cli::crd_yaml(),
+            CrdKind::Insynccloudbackups => cli::backup_crd_yaml(),
+        } {
             Ok(yaml) => {
                 print!("{yaml}");
                 ExitCode::SUCCESS
@@ -67,6 +85,7 @@ fn main() -> ExitCode {
         },
         Command::Render { file } => render(&file),
         Command::Plan { file, from, output } => plan(&file, from.as_deref(), output),
+        Command::BackupRun(args) => backup_run(*args),
         Command::Run(args) => {
             let runtime = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -82,6 +101,32 @@ fn main() -> ExitCode {
                     ExitCode::from(1)
                 }
             }
+        }
+    }
+}
+
+fn backup_run(args: insync_operator::backup::RunnerArgs) -> ExitCode {
+    insync_operator::telemetry::init_tracing(insync_operator::telemetry::LogFormat::Text);
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return fail(&e, 1),
+    };
+    match runtime.block_on(insync_operator::backup::run(args)) {
+        Ok(report) => {
+            println!("{}", report.to_message());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            // The last line is what the backup's status shows (the termination message falls
+            // back to the log's tail).
+            eprintln!(
+                "backup failed: {}",
+                insync_operator::backup::error_chain(&e)
+            );
+            ExitCode::from(1)
         }
     }
 }

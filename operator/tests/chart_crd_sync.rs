@@ -3,7 +3,10 @@
 
 use std::path::PathBuf;
 
-const CRD_FILE: &str = "insyncclouds.insync.dev.yaml";
+const CRD_FILES: [&str; 2] = [
+    "insynccloudbackups.insync.dev.yaml",
+    "insyncclouds.insync.dev.yaml",
+];
 
 fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -16,16 +19,18 @@ fn read(relative: &str) -> String {
 
 #[test]
 fn chart_crd_is_identical_to_generated_crd() {
-    let generated = read(&format!("crds/{CRD_FILE}"));
-    let in_chart = read(&format!("charts/insync-operator/crds/{CRD_FILE}"));
-    assert!(
-        generated == in_chart,
-        "charts/insync-operator/crds/{CRD_FILE} differs from crds/{CRD_FILE}; run charts/sync-crds.sh and commit the result"
-    );
+    for file in CRD_FILES {
+        let generated = read(&format!("crds/{file}"));
+        let in_chart = read(&format!("charts/insync-operator/crds/{file}"));
+        assert!(
+            generated == in_chart,
+            "charts/insync-operator/crds/{file} differs from crds/{file}; run charts/sync-crds.sh and commit the result"
+        );
+    }
 }
 
 #[test]
-fn chart_crd_folder_holds_only_the_crd() {
+fn chart_crd_folder_holds_only_the_crds() {
     let dir = repo_root().join("charts/insync-operator/crds");
     let mut names: Vec<String> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()))
@@ -38,5 +43,5 @@ fn chart_crd_folder_holds_only_the_crd() {
         })
         .collect();
     names.sort();
-    assert_eq!(names, [CRD_FILE], "unexpected files in {}", dir.display());
+    assert_eq!(names, CRD_FILES, "unexpected files in {}", dir.display());
 }

@@ -1,11 +1,13 @@
 //! The `InSyncCloud` API (`insync.dev/v1alpha1`): spec, status, condition vocabulary and the
 //! validation the CRD schema cannot express.
 
+mod backup;
 mod quantity;
 mod spec;
 mod status;
 pub mod validate;
 
+pub use backup::*;
 pub use quantity::{Quantity, QuantityError};
 pub use spec::*;
 pub use status::*;
@@ -33,7 +35,19 @@ pub mod condition {
 pub(crate) fn crd()
 -> k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition {
     use kube::CustomResourceExt;
-    let mut crd = InSyncCloud::crd();
+    reflowed(InSyncCloud::crd())
+}
+
+/// The `InSyncCloudBackup` CustomResourceDefinition, reflowed like [`crd`].
+pub(crate) fn backup_crd()
+-> k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition {
+    use kube::CustomResourceExt;
+    reflowed(InSyncCloudBackup::crd())
+}
+
+fn reflowed(
+    mut crd: k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+) -> k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition {
     if let Some(schema) = crd
         .spec
         .versions
@@ -88,6 +102,7 @@ impl InSyncCloudSpec {
             frontend: FrontendSpec::default(),
             dns: None,
             upgrade: UpgradePolicy::default(),
+            backup: None,
             paused: false,
         }
     }

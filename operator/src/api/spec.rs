@@ -36,6 +36,7 @@ use super::status::InSyncCloudStatus;
     validation = Rule::new("self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$') && size(self.metadata.name) <= 40").message("metadata.name must be a DNS label of at most 40 characters (lower-case letters, digits and '-', starting with a letter): it becomes the first label of the cloud's host name and the prefix of every object it owns")
 )]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.backup) || has(self.backup.destination) || !has(self.objectStore) || !has(self.objectStore.sharedFilesystem)").message("backup.destination is required when the object store is a shared filesystem: backups are written to S3"))]
 pub struct InSyncCloudSpec {
     /// Release revision of inSync, e.g. "5.9.1-r4178". It is the image tag of every component
     /// unless a component overrides it. Changing it starts an ordered rolling upgrade.
@@ -84,6 +85,11 @@ pub struct InSyncCloudSpec {
     /// How version upgrades are rolled out.
     #[serde(default)]
     pub upgrade: UpgradePolicy,
+
+    /// Backups of the cloud's catalogue (MySQL and the metadata store): schedule, retention
+    /// and destination. `InSyncCloudBackup` objects are the backups themselves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<super::backup::BackupSpec>,
 
     /// While true the operator makes no changes to this cloud (it still reports status).
     #[serde(default)]

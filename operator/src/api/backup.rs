@@ -1,0 +1,196 @@
+//! Backups: `spec.backup` of a cloud (schedule, retention, destination) and the
+//! `InSyncCloudBackup` kind, one object per backup taken.
+//!
+//! A backup is a consistent logical dump of the cloud's MySQL (one transaction), a JSON-lines
+//! export of every metadata-store table, and a `manifest.json` written last, all under one
+//! prefix of an S3 bucket. Creating an `InSyncCloudBackup` by hand takes an on-demand backup.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::SecretRef;
+
+/// `spec.backup` of an `InSyncCloud`: when backups are taken, how many are kept, where they go.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupSpec {
+    /// When to take a backup, as a 5-field cron expression in UTC (minute hour day-of-month
+    /// month day-of-week), e.g. "0 3 * * *" for 03:00 every day. No scheduled backups when
+    /// unset; `InSyncCloudBackup` objects created by hand are still taken.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 100))]
+    #[x_kube(validation = Rule::new("self.matches('^\\\\S+( \\\\S+){4}$')").message("schedule must be a 5-field cron expression in UTC, e.g. '0 3 * * *'"))]
+    pub schedule: Option<String>,
+
+    /// How many backups to keep.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<BackupRetention>,
+
+    /// Where backups are written. Default: the cloud's own object store (its bucket, under
+    /// `insync-backups/<cloud>/<backup>/`); required when the object store is a shared
+    /// filesystem.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination: Option<BackupDestination>,
+}
+
+/// How many backups are kept.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupRetention {
+    /// Keep the newest N completed backups (1-1000).
+    #[x_kube(validation = Rule::new("self >= 1 && self <= 1000").message("retention.keepLast must be between 1 and 1000"))]
+    pub keep_last: i32,
+}
+
+/// Where backups are written.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.s3)").message("destination needs 's3'"))]
+pub struct BackupDestination {
+    /// An S3 (or S3-compatible) bucket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3: Option<BackupS3>,
+}
+
+/// An S3 bucket and prefix for backups.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupS3 {
+    /// Bucket name; it must exist.
+    #[schemars(length(max = 63))]
+    #[x_kube(validation = Rule::new("self.matches('^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$')").message("bucket must be a valid S3 bucket name (3-63 lower-case letters, digits, '.', '-')"))]
+    pub bucket: String,
+    /// Key prefix; each backup goes under `<prefix><cloud>/<backup>/`. Empty by default; end it
+    /// with '/' to make it a folder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 512))]
+    #[x_kube(validation = Rule::new("!self.startsWith('/')").message("prefix must not start with '/'"))]
+    pub prefix: Option<String>,
+    /// Endpoint URL of an S3-compatible store (e.g. MinIO, path-style); AWS when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048))]
+    #[x_kube(validation = Rule::new("self.startsWith('https://') || self.startsWith('http://')").message("endpoint must be an http(s) URL"))]
+    pub endpoint: Option<String>,
+    /// AWS region, e.g. "us-east-1" (the default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 32))]
+    #[x_kube(validation = Rule::new("self.matches('^[a-z]{2}(-[a-z]+)+-[0-9]+$')").message("region must look like us-east-1"))]
+    pub region: Option<String>,
+    /// Secret with keys `accessKeyId` and `secretAccessKey`; omit to use the pod's identity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_ref: Option<SecretRef>,
+}
+
+/// One backup of a cloud. Creating one takes a backup now.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "insync.dev",
+    version = "v1alpha1",
+    kind = "InSyncCloudBackup",
+    plural = "insynccloudbackups",
+    shortname = "iscb",
+    category = "insync",
+    namespaced,
+    status = "InSyncCloudBackupStatus",
+    derive = "PartialEq",
+    printcolumn = r#"{"name":"Cloud","type":"string","description":"The InSyncCloud backed up","jsonPath":".spec.cloud"}"#,
+    printcolumn = r#"{"name":"Phase","type":"string","description":"Pending, Running, Complete or Failed","jsonPath":".status.phase"}"#,
+    printcolumn = r#"{"name":"Size","type":"integer","description":"Bytes written, manifest included","jsonPath":".status.sizeBytes"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
+    validation = Rule::new("size(self.metadata.name) <= 52").message("metadata.name must be at most 52 characters: the backup Job is named '<name>-backup'")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct InSyncCloudBackupSpec {
+    /// Name of the InSyncCloud in the same namespace to back up. It cannot change.
+    #[x_kube(validation = Rule::new("self.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$') && size(self) <= 40").message("cloud must be the name of an InSyncCloud (a DNS label of at most 40 characters)"))]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("cloud cannot change: create another InSyncCloudBackup"))]
+    pub cloud: String,
+}
+
+/// What happened to a backup.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct InSyncCloudBackupStatus {
+    /// Pending (not started), Running, Complete (every part and the manifest written and read
+    /// back) or Failed (see reason; no manifest was written).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<BackupPhase>,
+    /// When the MySQL dump began.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Time>,
+    /// When the manifest was written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed_at: Option<Time>,
+    /// Where the backup is: `s3://<bucket>/<prefix>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+    /// Total bytes of the parts and the manifest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_bytes: Option<i64>,
+    /// The parts, as the manifest lists them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<BackupPart>,
+    /// Object key of the manifest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<String>,
+    /// Why the backup is Pending or Failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// Phase of a backup.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BackupPhase {
+    /// Waiting to start (e.g. for its cloud).
+    Pending,
+    /// The backup Job runs.
+    Running,
+    /// Every part and the manifest are written and checked.
+    Complete,
+    /// The backup failed; nothing under its prefix counts as a backup.
+    Failed,
+}
+
+impl BackupPhase {
+    /// Complete and Failed never change again.
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Complete | Self::Failed)
+    }
+}
+
+/// One file of a backup.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupPart {
+    /// File name under the backup's prefix, e.g. `mysql.sql` or `metadata/<table>.jsonl`.
+    pub name: String,
+    /// Size in bytes.
+    pub size_bytes: i64,
+    /// sha256 of the content, hex.
+    pub sha256: String,
+    /// Rows (items) exported, for metadata tables.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows: Option<i64>,
+}
+
+impl InSyncCloudBackup {
+    /// The backup's namespace, `default` if unset.
+    pub fn backup_namespace(&self) -> &str {
+        self.metadata.namespace.as_deref().unwrap_or("default")
+    }
+
+    /// The backup's name, empty if unset.
+    pub fn backup_name(&self) -> &str {
+        self.metadata.name.as_deref().unwrap_or_default()
+    }
+
+    /// Its phase, Pending when none is recorded yet.
+    pub fn phase(&self) -> BackupPhase {
+        self.status
+            .as_ref()
+            .and_then(|s| s.phase)
+            .unwrap_or(BackupPhase::Pending)
+    }
+}

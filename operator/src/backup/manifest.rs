@@ -1,0 +1,215 @@
+//! The manifest a backup writes last, what a finished runner reports to the controller, and the
+//! checks that decide whether what was uploaded is what was meant to be (pure).
+
+use std::io::Read;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::api::BackupPart;
+
+/// File name of the manifest under the backup's prefix.
+pub const MANIFEST: &str = "manifest.json";
+/// Version of the manifest's layout.
+pub const FORMAT: u32 = 1;
+/// Kubernetes keeps at most this many bytes of a container's termination message.
+pub const TERMINATION_MESSAGE_LIMIT: usize = 4096;
+
+/// `manifest.json`: what a backup holds. Written after every part is uploaded and read back, so
+/// a prefix without it is no backup.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Manifest {
+    /// [`FORMAT`].
+    pub format: u32,
+    /// The inSync release the cloud ran (`spec.version`).
+    pub insync_version: String,
+    /// When the MySQL dump began (RFC 3339, UTC).
+    pub started_at: String,
+    /// When the last part was uploaded (RFC 3339, UTC).
+    pub completed_at: String,
+    /// `s3://<bucket>/<prefix>`.
+    pub location: String,
+    /// Every part: name under the prefix, size, sha256, rows (metadata tables).
+    pub parts: Vec<BackupPart>,
+}
+
+/// What the runner tells the controller in its termination message: the manifest, where it is
+/// and the backup's total size. Parts are left out when they would not fit.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    /// Object key of the manifest.
+    pub manifest_key: String,
+    /// Bytes of every part plus the manifest.
+    pub size_bytes: i64,
+    /// The manifest (with `parts` emptied when `parts_omitted`).
+    pub manifest: Manifest,
+    /// True when the parts did not fit in the termination message.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub parts_omitted: bool,
+}
+
+impl Report {
+    /// The report as one JSON line of at most [`TERMINATION_MESSAGE_LIMIT`] bytes.
+    pub fn to_message(&self) -> String {
+        let full = serde_json::to_string(self).unwrap_or_default();
+        if full.len() <= TERMINATION_MESSAGE_LIMIT {
+            return full;
+        }
+        let mut brief = self.clone();
+        brief.manifest.parts.clear();
+        brief.parts_omitted = true;
+        serde_json::to_string(&brief).unwrap_or_default()
+    }
+}
+
+/// Size and sha256 (hex) of everything `reader` yields.
+pub fn digest(mut reader: impl Read) -> std::io::Result<(i64, String)> {
+    let mut hash = Sha256::new();
+    let mut buffer = vec![0; 64 * 1024];
+    let mut size: i64 = 0;
+    loop {
+        let n = reader.read(&mut buffer)?;
+        if n == 0 {
+            break;
+        }
+        hash.update(&buffer[..n]);
+        size += n as i64;
+    }
+    Ok((size, hex(&hash.finalize())))
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A part whose stored object does not match what was uploaded.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum Mismatch {
+    /// HEAD found no object.
+    #[error("{name}: not found after upload")]
+    Missing {
+        /// Part name.
+        name: String,
+    },
+    /// The stored object has another size.
+    #[error("{name}: stored {stored} bytes, uploaded {uploaded}")]
+    Size {
+        /// Part name.
+        name: String,
+        /// Size HEAD reports.
+        stored: i64,
+        /// Size uploaded.
+        uploaded: i64,
+    },
+}
+
+/// Compares each part with what HEAD found (`None`: no object).
+pub fn check_stored(parts: &[BackupPart], stored: &[Option<i64>]) -> Result<(), Vec<Mismatch>> {
+    let problems: Vec<Mismatch> = parts
+        .iter()
+        .zip(stored)
+        .filter_map(|(part, stored)| match *stored {
+            None => Some(Mismatch::Missing {
+                name: part.name.clone(),
+            }),
+            Some(size) if size != part.size_bytes => Some(Mismatch::Size {
+                name: part.name.clone(),
+                stored: size,
+                uploaded: part.size_bytes,
+            }),
+            Some(_) => None,
+        })
+        .collect();
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn part(name: &str, size: i64) -> BackupPart {
+        BackupPart {
+            name: name.to_owned(),
+            size_bytes: size,
+            sha256: "00".to_owned(),
+            rows: None,
+        }
+    }
+
+    fn report(parts: usize) -> Report {
+        Report {
+            manifest_key: "insync-backups/c/b/manifest.json".to_owned(),
+            size_bytes: 10,
+            manifest: Manifest {
+                format: FORMAT,
+                insync_version: "5.9.1-r4178".to_owned(),
+                started_at: "2026-11-28T19:00:00Z".to_owned(),
+                completed_at: "2026-11-28T19:00:05Z".to_owned(),
+                location: "s3://insync/insync-backups/c/b/".to_owned(),
+                parts: (0..parts)
+                    .map(|i| part(&format!("metadata/table-{i}.jsonl"), 1))
+                    .collect(),
+            },
+            parts_omitted: false,
+        }
+    }
+
+    #[test]
+    fn digest_is_the_sha256_and_length_of_the_content() {
+        let (size, sha) = digest(&b"abc"[..]).expect("reads");
+        assert_eq!(size, 3);
+        assert_eq!(
+            sha,
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    #[test]
+    fn stored_parts_must_exist_with_the_uploaded_size() {
+        let parts = [
+            part("mysql.sql", 10),
+            part("a.jsonl", 5),
+            part("b.jsonl", 7),
+        ];
+        assert_eq!(check_stored(&parts, &[Some(10), Some(5), Some(7)]), Ok(()));
+        assert_eq!(
+            check_stored(&parts, &[Some(10), None, Some(6)]),
+            Err(vec![
+                Mismatch::Missing {
+                    name: "a.jsonl".to_owned()
+                },
+                Mismatch::Size {
+                    name: "b.jsonl".to_owned(),
+                    stored: 6,
+                    uploaded: 7
+                },
+            ])
+        );
+    }
+
+    #[test]
+    fn a_report_fits_the_termination_message_and_says_when_parts_were_left_out() {
+        let small = report(3);
+        let message = small.to_message();
+        let back: Report = serde_json::from_str(&message).expect("parses");
+        assert_eq!(back, small);
+
+        let big = report(200);
+        let message = big.to_message();
+        assert!(
+            message.len() <= TERMINATION_MESSAGE_LIMIT,
+            "{}",
+            message.len()
+        );
+        let back: Report = serde_json::from_str(&message).expect("parses");
+        assert!(back.parts_omitted);
+        assert!(back.manifest.parts.is_empty());
+        assert_eq!(back.size_bytes, big.size_bytes);
+    }
+}
