@@ -19,6 +19,7 @@ use serde::Serialize;
 
 use crate::api::InSyncCloud;
 
+pub mod backup;
 mod bynamo;
 mod cloudmaster;
 mod haproxy;

@@ -166,9 +166,11 @@ pub(super) struct Template {
 /// Builds a component's pod template with everything components share.
 pub(super) struct PodBuilder<'a> {
     ctx: &'a Ctx<'a>,
-    component: Component,
+    /// `None` for a task's pod (a backup Job): no component placement, resources or spread.
+    component: Option<Component>,
     profile: &'static Profile,
     container: Container,
+    init_containers: Vec<Container>,
     readiness: Option<Check>,
     liveness: Option<Check>,
     volumes: Vec<Volume>,
@@ -193,9 +195,10 @@ impl<'a> PodBuilder<'a> {
         Self {
             labels: ctx.labels(component, &image.tag),
             ctx,
-            component,
+            component: Some(component),
             profile,
             container,
+            init_containers: Vec::new(),
             readiness: None,
             liveness: None,
             volumes: Vec::new(),
@@ -203,6 +206,55 @@ impl<'a> PodBuilder<'a> {
             hostname: None,
             version: image.tag,
         }
+    }
+
+    /// A pod of a task the cloud runs to completion (a backup), not of a component: container
+    /// `name`, the cloud's instance labels with `app.kubernetes.io/component: <name>` (so the
+    /// NetworkPolicies let it reach the datastores and no component's Service selects it), the
+    /// cloud-wide placement, and resources from `profile`.
+    pub(crate) fn task(
+        ctx: &'a Ctx<'a>,
+        name: &str,
+        profile: &'static Profile,
+        image: Image,
+    ) -> Self {
+        let mut labels = ctx.instance_selector();
+        labels.extend([
+            (keys::COMPONENT.to_owned(), name.to_owned()),
+            (keys::MANAGED_BY.to_owned(), keys::MANAGER.to_owned()),
+            (keys::PART_OF.to_owned(), "insync".to_owned()),
+        ]);
+        Self {
+            labels,
+            ctx,
+            component: None,
+            profile,
+            container: Container {
+                name: name.to_owned(),
+                image: Some(image.reference),
+                ..Container::default()
+            },
+            init_containers: Vec::new(),
+            readiness: None,
+            liveness: None,
+            volumes: Vec::new(),
+            annotations: BTreeMap::new(),
+            hostname: None,
+            version: image.tag,
+        }
+    }
+
+    /// A container that runs to completion before the main one starts, hardened the same way
+    /// (security context, pull policy, resources, writable `/tmp`).
+    pub(crate) fn init_container(mut self, init: Container) -> Self {
+        self.init_containers.push(init);
+        self
+    }
+
+    /// The main container's command (the image's entrypoint is replaced).
+    pub(crate) fn command<I: IntoIterator<Item = String>>(mut self, command: I) -> Self {
+        self.container.command = Some(command.into_iter().collect());
+        self
     }
 
     pub(crate) fn ports(mut self, ports: &[Port]) -> Self {
@@ -317,21 +369,20 @@ impl<'a> PodBuilder<'a> {
             component,
             profile,
             mut container,
+            mut init_containers,
             readiness,
             liveness,
             ..
         } = self;
         let mut volumes = self.volumes;
+        let mut writable = Vec::new();
         for dir in std::iter::once(&TMP).chain(profile.writable_dirs) {
             let name = volume_name(dir);
-            container
-                .volume_mounts
-                .get_or_insert_with(Vec::new)
-                .push(VolumeMount {
-                    name: name.clone(),
-                    mount_path: (*dir).to_owned(),
-                    ..VolumeMount::default()
-                });
+            writable.push(VolumeMount {
+                name: name.clone(),
+                mount_path: (*dir).to_owned(),
+                ..VolumeMount::default()
+            });
             volumes.push(Volume {
                 name,
                 empty_dir: Some(EmptyDirVolumeSource::default()),
@@ -339,13 +390,19 @@ impl<'a> PodBuilder<'a> {
             });
         }
         let spec = &ctx.cloud.spec;
-        container.image_pull_policy = Some(pull_policy(spec.images.pull_policy).to_owned());
-        container.security_context = Some(container_security(profile));
-        container.resources = Some(
-            resources_override(spec, component)
-                .cloned()
-                .unwrap_or_else(|| default_resources(profile)),
-        );
+        let resources = component
+            .and_then(|component| resources_override(spec, component))
+            .cloned()
+            .unwrap_or_else(|| default_resources(profile));
+        for container in std::iter::once(&mut container).chain(&mut init_containers) {
+            container
+                .volume_mounts
+                .get_or_insert_with(Vec::new)
+                .extend(writable.iter().cloned());
+            container.image_pull_policy = Some(pull_policy(spec.images.pull_policy).to_owned());
+            container.security_context = Some(container_security(profile));
+            container.resources = Some(resources.clone());
+        }
         container.readiness_probe = readiness.map(|check| probe(check, PROBE_PERIOD_SECONDS, 3));
         container.liveness_probe = liveness.map(|check| probe(check, 2 * PROBE_PERIOD_SECONDS, 3));
         container.startup_probe = liveness.map(|check| {
@@ -366,7 +423,10 @@ impl<'a> PodBuilder<'a> {
             tolerations,
             affinity,
             priority_class_name,
-        } = placement(spec, component);
+        } = component.map_or_else(
+            || spec.placement.clone(),
+            |component| placement(spec, component),
+        );
         let template = PodTemplateSpec {
             metadata: Some(ObjectMeta {
                 labels: Some(self.labels),
@@ -375,6 +435,7 @@ impl<'a> PodBuilder<'a> {
             }),
             spec: Some(PodSpec {
                 containers: vec![container],
+                init_containers: (!init_containers.is_empty()).then_some(init_containers),
                 volumes: Some(volumes),
                 image_pull_secrets: Some(pull_secrets.collect::<Vec<_>>())
                     .filter(|secrets| !secrets.is_empty()),
@@ -383,7 +444,8 @@ impl<'a> PodBuilder<'a> {
                 enable_service_links: Some(false),
                 hostname,
                 subdomain,
-                topology_spread_constraints: Some(vec![spread(ctx, component)]),
+                topology_spread_constraints: component
+                    .map(|component| vec![spread(ctx, component)]),
                 node_selector,
                 tolerations,
                 affinity,
