@@ -254,6 +254,18 @@ fn expected_main_permissions() -> BTreeSet<(String, String, String)> {
             &["get", "patch", "update"],
         ),
         ("insync.dev", &["insyncclouds/finalizers"], &["update"]),
+        (
+            "insync.dev",
+            &["insynccloudbackups"],
+            &["get", "list", "watch"],
+        ),
+        ("insync.dev", &["insynccloudbackups/status"], &["patch"]),
+        (
+            "insync.dev",
+            &["insynccloudbackups/finalizers"],
+            &["update"],
+        ),
+        ("batch", &["jobs"], &["get", "list", "watch", "create"]),
         ("apps", &["deployments", "statefulsets"], CRUD),
         ("", &["services", "configmaps", "secrets"], CRUD),
         (

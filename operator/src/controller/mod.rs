@@ -9,6 +9,7 @@
 // controller's own business.
 mod act;
 pub mod apply;
+mod backup;
 pub mod cache;
 mod cleanup;
 mod context;
@@ -138,6 +139,9 @@ pub struct RunArgs {
     /// (UpgradeWaiting). 0: no limit.
     #[arg(long, env = "MAX_CONCURRENT_UPGRADES", default_value_t = 0)]
     pub max_concurrent_upgrades: usize,
+    /// The operator's own image: backup Jobs run it (`insync-operator backup-run`).
+    #[arg(long, env = "INSYNC_OPERATOR_IMAGE")]
+    pub runner_image: Option<String>,
 }
 
 /// A failure that stops the operator (configuration, lost leadership); `anyhow` stays at the
@@ -205,7 +209,11 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         let _ = tokio::signal::ctrl_c().await;
     };
     let outcome = tokio::select! {
-        () = controller(client, args, metrics, readiness.clone(), dns) => Ok(()),
+        // The backup controller runs beside the clouds', under the same lease.
+        _ = async {
+            let backups = backup::run(client.clone(), args.namespace.clone(), args.runner_image.clone());
+            tokio::join!(controller(client, args, metrics, readiness.clone(), dns), backups)
+        } => Ok(()),
         () = async { match &election { Some(e) => e.hold().await, None => std::future::pending().await } } => Err(RunError::LostLease),
         () = shutdown_signal() => Ok(()),
         () = shutdown => Ok(()),

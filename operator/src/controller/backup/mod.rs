@@ -1,0 +1,150 @@
+//! The backup controller: one `InSyncCloudBackup` → one Job (rendered by
+//! [`crate::render::backup`]) → the backup's status, from the Job and the runner's report.
+//!
+//! Each reconcile observes (the backup, its cloud, its Job and pod), decides ([`decide`],
+//! pure) and acts (create the Job, write status). It runs beside the cloud controller in the
+//! same process and never touches a cloud.
+
+mod decide;
+mod job;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::runtime::controller::{Action, Config, Controller};
+use kube::runtime::watcher;
+use kube::{Client, ResourceExt};
+use serde_json::json;
+use tracing::{info, warn};
+
+use crate::api::{InSyncCloud, InSyncCloudBackup};
+use crate::render::backup::{BACKUP_COMPONENT, job_name};
+use crate::render::keys;
+
+/// Why a backup reconcile failed (the API server; retried with a backoff).
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    /// A read or write of the Kubernetes API failed.
+    #[error("{action}: {source}")]
+    Kube {
+        /// What was being done.
+        action: &'static str,
+        /// kube's error.
+        #[source]
+        source: kube::Error,
+    },
+}
+
+struct Context {
+    client: Client,
+    runner_image: Option<String>,
+}
+
+/// Runs the backup controller until the stream ends (the process stops).
+pub async fn run(client: Client, namespace: Option<String>, runner_image: Option<String>) {
+    let (backups, jobs): (Api<InSyncCloudBackup>, Api<Job>) = match &namespace {
+        Some(ns) => (
+            Api::namespaced(client.clone(), ns),
+            Api::namespaced(client.clone(), ns),
+        ),
+        None => (Api::all(client.clone()), Api::all(client.clone())),
+    };
+    if runner_image.is_none() {
+        warn!("INSYNC_OPERATOR_IMAGE is unset: backups will fail until it is set");
+    }
+    let ctx = Arc::new(Context {
+        client,
+        runner_image,
+    });
+    let backup_jobs = watcher::Config::default().labels(&format!(
+        "{}={BACKUP_COMPONENT},{}={}",
+        keys::COMPONENT,
+        keys::MANAGED_BY,
+        "insync-operator"
+    ));
+    Controller::new(backups, watcher::Config::default())
+        .owns(jobs, backup_jobs)
+        .with_config(Config::default().concurrency(4))
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                warn!(error = %e, "backup reconcile error");
+            }
+        })
+        .await;
+}
+
+#[tracing::instrument(skip_all, fields(namespace = backup.namespace().unwrap_or_default(), backup = backup.name_any()))]
+async fn reconcile(
+    backup: Arc<InSyncCloudBackup>,
+    ctx: Arc<Context>,
+) -> Result<Action, BackupError> {
+    if backup.phase().is_final() || backup.metadata.deletion_timestamp.is_some() {
+        return Ok(Action::await_change());
+    }
+    let namespace = backup.backup_namespace();
+    let kube = |action| move |source| BackupError::Kube { action, source };
+    let clouds: Api<InSyncCloud> = Api::namespaced(ctx.client.clone(), namespace);
+    let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), namespace);
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), namespace);
+
+    // Observe.
+    let cloud = clouds
+        .get_opt(&backup.spec.cloud)
+        .await
+        .map_err(kube("read the cloud"))?;
+    let name = job_name(&backup);
+    let job = match jobs.get_opt(&name).await.map_err(kube("read the Job"))? {
+        Some(job) => {
+            let own = pods
+                .list(&ListParams::default().labels(&format!("job-name={name}")))
+                .await
+                .map_err(kube("list the Job's pods"))?;
+            Some(job::job_state(&job, &own.items))
+        }
+        None => None,
+    };
+    let seen = decide::Observed {
+        backup: &backup,
+        cloud: cloud.as_ref(),
+        job,
+        runner_image: ctx.runner_image.as_deref(),
+        now: Timestamp::now(),
+    };
+
+    // Decide, then act.
+    let decision = decide::decide(&seen);
+    if let Some(job) = &decision.create {
+        match jobs.create(&PostParams::default(), job).await {
+            Ok(_) => info!(job = %name, "backup Job created"),
+            // Created by an earlier reconcile whose status write was lost: follow it.
+            Err(kube::Error::Api(e)) if e.code == 409 => {}
+            Err(source) => return Err(kube("create the Job")(source)),
+        }
+    }
+    if let Some(status) = &decision.status {
+        let backups: Api<InSyncCloudBackup> = Api::namespaced(ctx.client.clone(), namespace);
+        backups
+            .patch_status(
+                &backup.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(json!({ "status": status })),
+            )
+            .await
+            .map_err(kube("write the status"))?;
+        info!(phase = ?status.phase, reason = ?status.reason, "backup status");
+    }
+    Ok(decision
+        .requeue
+        .map_or_else(Action::await_change, Action::requeue))
+}
+
+fn error_policy(_: Arc<InSyncCloudBackup>, error: &BackupError, _: Arc<Context>) -> Action {
+    warn!(error = %error, "backup reconcile failed");
+    Action::requeue(Duration::from_secs(15))
+}
