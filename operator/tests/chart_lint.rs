@@ -257,7 +257,7 @@ fn expected_main_permissions() -> BTreeSet<(String, String, String)> {
         (
             "insync.dev",
             &["insynccloudbackups"],
-            &["get", "list", "watch"],
+            &["get", "list", "watch", "create", "delete"],
         ),
         ("insync.dev", &["insynccloudbackups/status"], &["patch"]),
         (

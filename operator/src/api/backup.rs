@@ -39,7 +39,9 @@ pub struct BackupSpec {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct BackupRetention {
-    /// Keep the newest N completed backups (1-1000).
+    /// Keep the newest N Complete backups the schedule took (1-1000); older ones are deleted
+    /// (the InSyncCloudBackup objects; their files stay in the bucket for now). Backups
+    /// created by hand are never deleted.
     #[x_kube(validation = Rule::new("self >= 1 && self <= 1000").message("retention.keepLast must be between 1 and 1000"))]
     pub keep_last: i32,
 }
@@ -83,7 +85,8 @@ pub struct BackupS3 {
     pub secret_ref: Option<SecretRef>,
 }
 
-/// One backup of a cloud. Creating one takes a backup now.
+/// One backup of a cloud. Creating one takes a backup now; the operator also creates them on
+/// the cloud's `spec.backup.schedule` (named `<cloud>-<YYYYMMDDHHMM>`).
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "insync.dev",
@@ -99,7 +102,7 @@ pub struct BackupS3 {
     printcolumn = r#"{"name":"Phase","type":"string","description":"Pending, Running, Complete or Failed","jsonPath":".status.phase"}"#,
     printcolumn = r#"{"name":"Size","type":"integer","description":"Bytes written, manifest included","jsonPath":".status.sizeBytes"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
-    validation = Rule::new("size(self.metadata.name) <= 52").message("metadata.name must be at most 52 characters: the backup Job is named '<name>-backup'")
+    validation = Rule::new("size(self.metadata.name) <= 56").message("metadata.name must be at most 56 characters: the backup Job is named '<name>-backup'")
 )]
 #[serde(rename_all = "camelCase")]
 pub struct InSyncCloudBackupSpec {

@@ -7,6 +7,7 @@
 
 mod decide;
 mod job;
+mod schedule;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +16,7 @@ use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Config, Controller};
 use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
@@ -57,6 +58,7 @@ pub async fn run(client: Client, namespace: Option<String>, runner_image: Option
     if runner_image.is_none() {
         warn!("INSYNC_OPERATOR_IMAGE is unset: backups will fail until it is set");
     }
+    tokio::spawn(schedule_loop(client.clone(), namespace.clone()));
     let ctx = Arc::new(Context {
         client,
         runner_image,
@@ -142,6 +144,76 @@ async fn reconcile(
     Ok(decision
         .requeue
         .map_or_else(Action::await_change, Action::requeue))
+}
+
+/// How often schedules are looked at: well inside a slot's minute and its starting deadline.
+const SCHEDULE_TICK: Duration = Duration::from_secs(20);
+
+/// Takes the backups `spec.backup.schedule` owes and lets go those `retention.keepLast` allows.
+async fn schedule_loop(client: Client, namespace: Option<String>) {
+    let mut tick = tokio::time::interval(SCHEDULE_TICK);
+    loop {
+        tick.tick().await;
+        if let Err(e) = schedule_once(&client, namespace.as_deref()).await {
+            warn!(error = %e, "backup schedule round failed");
+        }
+    }
+}
+
+async fn schedule_once(client: &Client, namespace: Option<&str>) -> Result<(), BackupError> {
+    let kube = |action| move |source| BackupError::Kube { action, source };
+    let clouds: Api<InSyncCloud> = match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let now = Timestamp::now();
+    for cloud in clouds
+        .list(&ListParams::default())
+        .await
+        .map_err(kube("list clouds"))?
+    {
+        if cloud.metadata.deletion_timestamp.is_some() || cloud.spec.paused {
+            continue;
+        }
+        let backups: Api<InSyncCloudBackup> =
+            Api::namespaced(client.clone(), cloud.cloud_namespace());
+        match schedule::scheduled_backup(&cloud, now) {
+            None => {}
+            Some(Err(e)) => warn!(cloud = cloud.cloud_name(), error = %e, "no scheduled backups"),
+            Some(Ok(backup)) => match backups.create(&PostParams::default(), &backup).await {
+                Ok(_) => info!(backup = backup.backup_name(), "scheduled backup created"),
+                // This slot's backup exists: taken already.
+                Err(kube::Error::Api(e)) if e.code == 409 => {}
+                Err(source) => return Err(kube("create a scheduled backup")(source)),
+            },
+        }
+        let Some(keep_last) = cloud
+            .spec
+            .backup
+            .as_ref()
+            .and_then(|b| b.retention.as_ref())
+            .map(|r| r.keep_last)
+        else {
+            continue;
+        };
+        let scheduled = backups
+            .list(&ListParams::default().labels(&format!(
+                "{}={},{}=true",
+                schedule::CLOUD_LABEL,
+                cloud.cloud_name(),
+                schedule::SCHEDULED_LABEL
+            )))
+            .await
+            .map_err(kube("list scheduled backups"))?;
+        for name in schedule::expired(&scheduled.items, keep_last) {
+            match backups.delete(&name, &DeleteParams::default()).await {
+                Ok(_) => info!(backup = %name, keep_last, "backup let go by retention"),
+                Err(kube::Error::Api(e)) if e.code == 404 => {}
+                Err(source) => return Err(kube("delete an expired backup")(source)),
+            }
+        }
+    }
+    Ok(())
 }
 
 fn error_policy(_: Arc<InSyncCloudBackup>, error: &BackupError, _: Arc<Context>) -> Action {
