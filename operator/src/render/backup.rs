@@ -218,14 +218,16 @@ pub fn render_job(
         .map_err(BackupRenderError::Serialize)
 }
 
-/// The init container's script: note the start, then one consistent dump. `--single-transaction`
+/// The init container's script: note the start, then one consistent dump, the password in the
+/// environment rather than on the command line (`ps` shows arguments). `--single-transaction`
 /// reads every InnoDB table in one snapshot without locking writers; `--no-tablespaces` needs no
 /// PROCESS privilege (the cloud's user has none).
 fn dump_script() -> String {
     format!(
         "set -eu\n\
          date -u +%Y-%m-%dT%H:%M:%SZ > {STARTED_AT_FILE}\n\
-         MYSQL_PWD=\"$INSYNC_DB_PASSWORD\" exec mysqldump --single-transaction --quick \
+         export MYSQL_PWD=\"$INSYNC_DB_PASSWORD\"\n\
+         exec mysqldump --single-transaction --quick \
          --no-tablespaces --host=\"$DB_HOST\" --port=\"$DB_PORT\" --user=\"$INSYNC_DB_USER\" \
          --result-file={DUMP_FILE} \"$DB_NAME\"\n"
     )
