@@ -110,7 +110,7 @@ impl Default for Metrics {
             "Child objects deleted as no longer needed",
             objects_pruned.clone(),
         );
-        registry.register("upgrade_phase", "Upgrade phase per cloud (0 none, 1 datastores, 2 cloudmaster, 3 nodes, 4 frontend, 5 blocked, 6 waiting for a window, ring or slot)", upgrade_phase.clone());
+        registry.register("upgrade_phase", "Upgrade phase per cloud (0 none, 1 datastores, 2 cloudmaster, 3 nodes, 4 frontend, 5 blocked, 6 waiting for a window, ring or slot, 7 rolling back, 8 rolled back)", upgrade_phase.clone());
         Self {
             registry: Arc::new(registry),
             reconciles,
