@@ -290,7 +290,11 @@ pub fn preview(old: &InSyncCloud, new: &InSyncCloud) -> Result<Preview, PreviewE
         render::render(c, &RenderOptions::default())
             .map_err(|source| PreviewError::Render { which, source })
     };
-    let (before, after) = (rendered(old, "old")?, rendered(new, "new")?);
+    // A manifest has no uid; the live cloud has one, and every child's owner reference carries
+    // it. Rendered with different uids, every owned object would look changed.
+    let mut new = new.clone();
+    new.metadata.uid.clone_from(&old.metadata.uid);
+    let (before, after) = (rendered(old, "old")?, rendered(&new, "new")?);
     let before_by_label: BTreeMap<String, &Desired> =
         before.iter().map(|d| (label(d), d)).collect();
     let after_labels: std::collections::BTreeSet<String> = after.iter().map(label).collect();
@@ -418,7 +422,7 @@ pub fn preview(old: &InSyncCloud, new: &InSyncCloud) -> Result<Preview, PreviewE
         }
     }
     Ok(Preview {
-        cloud: id(new),
+        cloud: id(&new),
         from_version: Some(old.spec.version.clone()),
         to_version: new.spec.version.clone(),
         max_unavailable,
@@ -703,5 +707,15 @@ mod tests {
             preview(&old, &new),
             Err(PreviewError::DifferentClouds { .. })
         ));
+    }
+
+    #[test]
+    fn the_live_clouds_uid_is_not_a_change() {
+        let mut live = fcloud();
+        live.metadata.uid = Some("3f1c-live".into());
+        let manifest = fcloud();
+        let p = preview(&live, &manifest).expect("previews");
+        assert!(p.in_place.is_empty(), "{p}");
+        assert!(p.steps.is_empty(), "{p}");
     }
 }
