@@ -165,7 +165,10 @@ impl OperatorCommand {
 
     /// Starts the process and waits until `/readyz` answers 200 (every cache has listed).
     pub async fn start(self) -> Result<OperatorProcess, Error> {
-        self.spawn(false).await
+        let timeout = self.ready_timeout;
+        let mut op = self.spawn(false).await?;
+        op.wait_ready(timeout).await?;
+        Ok(op)
     }
 
     async fn spawn(self, append: bool) -> Result<OperatorProcess, Error> {
@@ -208,17 +211,14 @@ impl OperatorCommand {
         })?;
         // A child that has not been waited for always has a pid.
         let pid = child.id().unwrap_or_default();
-        let mut op = OperatorProcess {
+        Ok(OperatorProcess {
             command: self,
             child,
             pid,
             metrics_port,
             started,
-            ready_after: Duration::ZERO,
-            ready_memory: Memory::default(),
-        };
-        op.wait_ready().await?;
-        Ok(op)
+            ready: None,
+        })
     }
 }
 
@@ -238,8 +238,8 @@ pub struct OperatorProcess {
     pid: u32,
     metrics_port: u16,
     started: Instant,
-    ready_after: Duration,
-    ready_memory: Memory,
+    /// Spawn to the first 200 from `/readyz`, and the memory then.
+    ready: Option<(Duration, Memory)>,
 }
 
 impl OperatorProcess {
@@ -256,19 +256,34 @@ impl OperatorProcess {
         &self.command.log
     }
 
-    /// Time from spawn to the first 200 from `/readyz`: every cache listed.
-    pub fn ready_after(&self) -> Duration {
-        self.ready_after
+    /// Time from spawn to the first 200 from `/readyz` (every cache listed), once seen by
+    /// [`Self::wait_ready`] or [`Self::poll_ready`].
+    pub fn ready_after(&self) -> Option<Duration> {
+        self.ready.map(|(after, _)| after)
     }
 
-    /// Memory when `/readyz` first answered 200: its `peak_kib` is the peak of the initial
-    /// lists (sampled within 100 ms of readiness).
-    pub fn ready_memory(&self) -> Memory {
-        self.ready_memory
+    /// Memory when `/readyz` was first seen answering 200: its `peak_kib` is the peak of the
+    /// initial lists (sampled within 100 ms of readiness by [`Self::wait_ready`]).
+    pub fn ready_memory(&self) -> Option<Memory> {
+        self.ready.map(|(_, memory)| memory)
     }
 
-    async fn wait_ready(&mut self) -> Result<(), Error> {
-        let timeout = self.command.ready_timeout;
+    /// Whether `/readyz` answers 200 now; the first time it does, records the time since spawn
+    /// and the memory (see [`Self::ready_after`], [`Self::ready_memory`]).
+    pub async fn poll_ready(&mut self) -> Result<bool, Error> {
+        if self.ready.is_some() {
+            return Ok(true);
+        }
+        if !matches!(self.get("/readyz").await, Ok((200, _))) {
+            return Ok(false);
+        }
+        self.ready = Some((self.started.elapsed(), self.memory()?));
+        Ok(true)
+    }
+
+    /// Waits until `/readyz` answers 200, at most `timeout` from spawn; fails at once when the
+    /// process exits.
+    pub async fn wait_ready(&mut self, timeout: Duration) -> Result<(), Error> {
         loop {
             if let Some(status) = self.child.try_wait().map_err(Error::Wait)? {
                 return Err(Error::ExitedEarly {
@@ -276,9 +291,7 @@ impl OperatorProcess {
                     log_tail: self.log_tail(),
                 });
             }
-            if matches!(self.get("/readyz").await, Ok((200, _))) {
-                self.ready_after = self.started.elapsed();
-                self.ready_memory = self.memory()?;
+            if self.poll_ready().await? {
                 return Ok(());
             }
             if self.started.elapsed() >= timeout {
@@ -400,6 +413,15 @@ impl OperatorProcess {
     /// Stops the process (SIGTERM) and starts it again with the same command, new metrics
     /// port, log appended; waits for `/readyz` again. The counters of `/metrics` start from 0.
     pub async fn restart(self) -> Result<Self, Error> {
+        let timeout = self.command.ready_timeout;
+        let mut op = self.respawn().await?;
+        op.wait_ready(timeout).await?;
+        Ok(op)
+    }
+
+    /// Like [`Self::restart`] without waiting for `/readyz`: for a caller that measures what
+    /// happens before (or instead of) readiness; see [`Self::poll_ready`].
+    pub async fn respawn(self) -> Result<Self, Error> {
         let command = self.command.clone();
         self.terminate().await?;
         command.spawn(true).await
@@ -540,7 +562,8 @@ http.server.HTTPServer((host, int(port)), Handler).serve_forever()
             memory.rss_kib > 0 && memory.peak_kib >= memory.rss_kib,
             "{memory:?}"
         );
-        assert!(op.ready_memory().peak_kib > 0);
+        assert!(op.ready_memory().is_some_and(|m| m.peak_kib > 0));
+        assert!(op.ready_after().is_some());
         op.reset_peak().unwrap();
         assert!(op.memory().unwrap().peak_kib <= memory.peak_kib);
         op.cpu_secs().unwrap();
@@ -553,8 +576,12 @@ http.server.HTTPServer((host, int(port)), Handler).serve_forever()
             "the first process is gone"
         );
         assert_ne!(op.metrics_port(), port);
+        let mut op = op.respawn().await.unwrap();
+        assert_eq!(op.ready_after(), None, "respawn does not wait for /readyz");
+        op.wait_ready(Duration::from_secs(30)).await.unwrap();
+        assert!(op.ready_after().is_some());
         let log = std::fs::read_to_string(op.log()).unwrap();
-        assert_eq!(log.matches("fake operator listening").count(), 2, "{log}");
+        assert_eq!(log.matches("fake operator listening").count(), 3, "{log}");
         let exit = op.terminate().await.unwrap();
         assert!(exit.success(), "{exit}");
         std::fs::remove_dir_all(dir).unwrap();

@@ -166,8 +166,10 @@ pub fn print_details(r: &RunResult) {
     }
     let x = &r.restart;
     println!(
-        "restart: re-list (to /readyz) {:.1}s, every object compared after {}, window {:.0}s: operator writes {:.0} (clouds {:.0}, events {:.0}, children {:.0}), objects applied {:.0}, skipped {:.0}, reconciles {:.0}, CPU {:.1}s, clouds rewritten {}",
-        x.relist_secs,
+        "restart: re-list (to /readyz) {}, every object compared after {}, window {:.0}s: operator writes {:.0} (clouds {:.0}, events {:.0}, children {:.0}), objects applied {:.0}, skipped {:.0}, reconciles {:.0}, CPU {:.1}s, clouds rewritten {}",
+        x.relist_secs
+            .map(|s| format!("{s:.1}s"))
+            .unwrap_or_else(|| "never (/readyz did not answer 200 in the window)".into()),
         x.recheck_secs
             .map(|s| format!("{s:.1}s"))
             .unwrap_or_else(|| "never (timed out)".into()),
@@ -191,11 +193,13 @@ pub fn print_details(r: &RunResult) {
     }
     let m = &r.rss;
     println!(
-        "memory (MiB): converge peak {:.1}; steady {:.1} (peak {:.1}); after restart: first list (to /readyz) peak {:.1}, window peak {:.1}, end {:.1}; load {} -> {} -> {}",
+        "memory (MiB): converge peak {:.1}; steady {:.1} (peak {:.1}); after restart: first list (to /readyz) peak {}, window peak {:.1}, end {:.1}; load {} -> {} -> {}",
         mib(m.converge_peak_kib),
         mib(m.steady_kib),
         mib(m.steady_peak_kib),
-        mib(m.relist_peak_kib),
+        m.relist_peak_kib
+            .map(|k| format!("{:.1}", mib(k)))
+            .unwrap_or_else(|| "not reached".into()),
         mib(m.restart_peak_kib),
         mib(m.restart_kib),
         r.load_start,
@@ -261,7 +265,7 @@ fn rows(results: &[RunResult]) -> Vec<Row> {
                 }),
                 steady_writes_max: max(&|r| r.steady_api.operator_writes()),
                 restart_writes_max: max(&|r| r.restart.api.operator_writes()),
-                relist_kib: med(&|r| Some(r.rss.relist_peak_kib as f64)),
+                relist_kib: med(&|r| r.rss.relist_peak_kib.map(|k| k as f64)),
                 converge_kib: med(&|r| Some(r.rss.converge_peak_kib as f64)),
                 steady_kib: med(&|r| Some(r.rss.steady_kib as f64)),
                 restart_kib: med(&|r| Some(r.rss.restart_peak_kib as f64)),
@@ -302,7 +306,7 @@ pub fn print_table(results: &[RunResult], args: &Args, machine: &Machine) {
     let mut prev: Option<&Row> = None;
     for row in &rows {
         println!(
-            "| {} | {} | {:.1} | {:.1} | {:.2} | {:.1} | {:.0} | {:.0} | {:.1} / {:.1} / {:.1} / {:.1} | {}, {} | {}; {} |",
+            "| {} | {} | {:.1} | {:.1} | {:.2} | {:.1} | {:.0} | {:.0} | {} / {:.1} / {:.1} / {:.1} | {}, {} | {}; {} |",
             row.clouds,
             row.runs,
             row.floor_secs,
@@ -311,7 +315,11 @@ pub fn print_table(results: &[RunResult], args: &Args, machine: &Machine) {
             row.writes_per_cloud,
             row.steady_writes_max,
             row.restart_writes_max,
-            row.relist_kib / 1024.0,
+            if row.relist_kib.is_nan() {
+                "never ready".to_owned()
+            } else {
+                format!("{:.1}", row.relist_kib / 1024.0)
+            },
             row.converge_kib / 1024.0,
             row.steady_kib / 1024.0,
             row.restart_kib / 1024.0,
