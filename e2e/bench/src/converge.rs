@@ -291,8 +291,14 @@ async fn restart(
         // counters every second.
         if last_metrics.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
             last_metrics = Some(Instant::now());
-            let now = OpSnapshot::take(&operator).await?;
-            if r.restart.recheck_secs.is_none() && now.applied + now.skipped >= objects as f64 {
+            // The new process serves /metrics a moment after its spawn: until it does, only
+            // its being alive matters (memory() fails for a process that exited).
+            operator.memory()?;
+            let compared = match OpSnapshot::take(&operator).await {
+                Ok(now) => now.applied + now.skipped,
+                Err(_) => 0.0,
+            };
+            if r.restart.recheck_secs.is_none() && compared >= objects as f64 {
                 r.restart.recheck_secs = Some(start.elapsed().as_secs_f64());
                 eprintln!(
                     "bench: restarted operator compared all {objects} objects after {:.1}s",
