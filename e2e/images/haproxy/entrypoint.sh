@@ -11,7 +11,9 @@
 # privileged process can raise the hard limit, and the container runtime's may be lower than
 # the configured maxconn needs (the operator renders maxconn 20000: 40033 descriptors). Then
 # this entrypoint lowers maxconn to what the hard limit allows (haproxy -n, which overrides the
-# configuration) and says so on stderr.
+# configuration) and says so on stderr. Besides 2 per connection HAProxy keeps one descriptor
+# per listener and per server slot (the storage nodes' server-template has 100), so 1000 are
+# kept back for those.
 set -eu
 
 if [ "$#" -eq 0 ]; then
@@ -37,8 +39,8 @@ if [ -n "$cfg" ] && [ -f "$cfg" ]; then
                g && $1 == "maxconn" { print $2; exit }' "$cfg")"
   # shellcheck disable=SC3045 # dash (/bin/sh here) has ulimit -H
   hard="$(ulimit -Hn)"
-  if [ -n "$want" ] && [ "$hard" != unlimited ] && [ $((want * 2 + 100)) -gt "$hard" ]; then
-    n=$(((hard - 100) / 2))
+  if [ -n "$want" ] && [ "$hard" != unlimited ] && [ $((want * 2 + 1000)) -gt "$hard" ]; then
+    n=$(((hard - 1000) / 2))
     echo "entrypoint: RLIMIT_NOFILE hard limit $hard is too low for maxconn $want; running with maxconn $n (haproxy -n $n)" >&2
     set -- -n "$n" "$@"
   fi
