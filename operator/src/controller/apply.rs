@@ -16,7 +16,8 @@ use rand::distr::{Alphanumeric, SampleString};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::cache::{Child, ChildType, digest};
+use super::cache::digest::{self, Shape};
+use super::cache::{Child, ChildType};
 use super::error::Error;
 use crate::api::Quantity;
 use crate::render::keys::{COMPONENT, GENERATE_KEYS, INSTANCE, MANAGED_BY, MANAGER};
@@ -93,30 +94,10 @@ pub fn is_subset(desired: &Value, live: &Value) -> bool {
 
 /// The path of the first desired field the live object lacks or holds differently, for the
 /// "why did it write" debug log. See [`is_subset`]. Resource quantities (the values under
-/// `requests` and `limits`, and `sizeLimit`) compare by amount: the API server stores them in
+/// `requests` and `limits`, `sizeLimit` and `storage`: [`Shape`]) compare by amount: the API server stores them in
 /// canonical form (`5120Mi` reads back as `5Gi`, `1000m` as `1`).
 pub fn first_difference(desired: &Value, live: &Value) -> Option<String> {
     difference(desired, live, Shape::Plain)
-}
-
-/// What a JSON value holds, as far as comparing it goes.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Shape {
-    Plain,
-    /// An object whose values are quantities (`requests`, `limits`).
-    Quantities,
-    /// A quantity.
-    Quantity,
-}
-
-impl Shape {
-    fn of_field(self, key: &str) -> Self {
-        match (self, key) {
-            (Self::Quantities, _) | (_, "sizeLimit") => Self::Quantity,
-            (_, "requests" | "limits") => Self::Quantities,
-            _ => Self::Plain,
-        }
-    }
 }
 
 fn difference(desired: &Value, live: &Value, shape: Shape) -> Option<String> {

@@ -133,9 +133,10 @@ pub fn of_object(object: &Value) -> Digest {
     hash(&normalize(object).unwrap_or(Value::Null))
 }
 
-/// What a JSON value holds, as far as normalizing goes.
+/// What a JSON value holds, as far as normalizing or comparing goes (the digest here and
+/// `apply`'s field-by-field comparison share it, so both read the same fields as quantities).
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Shape {
+pub(in crate::controller) enum Shape {
     Plain,
     /// An object whose values are quantities (`requests`, `limits`).
     Quantities,
@@ -144,7 +145,7 @@ enum Shape {
 }
 
 impl Shape {
-    fn of_field(self, key: &str) -> Self {
+    pub(in crate::controller) fn of_field(self, key: &str) -> Self {
         match (self, key) {
             (Self::Quantities, _) | (_, "sizeLimit" | "storage") => Self::Quantity,
             (_, "requests" | "limits") => Self::Quantities,
