@@ -15,7 +15,8 @@ NODE_NAME=insync-real-0
 NODE_LABEL=insync.dev/real-node  # label and taint key (value "true"; taint effect NoSchedule)
 KUBE_NODE_BIN="$BIN/kubernetes-node-$KUBE_VERSION"   # kubelet, kube-proxy (plain `up` needs neither)
 COREDNS_BIN="$BIN/coredns-$COREDNS_VERSION"
-IMAGES_CACHE="$CACHE/node-images"   # (e2e/images/build uses $CACHE/images)
+IMAGES_CACHE="$CACHE/node-images"
+NODE_OWNER="$CACHE/real-node.owner"  # the $STATE whose node owns the machine-wide bridge   # (e2e/images/build uses $CACHE/images)
 
 NODE="$STATE/node"               # everything of the node: containerd root/state, kubelet root, PVs
 CONTAINERD_SOCK="$NODE/containerd/containerd.sock"
@@ -533,6 +534,9 @@ node_up() {
   exec 8>&-
   build_node_images
   mkdir -p "$NODE"; touch "$NODE/enabled"
+  # The bridge, routes and iptables chains are machine-wide: say which state owns them, so a
+  # private plane's `down --purge` (the bench's) never tears down this one's node.
+  echo "$STATE" >"$NODE_OWNER"
   local ip; ip="$(node_ip)"
   [[ -n "$ip" ]] || die "cannot tell this host's primary address (ip route get 1)"
   node_pki
@@ -640,8 +644,16 @@ our_shims() { # pids of containerd shims started by our containerd (its socket i
 }
 
 node_down() {
-  # nothing to do when no real node was ever started here
-  [[ -d "$NODE" ]] || ip link show "$BRIDGE" >/dev/null 2>&1 || return 0
+  # nothing to do when no real node was ever started here; a bridge left without its state
+  # dir is cleaned up only by the state that made it (or when nobody claims it)
+  if [[ ! -d "$NODE" ]]; then
+    ip link show "$BRIDGE" >/dev/null 2>&1 || return 0
+    local owner; owner="$(cat "$NODE_OWNER" 2>/dev/null || true)"
+    if [[ -n "$owner" && "$owner" != "$STATE" && -d "$owner/node" ]]; then
+      log "the real node belongs to $owner: left alone"
+      return 0
+    fi
+  fi
   (( EUID == 0 )) || die "taking the real node down needs root"
   local start=$SECONDS p id ids=""
   stop kubelet
@@ -685,6 +697,7 @@ node_down() {
         /var/log/containers 2>/dev/null || true
   rm -rf "$NODE/cni/ipam"
   rm -f "$NODE/enabled" "$NODE"/containerd/imported-*
+  [[ "$(cat "$NODE_OWNER" 2>/dev/null)" != "$STATE" ]] || rm -f "$NODE_OWNER"
   local left; left="$(node_leftovers)"
   if [[ -n "$left" ]]; then
     log "ERROR: the real node left behind:"; printf '  %s\n' "${left//$'\n'/$'\n'  }" >&2
