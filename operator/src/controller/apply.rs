@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 
 use super::cache::digest::{self, Shape};
 use super::cache::{Child, ChildType};
-use super::error::Error;
+use super::error::{Error, UnknownKind};
 use crate::api::Quantity;
 use crate::render::keys::{COMPONENT, GENERATE_KEYS, INSTANCE, MANAGED_BY, MANAGER};
 use crate::render::{ApplyPolicy, Desired, PRUNABLE_KINDS};
@@ -158,8 +158,13 @@ pub fn kind_for<'a>(
     let types = object
         .types
         .as_ref()
-        .ok_or_else(|| Error::UnknownKind("object without apiVersion/kind".into()))?;
-    let gvk = GroupVersionKind::try_from(types).map_err(|e| Error::UnknownKind(e.to_string()))?;
+        .ok_or(Error::UnknownKind(UnknownKind::Untyped))?;
+    let gvk = GroupVersionKind::try_from(types).map_err(|source| {
+        Error::UnknownKind(UnknownKind::BadApiVersion {
+            api_version: types.api_version.clone(),
+            source,
+        })
+    })?;
     kinds
         .iter()
         .find(|k| {
@@ -167,7 +172,12 @@ pub fn kind_for<'a>(
                 && k.resource.version == gvk.version
                 && k.resource.kind == gvk.kind
         })
-        .ok_or_else(|| Error::UnknownKind(format!("{}/{}", types.api_version, types.kind)))
+        .ok_or_else(|| {
+            Error::UnknownKind(UnknownKind::Unwatched(format!(
+                "{}/{}",
+                types.api_version, types.kind
+            )))
+        })
 }
 
 /// The cached projection of the live object of `kind` named `name` in `namespace`.

@@ -25,7 +25,8 @@ pub async fn cleanup(cloud: &InSyncCloud, ctx: &Context) -> Result<Action, Error
     }
     match dns::remove_on_delete(ctx.dns.as_ref(), cloud).await {
         Ok(()) => {}
-        Err(dns::RemoveError::Blocked(message)) => {
+        Err(blocked @ dns::RemoveError::Blocked { .. }) => {
+            let message = blocked.to_string();
             // Dropping the finalizer now would leave the records in Route53 for good.
             warn!(%message, "DNS records cannot be removed; keeping the finalizer");
             act::publish_all(ctx, cloud, &[Note::warning("DNSCleanupBlocked", &message)]).await;

@@ -450,6 +450,7 @@ fn listing(reason: &'static str, verb: &str, why: &str, items: &[String]) -> Opt
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::controller::error::UnknownKind;
     use crate::controller::observe::WorkloadCounts;
     use crate::dns::AllowList;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
@@ -493,7 +494,7 @@ mod tests {
             workloads,
             missing_secrets: Vec::new(),
             dns: DnsObservation {
-                frontend: Ok(None),
+                frontend: None,
                 known_zones: None,
             },
             needs_prune: false,
@@ -594,7 +595,9 @@ mod tests {
                 setup: |_, _| {},
                 apply: || {
                     Some(Ok(ApplyReport {
-                        failed: vec![Error::UnknownKind("v1/Thing".into())],
+                        failed: vec![Error::UnknownKind(UnknownKind::Unwatched(
+                            "v1/Thing".into(),
+                        ))],
                         ..report()
                     }))
                 },

@@ -26,6 +26,29 @@ use crate::telemetry::Metrics;
 /// Finalizer that removes the cloud's DNS records before it goes.
 pub const FINALIZER: &str = "insync.dev/dns-cleanup";
 
+/// Flags of `insync-operator run` that wire Route53 (flattened into its `RunArgs`).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct DnsArgs {
+    /// Owner id written into DNS ownership records; DNS publishing is off without it.
+    #[arg(long, env = "DNS_OWNER_ID")]
+    pub dns_owner_id: Option<String>,
+    /// Route53-compatible endpoint URL (tests, private endpoints).
+    #[arg(long, env = "AWS_ENDPOINT_URL_ROUTE_53")]
+    pub dns_endpoint: Option<String>,
+    /// Log DNS plans without writing them.
+    #[arg(long)]
+    pub dns_dry_run: bool,
+    /// Prefix of ownership TXT record names.
+    #[arg(long, default_value = "insync-")]
+    pub dns_txt_prefix: String,
+    /// A domain clouds may publish under (suffix match on whole labels), for every namespace
+    /// (`drtst.org`) or one (`team-a=team-a.example.com`). Repeat it for more. A cloud outside
+    /// the list gets DNSReady=False/DomainNotAllowed and nothing is written. Without any, every
+    /// domain is allowed (logged as a warning at start).
+    #[arg(long = "dns-allowed-domain", value_name = "[NAMESPACE=]DOMAIN")]
+    pub dns_allowed_domains: Vec<String>,
+}
+
 /// The operator's Route53 wiring.
 pub struct DnsWiring {
     syncer: DnsSyncer,
@@ -76,9 +99,13 @@ impl DnsOutcome {
 /// Why the cloud's records were not removed on deletion.
 #[derive(Debug, thiserror::Error)]
 pub enum RemoveError {
-    /// This operator cannot remove records at all (it runs without Route53).
-    #[error("{0}")]
-    Blocked(String),
+    /// This operator cannot remove records at all (it runs without Route53); `zones` are the
+    /// hosted zones the cloud's status says may hold them.
+    #[error("{}", blocked_message(zones))]
+    Blocked {
+        /// From `status.dnsZones`.
+        zones: Vec<String>,
+    },
     /// Removing failed; retried with backoff.
     #[error(transparent)]
     Failed(#[from] DnsError),
@@ -109,8 +136,7 @@ fn has_finalizer(cloud: &InSyncCloud) -> bool {
 }
 
 /// The message of a cloud whose records this operator cannot remove.
-fn blocked_message(cloud: &InSyncCloud) -> String {
-    let zones = recorded_zones(cloud);
+fn blocked_message(zones: &[String]) -> String {
     let zones = if zones.is_empty() {
         String::new()
     } else {
@@ -134,8 +160,8 @@ pub fn wants_finalizer(allowed: Option<&AllowList>, cloud: &InSyncCloud) -> bool
 /// What the DNS step of a live cloud reads besides the cloud: observed before deciding.
 #[derive(Clone, Debug)]
 pub struct DnsObservation {
-    /// The front end's addresses (`None` while it has none); `Err` is a failed read.
-    pub frontend: Result<Option<FrontendAddresses>, String>,
+    /// The front end's addresses, from the caches; `None` while it has none.
+    pub frontend: Option<FrontendAddresses>,
     /// The hosted zones this process knows the cloud's records are in.
     pub known_zones: Option<Vec<String>>,
 }
@@ -243,7 +269,7 @@ pub fn intent(
         )),
         (None, Some(_)) => retirement(cloud, observed, endpoint, off, true),
         (None, None) if has_finalizer(cloud) || !recorded_zones(cloud).is_empty() => {
-            let message = blocked_message(cloud);
+            let message = blocked_message(&recorded_zones(cloud));
             let mut outcome = DnsOutcome::new(
                 endpoint,
                 dns_cond(false, "CannotRemoveRecords", message.clone()),
@@ -284,22 +310,7 @@ fn retirement(
 fn publication(cloud: &InSyncCloud, dns: &DnsSpec, observed: &DnsObservation) -> DnsIntent {
     let hostname = cloud.hostname();
     let recorded = recorded_zones(cloud);
-    let addresses = match &observed.frontend {
-        Ok(a) => a.clone(),
-        // A failed read: keep what is published.
-        Err(e) => {
-            return DnsIntent::Report(DnsOutcome::new(
-                hostname,
-                dns_cond(
-                    false,
-                    "AddressLookupFailed",
-                    format!("cannot read the front end's addresses: {e}"),
-                ),
-                false,
-                observed.known_zones.clone().unwrap_or(recorded),
-            ));
-        }
-    };
+    let addresses = observed.frontend.clone();
     let spec = PublishSpec {
         cloud: cloud.cloud_name().to_owned(),
         domain: dns.domain.clone(),
@@ -424,13 +435,15 @@ pub async fn remove_on_delete(
 ) -> Result<(), RemoveError> {
     match wiring {
         Some(w) => Ok(w.syncer.remove_cloud(&key_of(cloud)).await?),
-        None => Err(RemoveError::Blocked(blocked_message(cloud))),
+        None => Err(RemoveError::Blocked {
+            zones: recorded_zones(cloud),
+        }),
     }
 }
 
 impl DnsWiring {
     /// Builds the wiring from the flags and starts the syncer; `None` without `--dns-owner-id`.
-    pub async fn from_args(args: &super::RunArgs) -> Result<Option<Self>, SetupError> {
+    pub async fn from_args(args: &DnsArgs) -> Result<Option<Self>, SetupError> {
         let allowed = AllowList::parse(&args.dns_allowed_domains)?;
         let Some(owner) = &args.dns_owner_id else {
             return Ok(None);

@@ -27,9 +27,9 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
-    /// Render produced a kind the operator does not watch (a bug).
+    /// Render produced an object the operator cannot place among its watched kinds (a bug).
     #[error("render produced an object of an unwatched kind: {0}")]
-    UnknownKind(String),
+    UnknownKind(#[source] UnknownKind),
     /// JSON serialization failed (a bug).
     #[error("cannot serialize: {0}")]
     Serialize(#[source] serde_json::Error),
@@ -42,6 +42,26 @@ pub enum Error {
         #[source]
         source: crate::dns::DnsError,
     },
+}
+
+/// Why a rendered object matches none of the kinds the operator watches.
+#[derive(Debug, thiserror::Error)]
+pub enum UnknownKind {
+    /// It carries no apiVersion/kind at all.
+    #[error("an object without apiVersion/kind")]
+    Untyped,
+    /// Its apiVersion does not parse.
+    #[error("apiVersion {api_version:?}")]
+    BadApiVersion {
+        /// As rendered.
+        api_version: String,
+        /// Why it does not parse.
+        #[source]
+        source: kube::core::gvk::ParseGroupVersionError,
+    },
+    /// A well-formed `apiVersion/kind` that no cache watches.
+    #[error("{0}")]
+    Unwatched(String),
 }
 
 /// The API server's own message for an API error (what a person can act on), else the error.

@@ -117,24 +117,9 @@ pub struct RunArgs {
     /// Log format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
-    /// Owner id written into DNS ownership records; DNS publishing is off without it.
-    #[arg(long, env = "DNS_OWNER_ID")]
-    pub dns_owner_id: Option<String>,
-    /// Route53-compatible endpoint URL (tests, private endpoints).
-    #[arg(long, env = "AWS_ENDPOINT_URL_ROUTE_53")]
-    pub dns_endpoint: Option<String>,
-    /// Log DNS plans without writing them.
-    #[arg(long)]
-    pub dns_dry_run: bool,
-    /// Prefix of ownership TXT record names.
-    #[arg(long, default_value = "insync-")]
-    pub dns_txt_prefix: String,
-    /// A domain clouds may publish under (suffix match on whole labels), for every namespace
-    /// (`drtst.org`) or one (`team-a=team-a.example.com`). Repeat it for more. A cloud outside
-    /// the list gets DNSReady=False/DomainNotAllowed and nothing is written. Without any, every
-    /// domain is allowed (logged as a warning at start).
-    #[arg(long = "dns-allowed-domain", value_name = "[NAMESPACE=]DOMAIN")]
-    pub dns_allowed_domains: Vec<String>,
+    /// Route53 publishing.
+    #[command(flatten)]
+    pub dns: dns::DnsArgs,
     /// Clouds that may be upgrading at the same time; the others wait their turn
     /// (UpgradeWaiting). 0: no limit.
     #[arg(long, env = "MAX_CONCURRENT_UPGRADES", default_value_t = 0)]
@@ -204,7 +189,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     }
     metrics.leader.set(1);
 
-    let dns = dns::DnsWiring::from_args(&args).await?;
+    let dns = dns::DnsWiring::from_args(&args.dns).await?;
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };

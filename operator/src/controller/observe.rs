@@ -110,9 +110,9 @@ pub async fn observe(
             .as_ref()
             .is_some_and(|d| d.provider == DnsProvider::Route53);
     let frontend = if dns_wanted {
-        Ok(dns_step::frontend_addresses(ctx, cloud).await)
+        dns_step::frontend_addresses(ctx, cloud).await
     } else {
-        Ok(None)
+        None
     };
     let now = Timestamp::now();
     Observation {
