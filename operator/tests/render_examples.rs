@@ -147,8 +147,22 @@ fn env(desired: &Desired) -> Vec<String> {
         .collect()
 }
 
+/// The name of a ConfigMap without the content hash that ends it (`fcloud-node-0123456789` is
+/// `fcloud-node`): each revision of a config is a ConfigMap of its own.
+fn config_map_base(name: &str) -> &str {
+    match name.rsplit_once('-') {
+        Some((base, hash)) if hash.len() == 10 && hash.chars().all(|c| c.is_ascii_hexdigit()) => {
+            base
+        }
+        _ => name,
+    }
+}
+
 fn config_text<'a>(objects: &'a [Desired], config_map: &str) -> &'a str {
-    let data = &find(objects, "ConfigMap", config_map).object.data["data"];
+    let found = of_kind(objects, "ConfigMap")
+        .find(|d| config_map_base(name(d)) == config_map)
+        .unwrap_or_else(|| panic!("no ConfigMap {config_map}-<hash>"));
+    let data = &found.object.data["data"];
     data.as_object()
         .and_then(|files| files.values().next())
         .and_then(Value::as_str)
@@ -183,7 +197,10 @@ fn fcloud_renders_exactly_these_objects_in_this_order() {
     let objects = rendered(&example("fcloud"));
     let got: Vec<String> = objects
         .iter()
-        .map(|d| format!("{} {}", kind(d), name(d)))
+        .map(|d| match kind(d) {
+            "ConfigMap" => format!("ConfigMap {}-<hash>", config_map_base(name(d))),
+            kind => format!("{kind} {}", name(d)),
+        })
         .collect();
     let want = [
         "Secret fcloud-mysql-credentials",
@@ -198,17 +215,17 @@ fn fcloud_renders_exactly_these_objects_in_this_order() {
         "Service fcloud-minio-headless",
         "Service fcloud-minio",
         "StatefulSet fcloud-minio",
-        "ConfigMap fcloud-cloudmaster",
+        "ConfigMap fcloud-cloudmaster-<hash>",
         "Service fcloud-cloudmaster",
         "Deployment fcloud-cloudmaster",
-        "ConfigMap fcloud-node",
+        "ConfigMap fcloud-node-<hash>",
         "Service fcloud-node",
         "PersistentVolumeClaim fcloud-node-0-data",
         "Deployment fcloud-node-0",
         "PersistentVolumeClaim fcloud-node-1-data",
         "Deployment fcloud-node-1",
         "PodDisruptionBudget fcloud-node",
-        "ConfigMap fcloud-haproxy",
+        "ConfigMap fcloud-haproxy-<hash>",
         "Service fcloud-haproxy",
         "Deployment fcloud-haproxy",
         "NetworkPolicy fcloud-mysql",

@@ -141,6 +141,16 @@ impl UpgradeStatus {
 pub struct RollingWorkload {
     /// The image tag it is moving to.
     pub tag: String,
+    /// The revision of the pod template it is moving to (image, configuration, env, resources
+    /// and the rest, hashed apart): a change of any of them restarts its pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 200))]
+    pub revision: Option<String>,
+    /// Why its pods restart: what changed in their template (image, configuration, env,
+    /// resources, pod template).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 200))]
+    pub reason: Option<String>,
     /// When it started moving to that tag; its health timeout counts from here.
     pub since: Time,
 }

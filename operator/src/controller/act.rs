@@ -25,7 +25,7 @@ pub async fn act(cloud: &InSyncCloud, ctx: &Context, plan: &Plan) -> Result<Acte
 
     let apply = match &plan.apply {
         None => None,
-        Some(desired) => Some(apply_children(cloud, ctx, desired, plan.prune).await),
+        Some(desired) => Some(apply_children(cloud, ctx, desired, plan).await),
     };
 
     let result = match &ctx.dns {
@@ -42,11 +42,21 @@ async fn apply_children(
     cloud: &InSyncCloud,
     ctx: &Context,
     desired: &[crate::render::Desired],
-    prune: bool,
+    plan: &Plan,
 ) -> Result<apply::ApplyReport, Error> {
     let namespace = cloud.cloud_namespace();
     let uid = cloud.uid().unwrap_or_default();
-    let report = apply::apply_all(&ctx.client, &ctx.kinds, namespace, &uid, desired, prune).await?;
+    let prune = plan.prune;
+    let report = apply::apply_all(
+        &ctx.client,
+        &ctx.kinds,
+        namespace,
+        &uid,
+        desired,
+        prune,
+        &plan.keep,
+    )
+    .await?;
     ctx.metrics
         .objects_applied
         .inc_by(report.applied.len() as u64);

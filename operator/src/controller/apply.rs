@@ -198,8 +198,10 @@ enum Outcome {
 }
 
 /// Writes the desired objects that differ from the cache, then prunes the ones no longer
-/// needed (when `prune`). `owner_uid` identifies this cloud's children among the cached objects. A write the
-/// API server refuses is recorded in the report and the pass goes on.
+/// needed (when `prune`), leaving alone the objects in `keep` as `(kind, name)` (workloads the
+/// rollout holds as they are live, and the ConfigMaps live workloads mount). `owner_uid` identifies this cloud's children among
+/// the cached objects. A write the API server refuses is recorded in the report and the pass
+/// goes on.
 pub async fn apply_all(
     client: &Client,
     kinds: &[ChildKind],
@@ -207,9 +209,10 @@ pub async fn apply_all(
     owner_uid: &str,
     desired: &[Desired],
     prune: bool,
+    keep: &BTreeSet<(String, String)>,
 ) -> Result<ApplyReport, Error> {
     let mut report = ApplyReport::default();
-    let mut wanted: BTreeSet<(String, String)> = BTreeSet::new();
+    let mut wanted = keep.clone();
     for item in desired {
         let kind = kind_for(kinds, &item.object)?;
         let name = item.object.name_any();

@@ -6,7 +6,7 @@
 //! depends on what its writes did (a refused object, withheld credentials, the DNS syncer's
 //! answer), so deciding comes in two halves around acting.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use kube::ResourceExt;
@@ -84,6 +84,10 @@ pub struct Plan {
     pub notes: Vec<Note>,
     /// The gate holding a version change, if any.
     pub hold: Option<Hold>,
+    /// Objects to leave alone when pruning although `apply` does not list them, as
+    /// `(kind, name)`: the workloads held as they are live, and the ConfigMaps live workloads
+    /// mount (a held workload's pods restarting still find their own config).
+    pub keep: BTreeSet<(String, String)>,
 }
 
 /// What acting on a plan did.
@@ -165,22 +169,34 @@ pub fn plan(
         .into_iter()
         .collect();
 
+    let mut keep: BTreeSet<(String, String)> = observed
+        .config_maps()
+        .into_iter()
+        .map(|name| ("ConfigMap".to_owned(), name))
+        .collect();
     let apply = if cloud.spec.paused {
         None
     } else if rollout.pins.is_empty() {
         Some(wished)
     } else {
-        Some(render::render(
+        let pinned = render::render(
             cloud,
             &RenderOptions {
                 pinned_tags: rollout.pins.clone(),
             },
-        )?)
+        )?;
+        let (apply, held) = without_held(pinned, &rollout.pins, &observed);
+        keep.extend(held);
+        Some(apply)
     };
+    // A finished rollout leaves the ConfigMaps of the revisions it moved away from unused:
+    // look for them now, not at the next spec change.
+    let finished = |u: Option<&UpgradeStatus>| u.is_some_and(|u| u.phase == UpgradePhase::Complete);
+    let just_finished = finished(rollout.upgrade.as_ref()) && !finished(previous.upgrade.as_ref());
     Ok(Plan {
         add_finalizer,
         apply,
-        prune: seen.needs_prune,
+        prune: seen.needs_prune || just_finished,
         rollout,
         targets,
         observed,
@@ -188,7 +204,36 @@ pub fn plan(
         dns: dns_step::intent(settings.dns, cloud, &seen.dns),
         notes,
         hold,
+        keep,
     })
+}
+
+/// The render without the workloads the rollout holds where they are: those that exist and are
+/// pinned to the tag they run. Their pods must not restart before the rollout reaches them, for
+/// any change (a new config, env or resources as much as a new image), so their template is
+/// not written at all and stays as it is live, the ConfigMap it mounts included. Absent
+/// workloads are created pinned, and workloads rolling back are written at their old tag.
+/// Returns the objects to apply and the held ones as `(kind, name)`, which pruning must leave.
+fn without_held(
+    rendered: Vec<Desired>,
+    pins: &BTreeMap<String, String>,
+    observed: &Observed,
+) -> (Vec<Desired>, Vec<(String, String)>) {
+    let (held, apply): (Vec<Desired>, Vec<Desired>) = rendered.into_iter().partition(|d| {
+        d.workload.as_ref().is_some_and(|(_, id)| {
+            pins.get(id)
+                .zip(observed.live.get(id))
+                .is_some_and(|(pin, live)| *pin == live.tag)
+        })
+    });
+    let held = held
+        .iter()
+        .map(|d| {
+            let kind = d.object.types.as_ref().map(|t| t.kind.clone());
+            (kind.unwrap_or_default(), d.object.name_any())
+        })
+        .collect();
+    (apply, held)
 }
 
 /// The event of a rollout step that started, blocked or completed.
@@ -485,6 +530,8 @@ mod tests {
                     updated: 1,
                     settled: true,
                     tag: Some(t.tag),
+                    revision: Some(t.revision),
+                    config_maps: Vec::new(),
                 };
                 (id, counts)
             })
@@ -863,6 +910,64 @@ mod tests {
         assert_eq!(
             next_wake(None, timeout, &seen_at(5), true),
             Duration::from_secs(300)
+        );
+    }
+
+    #[test]
+    fn a_resources_change_writes_only_the_step_it_reached_and_keeps_the_rest_as_they_run() {
+        let mut cloud = fcloud();
+        let mut seen = settled(&cloud);
+        // What the live workloads mount: the ConfigMaps of the revision they run.
+        for (id, counts) in &mut seen.workloads {
+            counts.config_maps = vec![format!("{id}-config-old")];
+        }
+        cloud.status = Some(InSyncCloudStatus {
+            current_version: Some(cloud.spec.version.clone()),
+            ..Default::default()
+        });
+        cloud.spec.nodes.resources = Some(k8s_openapi::api::core::v1::ResourceRequirements {
+            requests: Some(BTreeMap::from([(
+                "cpu".to_owned(),
+                k8s_openapi::apimachinery::pkg::api::resource::Quantity("2".into()),
+            )])),
+            ..Default::default()
+        });
+        let plan = plan(Settings::default(), &cloud, wished(&cloud), &seen).expect("plans");
+        let upgrade = plan.rollout.upgrade.clone().expect("a rollout");
+        assert_eq!(upgrade.phase, UpgradePhase::Nodes);
+        assert_eq!(upgrade.component.as_deref(), Some("node-0"));
+        assert_eq!(
+            upgrade.rolling["node-0"].reason.as_deref(),
+            Some("resources")
+        );
+        let written: Vec<String> = plan
+            .apply
+            .as_ref()
+            .expect("applies")
+            .iter()
+            .filter(|d| d.workload.is_some())
+            .map(|d| d.object.name_any())
+            .collect();
+        assert!(written.contains(&"fcloud-node-0".to_owned()), "{written:?}");
+        assert!(
+            !written.contains(&"fcloud-node-1".to_owned()),
+            "node-1 is held as it runs: {written:?}"
+        );
+        assert!(
+            written.contains(&"fcloud-cloudmaster".to_owned()),
+            "unchanged workloads are still applied: {written:?}"
+        );
+        assert!(
+            plan.keep
+                .contains(&("Deployment".to_owned(), "fcloud-node-1".to_owned())),
+            "a held workload is not pruned: {:?}",
+            plan.keep
+        );
+        assert!(
+            plan.keep
+                .contains(&("ConfigMap".to_owned(), "node-1-config-old".to_owned())),
+            "nor the ConfigMap it mounts: {:?}",
+            plan.keep
         );
     }
 }

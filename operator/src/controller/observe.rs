@@ -176,6 +176,25 @@ fn template_tag(body: &Value) -> Option<String> {
     annotated.or_else(image).map(str::to_owned)
 }
 
+/// The revision annotation render puts on a workload ([`crate::render::revision`]); `None`
+/// on a workload written before revisions were recorded.
+fn template_revision(body: &Value) -> Option<String> {
+    body.pointer("/metadata/annotations")
+        .and_then(|a| a.get(crate::render::keys::REVISION))
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+}
+
+/// The ConfigMaps a workload's pod template mounts: kept while it runs them.
+fn template_config_maps(body: &Value) -> Vec<String> {
+    body.pointer("/spec/template/spec/volumes")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.pointer("/configMap/name")?.as_str().map(str::to_owned))
+        .collect()
+}
+
 /// The tag of an image reference `repository:tag` (a colon before the last `/` belongs to a
 /// registry's port, not to a tag).
 fn image_tag(reference: &str) -> Option<&str> {
@@ -196,6 +215,10 @@ pub struct WorkloadCounts {
     pub settled: bool,
     /// The template's tag.
     pub tag: Option<String>,
+    /// The template's revision ([`crate::render::revision`]), when recorded.
+    pub revision: Option<String>,
+    /// The ConfigMaps the template mounts.
+    pub config_maps: Vec<String>,
 }
 
 /// Counts a live Deployment or StatefulSet (`kind`), `body` being the object as JSON.
@@ -226,6 +249,8 @@ pub fn counts(kind: &str, body: &Value) -> WorkloadCounts {
         updated: i32::try_from(updated).unwrap_or(0),
         settled,
         tag: template_tag(body),
+        revision: template_revision(body),
+        config_maps: template_config_maps(body),
     }
 }
 
@@ -235,8 +260,17 @@ pub fn targets(rendered: &[Desired]) -> BTreeMap<String, TargetWorkload> {
         .iter()
         .filter_map(|d| {
             let (component, id) = d.workload.clone()?;
-            let tag = template_tag(&serde_json::to_value(&d.object).ok()?)?;
-            Some((id, TargetWorkload { component, tag }))
+            let body = serde_json::to_value(&d.object).ok()?;
+            let tag = template_tag(&body)?;
+            let revision = template_revision(&body).unwrap_or_default();
+            Some((
+                id,
+                TargetWorkload {
+                    component,
+                    tag,
+                    revision,
+                },
+            ))
         })
         .collect()
 }
@@ -261,6 +295,7 @@ impl Observed {
                     id.clone(),
                     LiveWorkload {
                         tag,
+                        revision: c.revision.clone(),
                         settled: c.settled,
                     },
                 ))
@@ -269,13 +304,22 @@ impl Observed {
         Self { live, counts }
     }
 
-    /// Whether every target exists, runs its target tag and is settled.
+    /// Whether every target exists, runs its target revision and is settled.
     pub fn all_settled(&self, targets: &BTreeMap<String, TargetWorkload>) -> bool {
         targets.iter().all(|(id, t)| {
             self.counts
                 .get(id)
-                .is_some_and(|c| c.settled && c.tag.as_deref() == Some(t.tag.as_str()))
+                .is_some_and(|c| c.settled && at_target(c, t))
         })
+    }
+
+    /// The ConfigMaps the live workloads mount: what pruning must leave in place, whatever
+    /// render wants now (a workload the rollout has not reached still runs on its old config).
+    pub fn config_maps(&self) -> std::collections::BTreeSet<String> {
+        self.counts
+            .values()
+            .flat_map(|c| c.config_maps.iter().cloned())
+            .collect()
     }
 
     /// Per-component status rows, in upgrade order. Nodes are summed over their Deployments.
@@ -303,8 +347,8 @@ impl Observed {
                             row.desired_replicas += c.desired;
                             row.ready_replicas += c.ready;
                             row.updated_replicas += c.updated;
-                            row.ready &= c.settled
-                                && c.tag.as_deref() == targets.get(id).map(|t| t.tag.as_str());
+                            row.ready &=
+                                c.settled && targets.get(id).is_some_and(|t| at_target(c, t));
                             tags.insert(c.tag.clone().unwrap_or_default());
                         }
                         None => {
@@ -321,6 +365,15 @@ impl Observed {
             })
             .collect()
     }
+}
+
+/// Whether a live workload runs its target: the same tag and (when recorded) revision.
+fn at_target(live: &WorkloadCounts, target: &TargetWorkload) -> bool {
+    live.tag.as_deref() == Some(target.tag.as_str())
+        && live
+            .revision
+            .as_deref()
+            .is_none_or(|revision| revision == target.revision)
 }
 
 #[cfg(test)]

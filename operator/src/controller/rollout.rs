@@ -21,12 +21,16 @@ use k8s_openapi::jiff::Timestamp;
 use super::gate::Hold;
 use crate::api::{OnFailure, RollingWorkload, UpgradePhase, UpgradeStatus};
 use crate::render::Component;
+use crate::render::revision::{self, Change};
 
 /// What the cluster runs for one workload.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LiveWorkload {
     /// Tag of the workload's pod template.
     pub tag: String,
+    /// Revision of the pod template ([`crate::render::revision`]); `None` on a workload written
+    /// before revisions were recorded, which is then compared by its tag alone.
+    pub revision: Option<String>,
     /// The rollout of that template is complete and every replica is ready.
     pub settled: bool,
 }
@@ -38,6 +42,8 @@ pub struct TargetWorkload {
     pub component: Component,
     /// The tag it should end up on.
     pub tag: String,
+    /// The revision of the pod template it should end up on.
+    pub revision: String,
 }
 
 /// Everything the decision depends on.
@@ -117,6 +123,16 @@ pub fn decide(input: &RolloutInput<'_>) -> RolloutDecision {
         .and_then(|r| r.from_version.clone())
         .or_else(|| input.current_version.map(str::to_owned));
     let view = View::new(input, from_version.clone());
+    // A change after a finished rollout on the same version (a new config, resources, an image
+    // override) is a rollout of its own: from the version the cloud runs, starting now.
+    let finished = recorded.is_some_and(|r| r.phase == UpgradePhase::Complete);
+    let (recorded, view) = if finished && !view.stale.is_empty() {
+        let from_version = input.current_version.map(str::to_owned);
+        (None, View::new(input, from_version))
+    } else {
+        (recorded, view)
+    };
+    let from_version = view.from_version.clone();
 
     if let Some(blocked) = recorded.filter(|r| r.phase == UpgradePhase::Blocked) {
         // Blocked holds until a person changes the target of what failed (spec.version or an
@@ -125,7 +141,7 @@ pub fn decide(input: &RolloutInput<'_>) -> RolloutDecision {
         let failed = blocked
             .rolling
             .iter()
-            .map(|(id, w)| (id.as_str(), w.tag.as_str()));
+            .map(|(id, w)| (id.as_str(), w.tag.as_str(), w.revision.as_deref()));
         if !view.retargeted(failed) && !view.consistent() {
             let at = view.blocked_phase(blocked);
             return RolloutDecision {
@@ -145,7 +161,7 @@ pub fn decide(input: &RolloutInput<'_>) -> RolloutDecision {
         let failed = back
             .failed
             .iter()
-            .map(|(id, tag)| (id.as_str(), tag.as_str()));
+            .map(|(id, tag)| (id.as_str(), tag.as_str(), None));
         if !view.retargeted(failed) {
             return roll_back(input, &view, back);
         }
@@ -212,11 +228,26 @@ pub fn decide(input: &RolloutInput<'_>) -> RolloutDecision {
     let rolling: BTreeMap<String, RollingWorkload> = batch
         .iter()
         .map(|id| {
-            let tag = input.targets[*id].tag.clone();
+            let target = &input.targets[*id];
+            let tag = target.tag.clone();
+            let revision = Some(target.revision.clone()).filter(|r| !r.is_empty());
             let since = carried
-                .and_then(|r| rolling_since(r, phase, id, &tag))
+                .and_then(|r| rolling_since(r, phase, id, &tag, revision.as_deref()))
                 .unwrap_or(Time(input.now));
-            ((*id).to_owned(), RollingWorkload { tag, since })
+            // A workload of the batch that only waits to be ready again keeps the reason it
+            // started rolling for.
+            let reason = view.reason(id).or_else(|| {
+                carried
+                    .and_then(|r| r.rolling.get(*id))
+                    .and_then(|w| w.reason.clone())
+            });
+            let workload = RollingWorkload {
+                tag,
+                revision,
+                reason,
+                since,
+            };
+            ((*id).to_owned(), workload)
         })
         .collect();
     let step_started_at = rolling
@@ -248,12 +279,19 @@ pub fn decide(input: &RolloutInput<'_>) -> RolloutDecision {
         }
     }
     let component = batch.join(",");
+    let why = reasons_of(&rolling);
     let mut upgrade = UpgradeStatus {
         component: Some(component.clone()),
         step_started_at: Some(step_started_at),
         rolling,
         started_at: Some(started_at),
-        message: Some(format!("rolling {component} to {}", input.target_version)),
+        message: Some(format!(
+            "rolling {component} to {}{}",
+            input.target_version,
+            why.as_deref()
+                .map(|why| format!(" ({why})"))
+                .unwrap_or_default()
+        )),
         remaining: view.remaining(phase),
         previous_tags,
         ..UpgradeStatus::new(from_version, input.target_version, phase)
@@ -269,7 +307,15 @@ pub fn decide(input: &RolloutInput<'_>) -> RolloutDecision {
         };
     }
 
-    if input.on_failure == OnFailure::Rollback {
+    // A rollback returns images: a step that failed on configuration, env or resources alone
+    // has no image to return to, so it halts like `Halt` (the plan says so too).
+    let image_moved = overdue.iter().any(|id| {
+        upgrade
+            .previous_tags
+            .get(*id)
+            .is_some_and(|before| *before != upgrade.rolling[*id].tag)
+    });
+    if input.on_failure == OnFailure::Rollback && image_moved {
         upgrade.failed = overdue
             .iter()
             .map(|id| ((*id).to_owned(), upgrade.rolling[*id].tag.clone()))
@@ -284,17 +330,40 @@ pub fn decide(input: &RolloutInput<'_>) -> RolloutDecision {
     upgrade
         .rolling
         .retain(|id, _| overdue.contains(&id.as_str()));
+    let fields = image_fields(input, overdue.iter().copied());
+    // What a person changes to lift the block: the image, or (when the pods restarted for
+    // something else) whatever changed their template.
+    let (on, until) = match reasons_of(&upgrade.rolling) {
+        Some(why) if why != Change::Image.to_string() => (
+            format!("{tag} ({why})"),
+            format!("spec.version, {fields} or the {why} of {failed}"),
+        ),
+        _ => (tag, format!("spec.version or {fields}")),
+    };
     upgrade.phase = UpgradePhase::Blocked;
     upgrade.component = Some(failed.clone());
     upgrade.message = Some(format!(
-        "{failed} did not become ready on {tag} within {}s; the rollout is stopped and no further component rolls until spec.version or {} changes",
+        "{failed} did not become ready on {on} within {}s; the rollout is stopped and no further component rolls until {until} changes",
         input.health_timeout.as_secs(),
-        image_fields(input, overdue.iter().copied())
     ));
     RolloutDecision {
         pins: view.pins(|p| p < phase),
         upgrade: Some(upgrade),
     }
+}
+
+/// The reasons the workloads of a step restart, each once, in [`Change`] order of first
+/// appearance: "configuration" or "image, resources".
+fn reasons_of(rolling: &BTreeMap<String, RollingWorkload>) -> Option<String> {
+    let mut seen: Vec<&str> = Vec::new();
+    for reason in rolling.values().filter_map(|w| w.reason.as_deref()) {
+        for part in reason.split(", ") {
+            if !seen.contains(&part) {
+                seen.push(part);
+            }
+        }
+    }
+    (!seen.is_empty()).then(|| seen.join(", "))
 }
 
 /// The spec fields that retarget the workloads `ids`, joined with "or".
@@ -420,8 +489,14 @@ fn roll_back(
         .iter()
         .map(|id| {
             let tag = previous(id).to_owned();
-            let since = rolling_since(recorded, phase, id, &tag).unwrap_or(Time(input.now));
-            ((*id).to_owned(), RollingWorkload { tag, since })
+            let since = rolling_since(recorded, phase, id, &tag, None).unwrap_or(Time(input.now));
+            let workload = RollingWorkload {
+                tag,
+                revision: None,
+                reason: Some(Change::Image.to_string()),
+                since,
+            };
+            ((*id).to_owned(), workload)
         })
         .collect();
     for (id, workload) in &upgrade.rolling {
@@ -511,16 +586,20 @@ fn resumed(recorded: &UpgradeStatus, now: Timestamp) -> UpgradeStatus {
     upgrade
 }
 
-/// When workload `id` started rolling to `tag`, per the recorded step. A status written before
+/// When workload `id` started rolling to `tag` (and `revision`), per the recorded step. A status written before
 /// per-workload clocks existed only has the step's start, which then stands for its workloads.
 fn rolling_since(
     recorded: &UpgradeStatus,
     phase: UpgradePhase,
     id: &str,
     tag: &str,
+    revision: Option<&str>,
 ) -> Option<Time> {
     if let Some(workload) = recorded.rolling.get(id) {
-        return (workload.tag == tag).then(|| workload.since.clone());
+        // A new revision on the same tag (the config changed again mid-step) is a new target:
+        // a fresh clock. A record without a revision predates revisions and only knows tags.
+        let same_revision = workload.revision.is_none() || workload.revision.as_deref() == revision;
+        return (workload.tag == tag && same_revision).then(|| workload.since.clone());
     }
     let listed = recorded
         .component
@@ -534,8 +613,9 @@ fn rolling_since(
 /// The targets and live workloads of one decision, with what is derived from them.
 struct View<'a> {
     input: &'a RolloutInput<'a>,
-    /// Existing workloads whose live tag differs from the target, with that live tag: the work
-    /// still to do.
+    /// Existing workloads whose live tag or revision differs from the target, with their live
+    /// tag: the work still to do. A change of configuration, env or resources is work like a
+    /// new image: it restarts the pods, so it goes through the same ordered steps.
     stale: BTreeMap<&'a str, &'a str>,
     /// The version the cloud ran before this rollout.
     from_version: Option<String>,
@@ -548,7 +628,12 @@ impl<'a> View<'a> {
             .iter()
             .filter_map(|(id, target)| {
                 let live = input.live.get(id)?;
-                (live.tag != target.tag).then_some((id.as_str(), live.tag.as_str()))
+                let moved = live.tag != target.tag
+                    || live
+                        .revision
+                        .as_ref()
+                        .is_some_and(|r| *r != target.revision);
+                moved.then_some((id.as_str(), live.tag.as_str()))
             })
             .collect();
         Self {
@@ -556,6 +641,27 @@ impl<'a> View<'a> {
             stale,
             from_version,
         }
+    }
+
+    /// Why workload `id` restarts on its way to the target: what differs between its live
+    /// template and the target one, e.g. "image" or "configuration, env".
+    fn reason(&self, id: &str) -> Option<String> {
+        let target = self.input.targets.get(id)?;
+        let live = self.input.live.get(id)?;
+        let mut changes = match &live.revision {
+            Some(revision) => revision::changes(revision, &target.revision),
+            None => Vec::new(),
+        };
+        if live.tag != target.tag && !changes.contains(&Change::Image) {
+            changes.insert(0, Change::Image);
+        }
+        (!changes.is_empty()).then(|| {
+            changes
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
     }
 
     fn unsettled(&self, id: &str) -> bool {
@@ -626,12 +732,16 @@ impl<'a> View<'a> {
     }
 
     /// Whether the target of a workload that failed differs from the tag it failed on.
-    fn retargeted<'b>(&self, failed: impl IntoIterator<Item = (&'b str, &'b str)>) -> bool {
-        failed.into_iter().any(|(id, tag)| {
-            self.input
-                .targets
-                .get(id)
-                .is_some_and(|target| target.tag != tag)
+    /// (A failure recorded with its revision is retargeted by any change of the pod template,
+    /// a configuration fix for one.)
+    fn retargeted<'b>(
+        &self,
+        failed: impl IntoIterator<Item = (&'b str, &'b str, Option<&'b str>)>,
+    ) -> bool {
+        failed.into_iter().any(|(id, tag, revision)| {
+            self.input.targets.get(id).is_some_and(|target| {
+                target.tag != tag || revision.is_some_and(|r| r != target.revision)
+            })
         })
     }
 
@@ -725,12 +835,14 @@ mod tests {
                 TargetWorkload {
                     component,
                     tag: to.to_owned(),
+                    revision: String::new(),
                 },
             );
             live.insert(
                 id.to_owned(),
                 LiveWorkload {
                     tag: from.to_owned(),
+                    revision: None,
                     settled: true,
                 },
             );
@@ -809,6 +921,7 @@ mod tests {
         for (id, t) in &f.targets {
             let live = f.live.entry(id.clone()).or_insert_with(|| LiveWorkload {
                 tag: String::new(),
+                revision: None,
                 settled: false,
             });
             let tag = d.pins.get(id).unwrap_or(&t.tag);
@@ -993,6 +1106,7 @@ mod tests {
             TargetWorkload {
                 component: Component::Node,
                 tag: "v2".into(),
+                revision: String::new(),
             },
         );
         let d = step(&f, None, 0, 1);
@@ -1154,6 +1268,7 @@ mod tests {
             TargetWorkload {
                 component: Component::Node,
                 tag: "v2".into(),
+                revision: String::new(),
             },
         );
         f.live.remove("haproxy");
@@ -1430,5 +1545,183 @@ mod tests {
             d.upgrade.as_ref().map(|u| u.remaining.join(",")),
             Some("cloudmaster,node-0,node-1,node-2,haproxy".to_owned())
         );
+    }
+
+    // Revisions: a change of configuration, env or resources rolls like an image.
+
+    const R1: &str = "image=i,config=c1,env=e,resources=r1,template=t";
+    const R2: &str = "image=i,config=c2,env=e,resources=r1,template=t";
+
+    /// A cloud at v2 where every workload but the datastores runs revision R1 and render wants
+    /// R2 (a new config).
+    fn reconfigured() -> Fixture {
+        let mut f = cloud("v2", "v2");
+        for (id, target) in &mut f.targets {
+            let changes = !matches!(target.component, Component::Mysql | Component::Bynamo);
+            target.revision = if changes { R2 } else { R1 }.to_owned();
+            f.live.get_mut(id).expect("live").revision = Some(R1.to_owned());
+        }
+        f
+    }
+
+    fn at_v2<'a>(
+        f: &'a Fixture,
+        recorded: Option<&'a UpgradeStatus>,
+        now: i64,
+    ) -> RolloutInput<'a> {
+        RolloutInput {
+            current_version: Some("v2"),
+            ..input(f, recorded, now, 1)
+        }
+    }
+
+    /// Simulates the cluster applying a decision with revisions: a workload pinned to the tag
+    /// it runs is held (not written); any other takes its target revision (at its pinned tag).
+    fn apply_revisions(f: &mut Fixture, d: &RolloutDecision) -> Vec<String> {
+        let mut rolled = Vec::new();
+        for (id, t) in &f.targets {
+            let live = f.live.get_mut(id).expect("live");
+            if d.pins.get(id) == Some(&live.tag) {
+                continue;
+            }
+            let tag = d.pins.get(id).unwrap_or(&t.tag).clone();
+            if live.tag != tag || live.revision.as_deref() != Some(t.revision.as_str()) {
+                live.tag = tag;
+                live.revision = Some(t.revision.clone());
+                live.settled = false;
+                rolled.push(id.clone());
+            }
+        }
+        rolled
+    }
+
+    #[test]
+    fn a_config_change_rolls_in_order_one_node_at_a_time() {
+        let mut f = reconfigured();
+        let mut recorded: Option<UpgradeStatus> = None;
+        let mut order = Vec::new();
+        let mut messages = Vec::new();
+        for t in 0..20 {
+            let d = decide(&at_v2(&f, recorded.as_ref(), t));
+            order.push(apply_revisions(&mut f, &d));
+            recorded = d.upgrade.clone();
+            messages.extend(recorded.as_ref().and_then(|u| u.message.clone()));
+            if let Some(cm) = recorded.as_ref().and_then(|u| u.rolling.get("cloudmaster")) {
+                assert_eq!(cm.reason.as_deref(), Some("configuration"));
+                assert_eq!(cm.revision.as_deref(), Some(R2));
+            }
+            settle_all(&mut f);
+            if recorded
+                .as_ref()
+                .is_some_and(|u| u.phase == UpgradePhase::Complete)
+            {
+                break;
+            }
+        }
+        let order: Vec<Vec<String>> = order.into_iter().filter(|r| !r.is_empty()).collect();
+        let one = |id: &str| vec![id.to_owned()];
+        assert_eq!(
+            order,
+            vec![
+                one("cloudmaster"),
+                one("node-0"),
+                one("node-1"),
+                one("node-2"),
+                one("haproxy")
+            ],
+            "the datastores' templates did not change; the rest roll one step at a time"
+        );
+        assert!(
+            messages.contains(&"rolling node-1 to v2 (configuration)".to_owned()),
+            "{messages:?}"
+        );
+        let done = recorded.expect("recorded");
+        assert_eq!(done.phase, UpgradePhase::Complete);
+        assert_eq!(done.from_version.as_deref(), Some("v2"));
+    }
+
+    #[test]
+    fn a_change_after_a_finished_rollout_is_a_rollout_of_its_own() {
+        let f = reconfigured();
+        let finished = UpgradeStatus {
+            started_at: Some(Time(at(-5000))),
+            previous_tags: BTreeMap::from([("node-0".to_owned(), "v1".to_owned())]),
+            ..UpgradeStatus::new(Some("v1".into()), "v2", UpgradePhase::Complete)
+        };
+        let d = decide(&at_v2(&f, Some(&finished), 0));
+        let u = d.upgrade.expect("a rollout");
+        assert_eq!(u.phase, UpgradePhase::CloudMaster);
+        assert_eq!(u.from_version.as_deref(), Some("v2"), "from what runs now");
+        assert_eq!(u.started_at, Some(Time(at(0))));
+        assert_eq!(
+            u.previous_tags,
+            BTreeMap::from([("cloudmaster".to_owned(), "v2".to_owned())]),
+            "the record of the finished rollout is not carried"
+        );
+        // Nothing not reached yet moves: every node and HAProxy are held on the tag they run.
+        for id in ["node-0", "node-1", "node-2", "haproxy"] {
+            assert_eq!(d.pins.get(id).map(String::as_str), Some("v2"), "{id}");
+        }
+    }
+
+    #[test]
+    fn a_config_step_that_misses_its_gate_blocks_until_the_config_changes_again() {
+        let mut f = reconfigured();
+        // CloudMaster moved and is ready; node-0 starts moving, and never gets ready.
+        f.live.get_mut("cloudmaster").expect("live").revision = Some(R2.to_owned());
+        let first = decide(&at_v2(&f, None, 0)).upgrade.expect("rolling");
+        assert_eq!(first.component.as_deref(), Some("node-0"));
+        let node = f.live.get_mut("node-0").expect("live");
+        node.revision = Some(R2.to_owned());
+        node.settled = false;
+        let d = decide(&at_v2(&f, Some(&first), 601));
+        let blocked = d.upgrade.expect("blocked");
+        assert_eq!(blocked.phase, UpgradePhase::Blocked);
+        let message = blocked.message.clone().unwrap_or_default();
+        assert!(
+            message.starts_with("node-0 did not become ready on v2 (configuration) within 600s")
+                && message.ends_with("or the configuration of node-0 changes"),
+            "{message}"
+        );
+        for id in ["node-1", "node-2", "haproxy"] {
+            assert!(d.pins.contains_key(id), "{id} held while blocked");
+        }
+        // The same config stays blocked; a corrected one (a third revision) is a new target.
+        let still = decide(&at_v2(&f, Some(&blocked), 700));
+        assert_eq!(phase(&still), Some(UpgradePhase::Blocked));
+        for target in f.targets.values_mut() {
+            if target.revision == R2 {
+                target.revision = "image=i,config=c3,env=e,resources=r1,template=t".into();
+            }
+        }
+        let fixed = decide(&at_v2(&f, Some(&blocked), 700));
+        assert_eq!(phase(&fixed), Some(UpgradePhase::CloudMaster), "re-planned");
+    }
+
+    #[test]
+    fn a_rollback_returns_images_so_a_config_failure_halts() {
+        let mut f = reconfigured();
+        for id in ["cloudmaster", "node-0"] {
+            f.live.get_mut(id).expect("live").revision = Some(R2.to_owned());
+        }
+        f.live.get_mut("node-0").expect("live").settled = false;
+        let rollback = |f: &'_ Fixture, recorded, now| {
+            decide(&RolloutInput {
+                on_failure: OnFailure::Rollback,
+                ..at_v2(f, recorded, now)
+            })
+        };
+        let first = rollback(&f, None, 0).upgrade.expect("rolling");
+        let d = rollback(&f, Some(&first), 601);
+        assert_eq!(phase(&d), Some(UpgradePhase::Blocked));
+    }
+
+    #[test]
+    fn a_workload_without_a_recorded_revision_is_compared_by_tag() {
+        let mut f = reconfigured();
+        f.live.values_mut().for_each(|l| l.revision = None);
+        let d = decide(&at_v2(&f, None, 0));
+        assert!(d.pins.is_empty());
+        assert_eq!(d.upgrade, None, "written before revisions: nothing to roll");
     }
 }

@@ -29,6 +29,7 @@ mod mysql;
 mod network;
 mod nodes;
 mod pod;
+pub mod revision;
 mod secrets;
 mod wiring;
 mod workload;
@@ -53,13 +54,17 @@ pub mod keys {
     /// Deployment and StatefulSet annotation: the image tag of the workload's pod template, in
     /// full. It is on the workload, not in the template, so that adding it restarts no pod.
     pub(crate) const WORKLOAD_VERSION: &str = "insync.dev/version";
+    /// Deployment and StatefulSet annotation: the revision of the workload's pod template
+    /// (see [`super::revision`]): what the rollout compares to tell that its pods would restart.
+    pub(crate) const REVISION: &str = "insync.dev/revision";
     /// `app.kubernetes.io/managed-by`: always [`MANAGER`].
     pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
     /// `app.kubernetes.io/part-of`: always `insync`.
     pub const PART_OF: &str = "app.kubernetes.io/part-of";
     /// Index of a storage node (`0..nodes.replicas`), on its Deployment, pods and data PVC.
     pub const NODE_INDEX: &str = "insync.dev/node-index";
-    /// Pod-template annotation: sha256 of the ConfigMap data the pod mounts.
+    /// Pod-template annotation: sha256 of the ConfigMap data the pod mounts (the ConfigMap is
+    /// named after its first characters, so each revision of the config has its own).
     pub const CONFIG_HASH: &str = "insync.dev/config-hash";
     /// Secret annotation: comma-separated keys the controller fills with random values when it
     /// creates the Secret (never regenerated afterwards).

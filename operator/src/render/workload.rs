@@ -17,7 +17,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::meta::{Ctx, selector_of};
-use super::pod::{Port, Template};
+use super::pod::{Port, Template, config_hash};
+use super::revision;
 use super::{Component, Out, RenderError, keys};
 use crate::api::StorageSpec;
 
@@ -55,7 +56,7 @@ pub(super) fn deployment(
         },
     };
     Deployment {
-        metadata: workload_meta(ctx, name, labels.clone(), &template.version),
+        metadata: workload_meta(ctx, name, labels.clone(), &template),
         spec: Some(DeploymentSpec {
             replicas: Some(replicas),
             selector: match_labels(selector_of(&labels)),
@@ -90,12 +91,7 @@ pub(super) fn stateful_set(
         status: None,
     };
     StatefulSet {
-        metadata: workload_meta(
-            ctx,
-            ctx.component_name(component),
-            labels,
-            &template.version,
-        ),
+        metadata: workload_meta(ctx, ctx.component_name(component), labels, &template),
         spec: Some(StatefulSetSpec {
             replicas: Some(replicas),
             selector: match_labels(selector),
@@ -193,7 +189,12 @@ pub(super) fn pdb(
     })
 }
 
-/// A ConfigMap `<cloud>-<component>` holding one file.
+/// A ConfigMap `<cloud>-<component>-<content hash>` holding one file.
+///
+/// Named after its content, so a config change is a new ConfigMap and the old one stays as it
+/// was: a pod of a workload the rollout has not reached yet that restarts (a crash, an
+/// eviction) still reads the config of its own revision. The controller deletes an old one
+/// once no workload refers to it.
 pub(super) fn config_map(
     ctx: &Ctx<'_>,
     component: Component,
@@ -201,12 +202,24 @@ pub(super) fn config_map(
     file: &str,
     content: String,
 ) -> ConfigMap {
-    ConfigMap {
-        metadata: ctx.meta(ctx.component_name(component), component, version),
-        data: Some(BTreeMap::from([(file.to_owned(), content)])),
+    let data = BTreeMap::from([(file.to_owned(), content)]);
+    let mut config = ConfigMap {
+        data: Some(data),
         ..ConfigMap::default()
-    }
+    };
+    let hash = config_hash(&config);
+    let name = ctx.name(&format!(
+        "{}-{}",
+        component.name(),
+        &hash[..CONFIG_NAME_HASH]
+    ));
+    config.metadata = ctx.meta(name, component, version);
+    config
 }
+
+/// Hex digits of the content hash in a ConfigMap's name: 40 bits, so that two configs of one
+/// component in use at once never share a name by chance.
+const CONFIG_NAME_HASH: usize = 10;
 
 /// The spec of a ReadWriteOnce claim for `storage`.
 pub(super) fn claim_spec(storage: &StorageSpec) -> PersistentVolumeClaimSpec {
@@ -225,18 +238,18 @@ pub(super) fn claim_spec(storage: &StorageSpec) -> PersistentVolumeClaimSpec {
 }
 
 /// Metadata of a workload: its pod template's labels (so a pinned workload keeps its version
-/// label) and the template's full image tag, which the controller reads back.
+/// label), the template's full image tag and its revision, which the controller reads back.
 fn workload_meta(
     ctx: &Ctx<'_>,
     name: String,
     labels: BTreeMap<String, String>,
-    version: &str,
+    template: &Template,
 ) -> ObjectMeta {
     ObjectMeta {
-        annotations: Some(BTreeMap::from([(
-            keys::WORKLOAD_VERSION.to_owned(),
-            version.to_owned(),
-        )])),
+        annotations: Some(BTreeMap::from([
+            (keys::WORKLOAD_VERSION.to_owned(), template.version.clone()),
+            (keys::REVISION.to_owned(), revision::of(&template.spec)),
+        ])),
         ..ctx.meta_with(name, labels)
     }
 }

@@ -306,7 +306,9 @@ mod tests {
                 ready: 2,
                 updated: 2,
                 settled: true,
-                tag: Some("1.0".into())
+                tag: Some("1.0".into()),
+                revision: None,
+                config_maps: Vec::new(),
             }
         );
         assert_eq!(
