@@ -300,7 +300,16 @@ async fn scaling_storage_nodes_does_not_restart_haproxy() -> Result<()> {
     let deployments = ns.api::<Deployment>();
     let config_maps = ns.api::<ConfigMap>();
     let before = deployments.get("fcloud-haproxy").await?;
-    let config_before = config_maps.get("fcloud-haproxy").await?.data;
+    // The ConfigMap HAProxy mounts (named after its content).
+    let config_name = before
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref())
+        .and_then(|s| s.volumes.as_ref())
+        .and_then(|v| v.iter().find_map(|v| v.config_map.as_ref()))
+        .map(|c| c.name.clone())
+        .context("HAProxy mounts no ConfigMap")?;
+    let config_before = config_maps.get(&config_name).await?.data;
 
     patch_spec(&api, json!({ "nodes": { "replicas": 3 } })).await?;
     wait_for("node-2 to exist", Duration::from_secs(60), || async {
@@ -318,7 +327,7 @@ async fn scaling_storage_nodes_does_not_restart_haproxy() -> Result<()> {
         after.metadata.generation
     );
     ensure!(
-        config_maps.get("fcloud-haproxy").await?.data == config_before,
+        config_maps.get(&config_name).await?.data == config_before,
         "haproxy.cfg changed"
     );
     let replica_sets = ns
