@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use crate::api::{InSyncCloud, OnFailure, UpgradePhase, validate};
 use crate::controller::rollout::{phase_of, workload_order};
+use crate::render::revision::{self, Change};
 use crate::render::{self, ApplyPolicy, Component, Desired, RenderError, RenderOptions, keys};
 
 /// Why a workload restarts (its pod template changes).
@@ -28,12 +29,14 @@ pub enum Reason {
     },
     /// A ConfigMap the pods mount changes.
     Config,
+    /// Environment variables change.
+    Env,
     /// A container's requests or limits change.
     Resources {
         /// The container.
         container: String,
     },
-    /// Anything else in the pod template (env, probes, placement, ...).
+    /// Anything else in the pod template (probes, placement, volumes, ...).
     Template,
 }
 
@@ -52,6 +55,7 @@ impl fmt::Display for Reason {
                 }
             }
             Self::Config => write!(f, "configuration"),
+            Self::Env => write!(f, "env"),
             Self::Resources { container } => write!(f, "resources of {container}"),
             Self::Template => write!(f, "pod template"),
         }
@@ -211,45 +215,16 @@ fn restart_reasons(old: &Value, new: &Value) -> Vec<Reason> {
             });
         }
     }
-    let hash = |t: &Value| {
-        t.pointer("/metadata/annotations")
-            .and_then(|a| a.get(keys::CONFIG_HASH))
-            .cloned()
-    };
-    if hash(old) != hash(new) {
-        reasons.push(Reason::Config);
-    }
-    // Whatever is left once images, resources and the config hash are set aside.
-    let rest = |t: &Value| {
-        let mut t = t.clone();
-        if let Some(a) = t
-            .pointer_mut("/metadata/annotations")
-            .and_then(Value::as_object_mut)
-        {
-            a.remove(keys::CONFIG_HASH);
-            a.remove(keys::WORKLOAD_VERSION);
+    // The rest as the rollout sees it (the same revision parts it compares): configuration,
+    // env, and whatever else is left in the template.
+    let changes = revision::changes(&revision::of_value(old), &revision::of_value(new));
+    for change in changes {
+        match change {
+            Change::Config => reasons.push(Reason::Config),
+            Change::Env => reasons.push(Reason::Env),
+            Change::Template => reasons.push(Reason::Template),
+            Change::Image | Change::Resources => {}
         }
-        if let Some(l) = t
-            .pointer_mut("/metadata/labels")
-            .and_then(Value::as_object_mut)
-        {
-            l.remove(keys::VERSION);
-        }
-        for k in ["initContainers", "containers"] {
-            if let Some(list) = t
-                .pointer_mut(&format!("/spec/{k}"))
-                .and_then(Value::as_array_mut)
-            {
-                for c in list.iter_mut().filter_map(Value::as_object_mut) {
-                    c.remove("image");
-                    c.remove("resources");
-                }
-            }
-        }
-        t
-    };
-    if rest(old) != rest(new) {
-        reasons.push(Reason::Template);
     }
     reasons
 }
@@ -370,6 +345,15 @@ pub fn preview(old: &InSyncCloud, new: &InSyncCloud) -> Result<Preview, PreviewE
         .iter()
         .map(label)
         .filter(|l| !after_labels.contains(l))
+        .map(|l| {
+            // Each config is a ConfigMap named after its content: the old one stays while a
+            // workload the rollout has not reached still mounts it.
+            if l.starts_with("ConfigMap/") {
+                format!("{l} (once no workload mounts it)")
+            } else {
+                l
+            }
+        })
         .collect();
     if removed
         .iter()
@@ -383,7 +367,7 @@ pub fn preview(old: &InSyncCloud, new: &InSyncCloud) -> Result<Preview, PreviewE
     let on_failure = match policy.on_failure {
         OnFailure::Halt => "halt: the rollout stops at the step, Ready=False and UpgradeBlocked=True, until the spec changes or the cloud is healthy again".to_owned(),
         OnFailure::Rollback => format!(
-            "roll back: the workloads already moved return to {}, in reverse order (HAProxy, storage nodes, CloudMaster, datastores) through the same gates; Degraded=True with reason RollingBack, then RolledBack, and {} is not tried again until the spec changes",
+            "roll back: the workloads already moved return to {}, in reverse order (HAProxy, storage nodes, CloudMaster, datastores) through the same gates; Degraded=True with reason RollingBack, then RolledBack, and {} is not tried again until the spec changes. A step whose pods restart for configuration, env or resources alone halts instead: a rollback returns images",
             old.spec.version, new.spec.version
         ),
     };
@@ -666,6 +650,33 @@ mod tests {
             "{p}"
         );
         assert!(p.irreversible.is_empty(), "{p}");
+    }
+
+    #[test]
+    fn turning_dns_on_restarts_what_reads_the_hostname_in_order_and_says_configuration() {
+        let mut old = fcloud();
+        old.spec.dns = None;
+        let new = fcloud();
+        let p = preview(&old, &new).expect("previews");
+        let phases: Vec<UpgradePhase> = p.steps.iter().map(|s| s.phase).collect();
+        assert_eq!(
+            phases,
+            [
+                UpgradePhase::CloudMaster,
+                UpgradePhase::Nodes,
+                UpgradePhase::Nodes
+            ],
+            "{p}"
+        );
+        for step in &p.steps {
+            assert_eq!(step.workloads[0].restart, [Reason::Config], "{p}");
+        }
+        assert!(
+            p.removed
+                .iter()
+                .all(|r| r.starts_with("ConfigMap/") && r.ends_with("(once no workload mounts it)")),
+            "{p}"
+        );
     }
 
     #[test]
