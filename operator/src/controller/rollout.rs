@@ -610,6 +610,15 @@ fn rolling_since(
         .flatten()
 }
 
+/// Whether a live workload runs the target's revision. One written before revisions were
+/// recorded does not: the operator that wrote it named its ConfigMaps differently, so its
+/// template changes anyway, and it is rolled in its turn like any other change (a workload
+/// whose template did not change settles at once). A target without a revision (tests of the
+/// tag rules) is compared by its tag alone.
+fn same_revision(live: &LiveWorkload, target: &TargetWorkload) -> bool {
+    target.revision.is_empty() || live.revision.as_deref() == Some(target.revision.as_str())
+}
+
 /// The targets and live workloads of one decision, with what is derived from them.
 struct View<'a> {
     input: &'a RolloutInput<'a>,
@@ -628,11 +637,7 @@ impl<'a> View<'a> {
             .iter()
             .filter_map(|(id, target)| {
                 let live = input.live.get(id)?;
-                let moved = live.tag != target.tag
-                    || live
-                        .revision
-                        .as_ref()
-                        .is_some_and(|r| *r != target.revision);
+                let moved = live.tag != target.tag || !same_revision(live, target);
                 moved.then_some((id.as_str(), live.tag.as_str()))
             })
             .collect();
@@ -650,7 +655,8 @@ impl<'a> View<'a> {
         let live = self.input.live.get(id)?;
         let mut changes = match &live.revision {
             Some(revision) => revision::changes(revision, &target.revision),
-            None => Vec::new(),
+            None if same_revision(live, target) => Vec::new(),
+            None => vec![Change::Template],
         };
         if live.tag != target.tag && !changes.contains(&Change::Image) {
             changes.insert(0, Change::Image);
@@ -1717,11 +1723,36 @@ mod tests {
     }
 
     #[test]
-    fn a_workload_without_a_recorded_revision_is_compared_by_tag() {
+    fn workloads_written_before_revisions_roll_once_in_order() {
+        // An operator upgrade: the old one recorded no revision (and named ConfigMaps without
+        // their content hash, so the templates change): one ordered rollout, not all at once.
         let mut f = reconfigured();
         f.live.values_mut().for_each(|l| l.revision = None);
-        let d = decide(&at_v2(&f, None, 0));
-        assert!(d.pins.is_empty());
-        assert_eq!(d.upgrade, None, "written before revisions: nothing to roll");
+        let mut recorded: Option<UpgradeStatus> = None;
+        let mut order = Vec::new();
+        for t in 0..20 {
+            let d = decide(&at_v2(&f, recorded.as_ref(), t));
+            if t == 0 {
+                let first = d.upgrade.as_ref().expect("a rollout");
+                assert_eq!(first.component.as_deref(), Some("bynamo,mysql"));
+                assert_eq!(
+                    first.rolling["bynamo"].reason.as_deref(),
+                    Some("pod template")
+                );
+            }
+            order.push(apply_revisions(&mut f, &d));
+            recorded = d.upgrade.clone();
+            settle_all(&mut f);
+            if recorded
+                .as_ref()
+                .is_some_and(|u| u.phase == UpgradePhase::Complete)
+            {
+                break;
+            }
+        }
+        let order: Vec<Vec<String>> = order.into_iter().filter(|r| !r.is_empty()).collect();
+        assert_eq!(order.len(), 6, "{order:?}");
+        assert_eq!(order[2], ["node-0"], "{order:?}");
+        assert_eq!(order[5], ["haproxy"], "{order:?}");
     }
 }
