@@ -1,8 +1,10 @@
 //! The upgrade state machine, as a pure function.
 //!
-//! Given what render wants (a target image tag per workload), what the cluster runs (the live
-//! tag per workload and whether its rollout is settled), and the rollout recorded in status,
-//! it decides which workloads stay pinned to their live tag and what status to record. All
+//! Given what render wants (a target image tag and pod-template revision per workload), what the
+//! cluster runs (the live tag and revision per workload and whether its rollout is settled), and
+//! the rollout recorded in status, it decides which workloads stay pinned to their live tag (and
+//! are then not written at all) and what status to record. A new revision on the same tag (a
+//! config, env or resources change) is work like a new image. All
 //! state lives in the cloud's status and the live objects, so an operator restart resumes.
 //!
 //! Order: datastores (only those whose own image changed), CloudMaster, storage nodes
