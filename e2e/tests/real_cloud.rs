@@ -10,6 +10,8 @@ mod common;
 #[path = "../../operator/tests/support/moto.rs"]
 #[allow(dead_code)]
 mod moto;
+#[path = "common/real_pods.rs"]
+mod real_pods;
 #[path = "../../operator/tests/support/route53.rs"]
 #[allow(dead_code)]
 mod route53;
@@ -19,19 +21,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail, ensure};
-use common::{condition, fcloud};
-use insync_e2e::real_node::{self, REAL_NODE_LABEL, REAL_STORAGE_CLASS};
-use insync_e2e::{TestNamespace, helm, kubectl, poll_until, repo_root, unique_name, wait_for};
-use insync_operator::api::{ImageOverride, InSyncCloud, Placement, StorageSpec};
-use k8s_openapi::api::core::v1::{
-    Namespace, PersistentVolumeClaim, Pod, ResourceRequirements, Secret, Toleration,
-};
-use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use anyhow::{Context, Result, ensure};
+use common::condition;
+use insync_e2e::real_node;
+use insync_e2e::{TestNamespace, helm, kubectl, poll_until, unique_name, wait_for};
+use insync_operator::api::{ImageOverride, InSyncCloud};
+use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim, Pod, Secret};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// The inSync release the cloud starts on and the one it is bumped to: both are built by
 /// `e2e/images/build` (see docs/images.md).
@@ -40,38 +38,27 @@ const TO_VERSION: &str = "5.9.2-r4190";
 /// Node ports for this test's cloud (not fcloud's own 30443/30661, which `make demo` uses).
 const MASTER_NODE_PORT: u16 = 30543;
 const STORAGE_NODE_PORT: u16 = 30561;
-/// Real pods start in seconds, MySQL initialises in a few more; generous for a loaded machine.
-const READY_TIMEOUT: Duration = Duration::from_secs(420);
+use real_pods::{READY_TIMEOUT, wait_cloud_ready};
 
-/// One plain HTTP/1.1 request to 127.0.0.1:`port` (the front end's NodePort on this machine):
-/// (status, body).
+/// The helpers shared with the other real-pod tests, on this test's node ports.
 async fn http(port: u16, method: &str, path: &str, body: &str) -> Result<(u16, String)> {
-    let mut stream = tokio::time::timeout(
-        Duration::from_secs(5),
-        tokio::net::TcpStream::connect(("127.0.0.1", port)),
-    )
-    .await
-    .context("connect timed out")??;
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nhost: fcloud\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).await?;
-    let mut out = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut out))
-        .await
-        .context("response timed out")??;
-    let out = String::from_utf8_lossy(&out).into_owned();
-    let code = out
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .with_context(|| format!("not an HTTP response: {out:?}"))?;
-    let body = out
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    Ok((code, body))
+    real_pods::http(port, method, path, body).await
+}
+
+async fn put_marker(key: &str, value: &str) -> Result<()> {
+    real_pods::put_marker(MASTER_NODE_PORT, key, value).await
+}
+
+async fn expect_markers(markers: &BTreeMap<&str, &str>, after: &str) -> Result<()> {
+    real_pods::expect_markers(MASTER_NODE_PORT, markers, after).await
+}
+
+fn real_fcloud(namespace: &str) -> Result<InSyncCloud> {
+    real_pods::real_fcloud(namespace, FROM_VERSION, MASTER_NODE_PORT, STORAGE_NODE_PORT)
+}
+
+async fn install_operator(release_ns: &str, watch: &str, dns_endpoint: &str) -> Result<()> {
+    real_pods::install_operator(release_ns, watch, Some(dns_endpoint)).await
 }
 
 /// CloudMaster's `/health` through HAProxy, parsed.
@@ -101,130 +88,6 @@ async fn wait_healthy(version: &str) -> Result<Value> {
         },
     )
     .await
-}
-
-/// Writes a marker through the front end into MySQL, the metadata store and the object store.
-async fn put_marker(key: &str, value: &str) -> Result<()> {
-    let (code, body) = http(MASTER_NODE_PORT, "PUT", &format!("/markers/{key}"), value).await?;
-    ensure!(
-        (200..300).contains(&code),
-        "PUT /markers/{key}: {code} {body}"
-    );
-    Ok(())
-}
-
-/// Every marker must read back from all three stores.
-async fn expect_markers(markers: &BTreeMap<&str, &str>, after: &str) -> Result<()> {
-    for (key, value) in markers {
-        let (code, body) = http(MASTER_NODE_PORT, "GET", &format!("/markers/{key}"), "").await?;
-        ensure!(
-            code == 200,
-            "after {after}: GET /markers/{key}: {code} {body}"
-        );
-        let stores: Value = serde_json::from_str(&body)?;
-        for store in ["database", "metadata", "objectstore"] {
-            ensure!(
-                stores[store] == *value,
-                "after {after}: marker {key} in {store} is {} (want {value:?}); all: {body}",
-                stores[store]
-            );
-        }
-    }
-    Ok(())
-}
-
-/// The fcloud example placed on the real node: a nodeSelector and toleration for the whole
-/// cloud, volumes of the real node's StorageClass, small CPU requests (the defaults ask for
-/// more than this 2-core machine has), two CloudMasters (so a rollout can keep serving), and
-/// this test's node ports.
-fn real_fcloud(namespace: &str) -> Result<InSyncCloud> {
-    let mut cloud = fcloud(namespace)?;
-    cloud.spec.version = FROM_VERSION.to_owned();
-    cloud.spec.placement = Placement {
-        node_selector: Some(BTreeMap::from([(
-            REAL_NODE_LABEL.to_owned(),
-            "true".to_owned(),
-        )])),
-        tolerations: Some(vec![Toleration {
-            key: Some(REAL_NODE_LABEL.to_owned()),
-            operator: Some("Exists".to_owned()),
-            effect: Some("NoSchedule".to_owned()),
-            ..Toleration::default()
-        }]),
-        ..Placement::default()
-    };
-    let local = |storage: &mut StorageSpec| {
-        storage.storage_class_name = Some(REAL_STORAGE_CLASS.to_owned());
-    };
-    local(&mut cloud.spec.nodes.storage);
-    local(
-        &mut cloud
-            .spec
-            .database
-            .managed
-            .as_mut()
-            .context("managed MySQL")?
-            .storage,
-    );
-    local(
-        &mut cloud
-            .spec
-            .metadata_store
-            .managed
-            .as_mut()
-            .context("managed Bynamo")?
-            .storage,
-    );
-    local(
-        &mut cloud
-            .spec
-            .object_store
-            .minio
-            .as_mut()
-            .context("managed MinIO")?
-            .storage,
-    );
-    let small = || {
-        Some(ResourceRequirements {
-            requests: Some(BTreeMap::from([
-                ("cpu".to_owned(), Quantity("50m".to_owned())),
-                ("memory".to_owned(), Quantity("64Mi".to_owned())),
-            ])),
-            limits: Some(BTreeMap::from([(
-                "memory".to_owned(),
-                Quantity("1Gi".to_owned()),
-            )])),
-            ..ResourceRequirements::default()
-        })
-    };
-    cloud.spec.master.resources = small();
-    cloud.spec.nodes.resources = small();
-    cloud.spec.frontend.resources = small();
-    cloud
-        .spec
-        .database
-        .managed
-        .as_mut()
-        .context("managed MySQL")?
-        .resources = small();
-    cloud
-        .spec
-        .metadata_store
-        .managed
-        .as_mut()
-        .context("managed Bynamo")?
-        .resources = small();
-    cloud
-        .spec
-        .object_store
-        .minio
-        .as_mut()
-        .context("managed MinIO")?
-        .resources = small();
-    cloud.spec.master.replicas = 2;
-    cloud.spec.frontend.service.master_node_port = Some(MASTER_NODE_PORT.into());
-    cloud.spec.frontend.service.storage_node_port = Some(STORAGE_NODE_PORT.into());
-    Ok(cloud)
 }
 
 /// The cloud's pods that are not on their way out (a stopping pod drains for a few seconds).
@@ -317,94 +180,6 @@ async fn all_pods_real_and_ready(api: &Api<Pod>) -> Result<()> {
             );
         }
     }
-    Ok(())
-}
-
-async fn wait_cloud_ready(api: &Api<InSyncCloud>, version: &str) -> Result<InSyncCloud> {
-    let result = poll_until(
-        &format!("InSyncCloud fcloud to be Ready at {version}"),
-        READY_TIMEOUT,
-        || async {
-            let cloud = api.get("fcloud").await?;
-            let status = cloud.status.as_ref();
-            let ready = condition(&cloud, "Ready").0 == "True"
-                && status.and_then(|s| s.observed_generation) == cloud.metadata.generation
-                && status.and_then(|s| s.current_version.as_deref()) == Some(version);
-            Ok(ready.then_some(cloud))
-        },
-    )
-    .await;
-    match result {
-        Ok(cloud) => Ok(cloud),
-        Err(e) => {
-            let status = api.get("fcloud").await.ok().and_then(|c| c.status);
-            let pods = kubectl(&["get", "pods", "-A", "-o", "wide"])
-                .await
-                .unwrap_or_default();
-            bail!(
-                "{e:#}\nstatus: {}\npods:\n{pods}",
-                serde_yaml::to_string(&status).unwrap_or_default()
-            )
-        }
-    }
-}
-
-/// The operator's chart, installed with its image (built by e2e/images/build) on the real node,
-/// watching `watch` and publishing DNS into moto at `dns_endpoint`.
-async fn install_operator(release_ns: &str, watch: &str, dns_endpoint: &str) -> Result<()> {
-    let chart = repo_root()
-        .join("charts/insync-operator")
-        .display()
-        .to_string();
-    kubectl(&["create", "namespace", release_ns]).await?;
-    kubectl(&[
-        "-n",
-        release_ns,
-        "create",
-        "secret",
-        "generic",
-        "route53",
-        "--from-literal=AWS_ACCESS_KEY_ID=testing",
-        "--from-literal=AWS_SECRET_ACCESS_KEY=testing",
-    ])
-    .await?;
-    let label = REAL_NODE_LABEL.replace('.', "\\.");
-    helm(&[
-        "install",
-        "isc",
-        &chart,
-        "-n",
-        release_ns,
-        "--wait",
-        "--timeout",
-        "5m",
-        "--set",
-        "image.tag=dev",
-        "--set",
-        "image.pullPolicy=Never",
-        "--set",
-        &format!("watchNamespace={watch}"),
-        "--set-string",
-        &format!("nodeSelector.{label}=true"),
-        "--set",
-        &format!("tolerations[0].key={REAL_NODE_LABEL}"),
-        "--set",
-        "tolerations[0].operator=Exists",
-        "--set",
-        "tolerations[0].effect=NoSchedule",
-        "--set",
-        &format!("dns.endpoint={dns_endpoint}"),
-        "--set",
-        "dns.ownerId=e2e-real",
-        "--set",
-        "aws.region=us-east-1",
-        "--set",
-        "aws.existingSecret=route53",
-        "--set",
-        "logFormat=text",
-    ])
-    .await
-    .context("helm install of the operator as a real pod")?;
     Ok(())
 }
 

@@ -1,0 +1,283 @@
+//! Helpers of the tests on real pods (the real node of `e2e/cluster up --real-node`): the
+//! operator installed as a pod with its chart, the fcloud example placed on the real node, and
+//! the stand-in's marker API through HAProxy's NodePort. Included with `#[path]` by each such
+//! test.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail, ensure};
+use insync_e2e::real_node::{REAL_NODE_LABEL, REAL_STORAGE_CLASS};
+use insync_e2e::{helm, kubectl, poll_until, repo_root};
+use insync_operator::api::{InSyncCloud, Placement, StorageSpec};
+use k8s_openapi::api::core::v1::{ResourceRequirements, Toleration};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use kube::api::Api;
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::common::{condition, fcloud};
+
+/// Real pods start in seconds, MySQL initialises in a few more; generous for a loaded machine.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(420);
+
+/// One plain HTTP/1.1 request to 127.0.0.1:`port` (the front end's NodePort on this machine):
+/// (status, body).
+pub async fn http(port: u16, method: &str, path: &str, body: &str) -> Result<(u16, String)> {
+    let mut stream = tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::net::TcpStream::connect(("127.0.0.1", port)),
+    )
+    .await
+    .context("connect timed out")??;
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nhost: fcloud\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await?;
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut out))
+        .await
+        .context("response timed out")??;
+    let out = String::from_utf8_lossy(&out).into_owned();
+    let code = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .with_context(|| format!("not an HTTP response: {out:?}"))?;
+    let body = out
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    Ok((code, body))
+}
+
+/// Writes a marker through the front end (HAProxy's master NodePort `port` on this machine) into MySQL, the metadata store and the object store.
+pub async fn put_marker(port: u16, key: &str, value: &str) -> Result<()> {
+    let (code, body) = http(port, "PUT", &format!("/markers/{key}"), value).await?;
+    ensure!(
+        (200..300).contains(&code),
+        "PUT /markers/{key}: {code} {body}"
+    );
+    Ok(())
+}
+
+/// Every marker must read back from all three stores.
+pub async fn expect_markers(port: u16, markers: &BTreeMap<&str, &str>, after: &str) -> Result<()> {
+    for (key, value) in markers {
+        let (code, body) = http(port, "GET", &format!("/markers/{key}"), "").await?;
+        ensure!(
+            code == 200,
+            "after {after}: GET /markers/{key}: {code} {body}"
+        );
+        let stores: Value = serde_json::from_str(&body)?;
+        for store in ["database", "metadata", "objectstore"] {
+            ensure!(
+                stores[store] == *value,
+                "after {after}: marker {key} in {store} is {} (want {value:?}); all: {body}",
+                stores[store]
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The fcloud example placed on the real node: a nodeSelector and toleration for the whole
+/// cloud, volumes of the real node's StorageClass, small CPU requests (the defaults ask for
+/// more than this 2-core machine has), two CloudMasters (so a rollout can keep serving), and
+/// the given node ports (one pair per test, so tests can run side by side).
+pub fn real_fcloud(
+    namespace: &str,
+    version: &str,
+    master_node_port: u16,
+    storage_node_port: u16,
+) -> Result<InSyncCloud> {
+    let mut cloud = fcloud(namespace)?;
+    cloud.spec.version = version.to_owned();
+    cloud.spec.placement = Placement {
+        node_selector: Some(BTreeMap::from([(
+            REAL_NODE_LABEL.to_owned(),
+            "true".to_owned(),
+        )])),
+        tolerations: Some(vec![Toleration {
+            key: Some(REAL_NODE_LABEL.to_owned()),
+            operator: Some("Exists".to_owned()),
+            effect: Some("NoSchedule".to_owned()),
+            ..Toleration::default()
+        }]),
+        ..Placement::default()
+    };
+    let local = |storage: &mut StorageSpec| {
+        storage.storage_class_name = Some(REAL_STORAGE_CLASS.to_owned());
+    };
+    local(&mut cloud.spec.nodes.storage);
+    local(
+        &mut cloud
+            .spec
+            .database
+            .managed
+            .as_mut()
+            .context("managed MySQL")?
+            .storage,
+    );
+    local(
+        &mut cloud
+            .spec
+            .metadata_store
+            .managed
+            .as_mut()
+            .context("managed Bynamo")?
+            .storage,
+    );
+    local(
+        &mut cloud
+            .spec
+            .object_store
+            .minio
+            .as_mut()
+            .context("managed MinIO")?
+            .storage,
+    );
+    let small = || {
+        Some(ResourceRequirements {
+            requests: Some(BTreeMap::from([
+                ("cpu".to_owned(), Quantity("50m".to_owned())),
+                ("memory".to_owned(), Quantity("64Mi".to_owned())),
+            ])),
+            limits: Some(BTreeMap::from([(
+                "memory".to_owned(),
+                Quantity("1Gi".to_owned()),
+            )])),
+            ..ResourceRequirements::default()
+        })
+    };
+    cloud.spec.master.resources = small();
+    cloud.spec.nodes.resources = small();
+    cloud.spec.frontend.resources = small();
+    cloud
+        .spec
+        .database
+        .managed
+        .as_mut()
+        .context("managed MySQL")?
+        .resources = small();
+    cloud
+        .spec
+        .metadata_store
+        .managed
+        .as_mut()
+        .context("managed Bynamo")?
+        .resources = small();
+    cloud
+        .spec
+        .object_store
+        .minio
+        .as_mut()
+        .context("managed MinIO")?
+        .resources = small();
+    cloud.spec.master.replicas = 2;
+    cloud.spec.frontend.service.master_node_port = Some(master_node_port.into());
+    cloud.spec.frontend.service.storage_node_port = Some(storage_node_port.into());
+    Ok(cloud)
+}
+
+/// Waits until the cloud `fcloud` is Ready at `version`; on failure, says what its status and
+/// the pods were.
+pub async fn wait_cloud_ready(api: &Api<InSyncCloud>, version: &str) -> Result<InSyncCloud> {
+    let result = poll_until(
+        &format!("InSyncCloud fcloud to be Ready at {version}"),
+        READY_TIMEOUT,
+        || async {
+            let cloud = api.get("fcloud").await?;
+            let status = cloud.status.as_ref();
+            let ready = condition(&cloud, "Ready").0 == "True"
+                && status.and_then(|s| s.observed_generation) == cloud.metadata.generation
+                && status.and_then(|s| s.current_version.as_deref()) == Some(version);
+            Ok(ready.then_some(cloud))
+        },
+    )
+    .await;
+    match result {
+        Ok(cloud) => Ok(cloud),
+        Err(e) => {
+            let status = api.get("fcloud").await.ok().and_then(|c| c.status);
+            let pods = kubectl(&["get", "pods", "-A", "-o", "wide"])
+                .await
+                .unwrap_or_default();
+            bail!(
+                "{e:#}\nstatus: {}\npods:\n{pods}",
+                serde_yaml::to_string(&status).unwrap_or_default()
+            )
+        }
+    }
+}
+
+/// The operator's chart, installed with its image (built by e2e/images/build) on the real node,
+/// watching `watch` and, given `dns_endpoint`, publishing DNS there (moto).
+pub async fn install_operator(
+    release_ns: &str,
+    watch: &str,
+    dns_endpoint: Option<&str>,
+) -> Result<()> {
+    let chart = repo_root()
+        .join("charts/insync-operator")
+        .display()
+        .to_string();
+    kubectl(&["create", "namespace", release_ns]).await?;
+    let label = REAL_NODE_LABEL.replace('.', "\\.");
+    let mut args: Vec<String> = [
+        "install",
+        "isc",
+        &chart,
+        "-n",
+        release_ns,
+        "--wait",
+        "--timeout",
+        "5m",
+        "--set",
+        "image.tag=dev",
+        "--set",
+        "image.pullPolicy=Never",
+        "--set",
+        &format!("watchNamespace={watch}"),
+        "--set-string",
+        &format!("nodeSelector.{label}=true"),
+        "--set",
+        &format!("tolerations[0].key={REAL_NODE_LABEL}"),
+        "--set",
+        "tolerations[0].operator=Exists",
+        "--set",
+        "tolerations[0].effect=NoSchedule",
+        "--set",
+        "logFormat=text",
+    ]
+    .iter()
+    .map(ToString::to_string)
+    .collect();
+    if let Some(endpoint) = dns_endpoint {
+        kubectl(&[
+            "-n",
+            release_ns,
+            "create",
+            "secret",
+            "generic",
+            "route53",
+            "--from-literal=AWS_ACCESS_KEY_ID=testing",
+            "--from-literal=AWS_SECRET_ACCESS_KEY=testing",
+        ])
+        .await?;
+        for setting in [
+            format!("dns.endpoint={endpoint}"),
+            "dns.ownerId=e2e-real".to_owned(),
+            "aws.region=us-east-1".to_owned(),
+            "aws.existingSecret=route53".to_owned(),
+        ] {
+            args.extend(["--set".to_owned(), setting]);
+        }
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    helm(&args)
+        .await
+        .context("helm install of the operator as a real pod")?;
+    Ok(())
+}
