@@ -106,7 +106,15 @@ func (h *health) ok() bool {
 type settings struct {
 	interval   time.Duration // INSYNC_STANDIN_CHECK_INTERVAL, default 5s
 	listenHost string        // INSYNC_STANDIN_LISTEN_HOST, default all interfaces
+	// The image's version is neverReadyVersion: never open the port, so every tcpSocket probe
+	// fails while the container keeps running (a release that starts but never turns ready).
+	neverReady bool
 }
+
+// neverReadyVersion is the e2e never-ready convention (docs/e2e.md): on kwok a stage holds pods
+// of this version NotReady; on the real node the stand-in images tagged with it never listen,
+// so their readiness probes fail for real.
+const neverReadyVersion = "0.0.0-never-ready"
 
 func loadSettings() (settings, error) {
 	s := settings{interval: 5 * time.Second, listenHost: os.Getenv("INSYNC_STANDIN_LISTEN_HOST")}
@@ -117,6 +125,7 @@ func loadSettings() (settings, error) {
 		}
 		s.interval = d
 	}
+	s.neverReady = version() == neverReadyVersion
 	return s, nil
 }
 
@@ -124,6 +133,12 @@ func loadSettings() (settings, error) {
 // ends (SIGTERM), re-checking every interval. On SIGTERM it stops accepting, lets in-flight
 // requests finish, and returns nil.
 func serve(ctx context.Context, s settings, port int, h *health, handler http.Handler) error {
+	if s.neverReady {
+		logf("version %s: never listening on port %d (a release that never turns ready)", neverReadyVersion, port)
+		<-ctx.Done()
+		logf("stopping; never listened")
+		return nil
+	}
 	for waiting := false; !h.run(ctx); waiting = true {
 		if !waiting {
 			logf("waiting for the datastores before listening on port %d", port)
