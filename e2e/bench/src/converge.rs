@@ -147,17 +147,7 @@ async fn converge_and_settle(
     // Create every cloud, `create_parallelism` at a time; the clock starts at the first one.
     let start = Instant::now();
     let start_day = op::now_day_secs();
-    futures::stream::iter(clouds)
-        .map(|cloud| {
-            let api: Api<InSyncCloud> = Api::namespaced(
-                client.clone(),
-                cloud.metadata.namespace.as_deref().unwrap_or_default(),
-            );
-            async move { api.create(&PostParams::default(), &cloud).await }
-        })
-        .buffer_unordered(args.create_parallelism)
-        .try_collect::<Vec<_>>()
-        .await?;
+    create_all(client, clouds, args.create_parallelism).await?;
     r.create_secs = start.elapsed().as_secs_f64();
     eprintln!("bench: created {n} clouds in {:.1}s", r.create_secs);
 
@@ -333,6 +323,26 @@ async fn restart(
     Ok(operator)
 }
 
+/// Creates the clouds, `parallelism` at a time.
+pub(crate) async fn create_all(
+    client: &Client,
+    clouds: Vec<InSyncCloud>,
+    parallelism: usize,
+) -> Result<()> {
+    futures::stream::iter(clouds)
+        .map(|cloud| {
+            let api: Api<InSyncCloud> = Api::namespaced(
+                client.clone(),
+                cloud.metadata.namespace.as_deref().unwrap_or_default(),
+            );
+            async move { api.create(&PostParams::default(), &cloud).await }
+        })
+        .buffer_unordered(parallelism)
+        .try_collect::<Vec<_>>()
+        .await?;
+    Ok(())
+}
+
 fn versions(clouds: &[InSyncCloud]) -> BTreeMap<String, String> {
     clouds
         .iter()
@@ -348,7 +358,7 @@ fn rewritten(clouds: &[InSyncCloud], before: &BTreeMap<String, String>) -> usize
         .count()
 }
 
-fn ready_now(cloud: &InSyncCloud) -> bool {
+pub(crate) fn ready_now(cloud: &InSyncCloud) -> bool {
     let Some(status) = cloud.status.as_ref() else {
         return false;
     };
@@ -371,7 +381,7 @@ fn ready_after_secs(cloud: &InSyncCloud) -> Option<i64> {
     Some(ready.last_transition_time.0.as_second() - created.0.as_second())
 }
 
-async fn list_clouds(api: &Api<InSyncCloud>) -> Result<Vec<InSyncCloud>> {
+pub(crate) async fn list_clouds(api: &Api<InSyncCloud>) -> Result<Vec<InSyncCloud>> {
     // resourceVersion=0: served from the API server's watch cache, the cheap list.
     Ok(api.list(&ListParams::default().match_any()).await?.items)
 }

@@ -22,6 +22,7 @@ mod op;
 mod plane;
 mod quantity;
 mod report;
+mod rings;
 
 use std::path::PathBuf;
 
@@ -87,6 +88,17 @@ pub struct Args {
     /// Leave the last control plane up (for a look with `e2e/cluster env`).
     #[arg(long)]
     keep_cluster: bool,
+    /// The ring scenario instead of convergence: clouds per ring (`10,30,60`: 100 clouds, ring 0
+    /// the canaries). All converge, then every cloud's spec.version changes at once.
+    #[arg(long, value_delimiter = ',')]
+    rings: Vec<usize>,
+    /// Ring scenario: the operator's --max-concurrent-upgrades, one run each (0: no limit, the
+    /// chart's default).
+    #[arg(long, value_delimiter = ',', default_value = "0,10")]
+    max_concurrent_upgrades: Vec<usize>,
+    /// Ring scenario: the version every cloud moves to (from examples/fcloud.yaml's).
+    #[arg(long, default_value = "5.9.2-r4190")]
+    to_version: String,
     #[command(flatten)]
     plane: PlaneArgs,
 }
@@ -122,6 +134,9 @@ async fn main() -> Result<()> {
         machine
     );
 
+    if !args.rings.is_empty() {
+        return run_rings(&args, &operator).await;
+    }
     let mut results = Vec::new();
     for (i, &n) in args.clouds.iter().enumerate() {
         for run in 1..=args.runs {
@@ -158,6 +173,36 @@ async fn main() -> Result<()> {
         }
     }
     report::print_table(&results, &args, &machine);
+    Ok(())
+}
+
+/// The ring scenario, once per `--max-concurrent-upgrades` value and run, each on a fresh plane.
+async fn run_rings(args: &Args, operator: &std::path::Path) -> Result<()> {
+    let mut results = Vec::new();
+    let limits = &args.max_concurrent_upgrades;
+    for (i, &max) in limits.iter().enumerate() {
+        for run in 1..=args.runs {
+            let last = i + 1 == limits.len() && run == args.runs;
+            eprintln!(
+                "\n=== rings {:?}, --max-concurrent-upgrades {max}, run {run}: fresh control plane ===",
+                args.rings
+            );
+            let outcome = rings::run(args, operator, &args.rings, max).await;
+            let teardown = if args.keep_cluster && last {
+                Ok(())
+            } else {
+                args.plane.teardown().await
+            };
+            let mut result = outcome.with_context(|| format!("rings, max {max}"))?;
+            teardown?;
+            result.run = run;
+            rings::print_table(std::slice::from_ref(&result));
+            results.push(result);
+            let path = args.out_dir.join("rings.json");
+            std::fs::write(&path, serde_json::to_string_pretty(&results)?)?;
+        }
+    }
+    rings::print_table(&results);
     Ok(())
 }
 
