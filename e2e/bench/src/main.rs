@@ -14,6 +14,9 @@
 //! `--state` and ports apart from the shared e2e cluster), torn down (`down --purge`) after use:
 //! one for the floor (the bench writes the children itself, see `floor.rs`), one for the
 //! operator.
+//!
+//! `--rings 10,30,60` runs the ring scenario instead (`rings.rs`): the clouds in rings, one
+//! version change for all, time per rollout step and clouds per minute by ring.
 
 mod api;
 mod converge;

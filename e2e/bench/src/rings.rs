@@ -79,6 +79,17 @@ pub fn timeline(seen: &[Seen], to_version: &str) -> Timeline {
     t
 }
 
+/// Whether the steps only ever move forward through the rollout's phases.
+pub fn moves_forward(t: &Timeline) -> bool {
+    let rank = |p: &UpgradePhase| match p {
+        UpgradePhase::Datastores => 0,
+        UpgradePhase::CloudMaster => 1,
+        UpgradePhase::Nodes => 2,
+        _ => 3,
+    };
+    t.steps.windows(2).all(|w| rank(&w[0].0) <= rank(&w[1].0))
+}
+
 /// Nearest-rank percentile (`q` in 0..=1) of unsorted values; NaN when empty.
 pub fn percentile(values: &[f64], q: f64) -> f64 {
     let mut v = values.to_vec();
@@ -141,6 +152,9 @@ pub struct RingResult {
     pub total_secs: f64,
     pub clouds_per_min: f64,
     pub max_rolling: usize,
+    /// Clouds whose status went back to an earlier phase during the rollout, with their steps
+    /// (a rollout moves forward only: each one is worth a look).
+    pub went_back: BTreeMap<String, Vec<String>>,
     pub steps: Vec<StepStats>,
     pub rings: Vec<RingStats>,
     pub load_start: String,
@@ -283,6 +297,23 @@ pub async fn run(
         p90: percentile(&all_steps, 0.9),
         max: percentile(&all_steps, 1.0),
     });
+    for (name, t) in &timelines {
+        if !moves_forward(t) {
+            let steps = t
+                .steps
+                .iter()
+                .map(|(p, c, secs)| format!("{p:?} {c} {secs:.1}s"))
+                .collect();
+            r.went_back.insert((*name).clone(), steps);
+        }
+    }
+    if !r.went_back.is_empty() {
+        eprintln!(
+            "rings: {} cloud(s) went back to an earlier phase: {:#?}",
+            r.went_back.len(),
+            r.went_back
+        );
+    }
     let intervals: Vec<(f64, f64)> = timelines
         .values()
         .filter_map(|t| Some((t.start?, t.done?)))
@@ -524,6 +555,25 @@ mod tests {
                 (Frontend, "haproxy".to_owned(), 1.5),
             ]
         );
+    }
+
+    #[test]
+    fn a_phase_seen_again_after_a_later_one_is_going_back() {
+        use UpgradePhase::*;
+        let forward = [
+            seen(1.0, "v2", Datastores, "bynamo"),
+            seen(2.0, "v2", CloudMaster, "cloudmaster"),
+            seen(3.0, "v2", Nodes, "node-0"),
+            seen(4.0, "v2", Complete, ""),
+        ];
+        assert!(moves_forward(&timeline(&forward, "v2")));
+        let back = [
+            seen(1.0, "v2", Datastores, "bynamo"),
+            seen(2.0, "v2", CloudMaster, "cloudmaster"),
+            seen(3.0, "v2", Datastores, "bynamo"),
+            seen(4.0, "v2", Complete, ""),
+        ];
+        assert!(!moves_forward(&timeline(&back, "v2")));
     }
 
     #[test]
