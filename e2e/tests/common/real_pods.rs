@@ -224,11 +224,21 @@ pub async fn install_operator(
         .display()
         .to_string();
     kubectl(&["create", "namespace", release_ns]).await?;
+    // The chart's CRDs, applied like common::install_crd does (taking their fields over), and
+    // the chart installed with --skip-crds: on the shared plane other checkouts apply their own
+    // CRDs with kubectl, and helm's server-side apply of the same CRDs then fails on the
+    // conflict (`conflict with "kubectl": .spec.versions`).
+    let crds = repo_root()
+        .join("charts/insync-operator/crds")
+        .display()
+        .to_string();
+    kubectl(&["apply", "--server-side", "--force-conflicts", "-f", &crds]).await?;
     let label = REAL_NODE_LABEL.replace('.', "\\.");
     let mut args: Vec<String> = [
         "install",
         "isc",
         &chart,
+        "--skip-crds",
         "-n",
         release_ns,
         "--wait",
