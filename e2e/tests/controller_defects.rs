@@ -16,11 +16,12 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
 use common::{Operator, condition, create, fcloud, fcloud_no_dns, wait_ready};
+use futures::{StreamExt, TryStreamExt};
 use insync_e2e::{TestNamespace, cluster, holds_for, poll_until, wait_for};
 use insync_operator::api::InSyncCloud;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret};
 use kube::ResourceExt;
-use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
 use serde_json::json;
 
 const READY_TIMEOUT: Duration = Duration::from_secs(180);
@@ -170,6 +171,67 @@ async fn steady_state_costs_no_writes_after_an_operator_restart() -> Result<()> 
         condition(&api.get("fcloud").await?, "Ready").0 == "True",
         "the cloud is no longer Ready"
     );
+    Ok(())
+}
+
+/// Seen at 100 clouds: an operator restarted over many objects kept `/readyz` at 503 forever,
+/// while some reconciles ran. The readiness probe and every reconcile waited on kube's
+/// `Store::wait_until_ready`, which wakes only the last of several waiters: when a cache's list
+/// ran past the clouds' 500 ms debounce, a reconcile's wait replaced the probe's, and the probe
+/// (and all but one of the waiting reconciles) slept forever. 6000 Secrets (the Secret cache
+/// watches them all, whatever their labels: 60 pages) make that list slow enough; about every
+/// other start hung before the fix, so the operator is started four times, and each start must
+/// turn ready and finish a reconcile of every cloud.
+#[tokio::test]
+async fn an_operator_started_over_many_pages_of_objects_turns_ready() -> Result<()> {
+    const SECRETS: usize = 6000;
+    const CLOUDS: usize = 3;
+    let client = cluster().await?;
+    let ns = TestNamespace::create(&client, "many-pages").await?;
+    let secrets: Api<Secret> = ns.api();
+    futures::stream::iter(0..SECRETS)
+        .map(|i| {
+            let secrets = secrets.clone();
+            async move {
+                let secret = Secret {
+                    metadata: ObjectMeta {
+                        name: Some(format!("bulk-{i}")),
+                        ..ObjectMeta::default()
+                    },
+                    string_data: Some([("a".to_owned(), "b".to_owned())].into()),
+                    ..Secret::default()
+                };
+                secrets.create(&PostParams::default(), &secret).await
+            }
+        })
+        .buffer_unordered(16)
+        .try_collect::<Vec<_>>()
+        .await?;
+    let api: Api<InSyncCloud> = ns.api();
+    for i in 0..CLOUDS {
+        let mut cloud = fcloud_no_dns(ns.name())?;
+        cloud.metadata.name = Some(format!("fcloud-{i}"));
+        create(&api, &cloud).await?;
+    }
+    for start in 1..=4 {
+        // `start` waits for /readyz (60 s).
+        let op = Operator::start(ns.name(), &[])
+            .await
+            .with_context(|| format!("start {start} over {SECRETS} Secrets never turned ready"))?;
+        wait_for(
+            &format!("start {start}: a finished reconcile of each of the {CLOUDS} clouds"),
+            Duration::from_secs(60),
+            || async {
+                Ok(op
+                    .metric("insync_operator_reconcile_duration_seconds_count")
+                    .await?
+                    >= CLOUDS as f64)
+            },
+        )
+        .await
+        .with_context(|| op.log_tail())?;
+        op.terminate().await?;
+    }
     Ok(())
 }
 

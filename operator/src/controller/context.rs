@@ -35,6 +35,8 @@ pub struct Context {
     pub pruned_at: Mutex<HashMap<String, Option<i64>>>,
     /// Node addresses, watched only when DNS is wired (NodePort front ends publish them).
     pub nodes: Option<Store<Child>>,
+    /// Whether every cache (children, and nodes with DNS) has listed what exists.
+    pub synced: super::cache::Synced,
     /// Every cloud, for the ring and concurrency gates.
     pub fleet: super::fleet::Fleet,
 }
@@ -92,7 +94,7 @@ impl super::dns::Frontend for Context {
             return Vec::new();
         };
         // An empty cache before the first list would read as "no address" and unpublish.
-        let _ = nodes.wait_until_ready().await;
+        self.synced.wait().await;
         let mut all: Vec<(String, Vec<(String, String)>)> = nodes
             .state()
             .iter()

@@ -255,7 +255,7 @@ async fn controller(
         streams.push((resource, stream));
     }
     // Node addresses are what a NodePort front end publishes: only needed with DNS.
-    let nodes = dns.as_ref().map(|_| {
+    let nodes: Option<reflector::Store<Child>> = dns.as_ref().map(|_| {
         let resource = Arc::new(ApiResource::erase::<Node>(&()));
         let writer = reflector::store::Writer::new(resource.clone());
         let reader = writer.as_reader();
@@ -290,6 +290,15 @@ async fn controller(
     .applied_objects();
     let mut controller =
         Controller::for_stream(cloud_events, cloud_store.clone()).with_config(config);
+    // Writes are only safe once every cache has listed what exists: reconciles wait for it, and
+    // so does readiness.
+    let synced = cache::Synced::spawn(
+        kinds
+            .iter()
+            .map(|kind| kind.store.clone())
+            .chain(nodes.clone())
+            .collect(),
+    );
     let ctx = Arc::new(Context {
         client: client.clone(),
         kinds: kinds.clone(),
@@ -299,6 +308,7 @@ async fn controller(
         dns,
         pruned_at: Default::default(),
         nodes,
+        synced: synced.clone(),
         fleet: fleet::Fleet::new(cloud_store, args.max_concurrent_upgrades),
     });
     for (resource, stream) in streams {
@@ -308,13 +318,9 @@ async fn controller(
         controller = controller.reconcile_on(wiring.changes());
     }
 
-    // Writes are only safe once every cache has listed what exists.
-    let ready_kinds = kinds.clone();
     let readiness_flag = readiness.clone();
     tokio::spawn(async move {
-        for kind in &ready_kinds {
-            let _ = kind.store.wait_until_ready().await;
-        }
+        synced.wait().await;
         readiness_flag.set(true);
     });
 

@@ -44,9 +44,7 @@ pub async fn reconcile(
     };
     // Writes are only safe once every cache has listed what exists; the controller keeps
     // polling the watches while this waits.
-    for kind in &ctx.kinds {
-        let _ = kind.store.wait_until_ready().await;
-    }
+    ctx.synced.wait().await;
     let result = reconcile_cloud(cloud, &ctx).await;
     ctx.metrics
         .reconcile_duration

@@ -6,6 +6,7 @@
 //! fields the operator owns, compared with the digest of what it would send.
 
 pub mod digest;
+mod synced;
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -20,6 +21,7 @@ use serde_json::Value;
 use super::observe::{self, WorkloadCounts};
 use crate::api::Quantity;
 pub use digest::Digest;
+pub use synced::Synced;
 
 /// What the operator knows of one live object.
 #[derive(Clone, Debug, Default, PartialEq)]
