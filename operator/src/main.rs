@@ -69,6 +69,12 @@ enum Command {
     BackupRun(Box<insync_operator::backup::RunnerArgs>),
 }
 
+/// With `--features dhat-heap`, every allocation is recorded; `run` writes `dhat-heap.json`
+/// (the allocation sites live at the heap's peak) when it stops. For measuring only.
+#[cfg(feature = "dhat-heap")]
+#[global_allocator]
+static ALLOC: dhat::Alloc = dhat::Alloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     insync_operator::install_crypto_provider();
@@ -87,6 +93,8 @@ fn main() -> ExitCode {
         Command::Plan { file, from, output } => plan(&file, from.as_deref(), output),
         Command::BackupRun(args) => backup_run(*args),
         Command::Run(args) => {
+            #[cfg(feature = "dhat-heap")]
+            let _profiler = dhat::Profiler::new_heap();
             let runtime = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
