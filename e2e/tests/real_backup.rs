@@ -28,8 +28,9 @@ use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const VERSION: &str = "5.9.1-r4178";
-/// Real pods start in seconds, MySQL initialises in a few more; generous for a loaded machine.
-const READY_TIMEOUT: Duration = Duration::from_secs(420);
+/// Real pods start in seconds, MySQL initialises in a few more; but with other builds on the
+/// 2 shared cores a whole cloud took more than 7 minutes once, so this is generous.
+const READY_TIMEOUT: Duration = Duration::from_secs(900);
 const BACKUP_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// fcloud (no DNS) on the real node: its nodeSelector and toleration, volumes of the real
@@ -298,11 +299,22 @@ async fn an_on_demand_backup_holds_the_markers_and_a_bad_destination_fails_clean
     clouds
         .create(&PostParams::default(), &cloud_on_real_node(ns.name())?)
         .await?;
-    poll_until("fcloud to be Ready", READY_TIMEOUT, || async {
+    let creating = Instant::now();
+    let ready = poll_until("fcloud to be Ready", READY_TIMEOUT, || async {
         let cloud = clouds.get("fcloud").await?;
         Ok((condition(&cloud, "Ready").0 == "True").then_some(()))
     })
-    .await?;
+    .await;
+    if let Err(e) = ready {
+        // What was still missing, for the post-mortem.
+        if let Ok(out) =
+            kubectl(&["get", "pods,pvc,insynccloud", "-o", "wide", "-n", ns.name()]).await
+        {
+            eprintln!("{out}");
+        }
+        return Err(e);
+    }
+    eprintln!("fcloud Ready {:.1?} after its creation", creating.elapsed());
 
     // A marker through the stand-in CloudMaster into MySQL, the metadata store and MinIO.
     let master = format!("{}:8443", pod_ip(&pods, "cloudmaster").await?);

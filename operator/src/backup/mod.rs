@@ -134,7 +134,7 @@ pub async fn run(args: RunnerArgs) -> Result<Report, RunError> {
     let location = format!("s3://{}/{}", args.bucket, args.prefix);
     let manifest_key = format!("{}{MANIFEST}", args.prefix);
     let s3 = s3_client(&args).await;
-    if head(&s3, &args.bucket, &manifest_key).await?.is_some() {
+    if manifest_exists(&s3, &args.bucket, &manifest_key).await? {
         return Err(RunError::Exists {
             bucket: args.bucket.clone(),
             key: manifest_key,
@@ -295,6 +295,21 @@ async fn s3_client(args: &RunnerArgs) -> aws_sdk_s3::Client {
         .force_path_style(args.path_style)
         .build();
     aws_sdk_s3::Client::from_conf(config)
+}
+
+/// Whether `key` exists. A GET, not a HEAD: this is the runner's first request, and only a GET
+/// answer has a body naming what is wrong (`InvalidAccessKeyId`, `NoSuchBucket`); a refused
+/// HEAD comes back as a bare 403 the SDK reports as "unhandled error".
+async fn manifest_exists(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+) -> Result<bool, RunError> {
+    match s3.get_object().bucket(bucket).key(key).send().await {
+        Ok(_) => Ok(true),
+        Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => Ok(false),
+        Err(e) => Err(s3_error("GET", bucket, key, e)),
+    }
 }
 
 /// The stored size of `key`, `None` when there is no such object.
