@@ -67,6 +67,10 @@ enum Command {
     /// MySQL dump and the export, read them back and write manifest.json last. Exits 1 with
     /// the reason on any failure, leaving no manifest.
     BackupRun(Box<insync_operator::backup::RunnerArgs>),
+    /// Inside a restore Job (rendered by the operator): check a backup against its manifest
+    /// (`--step=check`), fetch it (`fetch`) or load the metadata store from it (`metadata`).
+    /// Exits 1 with the reason on any failure.
+    RestoreRun(Box<insync_operator::backup::restore::RestoreArgs>),
 }
 
 /// With `--features dhat-heap`, every allocation is recorded; `run` writes `dhat-heap.json`
@@ -92,6 +96,7 @@ fn main() -> ExitCode {
         Command::Render { file } => render(&file),
         Command::Plan { file, from, output } => plan(&file, from.as_deref(), output),
         Command::BackupRun(args) => backup_run(*args),
+        Command::RestoreRun(args) => restore_run(*args),
         Command::Run(args) => {
             #[cfg(feature = "dhat-heap")]
             let _profiler = dhat::Profiler::new_heap();
@@ -114,6 +119,31 @@ fn main() -> ExitCode {
                     ExitCode::from(1)
                 }
             }
+        }
+    }
+}
+
+fn restore_run(args: insync_operator::backup::restore::RestoreArgs) -> ExitCode {
+    insync_operator::telemetry::init_tracing(insync_operator::telemetry::LogFormat::Text);
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return fail(&e, 1),
+    };
+    match runtime.block_on(insync_operator::backup::restore::run(args)) {
+        Ok(report) => {
+            println!("{}", serde_json::to_string(&report).unwrap_or_default());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            // The last line is what the cloud's status shows.
+            eprintln!(
+                "restore failed: {}",
+                insync_operator::backup::error_chain(&e)
+            );
+            ExitCode::from(1)
         }
     }
 }

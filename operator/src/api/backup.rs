@@ -197,3 +197,87 @@ impl InSyncCloudBackup {
             .unwrap_or(BackupPhase::Pending)
     }
 }
+
+/// `spec.restore` of a new `InSyncCloud`: start its datastores from a backup. The operator
+/// checks the backup's manifest and every part's checksum first (a wrong one refuses the
+/// restore and starts nothing), restores MySQL and the metadata store before CloudMaster and
+/// the nodes are created, and records the restore in `status.restore`: it happens once, never
+/// again over live data. Exactly one of `backup` or `s3`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.backup) != has(self.s3)").message("restore needs exactly one of 'backup' or 's3'"))]
+pub struct RestoreSpec {
+    /// Name of a Complete `InSyncCloudBackup` in this namespace. It is read through this
+    /// cloud's `spec.backup.destination` (endpoint, region, keys), or this cloud's own object
+    /// store when that is unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 63))]
+    pub backup: Option<String>,
+    /// Where a backup is, from its location alone (another namespace or cluster).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3: Option<RestoreS3>,
+}
+
+/// A backup's location in an S3 (or S3-compatible) bucket.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreS3 {
+    /// Bucket name.
+    #[schemars(length(max = 63))]
+    #[x_kube(validation = Rule::new("self.matches('^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$')").message("bucket must be a valid S3 bucket name (3-63 lower-case letters, digits, '.', '-')"))]
+    pub bucket: String,
+    /// The backup's own prefix, the folder holding its `manifest.json`, e.g.
+    /// "clouds/fcloud/nightly/" (an InSyncCloudBackup's `status.location` without the bucket).
+    #[schemars(length(max = 1024))]
+    #[x_kube(validation = Rule::new("self.endsWith('/') && !self.startsWith('/')").message("prefix must end with '/' and not start with '/'"))]
+    pub prefix: String,
+    /// Endpoint URL of an S3-compatible store (e.g. MinIO, path-style); AWS when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048))]
+    #[x_kube(validation = Rule::new("self.startsWith('https://') || self.startsWith('http://')").message("endpoint must be an http(s) URL"))]
+    pub endpoint: Option<String>,
+    /// AWS region, e.g. "us-east-1" (the default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 32))]
+    #[x_kube(validation = Rule::new("self.matches('^[a-z]{2}(-[a-z]+)+-[0-9]+$')").message("region must look like us-east-1"))]
+    pub region: Option<String>,
+    /// Secret with keys `accessKeyId` and `secretAccessKey`; omit to use the pod's identity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_ref: Option<SecretRef>,
+}
+
+/// `status.restore` of a cloud created with `spec.restore`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreStatus {
+    /// Checking (the manifest and every part's checksum; nothing runs yet), Restoring (the
+    /// datastores run and the restore Job loads them), Complete (the rest of the cloud starts)
+    /// or Failed (see message; CloudMaster and the nodes are never started).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<RestorePhase>,
+    /// The backup restored: `s3://<bucket>/<prefix>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// When the check began.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Time>,
+    /// When the restore finished or failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed_at: Option<Time>,
+    /// What is happening now, or why it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// Phase of a restore.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RestorePhase {
+    /// The backup's manifest and checksums are being checked; nothing of the cloud runs.
+    Checking,
+    /// The datastores run and are being loaded; CloudMaster and the nodes wait.
+    Restoring,
+    /// Restored; the cloud starts as usual. Never restored again.
+    Complete,
+    /// Refused or failed; nothing beyond the datastores was started.
+    Failed,
+}

@@ -103,6 +103,7 @@ impl InSyncCloudSpec {
             dns: None,
             upgrade: UpgradePolicy::default(),
             backup: None,
+            restore: None,
             paused: false,
         }
     }

@@ -36,6 +36,7 @@ use super::status::InSyncCloudStatus;
     validation = Rule::new("self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$') && size(self.metadata.name) <= 40").message("metadata.name must be a DNS label of at most 40 characters (lower-case letters, digits and '-', starting with a letter): it becomes the first label of the cloud's host name and the prefix of every object it owns")
 )]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.restore) || has(oldSelf.restore)").message("restore can only be set when a cloud is created: a restore never runs over live data"))]
 #[x_kube(validation = Rule::new("!has(self.backup) || has(self.backup.destination) || !has(self.objectStore) || !has(self.objectStore.sharedFilesystem)").message("backup.destination is required when the object store is a shared filesystem: backups are written to S3"))]
 pub struct InSyncCloudSpec {
     /// Release revision of inSync, e.g. "5.9.1-r4178". It is the image tag of every component
@@ -90,6 +91,12 @@ pub struct InSyncCloudSpec {
     /// and destination. `InSyncCloudBackup` objects are the backups themselves.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup: Option<super::backup::BackupSpec>,
+
+    /// Start this new cloud's MySQL and metadata store from a backup (see `RestoreSpec`). It
+    /// cannot change, and cannot be added to a cloud that exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("restore cannot change: create a new cloud to restore another backup"))]
+    pub restore: Option<super::backup::RestoreSpec>,
 
     /// While true the operator makes no changes to this cloud (it still reports status).
     #[serde(default)]

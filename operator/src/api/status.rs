@@ -45,6 +45,10 @@ pub struct InSyncCloudStatus {
     /// operator restarted after a domain change, or after DNS was turned off, still removes them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dns_zones: Vec<String>,
+
+    /// The restore of a cloud created with `spec.restore`: recorded so it happens once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore: Option<super::backup::RestoreStatus>,
 }
 
 /// One component's observed state.

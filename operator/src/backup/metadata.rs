@@ -24,6 +24,9 @@ pub enum ExportError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// DescribeTable failed.
+    #[error("describe: {0}")]
+    Describe(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// The export file could not be written.
     #[error("write {path}: {source}")]
     Write {
@@ -41,6 +44,8 @@ pub struct Exported {
     pub name: String,
     /// The JSON-lines file.
     pub path: PathBuf,
+    /// The table's keys ([`super::import::TableSchema`] as JSON), to create it again.
+    pub schema_path: PathBuf,
     /// Items written.
     pub rows: i64,
 }
@@ -123,9 +128,22 @@ async fn export_table(
         }
     }
     out.flush().map_err(write_error)?;
+    let schema = super::import::describe(client, table)
+        .await
+        .map_err(|e| ExportError::Describe(Box::new(e)))?;
+    let schema_path = dir.join(format!("{table}.schema.json"));
+    std::fs::write(
+        &schema_path,
+        serde_json::to_vec(&schema).unwrap_or_default(),
+    )
+    .map_err(|source| ExportError::Write {
+        path: schema_path.display().to_string(),
+        source,
+    })?;
     Ok(Exported {
         name: table.to_owned(),
         path,
+        schema_path,
         rows,
     })
 }

@@ -4,8 +4,10 @@
 //! `manifest.json` last. Any failure exits non-zero before the manifest is written, so a prefix
 //! without a manifest is never a backup.
 
+pub(crate) mod import;
 pub mod manifest;
 mod metadata;
+pub mod restore;
 
 use std::path::{Path, PathBuf};
 
@@ -153,8 +155,9 @@ pub async fn run(args: RunnerArgs) -> Result<Report, RunError> {
     for table in metadata::export_all(&dynamo, args.table_prefix.as_deref(), &args.work_dir).await?
     {
         info!(table = %table.name, rows = table.rows, "exported");
+        files.push((manifest::schema_part(&table.name), table.schema_path, None));
         files.push((
-            format!("metadata/{}.jsonl", table.name),
+            manifest::items_part(&table.name),
             table.path,
             Some(table.rows),
         ));

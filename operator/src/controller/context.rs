@@ -39,6 +39,8 @@ pub struct Context {
     pub synced: super::cache::Synced,
     /// Every cloud, for the ring and concurrency gates.
     pub fleet: super::fleet::Fleet,
+    /// The image restore Jobs run (the operator's own), `None` when the operator was not told.
+    pub runner_image: Option<String>,
 }
 
 impl Context {

@@ -33,6 +33,15 @@ pub enum Error {
     /// JSON serialization failed (a bug).
     #[error("cannot serialize: {0}")]
     Serialize(#[source] serde_json::Error),
+    /// A read or write of the restore step (its Jobs, the named backup, the datastores).
+    #[error("restore: cannot {action}: {}", api_message(source))]
+    Restore {
+        /// What was being done.
+        action: &'static str,
+        /// The API error.
+        #[source]
+        source: kube::Error,
+    },
     /// Removing DNS records during deletion failed; retried with backoff.
     #[error("cannot remove the DNS records of {cloud}: {source}")]
     Dns {
@@ -84,6 +93,7 @@ impl Error {
             Self::UnknownKind(_) => "unknown_kind",
             Self::Serialize(_) => "serialize",
             Self::Dns { .. } => "dns",
+            Self::Restore { .. } => "restore",
         }
     }
 

@@ -22,6 +22,7 @@ mod gate;
 mod leader;
 pub mod observe;
 mod reconcile;
+mod restore;
 pub mod rollout;
 mod status;
 
@@ -347,6 +348,7 @@ async fn controller(
         nodes,
         synced: synced.clone(),
         fleet: fleet::Fleet::new(cloud_store, args.max_concurrent_upgrades),
+        runner_image: args.runner_image.clone(),
     });
     for (resource, stream) in streams {
         controller = controller.owns_stream_with(stream, resource);

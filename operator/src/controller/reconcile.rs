@@ -24,6 +24,7 @@ use super::context::Context;
 use super::decide::{self, Settings};
 use super::error::Error;
 use super::observe;
+use super::restore;
 use crate::api::InSyncCloud;
 
 /// The controller's reconcile entry point.
@@ -87,10 +88,21 @@ async fn reconcile_cloud(cloud: &InSyncCloud, ctx: &Context) -> Result<Action, E
             return Err(invalid.into());
         }
     };
+    // A cloud restored from a backup holds its workloads back until the restore is done.
+    let restoring = restore::observe(cloud, ctx).await?;
+    let restore = restore::decide(
+        cloud,
+        &restoring,
+        ctx.runner_image.as_deref(),
+        k8s_openapi::jiff::Timestamp::now(),
+    );
+    restore::act(cloud, ctx, &restore).await?;
+    let wished = restore.gate.filter(wished);
     let seen = observe::observe(cloud, ctx, Some(&wished)).await;
     let plan = decide::plan(settings, cloud, wished, &seen)?;
     let acted = act::act(cloud, ctx, &plan).await?;
     let mut conclusion = decide::conclude(cloud, &seen, &plan, acted);
+    restore::conclude(cloud, &mut conclusion, restore, seen.now);
     act::record_phase(cloud, ctx, conclusion.status.upgrade.as_ref());
     act::record(cloud, ctx, &conclusion).await?;
     match conclusion.error.take() {

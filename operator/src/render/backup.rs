@@ -71,6 +71,17 @@ pub struct Location {
     pub prefix: String,
 }
 
+impl Location {
+    /// Reads `s3://<bucket>/<prefix>` (as a backup's `status.location` says it).
+    pub fn parse(text: &str) -> Option<Self> {
+        let (bucket, prefix) = text.strip_prefix("s3://")?.split_once('/')?;
+        (!bucket.is_empty() && prefix.ends_with('/')).then(|| Self {
+            bucket: bucket.to_owned(),
+            prefix: prefix.to_owned(),
+        })
+    }
+}
+
 impl std::fmt::Display for Location {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "s3://{}/{}", self.bucket, self.prefix)
@@ -167,7 +178,7 @@ pub fn render_job(
         .cloned()
         .chain(target.keys);
 
-    let mut template = PodBuilder::task(
+    let builder = PodBuilder::task(
         &ctx,
         BACKUP_COMPONENT,
         &PROFILE,
@@ -180,14 +191,32 @@ pub fn render_job(
     .command(["/insync-operator".to_owned()])
     .args(args)
     .env(runner_env)
-    .init_container(dump)
-    .build()
-    .spec;
+    .init_container(dump);
+    task_job(
+        &ctx,
+        job_name(backup),
+        builder,
+        backup.controller_owner_ref(&()),
+        &location,
+    )
+    .map_err(BackupRenderError::Serialize)
+}
+
+/// A Job that runs `builder`'s pod once to completion (a backup's or a restore's), owned by
+/// `owner`: never retried (a failure is reported, and a backup is retried by the schedule),
+/// stopped after six hours, every container's last words kept as its termination message.
+pub(super) fn task_job(
+    ctx: &Ctx<'_>,
+    name: String,
+    builder: PodBuilder<'_>,
+    owner: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference>,
+    location: &Location,
+) -> Result<Job, serde_json::Error> {
+    let mut template = builder.build().spec;
     if let Some(pod) = template.spec.as_mut() {
-        // A backup runs once: a failure is reported, and retried by the schedule.
         pod.restart_policy = Some("Never".to_owned());
         for container in pod.containers.iter_mut() {
-            // The runner's last words (its error, or the manifest) are the pod's status.
+            // The runner's last words (its error, or its report) are the pod's status.
             container.termination_message_policy = Some("FallbackToLogsOnError".to_owned());
         }
     }
@@ -196,8 +225,8 @@ pub fn render_job(
         .as_ref()
         .and_then(|m| m.labels.clone())
         .unwrap_or_default();
-    let mut metadata = ctx.unowned_meta(job_name(backup), labels);
-    metadata.owner_references = backup.controller_owner_ref(&()).map(|owner| vec![owner]);
+    let mut metadata = ctx.unowned_meta(name, labels);
+    metadata.owner_references = owner.map(|owner| vec![owner]);
     metadata.annotations = Some(BTreeMap::from([(
         "insync.dev/location".to_owned(),
         location.to_string(),
@@ -213,9 +242,7 @@ pub fn render_job(
         status: None,
     };
     // Round-trip once so a field k8s-openapi cannot serialize shows here, not at apply time.
-    serde_json::to_value(&job)
-        .and_then(serde_json::from_value)
-        .map_err(BackupRenderError::Serialize)
+    serde_json::to_value(&job).and_then(serde_json::from_value)
 }
 
 /// The init container's script: note the start, then one consistent dump, the password in the
@@ -233,20 +260,60 @@ fn dump_script() -> String {
     )
 }
 
-/// Where a backup goes and how the runner reaches it.
-struct Target {
-    endpoint: Option<String>,
-    region: String,
-    path_style: bool,
-    keys: Vec<k8s_openapi::api::core::v1::EnvVar>,
+/// How a runner reaches an S3 store.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoreAccess {
+    /// Endpoint URL; AWS when unset.
+    pub endpoint: Option<String>,
+    /// Region.
+    pub region: String,
+    /// Path-style requests (S3-compatible stores such as MinIO).
+    pub path_style: bool,
+    /// The keys' environment variables (from a Secret), none for the pod's identity.
+    pub keys: Vec<k8s_openapi::api::core::v1::EnvVar>,
 }
 
 fn destination(
     ctx: &Ctx<'_>,
     backup: &InSyncCloudBackup,
-) -> Result<(Location, Target), BackupRenderError> {
+) -> Result<(Location, StoreAccess), BackupRenderError> {
+    let (bucket, root, access) = destination_root(ctx)?;
+    let location = Location {
+        bucket,
+        prefix: format!("{root}{}/{}/", ctx.cloud.cloud_name(), backup.backup_name()),
+    };
+    Ok((location, access))
+}
+
+/// How this cloud's backups reach their store: `spec.backup.destination.s3`, or the cloud's
+/// own object store.
+pub(super) fn store_access(ctx: &Ctx<'_>) -> Result<StoreAccess, BackupRenderError> {
+    destination_root(ctx).map(|(_, _, access)| access)
+}
+
+/// An S3 store named in a spec: AWS unless an endpoint is given, keys from `secret`.
+pub(super) fn s3_access(
+    endpoint: Option<&String>,
+    region: Option<&String>,
+    secret: Option<&crate::api::SecretRef>,
+) -> StoreAccess {
+    StoreAccess {
+        endpoint: endpoint.cloned(),
+        region: region.cloned().unwrap_or_else(|| "us-east-1".to_owned()),
+        // S3-compatible stores behind an endpoint (MinIO) need path-style requests.
+        path_style: endpoint.is_some(),
+        keys: wiring::aws_keys(
+            secret.map(|s| s.name.as_str()),
+            OBJECTSTORE_ACCESS_KEY_ID,
+            OBJECTSTORE_SECRET_ACCESS_KEY,
+        ),
+    }
+}
+
+/// Bucket, the prefix every backup of the cloud goes under (before `<cloud>/<backup>/`), and
+/// how to reach the store.
+fn destination_root(ctx: &Ctx<'_>) -> Result<(String, String, StoreAccess), BackupRenderError> {
     let cloud = ctx.cloud;
-    let tail = format!("{}/{}/", cloud.cloud_name(), backup.backup_name());
     let explicit = cloud
         .spec
         .backup
@@ -254,22 +321,15 @@ fn destination(
         .and_then(|b| b.destination.as_ref())
         .and_then(|d| d.s3.as_ref());
     if let Some(s3) = explicit {
-        let location = Location {
-            bucket: s3.bucket.clone(),
-            prefix: format!("{}{tail}", s3.prefix.as_deref().unwrap_or_default()),
-        };
-        let target = Target {
-            endpoint: s3.endpoint.clone(),
-            region: s3.region.clone().unwrap_or_else(|| "us-east-1".to_owned()),
-            // S3-compatible stores behind an endpoint (MinIO) need path-style requests.
-            path_style: s3.endpoint.is_some(),
-            keys: wiring::aws_keys(
-                s3.secret_ref.as_ref().map(|s| s.name.as_str()),
-                OBJECTSTORE_ACCESS_KEY_ID,
-                OBJECTSTORE_SECRET_ACCESS_KEY,
+        return Ok((
+            s3.bucket.clone(),
+            s3.prefix.clone().unwrap_or_default(),
+            s3_access(
+                s3.endpoint.as_ref(),
+                s3.region.as_ref(),
+                s3.secret_ref.as_ref(),
             ),
-        };
-        return Ok((location, target));
+        ));
     }
     if cloud.spec.object_store.shared_filesystem.is_some() {
         return Err(BackupRenderError::NoDestination(format!(
@@ -281,17 +341,17 @@ fn destination(
     // The cloud's own object store, exactly as its pods reach it.
     let store = Wiring::default().object_store(ctx);
     let get = |key: &str| store.config.get("objectstore", key).map(str::to_owned);
-    let location = Location {
-        bucket: get("bucket").unwrap_or_default(),
-        prefix: format!("insync-backups/{tail}"),
-    };
-    let target = Target {
+    let access = StoreAccess {
         endpoint: get("endpoint"),
         region: get("region").unwrap_or_default(),
         path_style: get("path_style").as_deref() == Some("true"),
         keys: store.env,
     };
-    Ok((location, target))
+    Ok((
+        get("bucket").unwrap_or_default(),
+        "insync-backups/".to_owned(),
+        access,
+    ))
 }
 
 #[cfg(test)]

@@ -29,6 +29,7 @@ mod mysql;
 mod network;
 mod nodes;
 mod pod;
+pub mod restore;
 pub mod revision;
 mod secrets;
 mod wiring;

@@ -15,8 +15,9 @@ pub(crate) enum JobState {
     Failed { reason: String },
 }
 
-/// Reads `job` and its `pods` (the Job's own, any order).
-pub(crate) fn job_state(job: &Job, pods: &[Pod]) -> JobState {
+/// Reads `job` and its `pods` (the Job's own, any order); `main` is the container whose
+/// termination message is the runner's report.
+pub(crate) fn job_state(job: &Job, pods: &[Pod], main: &str) -> JobState {
     let status = job.status.clone().unwrap_or_default();
     let condition = |kind: &str| {
         status
@@ -35,7 +36,7 @@ pub(crate) fn job_state(job: &Job, pods: &[Pod]) -> JobState {
     };
     if condition("Complete").is_some() {
         let message = statuses()
-            .filter(|s| s.name == crate::render::backup::BACKUP_COMPONENT)
+            .filter(|s| s.name == main)
             .find_map(|s| terminated_message(s, true));
         return JobState::Succeeded { message };
     }
@@ -129,7 +130,7 @@ mod tests {
 
     #[test]
     fn a_job_without_a_final_condition_is_running() {
-        assert_eq!(job_state(&job(None), &[]), JobState::Running);
+        assert_eq!(job_state(&job(None), &[], "backup"), JobState::Running);
     }
 
     #[test]
@@ -137,6 +138,7 @@ mod tests {
         let state = job_state(
             &job(Some(("Complete", "Completed"))),
             &[pod((0, ""), Some((0, "{\"report\":1}\n")))],
+            "backup",
         );
         assert_eq!(
             state,
@@ -157,6 +159,7 @@ mod tests {
                     "INFO exported table=insync_markers\nbackup failed: upload s3://insync/x: InvalidAccessKeyId\n",
                 )),
             )],
+            "backup",
         );
         assert_eq!(
             state,
@@ -178,6 +181,7 @@ mod tests {
                 ),
                 None,
             )],
+            "backup",
         );
         let JobState::Failed { reason } = state else {
             panic!("{state:?}");
@@ -190,7 +194,7 @@ mod tests {
 
     #[test]
     fn without_its_pod_a_failed_job_gives_the_jobs_reason() {
-        let state = job_state(&job(Some(("Failed", "DeadlineExceeded"))), &[]);
+        let state = job_state(&job(Some(("Failed", "DeadlineExceeded"))), &[], "backup");
         assert_eq!(
             state,
             JobState::Failed {

@@ -6,7 +6,7 @@
 //! same process and never touches a cloud.
 
 mod decide;
-mod job;
+pub(crate) mod job;
 mod schedule;
 
 use std::sync::Arc;
@@ -107,7 +107,7 @@ async fn reconcile(
                 .list(&ListParams::default().labels(&format!("job-name={name}")))
                 .await
                 .map_err(kube("list the Job's pods"))?;
-            Some(job::job_state(&job, &own.items))
+            Some(job::job_state(&job, &own.items, BACKUP_COMPONENT))
         }
         None => None,
     };

@@ -1,0 +1,611 @@
+//! The restore step of a cloud's reconcile (`spec.restore`): which of the cloud's workloads may
+//! run yet, which restore Job to create, and `status.restore` (decided purely in [`decide`]).
+//!
+//! Checking → (the check Job passed) Restoring → (the restore Job passed) Complete. Nothing of
+//! the cloud runs while the backup is checked, only the datastores while it is loaded, and
+//! everything once it is Complete. Complete and Failed are recorded in status and final: a
+//! restore never runs again, whatever happens to the Jobs afterwards.
+
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, ListParams, PostParams};
+use tracing::info;
+
+use super::backup::job::{JobState, job_state};
+use super::context::Context;
+use super::decide::Conclusion;
+use super::error::Error;
+use super::status::{self, Cond};
+use crate::api::{InSyncCloud, InSyncCloudBackup, RestorePhase, RestoreStatus};
+use crate::backup::restore::RestoreReport;
+use crate::render::restore::{
+    RESTORE_COMPONENT, Source, check_job_name, render_check_job, render_restore_job,
+    restore_job_name, source,
+};
+use crate::render::{Component, Desired};
+
+/// Condition type of a cloud created with `spec.restore`.
+pub(crate) const RESTORED: &str = "Restored";
+/// How often a restore in progress is looked at (its Jobs are not watched).
+const POLL: Duration = Duration::from_secs(5);
+
+/// Which of the cloud's workloads may exist.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Gate {
+    /// All of them (no restore, or it is Complete).
+    Open,
+    /// MySQL, the metadata store and the object store only: they are being loaded.
+    DatastoresOnly,
+    /// None: the backup is being checked, or was refused.
+    Closed,
+}
+
+impl Gate {
+    /// `wished` without the workloads this gate holds back (Services, Secrets and the rest stay).
+    pub(crate) fn filter(self, wished: Vec<Desired>) -> Vec<Desired> {
+        wished
+            .into_iter()
+            .filter(|desired| match (&desired.workload, self) {
+                (None, _) | (_, Gate::Open) => true,
+                (Some(_), Gate::Closed) => false,
+                (Some((component, _)), Gate::DatastoresOnly) => matches!(
+                    component,
+                    Component::Mysql | Component::Bynamo | Component::Minio
+                ),
+            })
+            .collect()
+    }
+}
+
+/// What a restore's reconcile read.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Observed {
+    /// The backup `spec.restore.backup` names, if any and if it exists.
+    pub backup: Option<InSyncCloudBackup>,
+    /// The check Job, read with its pod.
+    pub check: Option<JobState>,
+    /// The restore Job, read with its pod.
+    pub restore: Option<JobState>,
+    /// Whether the managed MySQL and metadata store have a ready replica (external ones count
+    /// as ready).
+    pub datastores_ready: bool,
+}
+
+/// What to do.
+#[derive(Debug)]
+pub(crate) struct Decision {
+    /// Which workloads may exist.
+    pub gate: Gate,
+    /// A Job to create.
+    pub create: Option<Job>,
+    /// `status.restore` to record (None: no restore asked for).
+    pub status: Option<RestoreStatus>,
+    /// The `Restored` condition, and Ready's while the cloud waits for the restore.
+    pub conditions: Vec<Cond>,
+    /// Look again this soon.
+    pub requeue: Option<Duration>,
+}
+
+/// Decides the restore step (pure).
+pub(crate) fn decide(
+    cloud: &InSyncCloud,
+    seen: &Observed,
+    runner_image: Option<&str>,
+    now: Timestamp,
+) -> Decision {
+    let mut decision = Decision {
+        gate: Gate::Open,
+        create: None,
+        status: None,
+        conditions: Vec::new(),
+        requeue: None,
+    };
+    if cloud.spec.restore.is_none() {
+        return decision;
+    }
+    let recorded = cloud
+        .status
+        .as_ref()
+        .and_then(|s| s.restore.clone())
+        .unwrap_or_default();
+    let mut status = RestoreStatus {
+        started_at: recorded.started_at.clone().or(Some(Time(now))),
+        ..recorded.clone()
+    };
+    let phase = recorded.phase.unwrap_or(RestorePhase::Checking);
+    match phase {
+        RestorePhase::Complete => {}
+        // Refused at the check: nothing runs. Failed while loading: the datastores stay for a
+        // look, nothing else starts.
+        RestorePhase::Failed => {
+            decision.gate = if seen.restore.is_some() {
+                Gate::DatastoresOnly
+            } else {
+                Gate::Closed
+            }
+        }
+        RestorePhase::Checking => {
+            decision.gate = Gate::Closed;
+            decision.requeue = Some(POLL);
+            match source(cloud, seen.backup.as_ref()) {
+                Err(e) => {
+                    // The backup may yet appear or complete: wait, saying why.
+                    status.message = Some(format!("waiting: {e}"));
+                    decision.requeue = Some(Duration::from_secs(30));
+                }
+                Ok(None) => {}
+                Ok(Some(source)) => {
+                    status.source = Some(source.location.to_string());
+                    match &seen.check {
+                        None => match job(&source, runner_image, cloud, true) {
+                            Ok(job) => {
+                                decision.create = Some(job);
+                                status.message = Some(checking(&source));
+                            }
+                            Err(reason) => fail(&mut status, reason, now),
+                        },
+                        Some(JobState::Running) => status.message = Some(checking(&source)),
+                        Some(JobState::Failed { reason }) => {
+                            fail(&mut status, format!("refused: {reason}"), now);
+                        }
+                        Some(JobState::Succeeded { message }) => {
+                            status.phase = Some(RestorePhase::Restoring);
+                            status.message = Some(format!(
+                                "checked{}; waiting for MySQL and the metadata store",
+                                summary(message.as_deref())
+                            ));
+                            decision.gate = Gate::DatastoresOnly;
+                        }
+                    }
+                }
+            }
+        }
+        RestorePhase::Restoring => {
+            decision.gate = Gate::DatastoresOnly;
+            decision.requeue = Some(POLL);
+            match (&seen.restore, source(cloud, seen.backup.as_ref())) {
+                (None, Ok(Some(source))) if seen.datastores_ready => {
+                    match job(&source, runner_image, cloud, false) {
+                        Ok(job) => {
+                            decision.create = Some(job);
+                            status.message =
+                                Some("loading MySQL, then the metadata store".to_owned());
+                        }
+                        Err(reason) => fail(&mut status, reason, now),
+                    }
+                }
+                (None, Ok(_)) => {
+                    status.message = Some("waiting for MySQL and the metadata store".to_owned());
+                }
+                (None, Err(e)) => fail(&mut status, e.to_string(), now),
+                (Some(JobState::Running), _) => {
+                    status.message = Some("loading MySQL, then the metadata store".to_owned());
+                }
+                (Some(JobState::Failed { reason }), _) => {
+                    fail(&mut status, format!("restore failed: {reason}"), now);
+                }
+                (Some(JobState::Succeeded { message }), _) => {
+                    status.phase = Some(RestorePhase::Complete);
+                    status.completed_at = Some(Time(now));
+                    status.message = Some(format!("restored{}", summary(message.as_deref())));
+                    decision.gate = Gate::Open;
+                    decision.requeue = None;
+                }
+            }
+        }
+    }
+    status.phase = status.phase.or(Some(RestorePhase::Checking));
+    decision.conditions = conditions(&status, decision.gate);
+    decision.status = Some(status);
+    decision
+}
+
+fn checking(source: &Source) -> String {
+    format!(
+        "checking the manifest and every part of {}",
+        source.location
+    )
+}
+
+fn fail(status: &mut RestoreStatus, reason: String, now: Timestamp) {
+    status.phase = Some(RestorePhase::Failed);
+    status.message = Some(reason);
+    status.completed_at = Some(Time(now));
+}
+
+/// What the runner reported, for a person: parts, bytes, rows and the backup's age.
+fn summary(message: Option<&str>) -> String {
+    let Some(report) = message.and_then(|m| serde_json::from_str::<RestoreReport>(m).ok()) else {
+        return String::new();
+    };
+    let rows = report
+        .rows
+        .map(|r| format!(", {r} metadata items"))
+        .unwrap_or_default();
+    format!(
+        " {} parts ({} bytes{rows}) of the backup taken at {} from {}",
+        report.parts, report.size_bytes, report.backup_started_at, report.insync_version
+    )
+}
+
+fn job(
+    source: &Source,
+    runner_image: Option<&str>,
+    cloud: &InSyncCloud,
+    check: bool,
+) -> Result<Job, String> {
+    let image = runner_image.ok_or_else(|| {
+        "the operator does not know its own image: set INSYNC_OPERATOR_IMAGE (the chart does)"
+            .to_owned()
+    })?;
+    let job = if check {
+        render_check_job(cloud, source, image)
+    } else {
+        render_restore_job(cloud, source, image)
+    };
+    job.map_err(|e| e.to_string())
+}
+
+fn conditions(status: &RestoreStatus, gate: Gate) -> Vec<Cond> {
+    let message = status.message.clone().unwrap_or_default();
+    let (restored, reason) = match status.phase {
+        Some(RestorePhase::Complete) => (true, "Restored"),
+        Some(RestorePhase::Failed) if status.source.is_some() && gate == Gate::Closed => {
+            (false, "RestoreRefused")
+        }
+        Some(RestorePhase::Failed) => (false, "RestoreFailed"),
+        Some(RestorePhase::Restoring) => (false, "Restoring"),
+        _ => (false, "Checking"),
+    };
+    let mut conds = vec![Cond::new(RESTORED, restored, reason, message.clone())];
+    if gate != Gate::Open {
+        conds.push(Cond::new(
+            crate::api::condition::READY,
+            false,
+            reason,
+            format!("CloudMaster and the nodes wait for the restore: {message}"),
+        ));
+    }
+    conds
+}
+
+/// Reads what [`decide`] needs: the named backup, the two Jobs with their pods, the datastores.
+pub(crate) async fn observe(cloud: &InSyncCloud, ctx: &Context) -> Result<Observed, Error> {
+    let Some(restore) = &cloud.spec.restore else {
+        return Ok(Observed::default());
+    };
+    let namespace = cloud.cloud_namespace();
+    let client = ctx.client.clone();
+    let backups: Api<InSyncCloudBackup> = Api::namespaced(client.clone(), namespace);
+    let jobs: Api<Job> = Api::namespaced(client.clone(), namespace);
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let sets: Api<StatefulSet> = Api::namespaced(client, namespace);
+    let kube = |action| move |source| Error::Restore { action, source };
+    let backup = match &restore.backup {
+        Some(name) => backups
+            .get_opt(name)
+            .await
+            .map_err(kube("read the backup"))?,
+        None => None,
+    };
+    let read_job = |name: String| {
+        let jobs = jobs.clone();
+        let pods = pods.clone();
+        async move {
+            let Some(job) = jobs.get_opt(&name).await.map_err(kube("read a Job"))? else {
+                return Ok::<_, Error>(None);
+            };
+            let own = pods
+                .list(&ListParams::default().labels(&format!("job-name={name}")))
+                .await
+                .map_err(kube("list a Job's pods"))?;
+            Ok(Some(job_state(&job, &own.items, RESTORE_COMPONENT)))
+        }
+    };
+    let check = read_job(check_job_name(cloud)).await?;
+    let restore_job = read_job(restore_job_name(cloud)).await?;
+    let mut datastores_ready = true;
+    let managed = [
+        (Component::Mysql, cloud.spec.database.managed.is_some()),
+        (
+            Component::Bynamo,
+            cloud.spec.metadata_store.managed.is_some(),
+        ),
+    ];
+    for (component, is_managed) in managed {
+        if !is_managed {
+            continue;
+        }
+        let name = format!("{}-{}", cloud.cloud_name(), component.name());
+        let ready = sets
+            .get_opt(&name)
+            .await
+            .map_err(kube("read a datastore"))?
+            .and_then(|s| s.status)
+            .and_then(|s| s.ready_replicas)
+            .unwrap_or(0);
+        datastores_ready &= ready > 0;
+    }
+    Ok(Observed {
+        backup,
+        check,
+        restore: restore_job,
+        datastores_ready,
+    })
+}
+
+/// Creates the Job the decision asks for (one created by an earlier reconcile is followed).
+pub(crate) async fn act(
+    cloud: &InSyncCloud,
+    ctx: &Context,
+    decision: &Decision,
+) -> Result<(), Error> {
+    let Some(job) = &decision.create else {
+        return Ok(());
+    };
+    let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), cloud.cloud_namespace());
+    match jobs.create(&PostParams::default(), job).await {
+        Ok(_) => {
+            info!(job = ?job.metadata.name, "restore Job created");
+            Ok(())
+        }
+        Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
+        Err(source) => Err(Error::Restore {
+            action: "create a Job",
+            source,
+        }),
+    }
+}
+
+/// Puts the restore's status and conditions into the reconcile's conclusion: `Restored`, and
+/// Ready held False while the cloud waits for the restore.
+pub(crate) fn conclude(
+    cloud: &InSyncCloud,
+    conclusion: &mut Conclusion,
+    decision: Decision,
+    now: Timestamp,
+) {
+    let Some(restore) = decision.status else {
+        return;
+    };
+    let previous = cloud.status.clone().unwrap_or_default().conditions;
+    let ours = status::conditions(
+        &previous,
+        &decision.conditions,
+        cloud.metadata.generation,
+        now,
+    );
+    let conditions = &mut conclusion.status.conditions;
+    for condition in ours {
+        match conditions.iter_mut().find(|c| c.type_ == condition.type_) {
+            Some(existing) => *existing = condition,
+            None => conditions.push(condition),
+        }
+    }
+    conclusion.status.restore = Some(restore);
+    if let Some(requeue) = decision.requeue {
+        conclusion.requeue = conclusion.requeue.min(requeue);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{InSyncCloudSpec, InSyncCloudStatus, RestoreS3, RestoreSpec};
+    use crate::render::{RenderOptions, render};
+
+    const IMAGE: Option<&str> = Some("ghcr.io/insync-operator/insync-operator:dev");
+
+    fn now() -> Timestamp {
+        "2026-11-28T22:00:00Z".parse().expect("time")
+    }
+
+    fn cloud(recorded: Option<RestorePhase>) -> InSyncCloud {
+        let mut spec = InSyncCloudSpec::with_version("5.9.1-r4178");
+        spec.restore = Some(RestoreSpec {
+            backup: None,
+            s3: Some(RestoreS3 {
+                bucket: "offsite".to_owned(),
+                prefix: "clouds/fcloud/nightly/".to_owned(),
+                endpoint: Some("http://minio.backups:9000".to_owned()),
+                region: None,
+                secret_ref: None,
+            }),
+        });
+        let mut cloud = InSyncCloud::new("fcloud", spec);
+        cloud.metadata.namespace = Some("fcloud".to_owned());
+        cloud.metadata.uid = Some("uid".to_owned());
+        cloud.status = recorded.map(|phase| InSyncCloudStatus {
+            restore: Some(RestoreStatus {
+                phase: Some(phase),
+                source: Some("s3://offsite/clouds/fcloud/nightly/".to_owned()),
+                ..RestoreStatus::default()
+            }),
+            ..InSyncCloudStatus::default()
+        });
+        cloud
+    }
+
+    fn seen(check: Option<JobState>, restore: Option<JobState>, ready: bool) -> Observed {
+        Observed {
+            backup: None,
+            check,
+            restore,
+            datastores_ready: ready,
+        }
+    }
+
+    fn created(decision: &Decision) -> Option<String> {
+        decision.create.as_ref()?.metadata.name.clone()
+    }
+
+    fn phase(decision: &Decision) -> Option<RestorePhase> {
+        decision.status.as_ref()?.phase
+    }
+
+    fn condition(decision: &Decision, type_: &str) -> Option<(bool, &'static str)> {
+        decision
+            .conditions
+            .iter()
+            .find(|c| c.type_ == type_)
+            .map(|c| (c.status, c.reason))
+    }
+
+    #[test]
+    fn without_spec_restore_nothing_is_held_or_recorded() {
+        let mut plain = cloud(None);
+        plain.spec.restore = None;
+        let decision = decide(&plain, &seen(None, None, false), IMAGE, now());
+        assert_eq!(decision.gate, Gate::Open);
+        assert!(decision.status.is_none() && decision.create.is_none());
+    }
+
+    #[test]
+    fn a_new_restore_checks_the_backup_before_anything_runs() {
+        let decision = decide(&cloud(None), &seen(None, None, false), IMAGE, now());
+        assert_eq!(decision.gate, Gate::Closed);
+        assert_eq!(created(&decision).as_deref(), Some("fcloud-restore-check"));
+        assert_eq!(phase(&decision), Some(RestorePhase::Checking));
+        assert_eq!(
+            condition(&decision, crate::api::condition::READY),
+            Some((false, "Checking"))
+        );
+    }
+
+    #[test]
+    fn a_backup_that_fails_its_check_is_refused_and_nothing_starts() {
+        let refused = seen(
+            Some(JobState::Failed {
+                reason: "restore: restore failed: mysql.sql: sha256 00, the manifest says ff"
+                    .to_owned(),
+            }),
+            None,
+            false,
+        );
+        let decision = decide(&cloud(Some(RestorePhase::Checking)), &refused, IMAGE, now());
+        assert_eq!(decision.gate, Gate::Closed);
+        assert!(decision.create.is_none());
+        assert_eq!(phase(&decision), Some(RestorePhase::Failed));
+        assert_eq!(
+            condition(&decision, RESTORED),
+            Some((false, "RestoreRefused"))
+        );
+        let message = decision.status.and_then(|s| s.message).unwrap_or_default();
+        assert!(
+            message.starts_with("refused: ") && message.contains("sha256"),
+            "{message}"
+        );
+
+        // Recorded as Failed, it stays refused: no Job again, nothing runs.
+        let decision = decide(&cloud(Some(RestorePhase::Failed)), &refused, IMAGE, now());
+        assert_eq!(decision.gate, Gate::Closed);
+        assert!(decision.create.is_none());
+    }
+
+    #[test]
+    fn a_checked_backup_is_loaded_once_the_datastores_are_ready() {
+        let checked = Some(JobState::Succeeded { message: None });
+        let decision = decide(
+            &cloud(Some(RestorePhase::Checking)),
+            &seen(checked.clone(), None, false),
+            IMAGE,
+            now(),
+        );
+        assert_eq!(decision.gate, Gate::DatastoresOnly);
+        assert_eq!(phase(&decision), Some(RestorePhase::Restoring));
+        assert!(decision.create.is_none());
+
+        let waiting = decide(
+            &cloud(Some(RestorePhase::Restoring)),
+            &seen(checked.clone(), None, false),
+            IMAGE,
+            now(),
+        );
+        assert_eq!(waiting.gate, Gate::DatastoresOnly);
+        assert!(waiting.create.is_none());
+
+        let loading = decide(
+            &cloud(Some(RestorePhase::Restoring)),
+            &seen(checked, None, true),
+            IMAGE,
+            now(),
+        );
+        assert_eq!(created(&loading).as_deref(), Some("fcloud-restore"));
+    }
+
+    #[test]
+    fn a_finished_restore_opens_the_gate_and_never_runs_again() {
+        let done = decide(
+            &cloud(Some(RestorePhase::Restoring)),
+            &seen(None, Some(JobState::Succeeded { message: None }), true),
+            IMAGE,
+            now(),
+        );
+        assert_eq!(done.gate, Gate::Open);
+        assert_eq!(phase(&done), Some(RestorePhase::Complete));
+        assert_eq!(condition(&done, RESTORED), Some((true, "Restored")));
+        assert_eq!(condition(&done, crate::api::condition::READY), None);
+
+        // The Jobs are gone (deleted, or the cloud's data was lost later): still Complete,
+        // nothing is restored over what now lives in the datastores.
+        let later = decide(
+            &cloud(Some(RestorePhase::Complete)),
+            &seen(None, None, true),
+            IMAGE,
+            now(),
+        );
+        assert_eq!(later.gate, Gate::Open);
+        assert!(later.create.is_none());
+        assert_eq!(phase(&later), Some(RestorePhase::Complete));
+    }
+
+    #[test]
+    fn a_failed_load_keeps_the_datastores_and_starts_nothing_else() {
+        let decision = decide(
+            &cloud(Some(RestorePhase::Restoring)),
+            &seen(
+                None,
+                Some(JobState::Failed {
+                    reason: "mysql: database insync has 3 tables".to_owned(),
+                }),
+                true,
+            ),
+            IMAGE,
+            now(),
+        );
+        assert_eq!(decision.gate, Gate::DatastoresOnly);
+        assert_eq!(phase(&decision), Some(RestorePhase::Failed));
+        assert_eq!(
+            condition(&decision, RESTORED),
+            Some((false, "RestoreFailed"))
+        );
+    }
+
+    #[test]
+    fn the_gates_hold_back_workloads_only() {
+        let mut plain = cloud(None);
+        plain.spec.restore = None;
+        let all = render(&plain, &RenderOptions::default()).expect("renders");
+        let workloads = |objects: &[Desired]| {
+            let mut names: Vec<String> = objects
+                .iter()
+                .filter_map(|d| d.workload.as_ref().map(|(c, _)| c.name().to_owned()))
+                .collect();
+            names.dedup();
+            names
+        };
+        let others = |objects: &[Desired]| objects.iter().filter(|d| d.workload.is_none()).count();
+        let datastores = Gate::DatastoresOnly.filter(all.clone());
+        assert_eq!(workloads(&datastores), ["mysql", "bynamo", "minio"]);
+        assert_eq!(others(&datastores), others(&all));
+        let closed = Gate::Closed.filter(all.clone());
+        assert!(workloads(&closed).is_empty());
+        assert_eq!(others(&closed), others(&all));
+        assert_eq!(Gate::Open.filter(all.clone()).len(), all.len());
+    }
+}

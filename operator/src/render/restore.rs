@@ -1,0 +1,435 @@
+//! The Jobs of a restore (`spec.restore`), in the order the controller runs them:
+//!
+//! 1. `<cloud>-restore-check` (the operator's image, `restore-run --step=check`): reads the
+//!    manifest and every part and compares sizes and checksums. It runs before anything of the
+//!    cloud does, so a wrong backup starts nothing.
+//! 2. `<cloud>-restore`, once the datastores are ready: `fetch` (checks again, keeping the
+//!    parts in an emptyDir), then the MySQL image's client loads `mysql.sql` into the empty
+//!    database, then `restore-run --step=metadata` loads the metadata store.
+//!
+//! Both are pods of the same restricted shape as the backup Job's, owned by the cloud.
+
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Container, EnvVar};
+use kube::Resource;
+
+use super::backup::{BackupRenderError, Location, StoreAccess, s3_access, task_job};
+use super::meta::Ctx;
+use super::pod::Profile;
+use super::pod::{PodBuilder, env, image};
+use super::wiring::Wiring;
+use super::{Component, RenderOptions};
+use crate::api::{InSyncCloud, InSyncCloudBackup};
+
+/// `app.kubernetes.io/component` of restore pods.
+pub const RESTORE_COMPONENT: &str = "restore";
+/// The emptyDir the parts are fetched into.
+pub const WORK_DIR: &str = "/restore";
+
+const PROFILE: Profile = Profile {
+    // The operator image's `nonroot` user; the MySQL client runs as any user.
+    uid: 65532,
+    read_only_root: true,
+    writable_dirs: &[WORK_DIR],
+    cpu_request: "100m",
+    memory_request: "128Mi",
+    memory_limit: "1Gi",
+    startup_seconds: 10,
+};
+
+/// Where the backup to restore is, and how to reach it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Source {
+    /// Bucket and the backup's own prefix.
+    pub location: Location,
+    /// Endpoint, region, keys.
+    pub access: StoreAccess,
+}
+
+/// Why a restore cannot start: the user's spec, not a bug.
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreRenderError {
+    /// `spec.restore.backup` names a backup that does not exist or is not Complete.
+    #[error("InSyncCloudBackup {name} {why}")]
+    Backup {
+        /// The backup's name.
+        name: String,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// The store the backup is read from cannot be worked out.
+    #[error(transparent)]
+    Store(#[from] BackupRenderError),
+    /// The Job could not be built (a bug).
+    #[error("cannot build the restore Job: {0}")]
+    Serialize(#[source] serde_json::Error),
+}
+
+/// `<cloud>-restore-check`.
+pub fn check_job_name(cloud: &InSyncCloud) -> String {
+    format!("{}-restore-check", cloud.cloud_name())
+}
+
+/// `<cloud>-restore`.
+pub fn restore_job_name(cloud: &InSyncCloud) -> String {
+    format!("{}-restore", cloud.cloud_name())
+}
+
+/// The backup `spec.restore` names: an S3 location as given, or a backup object of the
+/// namespace (`backup`, read by the caller) at its recorded location, reached the way this
+/// cloud writes its own backups.
+pub fn source(
+    cloud: &InSyncCloud,
+    backup: Option<&InSyncCloudBackup>,
+) -> Result<Option<Source>, RestoreRenderError> {
+    let Some(restore) = &cloud.spec.restore else {
+        return Ok(None);
+    };
+    if let Some(s3) = &restore.s3 {
+        return Ok(Some(Source {
+            location: Location {
+                bucket: s3.bucket.clone(),
+                prefix: s3.prefix.clone(),
+            },
+            access: s3_access(
+                s3.endpoint.as_ref(),
+                s3.region.as_ref(),
+                s3.secret_ref.as_ref(),
+            ),
+        }));
+    }
+    let name = restore.backup.clone().unwrap_or_default();
+    let missing = |why: &str| RestoreRenderError::Backup {
+        name: name.clone(),
+        why: why.to_owned(),
+    };
+    let backup = backup.ok_or_else(|| missing("does not exist in this namespace"))?;
+    let status = backup.status.clone().unwrap_or_default();
+    if backup.phase() != crate::api::BackupPhase::Complete {
+        return Err(missing("is not Complete"));
+    }
+    let location = status
+        .location
+        .as_deref()
+        .and_then(Location::parse)
+        .ok_or_else(|| missing("has no location in its status"))?;
+    let options = RenderOptions::default();
+    let ctx = Ctx::new(cloud, &options);
+    Ok(Some(Source {
+        location,
+        access: super::backup::store_access(&ctx)?,
+    }))
+}
+
+/// The Job that checks the backup and writes nothing.
+pub fn render_check_job(
+    cloud: &InSyncCloud,
+    source: &Source,
+    runner_image: &str,
+) -> Result<Job, RestoreRenderError> {
+    let options = RenderOptions::default();
+    let ctx = Ctx::new(cloud, &options);
+    let builder = PodBuilder::task(
+        &ctx,
+        RESTORE_COMPONENT,
+        &PROFILE,
+        runner(cloud, runner_image),
+    )
+    .command(["/insync-operator".to_owned()])
+    .args(runner_args("check", source))
+    .env(source.access.keys.iter().cloned());
+    job(&ctx, cloud, check_job_name(cloud), builder, source)
+}
+
+/// The Job that fetches the backup (checking it again), loads MySQL, then the metadata store.
+pub fn render_restore_job(
+    cloud: &InSyncCloud,
+    source: &Source,
+    runner_image: &str,
+) -> Result<Job, RestoreRenderError> {
+    let options = RenderOptions::default();
+    let ctx = Ctx::new(cloud, &options);
+    let sources = Wiring::default().database(&ctx).metadata_store(&ctx);
+    let config = |section: &str, key: &str| {
+        sources
+            .config
+            .get(section, key)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let only = |prefix: &str| -> Vec<EnvVar> {
+        sources
+            .env
+            .iter()
+            .filter(|e| e.name.starts_with(prefix))
+            .cloned()
+            .collect()
+    };
+
+    let fetch = Container {
+        name: "fetch".to_owned(),
+        image: Some(runner_image.to_owned()),
+        command: Some(vec!["/insync-operator".to_owned()]),
+        args: Some(runner_args("fetch", source)),
+        env: Some(source.access.keys.clone()),
+        termination_message_policy: Some("FallbackToLogsOnError".to_owned()),
+        ..Container::default()
+    };
+    let load_mysql = Container {
+        name: "mysql".to_owned(),
+        image: Some(image(&ctx, Component::Mysql, Component::Mysql.name()).reference),
+        command: Some(vec!["sh".to_owned(), "-c".to_owned(), load_script()]),
+        env: Some(
+            [
+                env("DB_HOST", config("database", "host")),
+                env("DB_PORT", config("database", "port")),
+                env("DB_NAME", config("database", "name")),
+            ]
+            .into_iter()
+            .chain(only("INSYNC_DB_"))
+            .collect(),
+        ),
+        termination_message_policy: Some("FallbackToLogsOnError".to_owned()),
+        ..Container::default()
+    };
+    let mut args = runner_args("metadata", source);
+    args.push(format!(
+        "--metadata-endpoint={}",
+        config("metadata", "endpoint")
+    ));
+    args.push(format!(
+        "--metadata-region={}",
+        config("metadata", "region")
+    ));
+    let builder = PodBuilder::task(
+        &ctx,
+        RESTORE_COMPONENT,
+        &PROFILE,
+        runner(cloud, runner_image),
+    )
+    .command(["/insync-operator".to_owned()])
+    .args(args)
+    .env(only("INSYNC_METADATA_"))
+    .init_container(fetch)
+    .init_container(load_mysql);
+    job(&ctx, cloud, restore_job_name(cloud), builder, source)
+}
+
+fn runner(cloud: &InSyncCloud, runner_image: &str) -> super::pod::Image {
+    super::pod::Image {
+        reference: runner_image.to_owned(),
+        tag: cloud.spec.version.clone(),
+    }
+}
+
+fn runner_args(step: &str, source: &Source) -> Vec<String> {
+    let mut args = vec![
+        "restore-run".to_owned(),
+        format!("--step={step}"),
+        format!("--bucket={}", source.location.bucket),
+        format!("--prefix={}", source.location.prefix),
+        format!("--region={}", source.access.region),
+        format!("--work-dir={WORK_DIR}"),
+    ];
+    args.extend(
+        source
+            .access
+            .endpoint
+            .iter()
+            .map(|e| format!("--endpoint={e}")),
+    );
+    args.extend(source.access.path_style.then(|| "--path-style".to_owned()));
+    args
+}
+
+fn job(
+    ctx: &Ctx<'_>,
+    cloud: &InSyncCloud,
+    name: String,
+    builder: PodBuilder<'_>,
+    source: &Source,
+) -> Result<Job, RestoreRenderError> {
+    let owner = cloud.controller_owner_ref(&());
+    task_job(ctx, name, builder, owner, &source.location).map_err(RestoreRenderError::Serialize)
+}
+
+/// The MySQL step: refuse a database that has tables (a restore never writes over live data),
+/// then load the dump; the password in the environment, not on the command line.
+fn load_script() -> String {
+    format!(
+        "set -eu\n\
+         export MYSQL_PWD=\"$INSYNC_DB_PASSWORD\"\n\
+         client() {{ mysql --host=\"$DB_HOST\" --port=\"$DB_PORT\" --user=\"$INSYNC_DB_USER\" \"$@\"; }}\n\
+         tables=$(client -N -B -e \"SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = '$DB_NAME'\")\n\
+         if [ \"$tables\" != 0 ]; then echo \"database $DB_NAME has $tables tables: a restore only fills an empty database\" >&2; exit 1; fi\n\
+         client \"$DB_NAME\" < {WORK_DIR}/mysql.sql\n\
+         echo \"mysql.sql loaded into $DB_NAME\"\n"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::api::{
+        BackupPhase, InSyncCloudBackupSpec, InSyncCloudBackupStatus, InSyncCloudSpec, RestoreS3,
+        RestoreSpec, SecretRef,
+    };
+    use crate::backup::restore::{RestoreArgs, Step};
+
+    const IMAGE: &str = "ghcr.io/insync-operator/insync-operator:dev";
+
+    fn cloud(restore: RestoreSpec) -> InSyncCloud {
+        let mut spec = InSyncCloudSpec::with_version("5.9.1-r4178");
+        spec.restore = Some(restore);
+        let mut cloud = InSyncCloud::new("fcloud", spec);
+        cloud.metadata.namespace = Some("fcloud".to_owned());
+        cloud.metadata.uid = Some("cloud-uid".to_owned());
+        cloud
+    }
+
+    fn from_s3() -> InSyncCloud {
+        cloud(RestoreSpec {
+            backup: None,
+            s3: Some(RestoreS3 {
+                bucket: "offsite".to_owned(),
+                prefix: "clouds/fcloud/nightly/".to_owned(),
+                endpoint: Some("http://minio.backups:9000".to_owned()),
+                region: None,
+                secret_ref: Some(SecretRef {
+                    name: "offsite-keys".to_owned(),
+                }),
+            }),
+        })
+    }
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        command: Sub,
+    }
+    #[derive(clap::Subcommand)]
+    enum Sub {
+        RestoreRun(RestoreArgs),
+    }
+
+    fn parse(args: &[String]) -> RestoreArgs {
+        let Sub::RestoreRun(args) = Cli::try_parse_from(
+            std::iter::once("insync-operator".to_owned()).chain(args.iter().cloned()),
+        )
+        .expect("the runner accepts what render gives it")
+        .command;
+        args
+    }
+
+    #[test]
+    fn an_s3_location_is_read_with_its_own_endpoint_and_secret() {
+        let cloud = from_s3();
+        let source = source(&cloud, None).expect("source").expect("restore");
+        let job = render_check_job(&cloud, &source, IMAGE).expect("renders");
+        assert_eq!(job.metadata.name.as_deref(), Some("fcloud-restore-check"));
+        let owner = &job.metadata.owner_references.as_ref().expect("owner")[0];
+        assert_eq!(
+            (owner.kind.as_str(), owner.uid.as_str()),
+            ("InSyncCloud", "cloud-uid")
+        );
+        let pod = job.spec.and_then(|s| s.template.spec).expect("pod");
+        assert!(pod.init_containers.is_none(), "the check runs alone");
+        let args = parse(pod.containers[0].args.as_ref().expect("args"));
+        assert_eq!(args.step, Step::Check);
+        assert_eq!(args.bucket, "offsite");
+        assert_eq!(args.prefix, "clouds/fcloud/nightly/");
+        assert_eq!(args.endpoint.as_deref(), Some("http://minio.backups:9000"));
+        assert!(args.path_style);
+        let secrets: Vec<&str> = pod.containers[0]
+            .env
+            .iter()
+            .flatten()
+            .filter_map(|e| e.value_from.as_ref()?.secret_key_ref.as_ref())
+            .map(|s| s.name.as_str())
+            .collect();
+        assert_eq!(secrets, ["offsite-keys", "offsite-keys"]);
+    }
+
+    #[test]
+    fn the_restore_job_fetches_then_loads_mysql_then_the_metadata_store() {
+        let cloud = from_s3();
+        let source = source(&cloud, None).expect("source").expect("restore");
+        let job = render_restore_job(&cloud, &source, IMAGE).expect("renders");
+        let pod = job.spec.and_then(|s| s.template.spec).expect("pod");
+        let order: Vec<&str> = pod
+            .init_containers
+            .iter()
+            .flatten()
+            .chain(&pod.containers)
+            .map(|c| c.name.as_str())
+            .collect();
+        assert_eq!(order, ["fetch", "mysql", RESTORE_COMPONENT]);
+        let inits = pod.init_containers.as_ref().expect("inits");
+        assert_eq!(
+            parse(inits[0].args.as_ref().expect("args")).step,
+            Step::Fetch
+        );
+        let script = &inits[1].command.as_ref().expect("command")[2];
+        assert!(script.contains("a restore only fills an empty database"));
+        let main = parse(pod.containers[0].args.as_ref().expect("args"));
+        assert_eq!(main.step, Step::Metadata);
+        assert_eq!(
+            main.metadata_endpoint.as_deref(),
+            Some("http://fcloud-bynamo.fcloud.svc.cluster.local:8000")
+        );
+        for container in pod.init_containers.iter().flatten().chain(&pod.containers) {
+            let sc = container.security_context.as_ref().expect("security");
+            assert_eq!(
+                sc.read_only_root_filesystem,
+                Some(true),
+                "{}",
+                container.name
+            );
+            assert_eq!(sc.allow_privilege_escalation, Some(false));
+        }
+    }
+
+    #[test]
+    fn a_named_backup_must_be_complete_and_is_read_at_its_location() {
+        let cloud = cloud(RestoreSpec {
+            backup: Some("nightly".to_owned()),
+            s3: None,
+        });
+        assert!(matches!(
+            source(&cloud, None),
+            Err(RestoreRenderError::Backup { .. })
+        ));
+        let mut backup = InSyncCloudBackup::new(
+            "nightly",
+            InSyncCloudBackupSpec {
+                cloud: "fcloud".to_owned(),
+            },
+        );
+        backup.status = Some(InSyncCloudBackupStatus {
+            phase: Some(BackupPhase::Running),
+            ..InSyncCloudBackupStatus::default()
+        });
+        assert!(source(&cloud, Some(&backup)).is_err());
+        backup.status = Some(InSyncCloudBackupStatus {
+            phase: Some(BackupPhase::Complete),
+            location: Some("s3://insync/insync-backups/fcloud/nightly/".to_owned()),
+            ..InSyncCloudBackupStatus::default()
+        });
+        let source = source(&cloud, Some(&backup))
+            .expect("source")
+            .expect("restore");
+        assert_eq!(
+            source.location,
+            Location {
+                bucket: "insync".to_owned(),
+                prefix: "insync-backups/fcloud/nightly/".to_owned()
+            }
+        );
+        assert_eq!(
+            source.access.endpoint.as_deref(),
+            Some("http://fcloud-minio.fcloud.svc.cluster.local:9000")
+        );
+    }
+}
