@@ -33,6 +33,15 @@ pub struct BackupSpec {
     /// filesystem.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub destination: Option<BackupDestination>,
+
+    /// Prove each backup restores: after it completes, the operator restores it into throwaway
+    /// datastores (a Job whose pod holds its own MySQL and metadata store), compares every
+    /// part's checksum and every table's row count with the manifest, and records the result
+    /// on the backup (`status.verification`), on the cloud (`status.backup.lastVerified`) and
+    /// as the cloud's `BackupHealthy` condition. Retention never deletes the newest verified
+    /// backup.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub verify: bool,
 }
 
 /// How many backups are kept.
@@ -141,6 +150,61 @@ pub struct InSyncCloudBackupStatus {
     /// Why the backup is Pending or Failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Whether the backup was restored into throwaway datastores and matched its manifest
+    /// (`spec.backup.verify` of its cloud).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification: Option<Verification>,
+}
+
+/// The result of restoring a backup into throwaway datastores.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Verification {
+    /// Running, Passed or Failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<VerifyPhase>,
+    /// When it finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed_at: Option<Time>,
+    /// What was restored and counted, or what did not match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// Phase of a verification.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VerifyPhase {
+    /// The verification Job runs.
+    Running,
+    /// Restored into throwaway datastores; every checksum and row count matched.
+    Passed,
+    /// Something did not restore or did not match (see message).
+    Failed,
+}
+
+/// `status.backup` of a cloud.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct CloudBackupStatus {
+    /// The newest verification of one of the cloud's backups.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_verified: Option<LastVerified>,
+}
+
+/// The newest verification of a cloud's backups.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct LastVerified {
+    /// When it finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<Time>,
+    /// The InSyncCloudBackup verified.
+    pub backup: String,
+    /// Passed or Failed.
+    pub result: VerifyPhase,
+    /// What was checked, or what did not match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 /// Phase of a backup.

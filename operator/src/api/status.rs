@@ -49,6 +49,10 @@ pub struct InSyncCloudStatus {
     /// The restore of a cloud created with `spec.restore`: recorded so it happens once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restore: Option<super::backup::RestoreStatus>,
+
+    /// The cloud's backups: the newest verification (`spec.backup.verify`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<super::backup::CloudBackupStatus>,
 }
 
 /// One component's observed state.

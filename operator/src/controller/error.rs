@@ -33,9 +33,10 @@ pub enum Error {
     /// JSON serialization failed (a bug).
     #[error("cannot serialize: {0}")]
     Serialize(#[source] serde_json::Error),
-    /// A read or write of the restore step (its Jobs, the named backup, the datastores).
-    #[error("restore: cannot {action}: {}", api_message(source))]
-    Restore {
+    /// A read or write of a step beside the children (a restore's Jobs and datastores, the
+    /// cloud's backups).
+    #[error("cannot {action}: {}", api_message(source))]
+    Api {
         /// What was being done.
         action: &'static str,
         /// The API error.
@@ -93,7 +94,7 @@ impl Error {
             Self::UnknownKind(_) => "unknown_kind",
             Self::Serialize(_) => "serialize",
             Self::Dns { .. } => "dns",
-            Self::Restore { .. } => "restore",
+            Self::Api { .. } => "api",
         }
     }
 

@@ -41,7 +41,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use tracing::{info, warn};
 
-use crate::api::InSyncCloud;
+use crate::api::{InSyncCloud, InSyncCloudBackup, VerifyPhase};
 use crate::telemetry::{self, LogFormat, Metrics, Readiness};
 use apply::{ChildKind, FIELD_MANAGER};
 use cache::Child;
@@ -356,6 +356,26 @@ async fn controller(
     if let Some(wiring) = &ctx.dns {
         controller = controller.reconcile_on(wiring.changes());
     }
+    // A backup's finished verification changes its cloud's status (`status.backup`,
+    // BackupHealthy), and backups are no children of the cloud: wake the cloud.
+    let backups: Api<InSyncCloudBackup> = match &args.namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let verified = watcher(backups, watcher::Config::default())
+        .default_backoff()
+        .applied_objects()
+        .filter_map(|backup| async move {
+            let backup = backup.ok()?;
+            let phase = backup
+                .status
+                .as_ref()
+                .and_then(|s| s.verification.as_ref())
+                .and_then(|v| v.phase)?;
+            (phase != VerifyPhase::Running)
+                .then(|| ObjectRef::new(&backup.spec.cloud).within(backup.backup_namespace()))
+        });
+    controller = controller.reconcile_on(verified);
 
     let readiness_flag = readiness.clone();
     tokio::spawn(async move {

@@ -19,6 +19,7 @@ use kube::{Resource, ResourceExt};
 use tracing::warn;
 
 use super::act;
+use super::backup;
 use super::cleanup;
 use super::context::Context;
 use super::decide::{self, Settings};
@@ -103,6 +104,12 @@ async fn reconcile_cloud(cloud: &InSyncCloud, ctx: &Context) -> Result<Action, E
     let acted = act::act(cloud, ctx, &plan).await?;
     let mut conclusion = decide::conclude(cloud, &seen, &plan, acted);
     restore::conclude(cloud, &mut conclusion, restore, seen.now);
+    backup::conclude_health(cloud, &ctx.client, &mut conclusion, seen.now)
+        .await
+        .map_err(|source| Error::Api {
+            action: "list the cloud's backups",
+            source,
+        })?;
     act::record_phase(cloud, ctx, conclusion.status.upgrade.as_ref());
     act::record(cloud, ctx, &conclusion).await?;
     match conclusion.error.take() {

@@ -279,13 +279,22 @@ pub(crate) async fn observe(cloud: &InSyncCloud, ctx: &Context) -> Result<Observ
     let Some(restore) = &cloud.spec.restore else {
         return Ok(Observed::default());
     };
+    let recorded = cloud
+        .status
+        .as_ref()
+        .and_then(|s| s.restore.as_ref())
+        .and_then(|r| r.phase);
+    if recorded == Some(RestorePhase::Complete) {
+        // Final, and decided without a look at anything: a restored cloud costs no reads.
+        return Ok(Observed::default());
+    }
     let namespace = cloud.cloud_namespace();
     let client = ctx.client.clone();
     let backups: Api<InSyncCloudBackup> = Api::namespaced(client.clone(), namespace);
     let jobs: Api<Job> = Api::namespaced(client.clone(), namespace);
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
     let sets: Api<StatefulSet> = Api::namespaced(client, namespace);
-    let kube = |action| move |source| Error::Restore { action, source };
+    let kube = |action| move |source| Error::Api { action, source };
     let backup = match &restore.backup {
         Some(name) => backups
             .get_opt(name)
@@ -355,7 +364,7 @@ pub(crate) async fn act(
             Ok(())
         }
         Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
-        Err(source) => Err(Error::Restore {
+        Err(source) => Err(Error::Api {
             action: "create a Job",
             source,
         }),
@@ -374,19 +383,13 @@ pub(crate) fn conclude(
         return;
     };
     let previous = cloud.status.clone().unwrap_or_default().conditions;
-    let ours = status::conditions(
+    status::merge(
+        &mut conclusion.status.conditions,
         &previous,
         &decision.conditions,
         cloud.metadata.generation,
         now,
     );
-    let conditions = &mut conclusion.status.conditions;
-    for condition in ours {
-        match conditions.iter_mut().find(|c| c.type_ == condition.type_) {
-            Some(existing) => *existing = condition,
-            None => conditions.push(condition),
-        }
-    }
     conclusion.status.restore = Some(restore);
     if let Some(requeue) = decision.requeue {
         conclusion.requeue = conclusion.requeue.min(requeue);

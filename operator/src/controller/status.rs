@@ -38,6 +38,24 @@ impl Cond {
 
 /// Turns the reconcile's conditions into API conditions, keeping the transition time of each
 /// condition whose status did not change.
+/// Sets `wanted` in `into` (replacing conditions of the same type, keeping the others), with
+/// transition times carried from `previous` as [`conditions`] does: for steps that report
+/// beside the reconcile's own conditions (a restore, the backups).
+pub fn merge(
+    into: &mut Vec<Condition>,
+    previous: &[Condition],
+    wanted: &[Cond],
+    generation: Option<i64>,
+    now: Timestamp,
+) {
+    for condition in conditions(previous, wanted, generation, now) {
+        match into.iter_mut().find(|c| c.type_ == condition.type_) {
+            Some(existing) => *existing = condition,
+            None => into.push(condition),
+        }
+    }
+}
+
 pub fn conditions(
     previous: &[Condition],
     wanted: &[Cond],

@@ -57,6 +57,9 @@ pub enum BackupRenderError {
         /// The cloud given.
         given: String,
     },
+    /// The backup has no location (it is not Complete).
+    #[error("backup {0} has no location: it is not Complete")]
+    NoLocation(String),
     /// The Job could not be built (a bug).
     #[error("cannot build the backup Job: {0}")]
     Serialize(#[source] serde_json::Error),

@@ -32,6 +32,7 @@ mod pod;
 pub mod restore;
 pub mod revision;
 mod secrets;
+pub mod verify;
 mod wiring;
 mod workload;
 

@@ -26,7 +26,7 @@ pub const RESTORE_COMPONENT: &str = "restore";
 /// The emptyDir the parts are fetched into.
 pub const WORK_DIR: &str = "/restore";
 
-const PROFILE: Profile = Profile {
+pub(super) const PROFILE: Profile = Profile {
     // The operator image's `nonroot` user; the MySQL client runs as any user.
     uid: 65532,
     read_only_root: true,
@@ -215,14 +215,14 @@ pub fn render_restore_job(
     job(&ctx, cloud, restore_job_name(cloud), builder, source)
 }
 
-fn runner(cloud: &InSyncCloud, runner_image: &str) -> super::pod::Image {
+pub(super) fn runner(cloud: &InSyncCloud, runner_image: &str) -> super::pod::Image {
     super::pod::Image {
         reference: runner_image.to_owned(),
         tag: cloud.spec.version.clone(),
     }
 }
 
-fn runner_args(step: &str, source: &Source) -> Vec<String> {
+pub(super) fn runner_args(step: &str, source: &Source) -> Vec<String> {
     let mut args = vec![
         "restore-run".to_owned(),
         format!("--step={step}"),
@@ -255,7 +255,7 @@ fn job(
 
 /// The MySQL step: refuse a database that has tables (a restore never writes over live data),
 /// then load the dump; the password in the environment, not on the command line.
-fn load_script() -> String {
+pub(super) fn load_script() -> String {
     format!(
         "set -eu\n\
          export MYSQL_PWD=\"$INSYNC_DB_PASSWORD\"\n\

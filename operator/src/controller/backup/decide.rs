@@ -7,9 +7,13 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
 use super::job::JobState;
-use crate::api::{BackupPhase, InSyncCloud, InSyncCloudBackup, InSyncCloudBackupStatus};
+use crate::api::{
+    BackupPhase, InSyncCloud, InSyncCloudBackup, InSyncCloudBackupStatus, Verification, VerifyPhase,
+};
 use crate::backup::manifest::Report;
+use crate::backup::restore::RestoreReport;
 use crate::render::backup::{location, render_job};
+use crate::render::verify::render_verify_job;
 
 /// How often a backup waiting for its cloud looks again.
 pub(crate) const WAIT_FOR_CLOUD: Duration = Duration::from_secs(30);
@@ -21,6 +25,8 @@ pub(crate) struct Observed<'a> {
     pub cloud: Option<&'a InSyncCloud>,
     /// The backup's Job, read with its pod.
     pub job: Option<JobState>,
+    /// The backup's verification Job, read with its pod.
+    pub verify_job: Option<JobState>,
     /// The image backup Jobs run (the operator's own); `None` when the operator was not told.
     pub runner_image: Option<&'a str>,
     /// The time of this reconcile.
@@ -48,7 +54,7 @@ pub(crate) fn decide(seen: &Observed<'_>) -> Decision {
         requeue: None,
     };
     if backup.phase().is_final() {
-        return decision;
+        return verify(seen);
     }
     let mut status = current.clone();
     match (&seen.job, seen.cloud) {
@@ -104,6 +110,83 @@ pub(crate) fn decide(seen: &Observed<'_>) -> Decision {
     decision
 }
 
+/// The verification of a Complete backup whose cloud asks for it (`spec.backup.verify`): one
+/// Job, once; its outcome is final.
+fn verify(seen: &Observed<'_>) -> Decision {
+    let mut decision = Decision {
+        create: None,
+        status: None,
+        requeue: None,
+    };
+    let backup = seen.backup;
+    let wanted = seen
+        .cloud
+        .filter(|cloud| cloud.spec.backup.as_ref().is_some_and(|b| b.verify));
+    let (Some(cloud), BackupPhase::Complete) = (wanted, backup.phase()) else {
+        return decision;
+    };
+    let current = backup.status.clone().unwrap_or_default();
+    let recorded = current.verification.clone();
+    let phase = recorded.as_ref().and_then(|v| v.phase);
+    if phase.is_some_and(|p| p != VerifyPhase::Running) {
+        return decision;
+    }
+    let done = |phase, message: String| Verification {
+        phase: Some(phase),
+        completed_at: Some(Time(seen.now)),
+        message: Some(message),
+    };
+    let verification = match (&seen.verify_job, phase) {
+        (None, None) => match seen
+            .runner_image
+            .map(|image| render_verify_job(cloud, backup, image))
+        {
+            Some(Ok(job)) => {
+                decision.create = Some(job);
+                Verification {
+                    phase: Some(VerifyPhase::Running),
+                    completed_at: None,
+                    message: Some("restoring into throwaway datastores".to_owned()),
+                }
+            }
+            Some(Err(e)) => done(VerifyPhase::Failed, e.to_string()),
+            None => done(
+                VerifyPhase::Failed,
+                "the operator does not know its own image: set INSYNC_OPERATOR_IMAGE".to_owned(),
+            ),
+        },
+        (None, Some(_)) => done(
+            VerifyPhase::Failed,
+            "the verification Job was deleted before it finished".to_owned(),
+        ),
+        (Some(JobState::Running), _) => recorded.clone().unwrap_or_default(),
+        (Some(JobState::Succeeded { message }), _) => {
+            done(VerifyPhase::Passed, verified_summary(message.as_deref()))
+        }
+        (Some(JobState::Failed { reason }), _) => done(VerifyPhase::Failed, reason.clone()),
+    };
+    if Some(&verification) != recorded.as_ref() {
+        decision.status = Some(InSyncCloudBackupStatus {
+            verification: Some(verification),
+            ..current
+        });
+    }
+    decision
+}
+
+/// What a passed verification checked, from the runner's report.
+fn verified_summary(message: Option<&str>) -> String {
+    let report = message.and_then(|m| serde_json::from_str::<RestoreReport>(m).ok());
+    match report {
+        Some(report) => format!(
+            "restored into throwaway datastores: every part's size and sha256 matched the manifest, mysql.sql loaded, {} metadata items in {} tables counted as the manifest says",
+            report.rows.unwrap_or_default(),
+            report.parts
+        ),
+        None => "restored into throwaway datastores and matched the manifest".to_owned(),
+    }
+}
+
 fn failed(
     current: &InSyncCloudBackupStatus,
     reason: String,
@@ -154,6 +237,7 @@ fn completed(
         reason: report
             .parts_omitted
             .then(|| "too many parts to list here: see manifest.json".to_owned()),
+        verification: None,
     }
 }
 
@@ -194,6 +278,7 @@ mod tests {
             backup,
             cloud,
             job,
+            verify_job: None,
             runner_image: Some("ghcr.io/insync-operator/insync-operator:dev"),
             now: "2026-11-28T19:00:10Z".parse().expect("time"),
         }
@@ -356,5 +441,100 @@ mod tests {
                 .is_some_and(|r| r.contains("spec.backup.destination.s3")),
             "{status:?}"
         );
+    }
+
+    fn verifying_cloud() -> InSyncCloud {
+        let mut cloud = cloud();
+        cloud.spec.backup = Some(crate::api::BackupSpec {
+            verify: true,
+            ..crate::api::BackupSpec::default()
+        });
+        cloud
+    }
+
+    fn complete_at_its_location() -> InSyncCloudBackup {
+        let mut backup = backup(Some(BackupPhase::Complete));
+        if let Some(status) = backup.status.as_mut() {
+            status.location = Some("s3://insync/insync-backups/fcloud/nightly/".to_owned());
+        }
+        backup
+    }
+
+    fn verification(decision: &Decision) -> Option<Verification> {
+        decision.status.as_ref()?.verification.clone()
+    }
+
+    #[test]
+    fn a_complete_backup_of_a_verifying_cloud_is_verified_once() {
+        let cloud = verifying_cloud();
+        let backup = complete_at_its_location();
+        let decision = decide(&seen(&backup, Some(&cloud), None));
+        let job = decision.create.as_ref().expect("a verify Job");
+        assert_eq!(job.metadata.name.as_deref(), Some("nightly-verify"));
+        assert_eq!(
+            verification(&decision).and_then(|v| v.phase),
+            Some(VerifyPhase::Running)
+        );
+
+        let mut running = backup.clone();
+        running.status = decision.status.clone();
+        let mut observed = seen(&running, Some(&cloud), None);
+        observed.verify_job = Some(JobState::Succeeded { message: None });
+        let passed = decide(&observed);
+        assert!(passed.create.is_none());
+        assert_eq!(
+            verification(&passed).and_then(|v| v.phase),
+            Some(VerifyPhase::Passed)
+        );
+
+        // Passed is final: the Job's deletion later changes nothing, nothing runs again.
+        let mut done = running.clone();
+        done.status = passed.status.clone();
+        let later = decide(&seen(&done, Some(&cloud), None));
+        assert!(later.create.is_none() && later.status.is_none());
+    }
+
+    #[test]
+    fn a_failed_verification_keeps_the_runners_reason() {
+        let cloud = verifying_cloud();
+        let mut backup = complete_at_its_location();
+        if let Some(status) = backup.status.as_mut() {
+            status.verification = Some(Verification {
+                phase: Some(VerifyPhase::Running),
+                ..Verification::default()
+            });
+        }
+        let mut observed = seen(&backup, Some(&cloud), None);
+        observed.verify_job = Some(JobState::Failed {
+            reason:
+                "fetch: restore failed: the backup does not match its manifest: mysql.sql: missing"
+                    .to_owned(),
+        });
+        let failed = verification(&decide(&observed)).expect("verification");
+        assert_eq!(failed.phase, Some(VerifyPhase::Failed));
+        assert!(
+            failed
+                .message
+                .unwrap_or_default()
+                .contains("mysql.sql: missing")
+        );
+
+        // The Job vanished while it ran: that is a failure too, not a pass.
+        let vanished = verification(&decide(&seen(&backup, Some(&cloud), None)));
+        assert_eq!(vanished.and_then(|v| v.phase), Some(VerifyPhase::Failed));
+    }
+
+    #[test]
+    fn without_verify_or_for_a_failed_backup_nothing_is_verified() {
+        let plain = cloud();
+        let backup = complete_at_its_location();
+        assert!(decide(&seen(&backup, Some(&plain), None)).create.is_none());
+        let cloud = verifying_cloud();
+        let failed = backup_with_phase_failed();
+        assert!(decide(&seen(&failed, Some(&cloud), None)).create.is_none());
+    }
+
+    fn backup_with_phase_failed() -> InSyncCloudBackup {
+        backup(Some(BackupPhase::Failed))
     }
 }

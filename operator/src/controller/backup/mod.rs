@@ -6,6 +6,7 @@
 //! same process and never touches a cloud.
 
 mod decide;
+mod health;
 pub(crate) mod job;
 mod schedule;
 
@@ -23,9 +24,10 @@ use kube::{Client, ResourceExt};
 use serde_json::json;
 use tracing::{info, warn};
 
-use crate::api::{InSyncCloud, InSyncCloudBackup};
+use crate::api::{BackupPhase, InSyncCloud, InSyncCloudBackup};
 use crate::render::backup::{BACKUP_COMPONENT, job_name};
 use crate::render::keys;
+use crate::render::verify::{VERIFY_COMPONENT, verify_job_name};
 
 /// Why a backup reconcile failed (the API server; retried with a backoff).
 #[derive(Debug, thiserror::Error)]
@@ -64,7 +66,7 @@ pub async fn run(client: Client, namespace: Option<String>, runner_image: Option
         runner_image,
     });
     let backup_jobs = watcher::Config::default().labels(&format!(
-        "{}={BACKUP_COMPONENT},{}={}",
+        "{} in ({BACKUP_COMPONENT},{VERIFY_COMPONENT}),{}={}",
         keys::COMPONENT,
         keys::MANAGED_BY,
         "insync-operator"
@@ -86,7 +88,7 @@ async fn reconcile(
     backup: Arc<InSyncCloudBackup>,
     ctx: Arc<Context>,
 ) -> Result<Action, BackupError> {
-    if backup.phase().is_final() || backup.metadata.deletion_timestamp.is_some() {
+    if backup.metadata.deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }
     let namespace = backup.backup_namespace();
@@ -100,21 +102,39 @@ async fn reconcile(
         .get_opt(&backup.spec.cloud)
         .await
         .map_err(kube("read the cloud"))?;
-    let name = job_name(&backup);
-    let job = match jobs.get_opt(&name).await.map_err(kube("read the Job"))? {
-        Some(job) => {
+    let read_job = |name: String, main: &'static str| {
+        let (jobs, pods) = (jobs.clone(), pods.clone());
+        async move {
+            let Some(job) = jobs.get_opt(&name).await.map_err(kube("read a Job"))? else {
+                return Ok::<_, BackupError>(None);
+            };
             let own = pods
                 .list(&ListParams::default().labels(&format!("job-name={name}")))
                 .await
-                .map_err(kube("list the Job's pods"))?;
-            Some(job::job_state(&job, &own.items, BACKUP_COMPONENT))
+                .map_err(kube("list a Job's pods"))?;
+            Ok(Some(job::job_state(&job, &own.items, main)))
         }
-        None => None,
+    };
+    let name = job_name(&backup);
+    let job = if backup.phase().is_final() {
+        None
+    } else {
+        read_job(name.clone(), BACKUP_COMPONENT).await?
+    };
+    let verifying = backup.phase() == BackupPhase::Complete
+        && cloud
+            .as_ref()
+            .is_some_and(|c| c.spec.backup.as_ref().is_some_and(|b| b.verify));
+    let verify_job = if verifying {
+        read_job(verify_job_name(&backup), VERIFY_COMPONENT).await?
+    } else {
+        None
     };
     let seen = decide::Observed {
         backup: &backup,
         cloud: cloud.as_ref(),
         job,
+        verify_job,
         runner_image: ctx.runner_image.as_deref(),
         now: Timestamp::now(),
     };
@@ -123,7 +143,7 @@ async fn reconcile(
     let decision = decide::decide(&seen);
     if let Some(job) = &decision.create {
         match jobs.create(&PostParams::default(), job).await {
-            Ok(_) => info!(job = %name, "backup Job created"),
+            Ok(_) => info!(job = ?job.metadata.name, "Job created"),
             // Created by an earlier reconcile whose status write was lost: follow it.
             Err(kube::Error::Api(e)) if e.code == 409 => {}
             Err(source) => return Err(kube("create the Job")(source)),
@@ -219,4 +239,37 @@ async fn schedule_once(client: &Client, namespace: Option<&str>) -> Result<(), B
 fn error_policy(_: Arc<InSyncCloudBackup>, error: &BackupError, _: Arc<Context>) -> Action {
     warn!(error = %error, "backup reconcile failed");
     Action::requeue(Duration::from_secs(15))
+}
+
+/// Puts what the cloud's status says about its backups into a cloud reconcile's conclusion:
+/// `status.backup.lastVerified`, `BackupHealthy` and `BackupScheduled`. Reads the namespace's
+/// backups only when the cloud has `spec.backup`.
+pub(crate) async fn conclude_health(
+    cloud: &InSyncCloud,
+    client: &Client,
+    conclusion: &mut crate::controller::decide::Conclusion,
+    now: Timestamp,
+) -> Result<(), kube::Error> {
+    if cloud.spec.backup.is_none() {
+        return Ok(());
+    }
+    let backups: Api<InSyncCloudBackup> = Api::namespaced(client.clone(), cloud.cloud_namespace());
+    let listed = if cloud.spec.backup.as_ref().is_some_and(|b| b.verify) {
+        backups.list(&ListParams::default()).await?.items
+    } else {
+        Vec::new()
+    };
+    let (status, conds) = health::health(cloud, &listed);
+    let previous = cloud.status.clone().unwrap_or_default().conditions;
+    crate::controller::status::merge(
+        &mut conclusion.status.conditions,
+        &previous,
+        &conds,
+        cloud.metadata.generation,
+        now,
+    );
+    if status.is_some() {
+        conclusion.status.backup = status;
+    }
+    Ok(())
 }

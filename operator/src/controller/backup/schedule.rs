@@ -188,11 +188,28 @@ pub(crate) fn expired(backups: &[InSyncCloudBackup], keep_last: i32) -> Vec<Stri
             .cmp(&created(a))
             .then_with(|| b.backup_name().cmp(a.backup_name()))
     });
+    // The newest backup proven to restore is kept whatever its age: without it, retention
+    // could leave only backups nobody has seen restore.
+    let newest_verified = complete
+        .iter()
+        .find(|b| verified(b))
+        .map(|b| b.backup_name().to_owned());
     complete
         .into_iter()
         .skip(usize::try_from(keep_last).unwrap_or(0))
         .map(|b| b.backup_name().to_owned())
+        .filter(|name| Some(name) != newest_verified.as_ref())
         .collect()
+}
+
+/// Whether a backup's verification passed.
+fn verified(backup: &InSyncCloudBackup) -> bool {
+    backup
+        .status
+        .as_ref()
+        .and_then(|s| s.verification.as_ref())
+        .and_then(|v| v.phase)
+        == Some(crate::api::VerifyPhase::Passed)
 }
 
 #[cfg(test)]
@@ -258,6 +275,35 @@ mod tests {
         let cloud = scheduled_cloud("0 25 * * *", "2026-11-01T00:00:00Z");
         let result = scheduled_backup(&cloud, at("2026-11-28T03:00:00Z")).expect("reported");
         assert!(result.is_err());
+    }
+
+    #[test]
+    fn retention_never_lets_go_the_newest_verified_backup() {
+        let mut backups: Vec<InSyncCloudBackup> = (1..=5)
+            .map(|i| {
+                done(
+                    &format!("fcloud-2026112800{i:02}"),
+                    &format!("2026-11-28T00:{i:02}:00Z"),
+                    BackupPhase::Complete,
+                )
+            })
+            .collect();
+        let verify = |backup: &mut InSyncCloudBackup, phase| {
+            if let Some(status) = backup.status.as_mut() {
+                status.verification = Some(crate::api::Verification {
+                    phase: Some(phase),
+                    ..Default::default()
+                });
+            }
+        };
+        // 02 passed, 01 passed earlier, 04 failed: keep the newest two and 02.
+        verify(&mut backups[1], crate::api::VerifyPhase::Passed);
+        verify(&mut backups[0], crate::api::VerifyPhase::Passed);
+        verify(&mut backups[3], crate::api::VerifyPhase::Failed);
+        assert_eq!(
+            expired(&backups, 2),
+            ["fcloud-202611280003", "fcloud-202611280001"]
+        );
     }
 
     #[test]
