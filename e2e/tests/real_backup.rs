@@ -16,7 +16,8 @@ use common::{condition, fcloud_no_dns};
 use insync_e2e::real_node::{self, REAL_NODE_LABEL, REAL_STORAGE_CLASS};
 use insync_e2e::{TestNamespace, helm, kubectl, poll_until, repo_root, unique_name};
 use insync_operator::api::{
-    BackupPhase, InSyncCloud, InSyncCloudBackup, InSyncCloudBackupSpec, Placement, StorageSpec,
+    BackupPhase, InSyncCloud, InSyncCloudBackup, InSyncCloudBackupSpec, Placement, RestorePhase,
+    StorageSpec, VerifyPhase,
 };
 use insync_operator::backup::manifest::Manifest;
 use k8s_openapi::api::core::v1::{Namespace, Pod, ResourceRequirements, Secret, Toleration};
@@ -255,9 +256,8 @@ fn sha256_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_on_demand_backup_holds_the_markers_and_a_bad_destination_fails_cleanly() -> Result<()> {
-    let client: Client = real_node::cluster().await?;
+/// Both CRDs of this branch, applied and Established.
+async fn install_crds() -> Result<()> {
     common::install_crd().await?;
     let backup_crd = repo_root().join("crds/insynccloudbackups.insync.dev.yaml");
     kubectl(&[
@@ -275,10 +275,13 @@ async fn an_on_demand_backup_holds_the_markers_and_a_bad_destination_fails_clean
         "--timeout=60s",
     ])
     .await?;
+    Ok(())
+}
 
-    // The cloud's namespace enforces the restricted Pod Security Standard: the backup Job's pod
-    // must pass it like every other pod.
-    let ns = TestNamespace::create(&client, "backup").await?;
+/// A test namespace enforcing the restricted Pod Security Standard: the backup and restore
+/// Jobs' pods must pass it like every other pod of the cloud.
+async fn restricted_namespace(client: &Client, prefix: &str) -> Result<TestNamespace> {
+    let ns = TestNamespace::create(client, prefix).await?;
     let namespaces: Api<Namespace> = Api::all(client.clone());
     namespaces
         .patch(
@@ -290,6 +293,14 @@ async fn an_on_demand_backup_holds_the_markers_and_a_bad_destination_fails_clean
             }}})),
         )
         .await?;
+    Ok(ns)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_on_demand_backup_holds_the_markers_and_a_bad_destination_fails_cleanly() -> Result<()> {
+    let client: Client = real_node::cluster().await?;
+    install_crds().await?;
+    let ns = restricted_namespace(&client, "backup").await?;
     let release_ns = unique_name("e2e-backup-sys");
     install_operator(&release_ns, ns.name()).await?;
 
@@ -490,6 +501,574 @@ async fn an_on_demand_backup_holds_the_markers_and_a_bad_destination_fails_clean
     );
     let (code, body) = http(&master, "GET", "/health", "").await?;
     ensure!(code == 200, "/health after a failed backup: {code} {body}");
+
+    helm(&["uninstall", "iscb", "-n", &release_ns]).await.ok();
+    kubectl(&["delete", "namespace", &release_ns, "--wait=false"])
+        .await
+        .ok();
+    ns.delete_and_wait(Duration::from_secs(180)).await?;
+    Ok(())
+}
+
+const OFFSITE_USER: &str = "offsite-admin";
+const OFFSITE_KEY: &str = "offsite-secret-key";
+const OFFSITE_BUCKET: &str = "offsite";
+
+/// A MinIO of the test's own beside the cloud (a plain pod, emptyDir): where backups go, so they
+/// outlive the cloud and its volumes. Returns an S3 client for it from the host and its
+/// in-cluster endpoint.
+async fn offsite_store(ns: &TestNamespace) -> Result<(aws_sdk_s3::Client, String)> {
+    let mut pod_spec = real_node::pod_spec_fields();
+    let spec = pod_spec.as_object_mut().context("pod spec")?;
+    spec.insert(
+        "securityContext".to_owned(),
+        json!({"runAsNonRoot": true, "runAsUser": 10001, "runAsGroup": 10001,
+               "seccompProfile": {"type": "RuntimeDefault"}}),
+    );
+    spec.insert(
+        "containers".to_owned(),
+        json!([{
+            "name": "minio",
+            "image": "registry.example.com/insync/minio:RELEASE.2025-04-22T22-12-26Z",
+            "imagePullPolicy": "Never",
+            "args": ["server", "/data", "--address", ":9000", "--certs-dir", "/tmp/certs"],
+            "env": [{"name": "MINIO_ROOT_USER", "value": OFFSITE_USER},
+                    {"name": "MINIO_ROOT_PASSWORD", "value": OFFSITE_KEY}],
+            "ports": [{"name": "s3", "containerPort": 9000}],
+            "securityContext": {"allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true,
+                                "capabilities": {"drop": ["ALL"]}},
+            "volumeMounts": [{"name": "data", "mountPath": "/data"},
+                             {"name": "tmp", "mountPath": "/tmp"}]
+        }]),
+    );
+    spec.insert(
+        "volumes".to_owned(),
+        json!([{"name": "data", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}]),
+    );
+    let manifest = json!({"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "v1", "kind": "Pod",
+         "metadata": {"name": "offsite", "namespace": ns.name(), "labels": {"app": "offsite"}},
+         "spec": pod_spec},
+        {"apiVersion": "v1", "kind": "Service",
+         "metadata": {"name": "offsite", "namespace": ns.name()},
+         "spec": {"selector": {"app": "offsite"}, "ports": [{"name": "s3", "port": 9000}]}},
+        {"apiVersion": "v1", "kind": "Secret",
+         "metadata": {"name": "offsite-keys", "namespace": ns.name()},
+         "stringData": {"accessKeyId": OFFSITE_USER, "secretAccessKey": OFFSITE_KEY}},
+    ]});
+    insync_e2e::kubectl_stdin(&["apply", "-f", "-"], &manifest.to_string()).await?;
+    let pods: Api<Pod> = ns.api();
+    let ip = poll_until("the offsite MinIO pod to run", READY_TIMEOUT, || async {
+        let pod = pods.get("offsite").await?;
+        let status = pod.status.unwrap_or_default();
+        Ok((status.phase.as_deref() == Some("Running"))
+            .then_some(status.pod_ip)
+            .flatten())
+    })
+    .await?;
+    let credentials =
+        aws_sdk_s3::config::Credentials::new(OFFSITE_USER, OFFSITE_KEY, None, None, "e2e");
+    let config = insync_operator::backup::sdk_config(
+        "us-east-1",
+        Some(&format!("http://{ip}:9000")),
+        Some(credentials),
+    )
+    .await;
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&config)
+            .force_path_style(true)
+            .build(),
+    );
+    poll_until(
+        "the offsite bucket to be created",
+        READY_TIMEOUT,
+        || async {
+            Ok(s3
+                .create_bucket()
+                .bucket(OFFSITE_BUCKET)
+                .send()
+                .await
+                .is_ok()
+                .then_some(()))
+        },
+    )
+    .await?;
+    Ok((
+        s3,
+        format!("http://offsite.{}.svc.cluster.local:9000", ns.name()),
+    ))
+}
+
+/// `spec.restore` from an S3 location alone (bucket, prefix, endpoint, Secret).
+fn restore_from(endpoint: &str, prefix: &str) -> insync_operator::api::RestoreSpec {
+    insync_operator::api::RestoreSpec {
+        backup: None,
+        s3: Some(insync_operator::api::RestoreS3 {
+            bucket: OFFSITE_BUCKET.to_owned(),
+            prefix: prefix.to_owned(),
+            endpoint: Some(endpoint.to_owned()),
+            region: None,
+            secret_ref: Some(insync_operator::api::SecretRef {
+                name: "offsite-keys".to_owned(),
+            }),
+        }),
+    }
+}
+
+async fn wait_restore(
+    clouds: &Api<InSyncCloud>,
+    name: &str,
+    timeout: Duration,
+) -> Result<insync_operator::api::RestoreStatus> {
+    poll_until(
+        &format!("the restore of {name} to finish"),
+        timeout,
+        || async {
+            let cloud = clouds.get(name).await?;
+            let restore = cloud.status.and_then(|s| s.restore);
+            Ok(restore
+                .filter(|r| matches!(r.phase, Some(RestorePhase::Complete | RestorePhase::Failed))))
+        },
+    )
+    .await
+}
+
+/// Waits for the backup's verification to pass or fail.
+async fn wait_verified(
+    api: &Api<InSyncCloudBackup>,
+    name: &str,
+) -> Result<insync_operator::api::Verification> {
+    poll_until(
+        &format!("the verification of {name}"),
+        READY_TIMEOUT,
+        || async {
+            let backup = api.get(name).await?;
+            Ok(backup
+                .status
+                .and_then(|s| s.verification)
+                .filter(|v| matches!(v.phase, Some(VerifyPhase::Passed | VerifyPhase::Failed))))
+        },
+    )
+    .await
+}
+
+/// How long ago the backup completed.
+async fn backup_age(api: &Api<InSyncCloudBackup>, name: &str) -> Result<Duration> {
+    let backup = api.get(name).await?;
+    let completed = backup
+        .status
+        .and_then(|s| s.completed_at)
+        .context("no completedAt")?;
+    let age = k8s_openapi::jiff::Timestamp::now().duration_since(completed.0);
+    Ok(Duration::try_from(age).unwrap_or_default())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_cloud_comes_back_from_its_backup_and_a_tampered_backup_is_refused() -> Result<()> {
+    let client: Client = real_node::cluster().await?;
+    install_crds().await?;
+    let ns = restricted_namespace(&client, "restore").await?;
+    let release_ns = unique_name("e2e-restore-sys");
+    install_operator(&release_ns, ns.name()).await?;
+    let (offsite, endpoint) = offsite_store(&ns).await?;
+
+    let clouds: Api<InSyncCloud> = ns.api();
+    let pods: Api<Pod> = ns.api();
+    let backups: Api<InSyncCloudBackup> = ns.api();
+    let mut cloud = cloud_on_real_node(ns.name())?;
+    cloud.spec.backup = Some(serde_json::from_value(
+        json!({"verify": true, "destination": {"s3": {
+        "bucket": OFFSITE_BUCKET, "prefix": "clouds/", "endpoint": endpoint,
+        "secretRef": {"name": "offsite-keys"}}}}),
+    )?);
+    clouds.create(&PostParams::default(), &cloud).await?;
+    poll_until("fcloud to be Ready", READY_TIMEOUT, || async {
+        let cloud = clouds.get("fcloud").await?;
+        Ok((condition(&cloud, "Ready").0 == "True").then_some(()))
+    })
+    .await?;
+
+    // Markers through the stand-in CloudMaster: rows in MySQL, items in the metadata store.
+    let master = format!("{}:8443", pod_ip(&pods, "cloudmaster").await?);
+    let markers: Vec<(String, String)> = (0..3)
+        .map(|i| (unique_name("marker"), format!("value-{i}")))
+        .collect();
+    for (key, value) in &markers {
+        poll_until("a marker to be written", READY_TIMEOUT, || async {
+            let answer = http(&master, "PUT", &format!("/markers/{key}"), value).await;
+            Ok(matches!(answer, Ok((200, _))).then_some(()))
+        })
+        .await?;
+    }
+    create_backup(&backups, "before-loss").await?;
+    let backup = wait_backup(&backups, "before-loss").await?;
+    let status = backup.status.clone().unwrap_or_default();
+    ensure!(
+        status.phase == Some(BackupPhase::Complete),
+        "backup: {}",
+        serde_yaml::to_string(&status)?
+    );
+    let prefix = "clouds/fcloud/before-loss/";
+    ensure!(status.location.as_deref() == Some(&*format!("s3://{OFFSITE_BUCKET}/{prefix}")));
+
+    // Verification: restored into throwaway datastores, checked against the manifest.
+    let verified = wait_verified(&backups, "before-loss").await?;
+    eprintln!(
+        "verification of before-loss: {:?} {:.1?} after the backup completed: {}",
+        verified.phase,
+        backup_age(&backups, "before-loss").await?,
+        verified.message.clone().unwrap_or_default()
+    );
+    ensure!(verified.phase == Some(VerifyPhase::Passed), "{verified:?}");
+    let healthy = poll_until("fcloud to say BackupHealthy", BACKUP_TIMEOUT, || async {
+        let cloud = clouds.get("fcloud").await?;
+        let last = cloud
+            .status
+            .as_ref()
+            .and_then(|s| s.backup.as_ref())
+            .and_then(|b| b.last_verified.clone());
+        Ok(last
+            .filter(|l| l.backup == "before-loss")
+            .map(|_| condition(&cloud, "BackupHealthy")))
+    })
+    .await?;
+    ensure!(healthy.0 == "True", "BackupHealthy {healthy:?}");
+    let verify_pods = pods
+        .list(&ListParams::default().labels("app.kubernetes.io/component=verify"))
+        .await?;
+    ensure!(
+        verify_pods
+            .items
+            .iter()
+            .all(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Succeeded")),
+        "a throwaway datastore still runs"
+    );
+
+    // A backup whose dump was deleted from the bucket by hand: its verification says so.
+    clouds
+        .patch(
+            "fcloud",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"backup": {"verify": false}}})),
+        )
+        .await?;
+    create_backup(&backups, "hand-deleted").await?;
+    ensure!(wait_backup(&backups, "hand-deleted").await?.phase() == BackupPhase::Complete);
+    offsite
+        .delete_object()
+        .bucket(OFFSITE_BUCKET)
+        .key("clouds/fcloud/hand-deleted/mysql.sql")
+        .send()
+        .await?;
+    clouds
+        .patch(
+            "fcloud",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"backup": {"verify": true}}})),
+        )
+        .await?;
+    // A backup is verified when it is reconciled; the cloud's change does not wake it.
+    backups
+        .patch(
+            "hand-deleted",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {"e2e/verify": "now"}}})),
+        )
+        .await?;
+    let broken = wait_verified(&backups, "hand-deleted").await?;
+    eprintln!("verification of hand-deleted: {broken:?}");
+    let message = broken.message.clone().unwrap_or_default();
+    ensure!(
+        broken.phase == Some(VerifyPhase::Failed) && message.contains("mysql.sql: missing"),
+        "{broken:?}"
+    );
+    let unhealthy = poll_until(
+        "fcloud to say the backup is not healthy",
+        BACKUP_TIMEOUT,
+        || async {
+            let cloud = clouds.get("fcloud").await?;
+            let (status, reason, message) = condition(&cloud, "BackupHealthy");
+            Ok((status == "False").then_some((reason, message)))
+        },
+    )
+    .await?;
+    eprintln!("BackupHealthy=False {unhealthy:?}");
+    ensure!(unhealthy.0 == "VerificationFailed", "{unhealthy:?}");
+
+    // Lose the cloud: delete it, then its volumes.
+    clouds.delete("fcloud", &Default::default()).await?;
+    poll_until("fcloud to be gone", READY_TIMEOUT, || async {
+        Ok(clouds.get_opt("fcloud").await?.is_none().then_some(()))
+    })
+    .await?;
+    let claims: Api<k8s_openapi::api::core::v1::PersistentVolumeClaim> = ns.api();
+    let instance = ListParams::default().labels("app.kubernetes.io/instance=fcloud");
+    claims
+        .delete_collection(&Default::default(), &instance)
+        .await?;
+    // The backup's own finished pods carry the cloud's labels too; they are the backup's.
+    let workloads = ListParams::default().labels(
+        "app.kubernetes.io/instance=fcloud,app.kubernetes.io/component notin (backup,verify)",
+    );
+    poll_until(
+        "fcloud's pods and volumes to be gone",
+        READY_TIMEOUT,
+        || async {
+            let left = claims.list(&instance).await?.items.len()
+                + pods.list(&workloads).await?.items.len();
+            Ok((left == 0).then_some(()))
+        },
+    )
+    .await?;
+
+    // A copy of the backup with one byte of the dump changed (same size): the restore is
+    // refused before anything of the cloud starts.
+    let listed = offsite
+        .list_objects_v2()
+        .bucket(OFFSITE_BUCKET)
+        .prefix(prefix)
+        .send()
+        .await?;
+    for object in listed.contents() {
+        let key = object.key().context("key")?;
+        let mut bytes = offsite
+            .get_object()
+            .bucket(OFFSITE_BUCKET)
+            .key(key)
+            .send()
+            .await?
+            .body
+            .collect()
+            .await?
+            .to_vec();
+        if key.ends_with("mysql.sql") {
+            let last = bytes.len() - 2;
+            bytes[last] ^= 0x01;
+        }
+        offsite
+            .put_object()
+            .bucket(OFFSITE_BUCKET)
+            .key(key.replacen(prefix, "clouds/tampered/", 1))
+            .body(bytes.into())
+            .send()
+            .await?;
+    }
+    let mut refused = cloud_on_real_node(ns.name())?;
+    refused.metadata.name = Some("refused".to_owned());
+    refused.spec.restore = Some(restore_from(&endpoint, "clouds/tampered/"));
+    clouds.create(&PostParams::default(), &refused).await?;
+    let outcome = wait_restore(&clouds, "refused", BACKUP_TIMEOUT).await?;
+    eprintln!("restore from a tampered backup: {outcome:?}");
+    ensure!(outcome.phase == Some(RestorePhase::Failed), "{outcome:?}");
+    let message = outcome.message.clone().unwrap_or_default();
+    ensure!(
+        message.starts_with("refused: ")
+            && message.contains("mysql.sql")
+            && message.contains("sha256"),
+        "the refusal does not name the part and its checksum: {message}"
+    );
+    let refused_cloud = clouds.get("refused").await?;
+    ensure!(
+        condition(&refused_cloud, "Restored").1 == "RestoreRefused",
+        "{:?}",
+        condition(&refused_cloud, "Restored")
+    );
+    let started = pods
+        .list(&ListParams::default().labels("app.kubernetes.io/instance=refused"))
+        .await?
+        .items
+        .into_iter()
+        .filter_map(|p| p.metadata.name)
+        .filter(|name| !name.starts_with("refused-restore-check"))
+        .collect::<Vec<_>>();
+    ensure!(started.is_empty(), "a refused restore started {started:?}");
+    clouds.delete("refused", &Default::default()).await?;
+
+    // Restore into a new cloud from the location alone.
+    let mut restored = cloud_on_real_node(ns.name())?;
+    restored.spec.restore = Some(restore_from(&endpoint, prefix));
+    let began = Instant::now();
+    clouds.create(&PostParams::default(), &restored).await?;
+    let outcome = wait_restore(&clouds, "fcloud", READY_TIMEOUT).await?;
+    let restore_took = began.elapsed();
+    ensure!(outcome.phase == Some(RestorePhase::Complete), "{outcome:?}");
+    poll_until("the restored fcloud to be Ready", READY_TIMEOUT, || async {
+        let cloud = clouds.get("fcloud").await?;
+        Ok((condition(&cloud, "Ready").0 == "True").then_some(()))
+    })
+    .await?;
+    eprintln!(
+        "restore: Complete {restore_took:.1?} after the cloud's creation, Ready after {:.1?}: {:?}",
+        began.elapsed(),
+        outcome.message
+    );
+    let master = format!("{}:8443", pod_ip(&pods, "cloudmaster").await?);
+    for (key, value) in &markers {
+        let body = poll_until("a marker to read back", READY_TIMEOUT, || async {
+            Ok(
+                match http(&master, "GET", &format!("/markers/{key}"), "").await {
+                    Ok((200, body)) => Some(body),
+                    _ => None,
+                },
+            )
+        })
+        .await?;
+        let got: serde_json::Value = serde_json::from_str(&body)?;
+        ensure!(
+            got["database"] == json!(value) && got["metadata"] == json!(value),
+            "marker {key} after the restore: {body}"
+        );
+    }
+    eprintln!("all {} markers are back", markers.len());
+
+    helm(&["uninstall", "iscb", "-n", &release_ns]).await.ok();
+    kubectl(&["delete", "namespace", &release_ns, "--wait=false"])
+        .await
+        .ok();
+    ns.delete_and_wait(Duration::from_secs(180)).await?;
+    Ok(())
+}
+
+/// Runs SQL as MySQL's root inside the cloud's MySQL pod; returns what it printed.
+async fn mysql_exec(ns: &TestNamespace, sql: &str) -> Result<String> {
+    kubectl(&[
+        "exec",
+        "-n",
+        ns.name(),
+        "fcloud-mysql-0",
+        "--",
+        "sh",
+        "-c",
+        &format!("MYSQL_PWD=\"$MYSQL_ROOT_PASSWORD\" mysql -uroot -N -B insync -e \"{sql}\""),
+    ])
+    .await
+}
+
+/// Backup and restore of a catalogue of a million rows (docs/backups.md, "Measured"). Slow and
+/// heavy: run it on its own with `--ignored`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement: minutes, and a 100 MB dump"]
+async fn measure_backup_and_restore_of_a_million_catalogue_rows() -> Result<()> {
+    let rows: u64 = std::env::var("INSYNC_E2E_CATALOGUE_ROWS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(1_000_000);
+    let client: Client = real_node::cluster().await?;
+    install_crds().await?;
+    let ns = restricted_namespace(&client, "measure").await?;
+    let release_ns = unique_name("e2e-measure-sys");
+    install_operator(&release_ns, ns.name()).await?;
+    let (offsite, endpoint) = offsite_store(&ns).await?;
+    let clouds: Api<InSyncCloud> = ns.api();
+    let pods: Api<Pod> = ns.api();
+    let backups: Api<InSyncCloudBackup> = ns.api();
+    let mut cloud = cloud_on_real_node(ns.name())?;
+    cloud.spec.backup = Some(serde_json::from_value(json!({"destination": {"s3": {
+        "bucket": OFFSITE_BUCKET, "prefix": "clouds/", "endpoint": endpoint,
+        "secretRef": {"name": "offsite-keys"}}}}))?);
+    clouds.create(&PostParams::default(), &cloud).await?;
+    poll_until("fcloud to be Ready", READY_TIMEOUT, || async {
+        let cloud = clouds.get("fcloud").await?;
+        Ok((condition(&cloud, "Ready").0 == "True").then_some(()))
+    })
+    .await?;
+
+    // A catalogue table shaped like a file index: path, size, content hash, time.
+    let filling = Instant::now();
+    mysql_exec(
+        &ns,
+        &format!(
+            "SET SESSION max_recursive_iterations = {rows}; \
+             CREATE TABLE catalogue (id BIGINT PRIMARY KEY, path VARCHAR(255) NOT NULL, \
+             size BIGINT NOT NULL, sha256 CHAR(64) NOT NULL, modified DATETIME NOT NULL) ENGINE=InnoDB; \
+             INSERT INTO catalogue WITH RECURSIVE seq(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM seq WHERE n < {rows}) \
+             SELECT n, CONCAT('/users/', n % 5000, '/backup/', n, '.dat'), n * 4099 % 1000000007, SHA2(n, 256), \
+             TIMESTAMP('2026-01-01') + INTERVAL n SECOND FROM seq;"
+        ),
+    )
+    .await?;
+    let count = mysql_exec(&ns, "SELECT COUNT(*) FROM catalogue").await?;
+    eprintln!(
+        "catalogue: {} rows written in {:.1?}",
+        count.trim(),
+        filling.elapsed()
+    );
+
+    let started = Instant::now();
+    create_backup(&backups, "million").await?;
+    let backup = wait_backup(&backups, "million").await?;
+    let took = started.elapsed();
+    let status = backup.status.clone().unwrap_or_default();
+    ensure!(status.phase == Some(BackupPhase::Complete), "{status:?}");
+    let dump = status
+        .parts
+        .iter()
+        .find(|p| p.name == "mysql.sql")
+        .map(|p| p.size_bytes)
+        .unwrap_or_default();
+    let timing =
+        |from: &Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
+         to: &Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>| {
+            match (from, to) {
+                (Some(a), Some(b)) => format!("{:.1}", b.0.duration_since(a.0).as_secs_f64()),
+                _ => "?".to_owned(),
+            }
+        };
+    eprintln!(
+        "backup of {rows} rows: Complete {took:.1?} after its creation (dump start -> manifest: {} s), {} bytes in all, mysql.sql {dump} bytes",
+        timing(&status.started_at, &status.completed_at),
+        status.size_bytes.unwrap_or_default()
+    );
+
+    clouds.delete("fcloud", &Default::default()).await?;
+    poll_until("fcloud to be gone", READY_TIMEOUT, || async {
+        Ok(clouds.get_opt("fcloud").await?.is_none().then_some(()))
+    })
+    .await?;
+    let claims: Api<k8s_openapi::api::core::v1::PersistentVolumeClaim> = ns.api();
+    let instance = ListParams::default().labels("app.kubernetes.io/instance=fcloud");
+    claims
+        .delete_collection(&Default::default(), &instance)
+        .await?;
+    let workloads = ListParams::default().labels(
+        "app.kubernetes.io/instance=fcloud,app.kubernetes.io/component notin (backup,verify)",
+    );
+    poll_until(
+        "fcloud's pods and volumes to be gone",
+        READY_TIMEOUT,
+        || async {
+            let left = claims.list(&instance).await?.items.len()
+                + pods.list(&workloads).await?.items.len();
+            Ok((left == 0).then_some(()))
+        },
+    )
+    .await?;
+
+    let mut restored = cloud_on_real_node(ns.name())?;
+    restored.spec.restore = Some(restore_from(&endpoint, "clouds/fcloud/million/"));
+    let began = Instant::now();
+    clouds.create(&PostParams::default(), &restored).await?;
+    let outcome = wait_restore(&clouds, "fcloud", READY_TIMEOUT).await?;
+    let restore_took = began.elapsed();
+    ensure!(outcome.phase == Some(RestorePhase::Complete), "{outcome:?}");
+    let jobs: Api<k8s_openapi::api::batch::v1::Job> = ns.api();
+    let job_time = |name: &'static str| {
+        let jobs = jobs.clone();
+        async move {
+            let job = jobs.get(name).await?;
+            let status = job.status.unwrap_or_default();
+            Ok::<_, anyhow::Error>(timing(&status.start_time, &status.completion_time))
+        }
+    };
+    eprintln!(
+        "restore of {rows} rows: Complete {restore_took:.1?} after the cloud's creation (check Job {} s, restore Job {} s): {:?}",
+        job_time("fcloud-restore-check").await?,
+        job_time("fcloud-restore").await?,
+        outcome.message
+    );
+    let count = mysql_exec(&ns, "SELECT COUNT(*) FROM catalogue").await?;
+    ensure!(count.trim() == rows.to_string(), "restored rows: {count}");
+    drop(offsite);
 
     helm(&["uninstall", "iscb", "-n", &release_ns]).await.ok();
     kubectl(&["delete", "namespace", &release_ns, "--wait=false"])
