@@ -296,6 +296,11 @@ async fn s3_client(args: &RunnerArgs) -> aws_sdk_s3::Client {
     .await;
     let config = aws_sdk_s3::config::Builder::from(&config)
         .force_path_style(args.path_style)
+        // The SDK would add a CRC32 to every upload by sending the body aws-chunked, in chunks
+        // as large as the file: MinIO refuses chunks above 16 MiB ("chunk too big", seen with
+        // a 100 MB dump). The runner hashes every part itself (sha256, read back by size), so
+        // it sends plain bodies of known length.
+        .request_checksum_calculation(aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired)
         .build();
     aws_sdk_s3::Client::from_conf(config)
 }
