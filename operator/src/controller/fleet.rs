@@ -66,6 +66,11 @@ impl Fleet {
         }
     }
 
+    /// The clouds' cache (every cloud the operator watches, without managedFields).
+    pub fn cache(&self) -> Store<DeserializeGuard<InSyncCloud>> {
+        self.clouds.clone()
+    }
+
     /// The limit on concurrent upgrades, when there is one.
     pub fn max_concurrent(&self) -> Option<usize> {
         self.max_concurrent

@@ -232,10 +232,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     };
     let outcome = tokio::select! {
         // The backup controller runs beside the clouds', under the same lease.
-        _ = async {
-            let backups = backup::run(client.clone(), args.namespace.clone(), args.runner_image.clone());
-            tokio::join!(controller(client, args, metrics, readiness.clone(), dns), backups)
-        } => Ok(()),
+        () = controller(client, args, metrics, readiness.clone(), dns) => Ok(()),
         () = async { match &election { Some(e) => e.hold().await, None => std::future::pending().await } } => Err(RunError::LostLease),
         () = shutdown_signal() => Ok(()),
         () = shutdown => Ok(()),
@@ -383,8 +380,17 @@ async fn controller(
         readiness_flag.set(true);
     });
 
+    // The backup controller runs beside the clouds', under the same lease; its schedule reads
+    // the clouds from this cache rather than listing them every round.
+    let backups = backup::run(
+        client.clone(),
+        args.namespace.clone(),
+        args.runner_image.clone(),
+        ctx.fleet.cache(),
+    );
+
     let ctx_for_reset = ctx.clone();
-    controller
+    let clouds = controller
         .run(
             |cloud, ctx| async move {
                 let result = reconcile::reconcile(cloud.clone(), ctx.clone()).await;
@@ -400,7 +406,7 @@ async fn controller(
             if let Err(e) = result {
                 warn!(error = %e, "reconcile error");
             }
-        })
-        .await;
+        });
+    tokio::join!(clouds, backups);
     drop(ctx_for_reset);
 }

@@ -18,7 +18,9 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::core::DeserializeGuard;
 use kube::runtime::controller::{Action, Config, Controller};
+use kube::runtime::reflector::Store;
 use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 use serde_json::json;
@@ -49,7 +51,13 @@ struct Context {
 }
 
 /// Runs the backup controller until the stream ends (the process stops).
-pub async fn run(client: Client, namespace: Option<String>, runner_image: Option<String>) {
+/// `clouds` is the cloud controller's cache, which the schedule reads.
+pub async fn run(
+    client: Client,
+    namespace: Option<String>,
+    runner_image: Option<String>,
+    clouds: Store<DeserializeGuard<InSyncCloud>>,
+) {
     let (backups, jobs): (Api<InSyncCloudBackup>, Api<Job>) = match &namespace {
         Some(ns) => (
             Api::namespaced(client.clone(), ns),
@@ -60,9 +68,8 @@ pub async fn run(client: Client, namespace: Option<String>, runner_image: Option
     if runner_image.is_none() {
         warn!("INSYNC_OPERATOR_IMAGE is unset: backups will fail until it is set");
     }
-    tokio::spawn(schedule_loop(client.clone(), namespace.clone()));
     let ctx = Arc::new(Context {
-        client,
+        client: client.clone(),
         runner_image,
     });
     let backup_jobs = watcher::Config::default().labels(&format!(
@@ -71,7 +78,9 @@ pub async fn run(client: Client, namespace: Option<String>, runner_image: Option
         keys::MANAGED_BY,
         "insync-operator"
     ));
-    Controller::new(backups, watcher::Config::default())
+    let controller = Controller::new(backups, watcher::Config::default());
+    tokio::spawn(schedule_loop(client, clouds, controller.store()));
+    controller
         .owns(jobs, backup_jobs)
         .with_config(Config::default().concurrency(4))
         .run(reconcile, error_policy, ctx)
@@ -170,34 +179,42 @@ async fn reconcile(
 const SCHEDULE_TICK: Duration = Duration::from_secs(20);
 
 /// Takes the backups `spec.backup.schedule` owes and lets go those `retention.keepLast` allows.
-async fn schedule_loop(client: Client, namespace: Option<String>) {
+/// Clouds and backups are read from the controllers' caches: a round costs no reads, only the
+/// writes it decides on. Before a cache has listed it reads as empty, which takes and deletes
+/// nothing.
+async fn schedule_loop(
+    client: Client,
+    clouds: Store<DeserializeGuard<InSyncCloud>>,
+    backups: Store<InSyncCloudBackup>,
+) {
     let mut tick = tokio::time::interval(SCHEDULE_TICK);
     loop {
         tick.tick().await;
-        if let Err(e) = schedule_once(&client, namespace.as_deref()).await {
+        if let Err(e) = schedule_once(&client, &clouds, &backups).await {
             warn!(error = %e, "backup schedule round failed");
         }
     }
 }
 
-async fn schedule_once(client: &Client, namespace: Option<&str>) -> Result<(), BackupError> {
+async fn schedule_once(
+    client: &Client,
+    clouds: &Store<DeserializeGuard<InSyncCloud>>,
+    cached_backups: &Store<InSyncCloudBackup>,
+) -> Result<(), BackupError> {
     let kube = |action| move |source| BackupError::Kube { action, source };
-    let clouds: Api<InSyncCloud> = match namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    };
     let now = Timestamp::now();
-    for cloud in clouds
-        .list(&ListParams::default())
-        .await
-        .map_err(kube("list clouds"))?
-    {
-        if cloud.metadata.deletion_timestamp.is_some() || cloud.spec.paused {
+    for guard in clouds.state() {
+        // A cloud that does not parse is reported by the cloud controller.
+        let Ok(cloud) = &guard.0 else { continue };
+        if cloud.spec.backup.is_none()
+            || cloud.metadata.deletion_timestamp.is_some()
+            || cloud.spec.paused
+        {
             continue;
         }
         let backups: Api<InSyncCloudBackup> =
             Api::namespaced(client.clone(), cloud.cloud_namespace());
-        match schedule::scheduled_backup(&cloud, now) {
+        match schedule::scheduled_backup(cloud, now) {
             None => {}
             Some(Err(e)) => warn!(cloud = cloud.cloud_name(), error = %e, "no scheduled backups"),
             Some(Ok(backup)) => match backups.create(&PostParams::default(), &backup).await {
@@ -216,16 +233,21 @@ async fn schedule_once(client: &Client, namespace: Option<&str>) -> Result<(), B
         else {
             continue;
         };
-        let scheduled = backups
-            .list(&ListParams::default().labels(&format!(
-                "{}={},{}=true",
-                schedule::CLOUD_LABEL,
-                cloud.cloud_name(),
-                schedule::SCHEDULED_LABEL
-            )))
-            .await
-            .map_err(kube("list scheduled backups"))?;
-        for name in schedule::expired(&scheduled.items, keep_last) {
+        let scheduled: Vec<InSyncCloudBackup> = cached_backups
+            .state()
+            .iter()
+            .filter(|b| {
+                b.backup_namespace() == cloud.cloud_namespace()
+                    && b.labels().get(schedule::CLOUD_LABEL).map(String::as_str)
+                        == Some(cloud.cloud_name())
+                    && b.labels()
+                        .get(schedule::SCHEDULED_LABEL)
+                        .map(String::as_str)
+                        == Some("true")
+            })
+            .map(|b| (**b).clone())
+            .collect();
+        for name in schedule::expired(&scheduled, keep_last) {
             match backups.delete(&name, &DeleteParams::default()).await {
                 Ok(_) => info!(backup = %name, keep_last, "backup let go by retention"),
                 Err(kube::Error::Api(e)) if e.code == 404 => {}
