@@ -166,41 +166,23 @@ pub fn render_restore_job(
             .collect()
     };
 
-    let fetch = Container {
-        name: "fetch".to_owned(),
-        image: Some(runner_image.to_owned()),
-        command: Some(vec!["/insync-operator".to_owned()]),
-        args: Some(runner_args("fetch", source)),
-        env: Some(source.access.keys.clone()),
-        termination_message_policy: Some("FallbackToLogsOnError".to_owned()),
-        ..Container::default()
-    };
-    let load_mysql = Container {
-        name: "mysql".to_owned(),
-        image: Some(image(&ctx, Component::Mysql, Component::Mysql.name()).reference),
-        command: Some(vec!["sh".to_owned(), "-c".to_owned(), load_script()]),
-        env: Some(
-            [
-                env("DB_HOST", config("database", "host")),
-                env("DB_PORT", config("database", "port")),
-                env("DB_NAME", config("database", "name")),
-            ]
-            .into_iter()
-            .chain(only("INSYNC_DB_"))
-            .collect(),
-        ),
-        termination_message_policy: Some("FallbackToLogsOnError".to_owned()),
-        ..Container::default()
-    };
-    let mut args = runner_args("metadata", source);
-    args.push(format!(
-        "--metadata-endpoint={}",
-        config("metadata", "endpoint")
-    ));
-    args.push(format!(
-        "--metadata-region={}",
-        config("metadata", "region")
-    ));
+    let fetch = fetch_container(source, runner_image);
+    let load_mysql = load_mysql_container(
+        &ctx,
+        [
+            env("DB_HOST", config("database", "host")),
+            env("DB_PORT", config("database", "port")),
+            env("DB_NAME", config("database", "name")),
+        ]
+        .into_iter()
+        .chain(only("INSYNC_DB_"))
+        .collect(),
+    );
+    let args = metadata_args(
+        source,
+        &config("metadata", "endpoint"),
+        &config("metadata", "region"),
+    );
     let builder = PodBuilder::task(
         &ctx,
         RESTORE_COMPONENT,
@@ -215,6 +197,41 @@ pub fn render_restore_job(
     job(&ctx, cloud, restore_job_name(cloud), builder, source)
 }
 
+/// The init container that fetches the backup into the work dir, checking every part again:
+/// the same in a restore and in a verification.
+pub(super) fn fetch_container(source: &Source, runner_image: &str) -> Container {
+    Container {
+        name: "fetch".to_owned(),
+        image: Some(runner_image.to_owned()),
+        command: Some(vec!["/insync-operator".to_owned()]),
+        args: Some(runner_args("fetch", source)),
+        env: Some(source.access.keys.clone()),
+        termination_message_policy: Some("FallbackToLogsOnError".to_owned()),
+        ..Container::default()
+    }
+}
+
+/// The init container that loads the fetched `mysql.sql` into the database `db_env` names
+/// (`DB_HOST`, `DB_PORT`, `DB_NAME`, `INSYNC_DB_USER`, `INSYNC_DB_PASSWORD`).
+pub(super) fn load_mysql_container(ctx: &Ctx, db_env: Vec<EnvVar>) -> Container {
+    Container {
+        name: "mysql".to_owned(),
+        image: Some(image(ctx, Component::Mysql, Component::Mysql.name()).reference),
+        command: Some(vec!["sh".to_owned(), "-c".to_owned(), load_script()]),
+        env: Some(db_env),
+        termination_message_policy: Some("FallbackToLogsOnError".to_owned()),
+        ..Container::default()
+    }
+}
+
+/// The main container's arguments: load the metadata store at `endpoint` in `region`.
+pub(super) fn metadata_args(source: &Source, endpoint: &str, region: &str) -> Vec<String> {
+    let mut args = runner_args("metadata", source);
+    args.push(format!("--metadata-endpoint={endpoint}"));
+    args.push(format!("--metadata-region={region}"));
+    args
+}
+
 pub(super) fn runner(cloud: &InSyncCloud, runner_image: &str) -> super::pod::Image {
     super::pod::Image {
         reference: runner_image.to_owned(),
@@ -222,7 +239,7 @@ pub(super) fn runner(cloud: &InSyncCloud, runner_image: &str) -> super::pod::Ima
     }
 }
 
-pub(super) fn runner_args(step: &str, source: &Source) -> Vec<String> {
+fn runner_args(step: &str, source: &Source) -> Vec<String> {
     let mut args = vec![
         "restore-run".to_owned(),
         format!("--step={step}"),
@@ -255,7 +272,7 @@ fn job(
 
 /// The MySQL step: refuse a database that has tables (a restore never writes over live data),
 /// then load the dump; the password in the environment, not on the command line.
-pub(super) fn load_script() -> String {
+fn load_script() -> String {
     format!(
         "set -eu\n\
          export MYSQL_PWD=\"$INSYNC_DB_PASSWORD\"\n\

@@ -19,7 +19,7 @@ use kube::Resource;
 use super::backup::{BackupRenderError, Location, store_access, task_job};
 use super::meta::Ctx;
 use super::pod::{PodBuilder, env, image};
-use super::restore::{PROFILE, load_script, runner, runner_args};
+use super::restore::{PROFILE, fetch_container, load_mysql_container, metadata_args, runner};
 use super::{Component, RenderOptions};
 use crate::api::{InSyncCloud, InSyncCloudBackup};
 
@@ -92,34 +92,22 @@ pub fn render_verify_job(
         volume_mounts: Some(vec![mount("scratch-bynamo-data", "/data")]),
         ..Container::default()
     };
-    let fetch = Container {
-        name: "fetch".to_owned(),
-        image: Some(runner_image.to_owned()),
-        command: Some(vec!["/insync-operator".to_owned()]),
-        args: Some(runner_args("fetch", &source)),
-        env: Some(source.access.keys.clone()),
-        termination_message_policy: Some("FallbackToLogsOnError".to_owned()),
-        ..Container::default()
-    };
-    let load_mysql = Container {
-        name: "mysql".to_owned(),
-        image: Some(image(&ctx, Component::Mysql, Component::Mysql.name()).reference),
-        command: Some(vec!["sh".to_owned(), "-c".to_owned(), load_script()]),
-        env: Some(vec![
+    let fetch = fetch_container(&source, runner_image);
+    let load_mysql = load_mysql_container(
+        &ctx,
+        vec![
             env("DB_HOST", "127.0.0.1"),
             env("DB_PORT", SCRATCH_MYSQL_PORT.to_string()),
             env("DB_NAME", super::mysql::DATABASE),
             env("INSYNC_DB_USER", super::mysql::USER),
             env("INSYNC_DB_PASSWORD", SCRATCH_SECRET),
-        ]),
-        termination_message_policy: Some("FallbackToLogsOnError".to_owned()),
-        ..Container::default()
-    };
-    let mut args = runner_args("metadata", &source);
-    args.push(format!(
-        "--metadata-endpoint=http://127.0.0.1:{SCRATCH_BYNAMO_PORT}"
-    ));
-    args.push("--metadata-region=us-east-1".to_owned());
+        ],
+    );
+    let args = metadata_args(
+        &source,
+        &format!("http://127.0.0.1:{SCRATCH_BYNAMO_PORT}"),
+        "us-east-1",
+    );
     let metadata_keys: Vec<EnvVar> = vec![
         env("INSYNC_METADATA_ACCESS_KEY_ID", SCRATCH_SECRET),
         env("INSYNC_METADATA_SECRET_ACCESS_KEY", SCRATCH_SECRET),
