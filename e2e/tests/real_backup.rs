@@ -7,6 +7,8 @@
 //! manifest, and leave the cloud Ready.
 
 mod common;
+#[path = "common/real_pods.rs"]
+mod real_pods;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -24,9 +26,9 @@ use k8s_openapi::api::core::v1::{Namespace, Pod, ResourceRequirements, Secret, T
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::Client;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use real_pods::http_at as http;
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const VERSION: &str = "5.9.1-r4178";
 /// Real pods start in seconds, MySQL initialises in a few more; but with other builds on the
@@ -159,34 +161,6 @@ async fn pod_ip(pods: &Api<Pod>, component: &str) -> Result<String> {
         },
     )
     .await
-}
-
-/// One plain HTTP/1.1 request: (status, body).
-async fn http(addr: &str, method: &str, path: &str, body: &str) -> Result<(u16, String)> {
-    let mut stream =
-        tokio::time::timeout(Duration::from_secs(5), tokio::net::TcpStream::connect(addr))
-            .await
-            .context("connect timed out")??;
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nhost: fcloud\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).await?;
-    let mut out = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut out))
-        .await
-        .context("response timed out")??;
-    let out = String::from_utf8_lossy(&out).into_owned();
-    let code = out
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .with_context(|| format!("not an HTTP response: {out:?}"))?;
-    let body = out
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    Ok((code, body))
 }
 
 async fn wait_backup(api: &Api<InSyncCloudBackup>, name: &str) -> Result<InSyncCloudBackup> {

@@ -2,6 +2,8 @@
 //! operator installed as a pod with its chart, the fcloud example placed on the real node, and
 //! the stand-in's marker API through HAProxy's NodePort. Included with `#[path]` by each such
 //! test.
+// Each test uses only some of these.
+#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -24,12 +26,15 @@ pub const READY_TIMEOUT: Duration = Duration::from_secs(420);
 /// One plain HTTP/1.1 request to 127.0.0.1:`port` (the front end's NodePort on this machine):
 /// (status, body).
 pub async fn http(port: u16, method: &str, path: &str, body: &str) -> Result<(u16, String)> {
-    let mut stream = tokio::time::timeout(
-        Duration::from_secs(5),
-        tokio::net::TcpStream::connect(("127.0.0.1", port)),
-    )
-    .await
-    .context("connect timed out")??;
+    http_at(&format!("127.0.0.1:{port}"), method, path, body).await
+}
+
+/// One plain HTTP/1.1 request to `addr` (`host:port`): (status, body).
+pub async fn http_at(addr: &str, method: &str, path: &str, body: &str) -> Result<(u16, String)> {
+    let mut stream =
+        tokio::time::timeout(Duration::from_secs(5), tokio::net::TcpStream::connect(addr))
+            .await
+            .context("connect timed out")??;
     let request = format!(
         "{method} {path} HTTP/1.1\r\nhost: fcloud\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
         body.len()
