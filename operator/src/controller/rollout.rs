@@ -946,6 +946,35 @@ mod tests {
         f.live.values_mut().for_each(|l| l.settled = true);
     }
 
+    /// Drives reconciles one second apart until the rollout is Complete (at most 20): each
+    /// decides, lets `look` see the decision, applies it with `apply` and settles everything.
+    /// Returns what each reconcile rolled (reconciles that rolled nothing left out) and the
+    /// last recorded status.
+    fn roll_to_complete(
+        f: &mut Fixture,
+        decide_at: impl Fn(&Fixture, Option<&UpgradeStatus>, i64) -> RolloutDecision,
+        apply: fn(&mut Fixture, &RolloutDecision) -> Vec<String>,
+        mut look: impl FnMut(i64, &RolloutDecision),
+    ) -> (Vec<Vec<String>>, UpgradeStatus) {
+        let mut recorded: Option<UpgradeStatus> = None;
+        let mut order = Vec::new();
+        for t in 0..20 {
+            let d = decide_at(f, recorded.as_ref(), t);
+            look(t, &d);
+            order.push(apply(f, &d));
+            recorded = d.upgrade.clone();
+            settle_all(f);
+            if recorded
+                .as_ref()
+                .is_some_and(|u| u.phase == UpgradePhase::Complete)
+            {
+                break;
+            }
+        }
+        order.retain(|rolled| !rolled.is_empty());
+        (order, recorded.expect("a rollout was recorded"))
+    }
+
     #[test]
     fn steady_cloud_has_no_rollout() {
         let f = cloud("v2", "v2");
@@ -957,22 +986,12 @@ mod tests {
     #[test]
     fn upgrade_rolls_components_in_order_and_nodes_one_at_a_time() {
         let mut f = cloud("v1", "v2");
-        let mut recorded = None;
-        let mut order = Vec::new();
-        for t in 0..20 {
-            let d = step(&f, recorded.as_ref(), t, 1);
-            let rolled = apply(&mut f, &d);
-            order.push(rolled);
-            recorded = d.upgrade.clone();
-            settle_all(&mut f);
-            if recorded
-                .as_ref()
-                .is_some_and(|u| u.phase == UpgradePhase::Complete)
-            {
-                break;
-            }
-        }
-        let order: Vec<Vec<String>> = order.into_iter().filter(|r| !r.is_empty()).collect();
+        let (order, done) = roll_to_complete(
+            &mut f,
+            |f, recorded, t| step(f, recorded, t, 1),
+            apply,
+            |_, _| {},
+        );
         assert_eq!(
             order,
             vec![
@@ -985,7 +1004,6 @@ mod tests {
             ],
             "mysql keeps its own tag and never rolls; the rest roll one step at a time"
         );
-        let done = recorded.expect("recorded");
         assert_eq!(done.phase, UpgradePhase::Complete);
         assert_eq!(done.from_version.as_deref(), Some("v1"));
     }
@@ -1606,27 +1624,23 @@ mod tests {
     #[test]
     fn a_config_change_rolls_in_order_one_node_at_a_time() {
         let mut f = reconfigured();
-        let mut recorded: Option<UpgradeStatus> = None;
-        let mut order = Vec::new();
         let mut messages = Vec::new();
-        for t in 0..20 {
-            let d = decide(&at_v2(&f, recorded.as_ref(), t));
-            order.push(apply_revisions(&mut f, &d));
-            recorded = d.upgrade.clone();
-            messages.extend(recorded.as_ref().and_then(|u| u.message.clone()));
-            if let Some(cm) = recorded.as_ref().and_then(|u| u.rolling.get("cloudmaster")) {
-                assert_eq!(cm.reason.as_deref(), Some("configuration"));
-                assert_eq!(cm.revision.as_deref(), Some(R2));
-            }
-            settle_all(&mut f);
-            if recorded
-                .as_ref()
-                .is_some_and(|u| u.phase == UpgradePhase::Complete)
-            {
-                break;
-            }
-        }
-        let order: Vec<Vec<String>> = order.into_iter().filter(|r| !r.is_empty()).collect();
+        let (order, done) = roll_to_complete(
+            &mut f,
+            |f, recorded, t| decide(&at_v2(f, recorded, t)),
+            apply_revisions,
+            |_, d| {
+                messages.extend(d.upgrade.as_ref().and_then(|u| u.message.clone()));
+                if let Some(cm) = d
+                    .upgrade
+                    .as_ref()
+                    .and_then(|u| u.rolling.get("cloudmaster"))
+                {
+                    assert_eq!(cm.reason.as_deref(), Some("configuration"));
+                    assert_eq!(cm.revision.as_deref(), Some(R2));
+                }
+            },
+        );
         let one = |id: &str| vec![id.to_owned()];
         assert_eq!(
             order,
@@ -1643,7 +1657,6 @@ mod tests {
             messages.contains(&"rolling node-1 to v2 (configuration)".to_owned()),
             "{messages:?}"
         );
-        let done = recorded.expect("recorded");
         assert_eq!(done.phase, UpgradePhase::Complete);
         assert_eq!(done.from_version.as_deref(), Some("v2"));
     }
@@ -1730,29 +1743,21 @@ mod tests {
         // their content hash, so the templates change): one ordered rollout, not all at once.
         let mut f = reconfigured();
         f.live.values_mut().for_each(|l| l.revision = None);
-        let mut recorded: Option<UpgradeStatus> = None;
-        let mut order = Vec::new();
-        for t in 0..20 {
-            let d = decide(&at_v2(&f, recorded.as_ref(), t));
-            if t == 0 {
-                let first = d.upgrade.as_ref().expect("a rollout");
-                assert_eq!(first.component.as_deref(), Some("bynamo,mysql"));
-                assert_eq!(
-                    first.rolling["bynamo"].reason.as_deref(),
-                    Some("pod template")
-                );
-            }
-            order.push(apply_revisions(&mut f, &d));
-            recorded = d.upgrade.clone();
-            settle_all(&mut f);
-            if recorded
-                .as_ref()
-                .is_some_and(|u| u.phase == UpgradePhase::Complete)
-            {
-                break;
-            }
-        }
-        let order: Vec<Vec<String>> = order.into_iter().filter(|r| !r.is_empty()).collect();
+        let (order, _) = roll_to_complete(
+            &mut f,
+            |f, recorded, t| decide(&at_v2(f, recorded, t)),
+            apply_revisions,
+            |t, d| {
+                if t == 0 {
+                    let first = d.upgrade.as_ref().expect("a rollout");
+                    assert_eq!(first.component.as_deref(), Some("bynamo,mysql"));
+                    assert_eq!(
+                        first.rolling["bynamo"].reason.as_deref(),
+                        Some("pod template")
+                    );
+                }
+            },
+        );
         assert_eq!(order.len(), 6, "{order:?}");
         assert_eq!(order[2], ["node-0"], "{order:?}");
         assert_eq!(order[5], ["haproxy"], "{order:?}");

@@ -489,30 +489,14 @@ mod tests {
     fn both_containers_are_restricted_and_share_only_the_work_dir() {
         let job = render_job(&cloud(), &backup(), IMAGE).expect("renders");
         let pod = job.spec.and_then(|s| s.template.spec).expect("pod");
-        let security = pod.security_context.expect("pod security");
+        let security = pod.security_context.as_ref().expect("pod security");
         assert_eq!(security.run_as_non_root, Some(true));
         assert_eq!(
-            security.seccomp_profile.map(|p| p.type_).as_deref(),
+            security.seccomp_profile.as_ref().map(|p| p.type_.as_str()),
             Some("RuntimeDefault")
         );
+        crate::render::pod::assert_restricted(&pod);
         for container in pod.init_containers.iter().flatten().chain(&pod.containers) {
-            let sc = container.security_context.as_ref().expect("security");
-            assert_eq!(
-                sc.allow_privilege_escalation,
-                Some(false),
-                "{}",
-                container.name
-            );
-            assert_eq!(
-                sc.read_only_root_filesystem,
-                Some(true),
-                "{}",
-                container.name
-            );
-            assert_eq!(
-                sc.capabilities.as_ref().and_then(|c| c.drop.clone()),
-                Some(vec!["ALL".to_owned()])
-            );
             let mounts: Vec<&str> = container
                 .volume_mounts
                 .iter()

@@ -616,3 +616,21 @@ fn volume_name(dir: &str) -> String {
         .replace(['/', '.', '_'], "-")
         .to_lowercase()
 }
+
+/// For the Jobs' tests: every container of `pod`, init containers included, runs restricted
+/// (not root, no privilege escalation, every capability dropped, a read-only root filesystem).
+#[cfg(test)]
+pub(crate) fn assert_restricted(pod: &PodSpec) {
+    for container in pod.init_containers.iter().flatten().chain(&pod.containers) {
+        let name = &container.name;
+        let sc = container.security_context.as_ref().expect("security");
+        assert_eq!(sc.run_as_non_root, Some(true), "{name}");
+        assert_eq!(sc.allow_privilege_escalation, Some(false), "{name}");
+        assert_eq!(sc.read_only_root_filesystem, Some(true), "{name}");
+        assert_eq!(
+            sc.capabilities.as_ref().and_then(|c| c.drop.clone()),
+            Some(vec!["ALL".to_owned()]),
+            "{name}"
+        );
+    }
+}

@@ -396,16 +396,7 @@ mod tests {
             main.metadata_endpoint.as_deref(),
             Some("http://fcloud-bynamo.fcloud.svc.cluster.local:8000")
         );
-        for container in pod.init_containers.iter().flatten().chain(&pod.containers) {
-            let sc = container.security_context.as_ref().expect("security");
-            assert_eq!(
-                sc.read_only_root_filesystem,
-                Some(true),
-                "{}",
-                container.name
-            );
-            assert_eq!(sc.allow_privilege_escalation, Some(false));
-        }
+        crate::render::pod::assert_restricted(&pod);
     }
 
     #[test]

@@ -220,7 +220,7 @@ mod tests {
         let job = render_verify_job(&cloud, &backup, "operator:dev").expect("renders");
         assert_eq!(job.metadata.name.as_deref(), Some("nightly-verify"));
         let pod = job.spec.and_then(|s| s.template.spec).expect("pod");
-        let inits = pod.init_containers.expect("inits");
+        let inits = pod.init_containers.as_ref().expect("inits");
         let order: Vec<(&str, Option<&str>)> = inits
             .iter()
             .map(|c| (c.name.as_str(), c.restart_policy.as_deref()))
@@ -245,15 +245,6 @@ mod tests {
                 .flatten()
                 .any(|a| a == "--metadata-endpoint=http://127.0.0.1:8000")
         );
-        for container in inits.iter().chain(&pod.containers) {
-            let sc = container.security_context.as_ref().expect("security");
-            assert_eq!(
-                sc.read_only_root_filesystem,
-                Some(true),
-                "{}",
-                container.name
-            );
-            assert_eq!(sc.run_as_non_root, Some(true));
-        }
+        crate::render::pod::assert_restricted(&pod);
     }
 }
