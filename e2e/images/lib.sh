@@ -259,6 +259,14 @@ operator_source_hash() {
   fi
 }
 
+# keep_newest FILE... : deletes all but the KEEP_BUILDS (3) most recently written of FILE...
+# Several checkouts (worktrees, a CI clone) share this cache and build from different sources:
+# deleting every other build made them rebuild each other's operator in turn.
+keep_newest() {
+  local keep="${KEEP_BUILDS:-3}"
+  ls -1t -- "$@" 2>/dev/null | tail -n +"$((keep + 1))" | while IFS= read -r old; do rm -f -- "$old"; done
+}
+
 # operator_binary : the operator, release build for the host (glibc) target.
 operator_binary() {
   local key out src dir="$ROOT"
@@ -281,8 +289,8 @@ operator_binary() {
     [[ "$(operator_source_hash)" == "$src" ]] ||
       log "warning: operator sources changed during the build; the next run rebuilds"
     mkdir -p "$CACHE_DIR/bin"
-    rm -f "$CACHE_DIR"/bin/insync-operator-*
     cp "$target/release/insync-operator" "$out.tmp" && mv "$out.tmp" "$out"
+    keep_newest "$CACHE_DIR"/bin/insync-operator-????????????????
     if [[ $dir != "$ROOT" ]]; then rm -rf "$dir"; fi
   fi
   printf '%s\n' "$out"
@@ -464,9 +472,10 @@ assemble() {
   jq -r '.manifests[] | .annotations["io.containerd.image.name"] + " " + .digest' \
     "$oci/index.json" >"$out.refs.tmp"
   tar --sort=name --numeric-owner -C "$oci" -cf "$out.tar.tmp" oci-layout index.json blobs
-  rm -f "$CACHE_DIR/$comp"-????????????????.tar "$CACHE_DIR/$comp"-????????????????.refs
   mv "$out.tar.tmp" "$out.tar"
   mv "$out.refs.tmp" "$out.refs"
+  keep_newest "$CACHE_DIR/$comp"-????????????????.tar
+  keep_newest "$CACHE_DIR/$comp"-????????????????.refs
   ln -sfn "$(basename "$out.tar")" "$CACHE_DIR/$comp.tar"
   rm -rf "$w"
 }
