@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, ensure};
 use common::condition;
 use insync_e2e::real_node;
-use insync_e2e::{TestNamespace, helm, kubectl, poll_until, unique_name, wait_for};
+use insync_e2e::{TestNamespace, poll_until, unique_name, wait_for};
 use insync_operator::api::{ImageOverride, InSyncCloud};
 use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim, Pod, Secret};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
@@ -57,7 +57,11 @@ fn real_fcloud(namespace: &str) -> Result<InSyncCloud> {
     real_pods::real_fcloud(namespace, FROM_VERSION, MASTER_NODE_PORT, STORAGE_NODE_PORT)
 }
 
-async fn install_operator(release_ns: &str, watch: &str, dns_endpoint: &str) -> Result<()> {
+async fn install_operator(
+    release_ns: &str,
+    watch: &str,
+    dns_endpoint: &str,
+) -> Result<real_pods::OperatorRelease> {
     real_pods::install_operator(release_ns, watch, Some(dns_endpoint)).await
 }
 
@@ -241,7 +245,7 @@ async fn fcloud_runs_on_real_pods_and_its_data_survives() -> Result<()> {
 
     let release_ns = unique_name("e2e-real-sys");
     let started = Instant::now();
-    install_operator(&release_ns, ns.name(), &moto.endpoint()).await?;
+    let operator = install_operator(&release_ns, ns.name(), &moto.endpoint()).await?;
     eprintln!("operator pod Ready in {:.1?}", started.elapsed());
 
     let api: Api<InSyncCloud> = ns.api();
@@ -467,8 +471,7 @@ async fn fcloud_runs_on_real_pods_and_its_data_survives() -> Result<()> {
         Ok(api.get_opt("fcloud").await?.is_none())
     })
     .await?;
-    helm(&["uninstall", "isc", "-n", &release_ns, "--wait"]).await?;
-    kubectl(&["delete", "namespace", &release_ns, "--wait=false"]).await?;
+    operator.uninstall().await?;
     ns.delete_and_wait(Duration::from_secs(180)).await?;
     Ok(())
 }

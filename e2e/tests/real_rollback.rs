@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail, ensure};
 use common::condition;
 use insync_e2e::real_node;
-use insync_e2e::{TestNamespace, helm, kubectl, poll_until, unique_name};
+use insync_e2e::{TestNamespace, poll_until, unique_name};
 use insync_operator::api::{DnsProvider, InSyncCloud, OnFailure, UpgradePhase};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::Pod;
@@ -119,24 +119,14 @@ async fn a_rollback_on_real_pods_keeps_the_data() -> Result<()> {
     common::install_crd().await?;
     let ns = TestNamespace::create(&client, "real-rollback").await?;
     let release_ns = unique_name("e2e-rollback-sys");
-    // Cleaned up whether the test passes or not: the operator release is not in the test's
-    // namespace, so dropping that would leave it running on the shared node.
-    let outcome = match real_pods::install_operator(&release_ns, ns.name(), None).await {
-        Ok(()) => roll_back_and_check(&ns).await,
-        Err(e) => Err(e),
-    };
+    let operator = real_pods::install_operator(&release_ns, ns.name(), None).await?;
+    roll_back_and_check(&ns).await?;
     let _ = ns
         .api::<InSyncCloud>()
         .delete("fcloud", &DeleteParams::default())
         .await;
-    let cleanup = async {
-        helm(&["uninstall", "isc", "-n", &release_ns, "--wait"]).await?;
-        kubectl(&["delete", "namespace", &release_ns, "--wait=false"]).await?;
-        ns.delete_and_wait(Duration::from_secs(180)).await
-    }
-    .await;
-    outcome?;
-    cleanup
+    operator.uninstall().await?;
+    ns.delete_and_wait(Duration::from_secs(180)).await
 }
 
 async fn roll_back_and_check(ns: &TestNamespace) -> Result<()> {

@@ -217,18 +217,99 @@ pub async fn wait_cloud_ready(api: &Api<InSyncCloud>, version: &str) -> Result<I
     }
 }
 
+/// An operator installed with the chart in a namespace of its own. Whatever way the test ends,
+/// it goes: [`OperatorRelease::uninstall`] on the way out, or, when the test fails before
+/// that, its drop (a failing test used to leave its operator running on the shared node,
+/// watching a namespace that no longer exists).
+#[must_use = "dropping the release uninstalls the operator"]
+pub struct OperatorRelease {
+    namespace: String,
+    /// The namespace the operator watches.
+    watch: String,
+    uninstalled: bool,
+}
+
+impl OperatorRelease {
+    /// The chart's release name.
+    pub const NAME: &'static str = "isc";
+
+    /// Uninstalls the chart (waiting for its pods to go) and deletes its namespace.
+    pub async fn uninstall(mut self) -> Result<()> {
+        self.uninstalled = true;
+        helm(&["uninstall", Self::NAME, "-n", &self.namespace, "--wait"]).await?;
+        kubectl(&["delete", "namespace", &self.namespace, "--wait=false"]).await?;
+        Ok(())
+    }
+}
+
+impl Drop for OperatorRelease {
+    fn drop(&mut self) {
+        if self.uninstalled || std::env::var("INSYNC_E2E_KEEP_NAMESPACES").is_ok_and(|v| v == "1") {
+            return;
+        }
+        // Drop cannot be async and the test's runtime may be shutting down: ask the tools.
+        let run = |program: std::path::PathBuf, args: &[&str]| {
+            let _ = std::process::Command::new(program)
+                .env("KUBECONFIG", insync_e2e::kubeconfig_path())
+                .args(args)
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status();
+        };
+        // The clouds first, while their operator runs: their finalizers (DNS records) would
+        // otherwise hold the test's namespace in Terminating for good.
+        run(
+            insync_e2e::kubectl_path(),
+            &[
+                "delete",
+                "insyncclouds",
+                "--all",
+                "-n",
+                &self.watch,
+                "--timeout=120s",
+            ],
+        );
+        run(
+            insync_e2e::helm_path(),
+            &[
+                "uninstall",
+                Self::NAME,
+                "-n",
+                &self.namespace,
+                "--wait=false",
+            ],
+        );
+        run(
+            insync_e2e::kubectl_path(),
+            &[
+                "delete",
+                "namespace",
+                &self.namespace,
+                "--wait=false",
+                "--ignore-not-found",
+            ],
+        );
+    }
+}
+
 /// The operator's chart, installed with its image (built by e2e/images/build) on the real node,
 /// watching `watch` and, given `dns_endpoint`, publishing DNS there (moto).
 pub async fn install_operator(
     release_ns: &str,
     watch: &str,
     dns_endpoint: Option<&str>,
-) -> Result<()> {
+) -> Result<OperatorRelease> {
     let chart = repo_root()
         .join("charts/insync-operator")
         .display()
         .to_string();
     kubectl(&["create", "namespace", release_ns]).await?;
+    let release = OperatorRelease {
+        namespace: release_ns.to_owned(),
+        watch: watch.to_owned(),
+        uninstalled: false,
+    };
     // The chart's CRDs, applied like common::install_crd does (taking their fields over), and
     // the chart installed with --skip-crds: on the shared plane other checkouts apply their own
     // CRDs with kubectl, and helm's server-side apply of the same CRDs then fails on the
@@ -241,7 +322,7 @@ pub async fn install_operator(
     let label = REAL_NODE_LABEL.replace('.', "\\.");
     let mut args: Vec<String> = [
         "install",
-        "isc",
+        OperatorRelease::NAME,
         &chart,
         "--skip-crds",
         "-n",
@@ -294,5 +375,5 @@ pub async fn install_operator(
     helm(&args)
         .await
         .context("helm install of the operator as a real pod")?;
-    Ok(())
+    Ok(release)
 }
