@@ -42,7 +42,7 @@ BUSYBOX_IMAGE=registry.k8s.io/insync-e2e/busybox:1.35.0-insync-local   # Debian 
 DEAD_ENDPOINT=http://127.0.0.1:1
 MIRRORED_REGISTRIES=(docker.io registry.k8s.io registry.example.com ghcr.io quay.io gcr.io
                      k8s.gcr.io public.ecr.aws mcr.microsoft.com '*')
-LOCAL_PV_COUNT=24
+LOCAL_PV_COUNT=48   # five claims per cloud: room for several real clouds at once (24 ran out at three)
 LOCAL_PV_SIZE=4Ti
 
 NODE_COMPONENTS=(containerd coredns kube-proxy kubelet apiserver-proxy)
