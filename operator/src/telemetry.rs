@@ -35,6 +35,13 @@ pub struct Route53Labels {
     pub call: &'static str,
 }
 
+/// Label: a CustomResourceDefinition's name.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CrdLabels {
+    /// e.g. `insyncclouds.insync.dev`.
+    pub crd: String,
+}
+
 /// The operator's metrics.
 #[derive(Clone)]
 pub struct Metrics {
@@ -58,6 +65,8 @@ pub struct Metrics {
     pub leader: Gauge,
     /// Route53 calls since start, by kind (a snapshot of the DNS syncer's counters).
     pub route53_calls: Family<Route53Labels, Gauge>,
+    /// Fields this operator writes that the installed CRD lacks, checked at start (0: current).
+    pub crd_missing_fields: Family<CrdLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -83,6 +92,12 @@ impl Default for Metrics {
             "route53_calls",
             "Route53 calls since start, by kind",
             route53_calls.clone(),
+        );
+        let crd_missing_fields = Family::<CrdLabels, Gauge>::default();
+        registry.register(
+            "crd_missing_fields",
+            "Fields this operator writes that the installed CRD lacks, checked at start",
+            crd_missing_fields.clone(),
         );
         registry.register("reconciles", "Reconciles run", reconciles.clone());
         registry.register(
@@ -122,6 +137,7 @@ impl Default for Metrics {
             upgrade_phase,
             leader,
             route53_calls,
+            crd_missing_fields,
         }
     }
 }

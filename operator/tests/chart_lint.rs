@@ -364,12 +364,39 @@ fn cluster_wide_rbac_is_exactly_what_the_operator_uses() {
         "ClusterRoleBinding",
         &format!("{CLUSTER_NAME}-nodes"),
     );
+    assert_crd_check_role(&objects);
 
     assert!(
         !args(&objects).iter().any(|a| a.starts_with("--namespace")),
         "cluster-wide mode has no --namespace"
     );
     named(&objects, "ServiceAccount", FULLNAME);
+}
+
+/// The CRD check's ClusterRole: `get` on the operator's two CRDs, by name, and nothing else.
+fn assert_crd_check_role(objects: &[Value]) {
+    let crds = named(objects, "ClusterRole", &format!("{CLUSTER_NAME}-crds"));
+    assert_eq!(
+        permissions(crds),
+        triples(&[(
+            "apiextensions.k8s.io",
+            &["customresourcedefinitions"],
+            &["get"]
+        )])
+    );
+    let names: Vec<&str> = seq(seq(crds, &["rules"])[0], &["resourceNames"])
+        .iter()
+        .filter_map(|n| n.as_str())
+        .collect();
+    assert_eq!(
+        names,
+        ["insyncclouds.insync.dev", "insynccloudbackups.insync.dev"]
+    );
+    named(
+        objects,
+        "ClusterRoleBinding",
+        &format!("{CLUSTER_NAME}-crds"),
+    );
 }
 
 #[test]
@@ -419,21 +446,30 @@ fn namespace_mode_renders_a_role_in_that_namespace() {
         Some(RELEASE_NAMESPACE)
     );
 
-    // The only cluster-scoped grant left is reading nodes.
+    // The only cluster-scoped grants left are reading nodes and the operator's own CRDs.
     let cluster_roles = of_kind(&objects, "ClusterRole");
     assert_eq!(
         cluster_roles.len(),
-        1,
-        "namespace mode: only the nodes ClusterRole"
+        2,
+        "namespace mode: only the nodes and CRD ClusterRoles"
     );
     assert_eq!(
-        permissions(cluster_roles[0]),
+        permissions(named(
+            &objects,
+            "ClusterRole",
+            &format!("{CLUSTER_NAME}-nodes")
+        )),
         triples(&[("", &["nodes"], &["get", "list", "watch"])])
     );
+    assert_crd_check_role(&objects);
+    let small = [
+        format!("{CLUSTER_NAME}-nodes"),
+        format!("{CLUSTER_NAME}-crds"),
+    ];
     assert!(
         of_kind(&objects, "ClusterRoleBinding")
             .iter()
-            .all(|b| s(b, &["roleRef", "name"]) == Some(&format!("{CLUSTER_NAME}-nodes"))),
+            .all(|b| small.iter().any(|n| s(b, &["roleRef", "name"]) == Some(n))),
         "namespace mode binds no other ClusterRole"
     );
 
@@ -443,9 +479,14 @@ fn namespace_mode_renders_a_role_in_that_namespace() {
         args(&objects)
     );
 
-    let without_nodes = template(&["watchNamespace=foo", "rbac.nodeAccess=false"]);
-    assert!(of_kind(&without_nodes, "ClusterRole").is_empty());
-    assert!(of_kind(&without_nodes, "ClusterRoleBinding").is_empty());
+    // A namespace-only installation can go without any cluster-scoped grant.
+    let namespace_only = template(&[
+        "watchNamespace=foo",
+        "rbac.nodeAccess=false",
+        "rbac.crdAccess=false",
+    ]);
+    assert!(of_kind(&namespace_only, "ClusterRole").is_empty());
+    assert!(of_kind(&namespace_only, "ClusterRoleBinding").is_empty());
 }
 
 #[test]

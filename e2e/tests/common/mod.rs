@@ -94,6 +94,12 @@ impl Operator {
         Ok(Self(command.start().await?))
     }
 
+    /// Stops the process (SIGTERM) and starts it again with the same command; waits for
+    /// `/readyz`.
+    pub async fn restart(self) -> Result<Self> {
+        Ok(Self(self.0.restart().await?))
+    }
+
     /// Kills the process (SIGKILL: the harshest restart).
     pub async fn kill(self) -> Result<()> {
         Ok(self.0.kill().await?)

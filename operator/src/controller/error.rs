@@ -19,7 +19,7 @@ pub enum Error {
         source: kube::Error,
     },
     /// Reading or patching the cloud itself failed.
-    #[error("cannot update InSyncCloud {cloud}: {source}")]
+    #[error("cannot update InSyncCloud {cloud}: {}", api_message(source))]
     Cloud {
         /// `namespace/name`.
         cloud: String,
@@ -75,8 +75,12 @@ pub enum UnknownKind {
 }
 
 /// The API server's own message for an API error (what a person can act on), else the error.
+/// A refusal of a field the CRD does not declare gets the way out appended.
 pub fn api_message(error: &kube::Error) -> String {
     match error {
+        kube::Error::Api(status) if status.message.contains("field not declared in schema") => {
+            format!("{} ({})", status.message, super::crd_check::OUTDATED_HINT)
+        }
         kube::Error::Api(status) if !status.message.is_empty() => status.message.clone(),
         other => other.to_string(),
     }

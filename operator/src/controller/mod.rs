@@ -13,6 +13,7 @@ mod backup;
 pub mod cache;
 mod cleanup;
 mod context;
+mod crd_check;
 mod decide;
 mod dns;
 mod error;
@@ -225,6 +226,12 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         readiness.set(false);
     }
     metrics.leader.set(1);
+    for (crd, missing) in crd_check::check(&client).await {
+        metrics
+            .crd_missing_fields
+            .get_or_create(&telemetry::CrdLabels { crd })
+            .set(missing);
+    }
 
     let dns = dns::DnsWiring::from_args(&args.dns).await?;
     let shutdown = async {
