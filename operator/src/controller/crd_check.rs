@@ -149,9 +149,11 @@ fn missing_fields(
 mod tests {
     use super::*;
 
-    /// The built CRD with `at` (a path of property names) removed from the version's schema.
-    fn without(at: &[&str]) -> CustomResourceDefinition {
-        let mut crd = crate::api::crd();
+    /// The schema of `crd`'s storage version, at `path` (property names).
+    fn property<'a>(
+        crd: &'a mut CustomResourceDefinition,
+        path: &[&str],
+    ) -> &'a mut JSONSchemaProps {
         let version = crd
             .spec
             .versions
@@ -163,22 +165,28 @@ mod tests {
             .as_mut()
             .and_then(|s| s.open_api_v3_schema.as_mut())
             .expect("schema");
-        let (last, parents) = at.split_last().expect("a path");
-        for name in parents {
+        for name in path {
             props = props
                 .properties
                 .as_mut()
                 .and_then(|p| p.get_mut(*name))
-                .expect("path exists");
+                .unwrap_or_else(|| panic!("{path:?} exists"));
         }
+        props
+    }
+
+    /// The built CRD with the property at `path` removed.
+    fn without(path: &[&str]) -> CustomResourceDefinition {
+        let mut crd = crate::api::crd();
+        let (last, parents) = path.split_last().expect("a path");
+        let parent = property(&mut crd, parents);
         assert!(
-            props
+            parent
                 .properties
                 .as_mut()
                 .expect("properties")
                 .remove(*last)
-                .is_some(),
-            "{at:?} exists"
+                .is_some()
         );
         crd
     }
@@ -206,23 +214,7 @@ mod tests {
     fn fields_inside_maps_are_named_through_the_map() {
         // status.upgrade.rolling is a map of workload id to step.
         let mut old = crate::api::crd();
-        let version = old
-            .spec
-            .versions
-            .iter_mut()
-            .find(|v| v.storage)
-            .expect("storage");
-        let rolling = version
-            .schema
-            .as_mut()
-            .and_then(|s| s.open_api_v3_schema.as_mut())
-            .and_then(|s| s.properties.as_mut())
-            .and_then(|p| p.get_mut("status"))
-            .and_then(|s| s.properties.as_mut())
-            .and_then(|p| p.get_mut("upgrade"))
-            .and_then(|s| s.properties.as_mut())
-            .and_then(|p| p.get_mut("rolling"))
-            .expect("status.upgrade.rolling");
+        let rolling = property(&mut old, &["status", "upgrade", "rolling"]);
         let Some(JSONSchemaPropsOrBool::Schema(step)) = rolling.additional_properties.as_mut()
         else {
             panic!("rolling is a map");
@@ -247,19 +239,7 @@ mod tests {
     #[test]
     fn preserved_unknown_fields_accept_anything() {
         let mut old = without(&["status", "restore"]);
-        let version = old
-            .spec
-            .versions
-            .iter_mut()
-            .find(|v| v.storage)
-            .expect("storage");
-        let status = version
-            .schema
-            .as_mut()
-            .and_then(|s| s.open_api_v3_schema.as_mut())
-            .and_then(|s| s.properties.as_mut())
-            .and_then(|p| p.get_mut("status"))
-            .expect("status");
+        let status = property(&mut old, &["status"]);
         status.x_kubernetes_preserve_unknown_fields = Some(true);
         assert_eq!(compare(&old, &crate::api::crd()), CrdState::Current);
     }
