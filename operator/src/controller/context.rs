@@ -39,6 +39,8 @@ pub struct Context {
     pub synced: super::cache::Synced,
     /// Every cloud, for the ring and concurrency gates.
     pub fleet: super::fleet::Fleet,
+    /// Every backup (the backup watch's cache), for `BackupHealthy`.
+    pub backups: Store<crate::api::InSyncCloudBackup>,
     /// The image restore Jobs run (the operator's own), `None` when the operator was not told.
     pub runner_image: Option<String>,
 }

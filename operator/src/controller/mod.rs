@@ -42,7 +42,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use tracing::{info, warn};
 
-use crate::api::{InSyncCloud, InSyncCloudBackup, VerifyPhase};
+use crate::api::{InSyncCloud, VerifyPhase};
 use crate::telemetry::{self, LogFormat, Metrics, Readiness};
 use apply::{ChildKind, FIELD_MANAGER};
 use cache::Child;
@@ -332,13 +332,18 @@ async fn controller(
     .applied_objects();
     let mut controller =
         Controller::for_stream(cloud_events, cloud_store.clone()).with_config(config);
-    // Writes are only safe once every cache has listed what exists: reconciles wait for it, and
-    // so does readiness.
+    // The backups', and their Jobs' and pods', for both controllers.
+    let (backup_watches, backup_changes) =
+        backup::Watches::start(&client, args.namespace.as_deref());
+    // Writes are only safe once every cache has listed what exists: reconciles (the backup
+    // controller's too) wait for it, and so does readiness. One waiter per cache (see Synced).
     let synced = cache::Synced::spawn(
         kinds
             .iter()
-            .map(|kind| kind.store.clone())
-            .chain(nodes.clone())
+            .map(|kind| cache::listed(kind.store.clone()))
+            .chain(nodes.clone().map(cache::listed))
+            .chain([cache::listed(cloud_store.clone())])
+            .chain(backup_watches.listed())
             .collect(),
     );
     let ctx = Arc::new(Context {
@@ -353,6 +358,7 @@ async fn controller(
         synced: synced.clone(),
         fleet: fleet::Fleet::new(cloud_store, args.max_concurrent_upgrades),
         runner_image: args.runner_image.clone(),
+        backups: backup_watches.backups.clone(),
     });
     for (resource, stream) in streams {
         controller = controller.owns_stream_with(stream, resource);
@@ -362,28 +368,21 @@ async fn controller(
     }
     // A backup's finished verification changes its cloud's status (`status.backup`,
     // BackupHealthy), and backups are no children of the cloud: wake the cloud.
-    let backups: Api<InSyncCloudBackup> = match &args.namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    };
-    let verified = watcher(backups, watcher::Config::default())
-        .default_backoff()
-        .applied_objects()
-        .filter_map(|backup| async move {
-            let backup = backup.ok()?;
-            let phase = backup
-                .status
-                .as_ref()
-                .and_then(|s| s.verification.as_ref())
-                .and_then(|v| v.phase)?;
-            (phase != VerifyPhase::Running)
-                .then(|| ObjectRef::new(&backup.spec.cloud).within(backup.backup_namespace()))
-        });
+    let verified = backup_changes.filter_map(|backup| async move {
+        let phase = backup
+            .status
+            .as_ref()
+            .and_then(|s| s.verification.as_ref())
+            .and_then(|v| v.phase)?;
+        (phase != VerifyPhase::Running)
+            .then(|| ObjectRef::new(&backup.spec.cloud).within(backup.backup_namespace()))
+    });
     controller = controller.reconcile_on(verified);
 
     let readiness_flag = readiness.clone();
+    let all_listed = synced.clone();
     tokio::spawn(async move {
-        synced.wait().await;
+        all_listed.wait().await;
         readiness_flag.set(true);
     });
 
@@ -391,9 +390,10 @@ async fn controller(
     // the clouds from this cache rather than listing them every round.
     let backups = backup::run(
         client.clone(),
-        args.namespace.clone(),
         args.runner_image.clone(),
         ctx.fleet.cache(),
+        backup_watches,
+        synced,
     );
 
     let ctx_for_reset = ctx.clone();

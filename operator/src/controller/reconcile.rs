@@ -104,12 +104,7 @@ async fn reconcile_cloud(cloud: &InSyncCloud, ctx: &Context) -> Result<Action, E
     let acted = act::act(cloud, ctx, &plan).await?;
     let mut conclusion = decide::conclude(cloud, &seen, &plan, acted);
     restore::conclude(cloud, &mut conclusion, restore, seen.now);
-    backup::conclude_health(cloud, &ctx.client, &mut conclusion, seen.now)
-        .await
-        .map_err(|source| Error::Api {
-            action: "list the cloud's backups",
-            source,
-        })?;
+    backup::conclude_health(cloud, &ctx.backups, &mut conclusion, seen.now);
     act::record_phase(cloud, ctx, conclusion.status.upgrade.as_ref());
     act::record(cloud, ctx, &conclusion).await?;
     match conclusion.error.take() {

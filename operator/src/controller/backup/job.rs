@@ -34,6 +34,14 @@ pub(crate) fn job_state(job: &Job, pods: &[Pod], main: &str) -> JobState {
                 .chain(s.container_statuses.iter().flatten())
         })
     };
+    // The Job controller marks a Job finished from its pod's phase, so a finished Job whose pod
+    // still reads as unfinished is the pod's cache lagging behind the Job's (two watches): the
+    // pod's last words (the runner's report, or its error) are on their way, and its own event
+    // wakes the backup again. Read now, the report would be missing and a good backup failed.
+    let finished = condition("Complete").is_some() || condition("Failed").is_some();
+    if finished && pods.iter().any(|pod| !pod_ended(pod)) {
+        return JobState::Running;
+    }
     if condition("Complete").is_some() {
         let message = statuses()
             .filter(|s| s.name == main)
@@ -58,6 +66,12 @@ pub(crate) fn job_state(job: &Job, pods: &[Pod], main: &str) -> JobState {
         };
     }
     JobState::Running
+}
+
+/// Whether the pod has run its course (Succeeded or Failed).
+fn pod_ended(pod: &Pod) -> bool {
+    let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+    matches!(phase, Some("Succeeded" | "Failed"))
 }
 
 /// The termination message of a container that ended with (`succeeded`) or without success.
@@ -114,6 +128,11 @@ mod tests {
     }
 
     fn pod(init: (i32, &str), main: Option<(i32, &str)>) -> Pod {
+        let phase = if init.0 == 0 && main.is_some_and(|(code, _)| code == 0) {
+            "Succeeded"
+        } else {
+            "Failed"
+        };
         let terminated = |(code, message): (i32, &str)| json!({"terminated": {"exitCode": code, "message": message, "reason": if code == 0 {"Completed"} else {"Error"}}});
         let main = main
             .map(terminated)
@@ -121,6 +140,7 @@ mod tests {
         serde_json::from_value(json!({
             "metadata": {"name": "b-backup-xyz"},
             "status": {
+                "phase": phase,
                 "initContainerStatuses": [{"name": "mysqldump", "image": "m", "imageID": "", "ready": false, "restartCount": 0, "state": terminated(init)}],
                 "containerStatuses": [{"name": "backup", "image": "o", "imageID": "", "ready": false, "restartCount": 0, "state": main}]
             }
@@ -190,6 +210,28 @@ mod tests {
             reason.starts_with("mysqldump: mysqldump: Got error: 1045"),
             "{reason}"
         );
+    }
+
+    #[test]
+    fn a_finished_job_whose_pod_still_reads_as_running_waits_for_the_pod() {
+        let mut running = pod((0, ""), Some((0, "{\"report\":1}")));
+        if let Some(status) = running.status.as_mut() {
+            status.phase = Some("Running".to_owned());
+        }
+        for condition in [
+            ("Complete", "Completed"),
+            ("Failed", "BackoffLimitExceeded"),
+        ] {
+            assert_eq!(
+                job_state(
+                    &job(Some(condition)),
+                    std::slice::from_ref(&running),
+                    "backup"
+                ),
+                JobState::Running,
+                "{condition:?}"
+            );
+        }
     }
 
     #[test]

@@ -1,35 +1,35 @@
 //! The backup controller: one `InSyncCloudBackup` → one Job (rendered by
 //! [`crate::render::backup`]) → the backup's status, from the Job and the runner's report.
 //!
-//! Each reconcile observes (the backup, its cloud, its Job and pod), decides ([`decide`],
-//! pure) and acts (create the Job, write status). It runs beside the cloud controller in the
-//! same process and never touches a cloud.
+//! Each reconcile observes (the backup, its cloud, its Job and pod, all from the caches of
+//! [`watch`]), decides ([`decide`], pure) and acts (create the Job, write status). It runs beside
+//! the cloud controller in the same process and never touches a cloud.
 
 mod decide;
 mod health;
 pub(crate) mod job;
 mod schedule;
+mod watch;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::{Action, Config, Controller};
 use kube::runtime::reflector::Store;
-use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 use serde_json::json;
 use tracing::{info, warn};
 
 use crate::api::{BackupPhase, InSyncCloud, InSyncCloudBackup};
+use crate::controller::cache::Synced;
 use crate::render::backup::{BACKUP_COMPONENT, job_name};
-use crate::render::keys;
 use crate::render::verify::{VERIFY_COMPONENT, verify_job_name};
+pub(crate) use watch::{Caches, Watches};
 
 /// Why a backup reconcile failed (the API server; retried with a backoff).
 #[derive(Debug, thiserror::Error)]
@@ -48,40 +48,52 @@ pub enum BackupError {
 struct Context {
     client: Client,
     runner_image: Option<String>,
+    caches: Caches,
+    /// Every cache of the process (the cloud controller's and these) has listed.
+    synced: Synced,
 }
 
-/// Runs the backup controller until the stream ends (the process stops).
-/// `clouds` is the cloud controller's cache, which the schedule reads.
-pub async fn run(
+/// Runs the backup controller until the stream ends (the process stops). `watches` are the
+/// backups', Jobs' and pods' (their caches must be in `synced`); `clouds` is the cloud
+/// controller's cache.
+pub(crate) async fn run(
     client: Client,
-    namespace: Option<String>,
     runner_image: Option<String>,
     clouds: Store<DeserializeGuard<InSyncCloud>>,
+    watches: Watches,
+    synced: Synced,
 ) {
-    let (backups, jobs): (Api<InSyncCloudBackup>, Api<Job>) = match &namespace {
-        Some(ns) => (
-            Api::namespaced(client.clone(), ns),
-            Api::namespaced(client.clone(), ns),
-        ),
-        None => (Api::all(client.clone()), Api::all(client.clone())),
-    };
     if runner_image.is_none() {
         warn!("INSYNC_OPERATOR_IMAGE is unset: backups will fail until it is set");
     }
-    let ctx = Arc::new(Context {
-        client: client.clone(),
-        runner_image,
-    });
-    let backup_jobs = watcher::Config::default().labels(&format!(
-        "{} in ({BACKUP_COMPONENT},{VERIFY_COMPONENT}),{}={}",
-        keys::COMPONENT,
-        keys::MANAGED_BY,
-        "insync-operator"
+    let Watches {
+        backups,
+        jobs,
+        pods,
+        backup_events,
+        job_events,
+        pod_events,
+    } = watches;
+    let caches = Caches {
+        clouds,
+        backups: backups.clone(),
+        jobs,
+        pods,
+    };
+    tokio::spawn(schedule_loop(
+        client.clone(),
+        caches.clouds.clone(),
+        caches.backups.clone(),
     ));
-    let controller = Controller::new(backups, watcher::Config::default());
-    tokio::spawn(schedule_loop(client, clouds, controller.store()));
-    controller
-        .owns(jobs, backup_jobs)
+    let ctx = Arc::new(Context {
+        client,
+        runner_image,
+        caches,
+        synced,
+    });
+    Controller::for_shared_stream(backup_events, backups)
+        .owns_stream(job_events)
+        .watches_stream(pod_events, |pod| watch::backup_of_pod(&pod))
         .with_config(Config::default().concurrency(4))
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
@@ -92,6 +104,32 @@ pub async fn run(
         .await;
 }
 
+/// Everything a reconcile reads, from the caches.
+fn observe<'a>(
+    backup: &'a InSyncCloudBackup,
+    cloud: Option<&'a InSyncCloud>,
+    caches: &Caches,
+    runner_image: Option<&'a str>,
+) -> decide::Observed<'a> {
+    let namespace = backup.backup_namespace();
+    let job = (!backup.phase().is_final())
+        .then(|| caches.job(namespace, &job_name(backup), BACKUP_COMPONENT))
+        .flatten();
+    let verifying = backup.phase() == BackupPhase::Complete
+        && cloud.is_some_and(|c| c.spec.backup.as_ref().is_some_and(|b| b.verify));
+    let verify_job = verifying
+        .then(|| caches.job(namespace, &verify_job_name(backup), VERIFY_COMPONENT))
+        .flatten();
+    decide::Observed {
+        backup,
+        cloud,
+        job,
+        verify_job,
+        runner_image,
+        now: Timestamp::now(),
+    }
+}
+
 #[tracing::instrument(skip_all, fields(namespace = backup.namespace().unwrap_or_default(), backup = backup.name_any()))]
 async fn reconcile(
     backup: Arc<InSyncCloudBackup>,
@@ -100,60 +138,24 @@ async fn reconcile(
     if backup.metadata.deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }
+    // Until every cache has listed, a Job not read yet would pass for one deleted by hand (and
+    // fail its running backup), right after a restart: wait.
+    ctx.synced.wait().await;
     let namespace = backup.backup_namespace();
     let kube = |action| move |source| BackupError::Kube { action, source };
-    let clouds: Api<InSyncCloud> = Api::namespaced(ctx.client.clone(), namespace);
-    let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), namespace);
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), namespace);
 
-    // Observe.
-    let cloud = clouds
-        .get_opt(&backup.spec.cloud)
-        .await
-        .map_err(kube("read the cloud"))?;
-    let read_job = |name: String, main: &'static str| {
-        let (jobs, pods) = (jobs.clone(), pods.clone());
-        async move {
-            let Some(job) = jobs.get_opt(&name).await.map_err(kube("read a Job"))? else {
-                return Ok::<_, BackupError>(None);
-            };
-            let own = pods
-                .list(&ListParams::default().labels(&format!("job-name={name}")))
-                .await
-                .map_err(kube("list a Job's pods"))?;
-            Ok(Some(job::job_state(&job, &own.items, main)))
-        }
-    };
-    let name = job_name(&backup);
-    let job = if backup.phase().is_final() {
-        None
-    } else {
-        read_job(name.clone(), BACKUP_COMPONENT).await?
-    };
-    let verifying = backup.phase() == BackupPhase::Complete
-        && cloud
-            .as_ref()
-            .is_some_and(|c| c.spec.backup.as_ref().is_some_and(|b| b.verify));
-    let verify_job = if verifying {
-        read_job(verify_job_name(&backup), VERIFY_COMPONENT).await?
-    } else {
-        None
-    };
-    let seen = decide::Observed {
-        backup: &backup,
-        cloud: cloud.as_ref(),
-        job,
-        verify_job,
-        runner_image: ctx.runner_image.as_deref(),
-        now: Timestamp::now(),
-    };
+    let guard = ctx.caches.cloud(namespace, &backup.spec.cloud);
+    let cloud = guard.as_deref().and_then(|g| g.0.as_ref().ok());
+    let seen = observe(&backup, cloud, &ctx.caches, ctx.runner_image.as_deref());
 
     // Decide, then act.
     let decision = decide::decide(&seen);
     if let Some(job) = &decision.create {
+        let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), namespace);
         match jobs.create(&PostParams::default(), job).await {
             Ok(_) => info!(job = ?job.metadata.name, "Job created"),
-            // Created by an earlier reconcile whose status write was lost: follow it.
+            // Created by an earlier reconcile whose status write was lost (or before the Job
+            // cache saw it): follow it.
             Err(kube::Error::Api(e)) if e.code == 409 => {}
             Err(source) => return Err(kube("create the Job")(source)),
         }
@@ -265,19 +267,18 @@ fn error_policy(_: Arc<InSyncCloudBackup>, error: &BackupError, _: Arc<Context>)
 
 /// Puts what the cloud's status says about its backups into a cloud reconcile's conclusion:
 /// `status.backup.lastVerified`, `BackupHealthy` and `BackupScheduled`. Reads the namespace's
-/// backups only when the cloud has `spec.backup`.
-pub(crate) async fn conclude_health(
+/// backups from `backups` (the backup watch's cache) only when the cloud verifies them.
+pub(crate) fn conclude_health(
     cloud: &InSyncCloud,
-    client: &Client,
+    backups: &Store<InSyncCloudBackup>,
     conclusion: &mut crate::controller::decide::Conclusion,
     now: Timestamp,
-) -> Result<(), kube::Error> {
+) {
     if cloud.spec.backup.is_none() {
-        return Ok(());
+        return;
     }
-    let backups: Api<InSyncCloudBackup> = Api::namespaced(client.clone(), cloud.cloud_namespace());
     let listed = if cloud.spec.backup.as_ref().is_some_and(|b| b.verify) {
-        backups.list(&ListParams::default()).await?.items
+        watch::backups_in(backups, cloud.cloud_namespace())
     } else {
         Vec::new()
     };
@@ -293,5 +294,4 @@ pub(crate) async fn conclude_health(
     if status.is_some() {
         conclusion.status.backup = status;
     }
-    Ok(())
 }

@@ -21,7 +21,7 @@ use serde_json::Value;
 use super::observe::{self, WorkloadCounts};
 use crate::api::Quantity;
 pub use digest::Digest;
-pub use synced::Synced;
+pub use synced::{Synced, listed};
 
 /// What the operator knows of one live object.
 #[derive(Clone, Debug, Default, PartialEq)]

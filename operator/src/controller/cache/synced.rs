@@ -8,23 +8,25 @@
 //! in their slots. Here a single task is the only waiter of each store, and everyone else waits
 //! on a `watch` channel, which wakes every waiter.
 
-use kube::runtime::reflector::Store;
-use tokio::sync::watch;
+use std::hash::Hash;
 
-use super::Child;
+use futures::future::BoxFuture;
+use kube::runtime::reflector::{Lookup, Store};
+use tokio::sync::watch;
 
 /// Whether every cache has listed; clones share the state.
 #[derive(Clone, Debug)]
 pub struct Synced(watch::Receiver<bool>);
 
 impl Synced {
-    /// Waits, in a task of its own, for each of `stores` to list what exists.
-    pub fn spawn(stores: Vec<Store<Child>>) -> Self {
+    /// Waits, in a task of its own, for each of `stores` (see [`listed`]) to list what exists.
+    /// Each store must be in one `Synced` only: a second waiter of the same store is the bug
+    /// this type exists to avoid.
+    pub fn spawn(stores: Vec<BoxFuture<'static, ()>>) -> Self {
         let (tx, rx) = watch::channel(false);
         tokio::spawn(async move {
             for store in stores {
-                // An error means the store's writer is gone (shutdown): nothing left to wait for.
-                let _ = store.wait_until_ready().await;
+                store.await;
             }
             let _ = tx.send(true);
         });
@@ -44,6 +46,19 @@ impl Synced {
     }
 }
 
+/// Resolves once `store` has listed what exists (or its writer is gone: shutdown, nothing left
+/// to wait for), for [`Synced::spawn`]; any kind of store, so the cloud controller's caches and
+/// the backup controller's share one waiter.
+pub fn listed<K>(store: Store<K>) -> BoxFuture<'static, ()>
+where
+    K: Lookup + Clone + Send + Sync + 'static,
+    K::DynamicType: Eq + Hash + Clone + Send + Sync,
+{
+    Box::pin(async move {
+        let _ = store.wait_until_ready().await;
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -53,13 +68,14 @@ mod tests {
     use kube::runtime::reflector::store::Writer;
     use kube::runtime::watcher::Event;
 
+    use super::super::Child;
     use super::*;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn every_waiter_wakes_when_the_lists_end() {
         let kind = Arc::new(ApiResource::erase::<k8s_openapi::api::core::v1::Secret>(&()));
         let mut writers: Vec<Writer<Child>> = (0..2).map(|_| Writer::new(kind.clone())).collect();
-        let synced = Synced::spawn(writers.iter().map(Writer::as_reader).collect());
+        let synced = Synced::spawn(writers.iter().map(|w| listed(w.as_reader())).collect());
         // The readiness probe plus a full set of reconcile slots, all waiting before the end.
         let waiters: Vec<_> = (0..9)
             .map(|_| {
