@@ -28,6 +28,8 @@ const OBJECTSTORE_KEYS: (&str, &str) = (
     "INSYNC_OBJECTSTORE_ACCESS_KEY_ID",
     "INSYNC_OBJECTSTORE_SECRET_ACCESS_KEY",
 );
+/// How long each attempt to connect to the object store may take.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 /// Where Kubernetes reads a container's termination message.
 const TERMINATION_LOG: &str = "/dev/termination-log";
 
@@ -97,6 +99,20 @@ pub enum RunError {
         /// Object key.
         key: String,
         /// The SDK's error, with the service's message.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The object store did not answer at all (connection refused or timed out, no route):
+    /// told apart from a refusal by the store, which names its reason (`InvalidAccessKeyId`).
+    #[error("the object store could not be reached ({action} s3://{bucket}/{key}): {source}")]
+    Unreachable {
+        /// What was being done.
+        action: &'static str,
+        /// Bucket.
+        bucket: String,
+        /// Object key.
+        key: String,
+        /// The SDK's error, down to the connection's.
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
@@ -178,7 +194,7 @@ pub async fn run(args: RunnerArgs) -> Result<Report, RunError> {
             .body(body)
             .send()
             .await
-            .map_err(|e| s3_error("upload", &args.bucket, &key, e))?;
+            .map_err(|e| sdk_error("upload", &args.bucket, &key, e))?;
         info!(part = %name, size_bytes, "uploaded");
         parts.push(BackupPart {
             name,
@@ -211,7 +227,7 @@ pub async fn run(args: RunnerArgs) -> Result<Report, RunError> {
         .body(ByteStream::from(body))
         .send()
         .await
-        .map_err(|e| s3_error("upload", &args.bucket, &manifest_key, e))?;
+        .map_err(|e| sdk_error("upload", &args.bucket, &manifest_key, e))?;
     let manifest_part = BackupPart {
         name: MANIFEST.to_owned(),
         size_bytes: manifest_size,
@@ -254,6 +270,30 @@ fn s3_error(
         bucket: bucket.to_owned(),
         key: key.to_owned(),
         source: Box::new(source),
+    }
+}
+
+/// An S3 request's failure: [`RunError::Unreachable`] when no answer came back (the request was
+/// never dispatched, or timed out), [`RunError::S3`] with the store's own reason otherwise.
+fn sdk_error<E, R>(
+    action: &'static str,
+    bucket: &str,
+    key: &str,
+    error: aws_sdk_s3::error::SdkError<E, R>,
+) -> RunError
+where
+    E: std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    use aws_sdk_s3::error::SdkError;
+    match error {
+        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => RunError::Unreachable {
+            action,
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            source: Box::new(error),
+        },
+        error => s3_error(action, bucket, key, error),
     }
 }
 
@@ -301,6 +341,14 @@ async fn s3_client(args: &RunnerArgs) -> aws_sdk_s3::Client {
         // a 100 MB dump). The runner hashes every part itself (sha256, read back by size), so
         // it sends plain bodies of known length.
         .request_checksum_calculation(aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired)
+        // A store that does not answer fails the backup in seconds, not after the Job's
+        // deadline: each of the SDK's (at most 3) attempts gets this long to connect. No
+        // read timeout: a large part's upload legitimately takes minutes.
+        .timeout_config(
+            aws_sdk_s3::config::timeout::TimeoutConfig::builder()
+                .connect_timeout(CONNECT_TIMEOUT)
+                .build(),
+        )
         .build();
     aws_sdk_s3::Client::from_conf(config)
 }
@@ -316,7 +364,7 @@ async fn manifest_exists(
     match s3.get_object().bucket(bucket).key(key).send().await {
         Ok(_) => Ok(true),
         Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => Ok(false),
-        Err(e) => Err(s3_error("GET", bucket, key, e)),
+        Err(e) => Err(sdk_error("GET", bucket, key, e)),
     }
 }
 
@@ -325,7 +373,7 @@ async fn head(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Result<Option
     match s3.head_object().bucket(bucket).key(key).send().await {
         Ok(found) => Ok(Some(found.content_length().unwrap_or_default())),
         Err(e) if e.as_service_error().is_some_and(|e| e.is_not_found()) => Ok(None),
-        Err(e) => Err(s3_error("HEAD", bucket, key, e)),
+        Err(e) => Err(sdk_error("HEAD", bucket, key, e)),
     }
 }
 
