@@ -3,8 +3,10 @@
 //! a marker written through the stand-in CloudMaster into MySQL and the metadata store, then an
 //! on-demand `InSyncCloudBackup`. The backup must complete with a manifest and parts in MinIO of
 //! the recorded sizes and checksums, the marker in the MySQL dump and in the metadata export;
-//! a backup to a destination with wrong keys must fail with a readable reason, leave no
-//! manifest, and leave the cloud Ready.
+//! a backup across an operator restart completes once; backups to a store that does not answer
+//! or to a destination with wrong keys fail with a readable reason, leave no manifest, leave
+//! the cloud Ready, and the schedule tries again. Then verification, and a lost cloud restored
+//! by its backup's name (a tampered copy refused).
 
 mod common;
 #[path = "common/real_pods.rs"]
@@ -15,15 +17,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
 use common::{condition, fcloud_no_dns};
-use insync_e2e::real_node::{self, REAL_NODE_LABEL, REAL_STORAGE_CLASS};
-use insync_e2e::{TestNamespace, helm, kubectl, poll_until, repo_root, unique_name};
+use insync_e2e::real_node;
+use insync_e2e::{TestNamespace, kubectl, poll_until, unique_name};
 use insync_operator::api::{
-    BackupPhase, InSyncCloud, InSyncCloudBackup, InSyncCloudBackupSpec, Placement, RestorePhase,
-    StorageSpec, VerifyPhase,
+    BackupPhase, InSyncCloud, InSyncCloudBackup, InSyncCloudBackupSpec, RestorePhase, VerifyPhase,
 };
 use insync_operator::backup::manifest::Manifest;
-use k8s_openapi::api::core::v1::{Namespace, Pod, ResourceRequirements, Secret, Toleration};
-use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Namespace, Pod, Secret, Service};
 use kube::Client;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use real_pods::http_at as http;
@@ -36,110 +37,60 @@ const VERSION: &str = "5.9.1-r4178";
 const READY_TIMEOUT: Duration = Duration::from_secs(900);
 const BACKUP_TIMEOUT: Duration = Duration::from_secs(300);
 
-/// fcloud (no DNS) on the real node: its nodeSelector and toleration, volumes of the real
-/// node's StorageClass, and small requests (the defaults ask for more than this machine has).
+/// fcloud (no DNS, a ClusterIP front end of one replica) on the real node.
 fn cloud_on_real_node(namespace: &str) -> Result<InSyncCloud> {
     let mut cloud = fcloud_no_dns(namespace)?;
     cloud.spec.version = VERSION.to_owned();
     cloud.spec.frontend.service.type_ = insync_operator::api::ServiceType::ClusterIP;
-    cloud.spec.placement = Placement {
-        node_selector: Some(BTreeMap::from([(
-            REAL_NODE_LABEL.to_owned(),
-            "true".to_owned(),
-        )])),
-        tolerations: Some(vec![Toleration {
-            key: Some(REAL_NODE_LABEL.to_owned()),
-            operator: Some("Exists".to_owned()),
-            effect: Some("NoSchedule".to_owned()),
-            ..Toleration::default()
-        }]),
-        ..Placement::default()
-    };
-    let small = Some(ResourceRequirements {
-        requests: Some(BTreeMap::from([
-            ("cpu".to_owned(), Quantity("50m".to_owned())),
-            ("memory".to_owned(), Quantity("64Mi".to_owned())),
-        ])),
-        limits: Some(BTreeMap::from([(
-            "memory".to_owned(),
-            Quantity("1Gi".to_owned()),
-        )])),
-        ..ResourceRequirements::default()
-    });
-    let spec = &mut cloud.spec;
-    let mysql = spec.database.managed.as_mut().context("managed MySQL")?;
-    let bynamo = spec
-        .metadata_store
-        .managed
-        .as_mut()
-        .context("managed Bynamo")?;
-    let minio = spec.object_store.minio.as_mut().context("managed MinIO")?;
-    let storages: [&mut StorageSpec; 4] = [
-        &mut spec.nodes.storage,
-        &mut mysql.storage,
-        &mut bynamo.storage,
-        &mut minio.storage,
-    ];
-    for storage in storages {
-        storage.storage_class_name = Some(REAL_STORAGE_CLASS.to_owned());
-    }
-    for resources in [
-        &mut spec.master.resources,
-        &mut spec.nodes.resources,
-        &mut spec.frontend.resources,
-        &mut mysql.resources,
-        &mut bynamo.resources,
-        &mut minio.resources,
-    ] {
-        resources.clone_from(&small);
-    }
-    spec.frontend.replicas = 1;
+    real_pods::place_on_real_node(&mut cloud)?;
+    cloud.spec.frontend.replicas = 1;
     Ok(cloud)
 }
 
-/// The operator's chart with its image (built by e2e/images/build) on the real node, watching
-/// `watch`, no DNS.
+/// The operator installed with its chart as a real pod, watching `watch`, no DNS.
 async fn install_operator(release_ns: &str, watch: &str) -> Result<()> {
-    let chart = repo_root()
-        .join("charts/insync-operator")
-        .display()
-        .to_string();
-    let label = REAL_NODE_LABEL.replace('.', "\\.");
-    helm(&[
-        "install",
-        "iscb",
-        &chart,
-        "-n",
-        release_ns,
-        "--create-namespace",
-        "--wait",
-        "--timeout",
-        "5m",
-        "--set",
-        // `dev` is what e2e/images/build imports; another tag lets a run use its own build
-        // while other runs use theirs.
-        &format!(
-            "image.tag={}",
-            std::env::var("INSYNC_E2E_OPERATOR_TAG").unwrap_or_else(|_| "dev".to_owned())
-        ),
-        "--set",
-        "image.pullPolicy=Never",
-        "--set",
-        &format!("watchNamespace={watch}"),
-        "--set-string",
-        &format!("nodeSelector.{label}=true"),
-        "--set",
-        &format!("tolerations[0].key={REAL_NODE_LABEL}"),
-        "--set",
-        "tolerations[0].operator=Exists",
-        "--set",
-        "tolerations[0].effect=NoSchedule",
-        "--set",
-        "logFormat=text",
-    ])
+    real_pods::install_operator(release_ns, watch, None).await
+}
+
+/// Waits for `fcloud` to be Ready (with what was missing on failure).
+async fn wait_ready(clouds: &Api<InSyncCloud>) -> Result<()> {
+    real_pods::wait_cloud_ready(clouds, VERSION).await.map(drop)
+}
+
+/// Loses the cloud `fcloud`: deletes it, then its volumes, and waits for its pods (not the
+/// backups' and verifications', which carry its labels too) and claims to be gone.
+async fn lose_cloud(ns: &TestNamespace) -> Result<()> {
+    let clouds: Api<InSyncCloud> = ns.api();
+    let pods: Api<Pod> = ns.api();
+    clouds.delete("fcloud", &Default::default()).await?;
+    poll_until("fcloud to be gone", READY_TIMEOUT, || async {
+        Ok(clouds.get_opt("fcloud").await?.is_none().then_some(()))
+    })
+    .await?;
+    let claims: Api<k8s_openapi::api::core::v1::PersistentVolumeClaim> = ns.api();
+    let instance = ListParams::default().labels("app.kubernetes.io/instance=fcloud");
+    claims
+        .delete_collection(&Default::default(), &instance)
+        .await?;
+    let workloads = ListParams::default().labels(
+        "app.kubernetes.io/instance=fcloud,app.kubernetes.io/component notin (backup,verify)",
+    );
+    poll_until(
+        "fcloud's pods and volumes to be gone",
+        READY_TIMEOUT,
+        || async {
+            let left = claims.list(&instance).await?.items.len()
+                + pods.list(&workloads).await?.items.len();
+            Ok((left == 0).then_some(()))
+        },
+    )
     .await
-    .context("helm install of the operator as a real pod")?;
-    Ok(())
+}
+
+/// Removes the operator and the test's namespace.
+async fn tear_down(ns: TestNamespace, release_ns: &str) -> Result<()> {
+    real_pods::uninstall_operator(release_ns).await;
+    ns.delete_and_wait(Duration::from_secs(180)).await
 }
 
 /// The IP of the running pod of `component` (the host reaches the real node's pods directly).
@@ -212,6 +163,74 @@ async fn minio(ns: &TestNamespace, pods: &Api<Pod>) -> Result<aws_sdk_s3::Client
     ))
 }
 
+/// Checks a Complete backup against the cloud's MinIO: its manifest is there and lists the
+/// parts its status does, every part has the recorded size and sha256, and the status's size
+/// counts them all plus the manifest. Returns the manifest and every part's content.
+async fn check_stored(
+    s3: &aws_sdk_s3::Client,
+    status: &insync_operator::api::InSyncCloudBackupStatus,
+) -> Result<(Manifest, BTreeMap<String, String>)> {
+    let manifest_key = status.manifest.clone().context("no manifest in status")?;
+    let prefix = manifest_key
+        .strip_suffix("manifest.json")
+        .context("manifest key")?;
+    let manifest: Manifest = serde_json::from_slice(&get_object(s3, &manifest_key).await?)?;
+    ensure!(
+        manifest.parts == status.parts,
+        "manifest and status disagree"
+    );
+    ensure!(manifest.insync_version == VERSION);
+    let mut total = 0;
+    let mut contents = BTreeMap::new();
+    for part in &manifest.parts {
+        let bytes = get_object(s3, &format!("{prefix}{}", part.name)).await?;
+        ensure!(
+            bytes.len() as i64 == part.size_bytes,
+            "{}: {} bytes stored, {} recorded",
+            part.name,
+            bytes.len(),
+            part.size_bytes
+        );
+        ensure!(
+            sha256_hex(&bytes) == part.sha256,
+            "{}: checksum differs",
+            part.name
+        );
+        total += part.size_bytes;
+        contents.insert(
+            part.name.clone(),
+            String::from_utf8_lossy(&bytes).into_owned(),
+        );
+    }
+    ensure!(total < status.size_bytes.unwrap_or_default());
+    Ok((manifest, contents))
+}
+
+/// The keys stored under `prefix` in the cloud's bucket.
+async fn keys_under(s3: &aws_sdk_s3::Client, prefix: &str) -> Result<Vec<String>> {
+    let listed = s3
+        .list_objects_v2()
+        .bucket("insync")
+        .prefix(prefix)
+        .send()
+        .await?;
+    Ok(listed
+        .contents()
+        .iter()
+        .filter_map(|o| o.key().map(str::to_owned))
+        .collect())
+}
+
+/// The scheduled backups of fcloud, by name (oldest slot first).
+async fn scheduled_backups(api: &Api<InSyncCloudBackup>) -> Result<Vec<InSyncCloudBackup>> {
+    let mut list = api
+        .list(&ListParams::default().labels("insync.dev/scheduled=true,insync.dev/cloud=fcloud"))
+        .await?
+        .items;
+    list.sort_by_key(|b| b.metadata.name.clone());
+    Ok(list)
+}
+
 async fn get_object(s3: &aws_sdk_s3::Client, key: &str) -> Result<Vec<u8>> {
     let object = s3
         .get_object()
@@ -228,28 +247,6 @@ fn sha256_hex(bytes: &[u8]) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
-}
-
-/// Both CRDs of this branch, applied and Established.
-async fn install_crds() -> Result<()> {
-    common::install_crd().await?;
-    let backup_crd = repo_root().join("crds/insynccloudbackups.insync.dev.yaml");
-    kubectl(&[
-        "apply",
-        "--server-side",
-        "--force-conflicts",
-        "-f",
-        &backup_crd.display().to_string(),
-    ])
-    .await?;
-    kubectl(&[
-        "wait",
-        "--for=condition=Established",
-        "crd/insynccloudbackups.insync.dev",
-        "--timeout=60s",
-    ])
-    .await?;
-    Ok(())
 }
 
 /// A test namespace enforcing the restricted Pod Security Standard: the backup and restore
@@ -273,7 +270,6 @@ async fn restricted_namespace(client: &Client, prefix: &str) -> Result<TestNames
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_on_demand_backup_holds_the_markers_and_a_bad_destination_fails_cleanly() -> Result<()> {
     let client: Client = real_node::cluster().await?;
-    install_crds().await?;
     let ns = restricted_namespace(&client, "backup").await?;
     let release_ns = unique_name("e2e-backup-sys");
     install_operator(&release_ns, ns.name()).await?;
@@ -285,20 +281,7 @@ async fn an_on_demand_backup_holds_the_markers_and_a_bad_destination_fails_clean
         .create(&PostParams::default(), &cloud_on_real_node(ns.name())?)
         .await?;
     let creating = Instant::now();
-    let ready = poll_until("fcloud to be Ready", READY_TIMEOUT, || async {
-        let cloud = clouds.get("fcloud").await?;
-        Ok((condition(&cloud, "Ready").0 == "True").then_some(()))
-    })
-    .await;
-    if let Err(e) = ready {
-        // What was still missing, for the post-mortem.
-        if let Ok(out) =
-            kubectl(&["get", "pods,pvc,insynccloud", "-o", "wide", "-n", ns.name()]).await
-        {
-            eprintln!("{out}");
-        }
-        return Err(e);
-    }
+    wait_ready(&clouds).await?;
     eprintln!("fcloud Ready {:.1?} after its creation", creating.elapsed());
 
     // A marker through the stand-in CloudMaster into MySQL, the metadata store and MinIO.
@@ -339,36 +322,7 @@ async fn an_on_demand_backup_holds_the_markers_and_a_bad_destination_fails_clean
 
     // What MinIO holds is what the status and the manifest say.
     let s3 = minio(&ns, &pods).await?;
-    let manifest_key = status.manifest.clone().context("no manifest in status")?;
-    let manifest: Manifest = serde_json::from_slice(&get_object(&s3, &manifest_key).await?)?;
-    ensure!(
-        manifest.parts == status.parts,
-        "manifest and status disagree"
-    );
-    ensure!(manifest.insync_version == VERSION);
-    let mut total = 0;
-    let mut contents = BTreeMap::new();
-    for part in &manifest.parts {
-        let bytes = get_object(&s3, &format!("insync-backups/fcloud/first/{}", part.name)).await?;
-        ensure!(
-            bytes.len() as i64 == part.size_bytes,
-            "{}: {} bytes stored, {} recorded",
-            part.name,
-            bytes.len(),
-            part.size_bytes
-        );
-        ensure!(
-            sha256_hex(&bytes) == part.sha256,
-            "{}: checksum differs",
-            part.name
-        );
-        total += part.size_bytes;
-        contents.insert(
-            part.name.clone(),
-            String::from_utf8_lossy(&bytes).into_owned(),
-        );
-    }
-    ensure!(total < status.size_bytes.unwrap_or_default());
+    let (manifest, contents) = check_stored(&s3, &status).await?;
     let dump = contents.get("mysql.sql").context("no mysql.sql part")?;
     ensure!(
         dump.contains(&marker) && dump.contains("backed-up"),
@@ -389,25 +343,198 @@ async fn an_on_demand_backup_holds_the_markers_and_a_bad_destination_fails_clean
         .context("part")?;
     ensure!(markers_part.rows >= Some(1), "rows {:?}", markers_part.rows);
 
-    // The schedule: every minute, until the first scheduled backup is Complete.
+    // The operator stopped while a backup's Job runs, and still down when the Job finishes:
+    // started again, it completes that backup from the Job it finds, once, from one run.
+    let jobs: Api<Job> = ns.api();
+    let mut attempt = 0;
+    let (name, job_name, down_at) = loop {
+        attempt += 1;
+        let name = format!("across-restart-{attempt}");
+        let job_name = format!("{name}-backup");
+        create_backup(&backups, &name).await?;
+        poll_until("the backup's Job to be created", BACKUP_TIMEOUT, || async {
+            Ok(jobs.get_opt(&job_name).await?.map(drop))
+        })
+        .await?;
+        real_pods::scale_operator(&release_ns, 0).await?;
+        let down_at = k8s_openapi::jiff::Timestamp::now();
+        // Running, or not even recorded as such: either way the operator left it unfinished.
+        if !backups.get(&name).await?.phase().is_final() {
+            break (name, job_name, down_at);
+        }
+        // The Job finished and was recorded before the operator stopped: nothing was tried.
+        ensure!(
+            attempt < 3,
+            "the backup finished before the operator stopped, 3 times"
+        );
+        real_pods::scale_operator(&release_ns, 1).await?;
+    };
+    let finished = poll_until(
+        "the Job to finish while the operator is down",
+        BACKUP_TIMEOUT,
+        || async {
+            let status = jobs.get(&job_name).await?.status.unwrap_or_default();
+            Ok(status.completion_time.or_else(|| {
+                (status.failed.unwrap_or_default() > 0).then(|| {
+                    k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                        k8s_openapi::jiff::Timestamp::now(),
+                    )
+                })
+            }))
+        },
+    )
+    .await?;
+    ensure!(
+        !backups.get(&name).await?.phase().is_final(),
+        "the backup changed while no operator ran"
+    );
+    let restarting = Instant::now();
+    real_pods::scale_operator(&release_ns, 1).await?;
+    let done = wait_backup(&backups, &name).await?;
+    let status = done.status.clone().unwrap_or_default();
+    eprintln!(
+        "backup {name}: the operator stopped {:.1}s after the Job's creation, the Job finished {:+.1}s after that, the backup {:?} {:.1?} after the operator was started again",
+        down_at
+            .duration_since(
+                jobs.get(&job_name)
+                    .await?
+                    .metadata
+                    .creation_timestamp
+                    .context("creation")?
+                    .0
+            )
+            .as_secs_f64(),
+        finished.0.duration_since(down_at).as_secs_f64(),
+        status.phase,
+        restarting.elapsed()
+    );
+    ensure!(
+        status.phase == Some(BackupPhase::Complete),
+        "backup {name} after the restart: {}",
+        serde_yaml::to_string(&status)?
+    );
+    let runs = jobs
+        .list(&ListParams::default().labels(&format!("insync.dev/backup={name}")))
+        .await?
+        .items;
+    ensure!(runs.len() == 1, "{} Jobs for one backup", runs.len());
+    let run = runs[0].status.clone().unwrap_or_default();
+    ensure!(
+        run.succeeded == Some(1) && run.failed.unwrap_or_default() == 0,
+        "the Job ran more than once: {run:?}"
+    );
+    let run_pods = pods
+        .list(&ListParams::default().labels(&format!("job-name={job_name}")))
+        .await?
+        .items;
+    ensure!(
+        run_pods.len() == 1,
+        "{} pods ran the backup",
+        run_pods.len()
+    );
+    let (manifest, _) = check_stored(&s3, &status).await?;
+    ensure!(
+        status.completed_at.as_ref().map(|t| t.0.to_string()) == Some(manifest.completed_at),
+        "the status's completedAt is not the manifest's"
+    );
+
+    // An object store that does not answer: a Service with no endpoints (kube-proxy rejects
+    // connections to it). Every slot of the schedule tries again and fails, quickly and
+    // saying why, and leaves nothing behind; once the Service finds the cloud's MinIO, the
+    // next slot's backup completes.
+    let services: Api<Service> = ns.api();
+    services
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "metadata": {"name": "no-store"},
+                "spec": {"selector": {"e2e": "nothing-here"},
+                         "ports": [{"name": "s3", "port": 9000}]}
+            }))?,
+        )
+        .await?;
     clouds
         .patch(
             "fcloud",
             &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"backup": {"schedule": "* * * * *"}}})),
+            &Patch::Merge(json!({"spec": {"backup": {
+                "schedule": "* * * * *",
+                "destination": {"s3": {
+                    "bucket": "insync",
+                    "prefix": "unreachable/",
+                    "endpoint": format!("http://no-store.{}.svc.cluster.local:9000", ns.name()),
+                    "secretRef": {"name": "fcloud-minio-credentials"}
+                }}
+            }}})),
         )
         .await?;
-    let scheduled = poll_until("a scheduled backup to complete", BACKUP_TIMEOUT, || async {
-        let list = backups
-            .list(
-                &ListParams::default().labels("insync.dev/scheduled=true,insync.dev/cloud=fcloud"),
-            )
-            .await?;
-        Ok(list
-            .items
+    let failures = poll_until("two scheduled backups to fail", BACKUP_TIMEOUT, || async {
+        let scheduled = scheduled_backups(&backups).await?;
+        if let Some(b) = scheduled
+            .iter()
+            .find(|b| b.phase() == BackupPhase::Complete)
+        {
+            anyhow::bail!("{} completed without a store", b.backup_name());
+        }
+        let failed: Vec<_> = scheduled
             .into_iter()
-            .find(|b| b.phase() == BackupPhase::Complete))
+            .filter(|b| b.phase() == BackupPhase::Failed)
+            .collect();
+        Ok((failed.len() >= 2).then_some(failed))
     })
+    .await?;
+    for failed in &failures {
+        let status = failed.status.clone().unwrap_or_default();
+        let reason = status.reason.clone().unwrap_or_default();
+        let took = status
+            .completed_at
+            .as_ref()
+            .zip(failed.metadata.creation_timestamp.as_ref())
+            .map(|(end, start)| end.0.duration_since(start.0).as_secs_f64())
+            .unwrap_or(f64::MAX);
+        eprintln!(
+            "backup {}: Failed {took:.1}s after its creation: {reason}",
+            failed.backup_name()
+        );
+        ensure!(
+            reason.contains("the object store could not be reached"),
+            "the reason does not say the store could not be reached: {reason}"
+        );
+        ensure!(took < 90.0, "the failure took {took:.1}s");
+    }
+    let cloud = clouds.get("fcloud").await?;
+    ensure!(
+        condition(&cloud, "Ready").0 == "True",
+        "the cloud is not Ready while its backups fail: {:?}",
+        condition(&cloud, "Ready")
+    );
+    services
+        .patch(
+            "no-store",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"selector": {
+                "e2e": null,
+                "app.kubernetes.io/instance": "fcloud",
+                "app.kubernetes.io/component": "minio"
+            }}})),
+        )
+        .await?;
+    let last_failed = failures
+        .iter()
+        .filter_map(|b| b.metadata.name.clone())
+        .max()
+        .unwrap_or_default();
+    let fixed = Instant::now();
+    let scheduled = poll_until(
+        "a later scheduled backup to complete",
+        BACKUP_TIMEOUT,
+        || async {
+            Ok(scheduled_backups(&backups).await?.into_iter().find(|b| {
+                b.metadata.name.as_deref() > Some(last_failed.as_str())
+                    && b.phase() == BackupPhase::Complete
+            }))
+        },
+    )
     .await?;
     clouds
         .patch(
@@ -417,11 +544,23 @@ async fn an_on_demand_backup_holds_the_markers_and_a_bad_destination_fails_clean
         )
         .await?;
     let name = scheduled.metadata.name.clone().unwrap_or_default();
-    eprintln!("scheduled backup {name}: Complete");
+    eprintln!(
+        "scheduled backup {name}: Complete {:.1?} after the store answered",
+        fixed.elapsed()
+    );
     ensure!(
         name.len() == "fcloud-".len() + 12 && name.starts_with("fcloud-20"),
         "scheduled backup name {name}"
     );
+    check_stored(&s3, &scheduled.status.clone().unwrap_or_default()).await?;
+    for failed in &failures {
+        let left = keys_under(
+            &s3,
+            &format!("unreachable/fcloud/{}/", failed.backup_name()),
+        )
+        .await?;
+        ensure!(left.is_empty(), "a failed backup left {left:?}");
+    }
 
     // A destination whose keys are wrong: Failed, with the store's reason, and no manifest.
     let secrets: Api<Secret> = ns.api();
@@ -476,12 +615,7 @@ async fn an_on_demand_backup_holds_the_markers_and_a_bad_destination_fails_clean
     let (code, body) = http(&master, "GET", "/health", "").await?;
     ensure!(code == 200, "/health after a failed backup: {code} {body}");
 
-    helm(&["uninstall", "iscb", "-n", &release_ns]).await.ok();
-    kubectl(&["delete", "namespace", &release_ns, "--wait=false"])
-        .await
-        .ok();
-    ns.delete_and_wait(Duration::from_secs(180)).await?;
-    Ok(())
+    tear_down(ns, &release_ns).await
 }
 
 const OFFSITE_USER: &str = "offsite-admin";
@@ -573,6 +707,13 @@ async fn offsite_store(ns: &TestNamespace) -> Result<(aws_sdk_s3::Client, String
     ))
 }
 
+/// `spec.backup` with the offsite store (at `endpoint`) as its destination, under `clouds/`.
+fn offsite_destination(endpoint: &str) -> Result<insync_operator::api::BackupSpec> {
+    Ok(serde_json::from_value(json!({"destination": {"s3": {
+        "bucket": OFFSITE_BUCKET, "prefix": "clouds/", "endpoint": endpoint,
+        "secretRef": {"name": "offsite-keys"}}}}))?)
+}
+
 /// `spec.restore` from an S3 location alone (bucket, prefix, endpoint, Secret).
 fn restore_from(endpoint: &str, prefix: &str) -> insync_operator::api::RestoreSpec {
     insync_operator::api::RestoreSpec {
@@ -640,7 +781,6 @@ async fn backup_age(api: &Api<InSyncCloudBackup>, name: &str) -> Result<Duration
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_cloud_comes_back_from_its_backup_and_a_tampered_backup_is_refused() -> Result<()> {
     let client: Client = real_node::cluster().await?;
-    install_crds().await?;
     let ns = restricted_namespace(&client, "restore").await?;
     let release_ns = unique_name("e2e-restore-sys");
     install_operator(&release_ns, ns.name()).await?;
@@ -650,17 +790,11 @@ async fn a_lost_cloud_comes_back_from_its_backup_and_a_tampered_backup_is_refuse
     let pods: Api<Pod> = ns.api();
     let backups: Api<InSyncCloudBackup> = ns.api();
     let mut cloud = cloud_on_real_node(ns.name())?;
-    cloud.spec.backup = Some(serde_json::from_value(
-        json!({"verify": true, "destination": {"s3": {
-        "bucket": OFFSITE_BUCKET, "prefix": "clouds/", "endpoint": endpoint,
-        "secretRef": {"name": "offsite-keys"}}}}),
-    )?);
+    let mut backup_spec = offsite_destination(&endpoint)?;
+    backup_spec.verify = true;
+    cloud.spec.backup = Some(backup_spec);
     clouds.create(&PostParams::default(), &cloud).await?;
-    poll_until("fcloud to be Ready", READY_TIMEOUT, || async {
-        let cloud = clouds.get("fcloud").await?;
-        Ok((condition(&cloud, "Ready").0 == "True").then_some(()))
-    })
-    .await?;
+    wait_ready(&clouds).await?;
 
     // Markers through the stand-in CloudMaster: rows in MySQL, items in the metadata store.
     let master = format!("{}:8443", pod_ip(&pods, "cloudmaster").await?);
@@ -770,30 +904,7 @@ async fn a_lost_cloud_comes_back_from_its_backup_and_a_tampered_backup_is_refuse
     ensure!(unhealthy.0 == "VerificationFailed", "{unhealthy:?}");
 
     // Lose the cloud: delete it, then its volumes.
-    clouds.delete("fcloud", &Default::default()).await?;
-    poll_until("fcloud to be gone", READY_TIMEOUT, || async {
-        Ok(clouds.get_opt("fcloud").await?.is_none().then_some(()))
-    })
-    .await?;
-    let claims: Api<k8s_openapi::api::core::v1::PersistentVolumeClaim> = ns.api();
-    let instance = ListParams::default().labels("app.kubernetes.io/instance=fcloud");
-    claims
-        .delete_collection(&Default::default(), &instance)
-        .await?;
-    // The backup's own finished pods carry the cloud's labels too; they are the backup's.
-    let workloads = ListParams::default().labels(
-        "app.kubernetes.io/instance=fcloud,app.kubernetes.io/component notin (backup,verify)",
-    );
-    poll_until(
-        "fcloud's pods and volumes to be gone",
-        READY_TIMEOUT,
-        || async {
-            let left = claims.list(&instance).await?.items.len()
-                + pods.list(&workloads).await?.items.len();
-            Ok((left == 0).then_some(()))
-        },
-    )
-    .await?;
+    lose_cloud(&ns).await?;
 
     // A copy of the backup with one byte of the dump changed (same size): the restore is
     // refused before anything of the cloud starts.
@@ -858,21 +969,28 @@ async fn a_lost_cloud_comes_back_from_its_backup_and_a_tampered_backup_is_refuse
     ensure!(started.is_empty(), "a refused restore started {started:?}");
     clouds.delete("refused", &Default::default()).await?;
 
-    // Restore into a new cloud from the location alone.
+    // Restore into a new cloud of the same namespace by the backup's name: read at the
+    // location its status records, with the keys of the new cloud's own destination. (The
+    // location alone is what the refused restore above and the measurement below read from.)
     let mut restored = cloud_on_real_node(ns.name())?;
-    restored.spec.restore = Some(restore_from(&endpoint, prefix));
+    restored.spec.backup = Some(offsite_destination(&endpoint)?);
+    restored.spec.restore = Some(insync_operator::api::RestoreSpec {
+        backup: Some("before-loss".to_owned()),
+        s3: None,
+    });
     let began = Instant::now();
     clouds.create(&PostParams::default(), &restored).await?;
     let outcome = wait_restore(&clouds, "fcloud", READY_TIMEOUT).await?;
     let restore_took = began.elapsed();
     ensure!(outcome.phase == Some(RestorePhase::Complete), "{outcome:?}");
-    poll_until("the restored fcloud to be Ready", READY_TIMEOUT, || async {
-        let cloud = clouds.get("fcloud").await?;
-        Ok((condition(&cloud, "Ready").0 == "True").then_some(()))
-    })
-    .await?;
+    ensure!(
+        outcome.source.as_deref() == Some(&*format!("s3://{OFFSITE_BUCKET}/{prefix}")),
+        "restored from {:?}",
+        outcome.source
+    );
+    wait_ready(&clouds).await?;
     eprintln!(
-        "restore: Complete {restore_took:.1?} after the cloud's creation, Ready after {:.1?}: {:?}",
+        "restore by name: Complete {restore_took:.1?} after the cloud's creation, Ready after {:.1?}: {:?}",
         began.elapsed(),
         outcome.message
     );
@@ -895,12 +1013,7 @@ async fn a_lost_cloud_comes_back_from_its_backup_and_a_tampered_backup_is_refuse
     }
     eprintln!("all {} markers are back", markers.len());
 
-    helm(&["uninstall", "iscb", "-n", &release_ns]).await.ok();
-    kubectl(&["delete", "namespace", &release_ns, "--wait=false"])
-        .await
-        .ok();
-    ns.delete_and_wait(Duration::from_secs(180)).await?;
-    Ok(())
+    tear_down(ns, &release_ns).await
 }
 
 /// Runs SQL as MySQL's root inside the cloud's MySQL pod; returns what it printed.
@@ -928,24 +1041,16 @@ async fn measure_backup_and_restore_of_a_million_catalogue_rows() -> Result<()> 
         .and_then(|r| r.parse().ok())
         .unwrap_or(1_000_000);
     let client: Client = real_node::cluster().await?;
-    install_crds().await?;
     let ns = restricted_namespace(&client, "measure").await?;
     let release_ns = unique_name("e2e-measure-sys");
     install_operator(&release_ns, ns.name()).await?;
     let (offsite, endpoint) = offsite_store(&ns).await?;
     let clouds: Api<InSyncCloud> = ns.api();
-    let pods: Api<Pod> = ns.api();
     let backups: Api<InSyncCloudBackup> = ns.api();
     let mut cloud = cloud_on_real_node(ns.name())?;
-    cloud.spec.backup = Some(serde_json::from_value(json!({"destination": {"s3": {
-        "bucket": OFFSITE_BUCKET, "prefix": "clouds/", "endpoint": endpoint,
-        "secretRef": {"name": "offsite-keys"}}}}))?);
+    cloud.spec.backup = Some(offsite_destination(&endpoint)?);
     clouds.create(&PostParams::default(), &cloud).await?;
-    poll_until("fcloud to be Ready", READY_TIMEOUT, || async {
-        let cloud = clouds.get("fcloud").await?;
-        Ok((condition(&cloud, "Ready").0 == "True").then_some(()))
-    })
-    .await?;
+    wait_ready(&clouds).await?;
 
     // A catalogue table shaped like a file index: path, size, content hash, time.
     let filling = Instant::now();
@@ -994,29 +1099,7 @@ async fn measure_backup_and_restore_of_a_million_catalogue_rows() -> Result<()> 
         status.size_bytes.unwrap_or_default()
     );
 
-    clouds.delete("fcloud", &Default::default()).await?;
-    poll_until("fcloud to be gone", READY_TIMEOUT, || async {
-        Ok(clouds.get_opt("fcloud").await?.is_none().then_some(()))
-    })
-    .await?;
-    let claims: Api<k8s_openapi::api::core::v1::PersistentVolumeClaim> = ns.api();
-    let instance = ListParams::default().labels("app.kubernetes.io/instance=fcloud");
-    claims
-        .delete_collection(&Default::default(), &instance)
-        .await?;
-    let workloads = ListParams::default().labels(
-        "app.kubernetes.io/instance=fcloud,app.kubernetes.io/component notin (backup,verify)",
-    );
-    poll_until(
-        "fcloud's pods and volumes to be gone",
-        READY_TIMEOUT,
-        || async {
-            let left = claims.list(&instance).await?.items.len()
-                + pods.list(&workloads).await?.items.len();
-            Ok((left == 0).then_some(()))
-        },
-    )
-    .await?;
+    lose_cloud(&ns).await?;
 
     let mut restored = cloud_on_real_node(ns.name())?;
     restored.spec.restore = Some(restore_from(&endpoint, "clouds/fcloud/million/"));
@@ -1044,10 +1127,5 @@ async fn measure_backup_and_restore_of_a_million_catalogue_rows() -> Result<()> 
     ensure!(count.trim() == rows.to_string(), "restored rows: {count}");
     drop(offsite);
 
-    helm(&["uninstall", "iscb", "-n", &release_ns]).await.ok();
-    kubectl(&["delete", "namespace", &release_ns, "--wait=false"])
-        .await
-        .ok();
-    ns.delete_and_wait(Duration::from_secs(180)).await?;
-    Ok(())
+    tear_down(ns, &release_ns).await
 }

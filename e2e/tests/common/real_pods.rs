@@ -87,10 +87,9 @@ pub async fn expect_markers(port: u16, markers: &BTreeMap<&str, &str>, after: &s
     Ok(())
 }
 
-/// The fcloud example placed on the real node: a nodeSelector and toleration for the whole
-/// cloud, volumes of the real node's StorageClass, small CPU requests (the defaults ask for
-/// more than this 2-core machine has), two CloudMasters (so a rollout can keep serving), and
-/// the given node ports (one pair per test, so tests can run side by side).
+/// The fcloud example placed on the real node ([`place_on_real_node`]) at `version`, with two
+/// CloudMasters (so a rollout can keep serving) and the given node ports (one pair per test, so
+/// tests can run side by side).
 pub fn real_fcloud(
     namespace: &str,
     version: &str,
@@ -99,6 +98,17 @@ pub fn real_fcloud(
 ) -> Result<InSyncCloud> {
     let mut cloud = fcloud(namespace)?;
     cloud.spec.version = version.to_owned();
+    place_on_real_node(&mut cloud)?;
+    cloud.spec.master.replicas = 2;
+    cloud.spec.frontend.service.master_node_port = Some(master_node_port.into());
+    cloud.spec.frontend.service.storage_node_port = Some(storage_node_port.into());
+    Ok(cloud)
+}
+
+/// Places a cloud with managed datastores on the real node: a nodeSelector and toleration for
+/// the whole cloud, volumes of the real node's StorageClass, and small CPU requests (the
+/// defaults ask for more than this 2-core machine has).
+pub fn place_on_real_node(cloud: &mut InSyncCloud) -> Result<()> {
     cloud.spec.placement = Placement {
         node_selector: Some(BTreeMap::from([(
             REAL_NODE_LABEL.to_owned(),
@@ -112,88 +122,65 @@ pub fn real_fcloud(
         }]),
         ..Placement::default()
     };
-    let local = |storage: &mut StorageSpec| {
-        storage.storage_class_name = Some(REAL_STORAGE_CLASS.to_owned());
-    };
-    local(&mut cloud.spec.nodes.storage);
-    local(
-        &mut cloud
-            .spec
-            .database
-            .managed
-            .as_mut()
-            .context("managed MySQL")?
-            .storage,
-    );
-    local(
-        &mut cloud
-            .spec
-            .metadata_store
-            .managed
-            .as_mut()
-            .context("managed Bynamo")?
-            .storage,
-    );
-    local(
-        &mut cloud
-            .spec
-            .object_store
-            .minio
-            .as_mut()
-            .context("managed MinIO")?
-            .storage,
-    );
-    let small = || {
-        Some(ResourceRequirements {
-            requests: Some(BTreeMap::from([
-                ("cpu".to_owned(), Quantity("50m".to_owned())),
-                ("memory".to_owned(), Quantity("64Mi".to_owned())),
-            ])),
-            limits: Some(BTreeMap::from([(
-                "memory".to_owned(),
-                Quantity("1Gi".to_owned()),
-            )])),
-            ..ResourceRequirements::default()
-        })
-    };
-    cloud.spec.master.resources = small();
-    cloud.spec.nodes.resources = small();
-    cloud.spec.frontend.resources = small();
-    cloud
-        .spec
-        .database
-        .managed
-        .as_mut()
-        .context("managed MySQL")?
-        .resources = small();
-    cloud
-        .spec
+    let small = Some(ResourceRequirements {
+        requests: Some(BTreeMap::from([
+            ("cpu".to_owned(), Quantity("50m".to_owned())),
+            ("memory".to_owned(), Quantity("64Mi".to_owned())),
+        ])),
+        limits: Some(BTreeMap::from([(
+            "memory".to_owned(),
+            Quantity("1Gi".to_owned()),
+        )])),
+        ..ResourceRequirements::default()
+    });
+    let spec = &mut cloud.spec;
+    let mysql = spec.database.managed.as_mut().context("managed MySQL")?;
+    let bynamo = spec
         .metadata_store
         .managed
         .as_mut()
-        .context("managed Bynamo")?
-        .resources = small();
-    cloud
-        .spec
-        .object_store
-        .minio
-        .as_mut()
-        .context("managed MinIO")?
-        .resources = small();
-    cloud.spec.master.replicas = 2;
-    cloud.spec.frontend.service.master_node_port = Some(master_node_port.into());
-    cloud.spec.frontend.service.storage_node_port = Some(storage_node_port.into());
-    Ok(cloud)
+        .context("managed Bynamo")?;
+    let minio = spec.object_store.minio.as_mut().context("managed MinIO")?;
+    let storages: [&mut StorageSpec; 4] = [
+        &mut spec.nodes.storage,
+        &mut mysql.storage,
+        &mut bynamo.storage,
+        &mut minio.storage,
+    ];
+    for storage in storages {
+        storage.storage_class_name = Some(REAL_STORAGE_CLASS.to_owned());
+    }
+    for resources in [
+        &mut spec.master.resources,
+        &mut spec.nodes.resources,
+        &mut spec.frontend.resources,
+        &mut mysql.resources,
+        &mut bynamo.resources,
+        &mut minio.resources,
+    ] {
+        resources.clone_from(&small);
+    }
+    Ok(())
 }
 
 /// Waits until the cloud `fcloud` is Ready at `version`; on failure, says what its status and
 /// the pods were.
 pub async fn wait_cloud_ready(api: &Api<InSyncCloud>, version: &str) -> Result<InSyncCloud> {
+    wait_named_cloud_ready(api, "fcloud", version).await
+}
+
+/// Waits until the cloud `name` is Ready at `version`; on failure, says what its status and the
+/// pods were.
+pub async fn wait_named_cloud_ready(
+    api: &Api<InSyncCloud>,
+    name: &str,
+    version: &str,
+) -> Result<InSyncCloud> {
     let result = poll_until(
-        &format!("InSyncCloud fcloud to be Ready at {version}"),
+        &format!("InSyncCloud {name} to be Ready at {version}"),
         READY_TIMEOUT,
         || async {
-            let cloud = api.get("fcloud").await?;
+            let cloud = api.get(name).await?;
             let status = cloud.status.as_ref();
             let ready = condition(&cloud, "Ready").0 == "True"
                 && status.and_then(|s| s.observed_generation) == cloud.metadata.generation
@@ -205,7 +192,7 @@ pub async fn wait_cloud_ready(api: &Api<InSyncCloud>, version: &str) -> Result<I
     match result {
         Ok(cloud) => Ok(cloud),
         Err(e) => {
-            let status = api.get("fcloud").await.ok().and_then(|c| c.status);
+            let status = api.get(name).await.ok().and_then(|c| c.status);
             let pods = kubectl(&["get", "pods", "-A", "-o", "wide"])
                 .await
                 .unwrap_or_default();
@@ -319,6 +306,14 @@ pub async fn install_operator(
         .display()
         .to_string();
     kubectl(&["apply", "--server-side", "--force-conflicts", "-f", &crds]).await?;
+    kubectl(&[
+        "wait",
+        "--for=condition=Established",
+        "crd/insyncclouds.insync.dev",
+        "crd/insynccloudbackups.insync.dev",
+        "--timeout=60s",
+    ])
+    .await?;
     let label = REAL_NODE_LABEL.replace('.', "\\.");
     let mut args: Vec<String> = [
         "install",
@@ -331,7 +326,9 @@ pub async fn install_operator(
         "--timeout",
         "5m",
         "--set",
-        "image.tag=dev",
+        // `dev` is what e2e/images/build imports; another tag lets a run use its own build
+        // while other runs use theirs.
+        &format!("image.tag={}", operator_tag()),
         "--set",
         "image.pullPolicy=Never",
         "--set",
@@ -376,4 +373,39 @@ pub async fn install_operator(
         .await
         .context("helm install of the operator as a real pod")?;
     Ok(release)
+}
+
+/// The operator image's tag: `INSYNC_E2E_OPERATOR_TAG`, `dev` by default.
+fn operator_tag() -> String {
+    std::env::var("INSYNC_E2E_OPERATOR_TAG").unwrap_or_else(|_| "dev".to_owned())
+}
+
+/// Removes what [`install_operator`] installed (without waiting for its namespace to go).
+pub async fn uninstall_operator(release_ns: &str) {
+    helm(&["uninstall", "isc", "-n", release_ns]).await.ok();
+    kubectl(&["delete", "namespace", release_ns, "--wait=false"])
+        .await
+        .ok();
+}
+
+/// The operator Deployment of [`install_operator`] scaled to `replicas`; with 0, returns once
+/// no operator pod is left (none reconciles any more).
+pub async fn scale_operator(release_ns: &str, replicas: u32) -> Result<()> {
+    kubectl(&[
+        "-n",
+        release_ns,
+        "scale",
+        "deployment",
+        "--all",
+        &format!("--replicas={replicas}"),
+    ])
+    .await?;
+    if replicas == 0 {
+        poll_until("the operator pods to be gone", READY_TIMEOUT, || async {
+            let left = kubectl(&["-n", release_ns, "get", "pods", "-o", "name"]).await?;
+            Ok(left.trim().is_empty().then_some(()))
+        })
+        .await?;
+    }
+    Ok(())
 }
