@@ -328,12 +328,15 @@ pub async fn sdk_config(
 }
 
 async fn s3_client(args: &RunnerArgs) -> aws_sdk_s3::Client {
-    let config = sdk_config(
-        &args.region,
-        args.endpoint.as_deref(),
-        keys(OBJECTSTORE_KEYS),
-    )
-    .await;
+    s3_client_with(args, keys(OBJECTSTORE_KEYS)).await
+}
+
+/// The S3 client of `args`'s destination with these keys (the pod's identity without).
+async fn s3_client_with(
+    args: &RunnerArgs,
+    credentials: Option<aws_sdk_s3::config::Credentials>,
+) -> aws_sdk_s3::Client {
+    let config = sdk_config(&args.region, args.endpoint.as_deref(), credentials).await;
     let config = aws_sdk_s3::config::Builder::from(&config)
         .force_path_style(args.path_style)
         // The SDK would add a CRC32 to every upload by sending the body aws-chunked, in chunks
@@ -389,5 +392,44 @@ mod tests {
     fn the_error_chain_keeps_every_cause_once() {
         let error = Outer(std::io::Error::other("InvalidAccessKeyId"));
         assert_eq!(error_chain(&error), "outer: InvalidAccessKeyId");
+    }
+
+    /// A store nobody listens for (a loopback port just closed): the first request fails in
+    /// seconds, and the reason says the store could not be reached and why.
+    #[tokio::test]
+    async fn a_store_that_does_not_answer_fails_fast_and_says_so() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let args = RunnerArgs {
+            bucket: "insync".to_owned(),
+            prefix: "b/".to_owned(),
+            endpoint: Some(format!("http://127.0.0.1:{port}")),
+            region: "us-east-1".to_owned(),
+            path_style: true,
+            metadata_endpoint: String::new(),
+            metadata_region: "us-east-1".to_owned(),
+            table_prefix: None,
+            version: "5.9.1-r4178".to_owned(),
+            dump: PathBuf::new(),
+            started_at_file: PathBuf::new(),
+            work_dir: PathBuf::new(),
+        };
+        let keys = aws_sdk_s3::config::Credentials::new("id", "secret", None, None, "test");
+        let s3 = s3_client_with(&args, Some(keys)).await;
+        let started = std::time::Instant::now();
+        let error = manifest_exists(&s3, "insync", "b/manifest.json")
+            .await
+            .expect_err("nothing listens there");
+        assert!(started.elapsed() < std::time::Duration::from_secs(30));
+        assert!(matches!(error, RunError::Unreachable { .. }), "{error:?}");
+        let reason = error_chain(&error);
+        assert!(
+            reason.starts_with(
+                "the object store could not be reached (GET s3://insync/b/manifest.json)"
+            ) && reason.contains("refused"),
+            "{reason}"
+        );
     }
 }
