@@ -433,9 +433,13 @@ async fn an_on_demand_backup_holds_the_markers_and_a_bad_destination_fails_clean
         run_pods.len()
     );
     let (manifest, _) = check_stored(&s3, &status).await?;
+    // The status keeps whole seconds; the manifest, the runner's clock.
+    let manifest_end: k8s_openapi::jiff::Timestamp = manifest.completed_at.parse()?;
     ensure!(
-        status.completed_at.as_ref().map(|t| t.0.to_string()) == Some(manifest.completed_at),
-        "the status's completedAt is not the manifest's"
+        status.completed_at.as_ref().map(|t| t.0.as_second()) == Some(manifest_end.as_second()),
+        "the status's completedAt {:?} is not the manifest's {}",
+        status.completed_at,
+        manifest.completed_at
     );
 
     // An object store that does not answer: a Service with no endpoints (kube-proxy rejects
