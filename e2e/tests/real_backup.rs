@@ -48,7 +48,7 @@ fn cloud_on_real_node(namespace: &str) -> Result<InSyncCloud> {
 }
 
 /// The operator installed with its chart as a real pod, watching `watch`, no DNS.
-async fn install_operator(release_ns: &str, watch: &str) -> Result<()> {
+async fn install_operator(release_ns: &str, watch: &str) -> Result<real_pods::OperatorRelease> {
     real_pods::install_operator(release_ns, watch, None).await
 }
 
@@ -88,8 +88,8 @@ async fn lose_cloud(ns: &TestNamespace) -> Result<()> {
 }
 
 /// Removes the operator and the test's namespace.
-async fn tear_down(ns: TestNamespace, release_ns: &str) -> Result<()> {
-    real_pods::uninstall_operator(release_ns).await;
+async fn tear_down(ns: TestNamespace, release: real_pods::OperatorRelease) -> Result<()> {
+    release.uninstall().await?;
     ns.delete_and_wait(Duration::from_secs(180)).await
 }
 
@@ -272,7 +272,7 @@ async fn an_on_demand_backup_holds_the_markers_and_a_bad_destination_fails_clean
     let client: Client = real_node::cluster().await?;
     let ns = restricted_namespace(&client, "backup").await?;
     let release_ns = unique_name("e2e-backup-sys");
-    install_operator(&release_ns, ns.name()).await?;
+    let release = install_operator(&release_ns, ns.name()).await?;
 
     let clouds: Api<InSyncCloud> = ns.api();
     let pods: Api<Pod> = ns.api();
@@ -356,7 +356,7 @@ async fn an_on_demand_backup_holds_the_markers_and_a_bad_destination_fails_clean
             Ok(jobs.get_opt(&job_name).await?.map(drop))
         })
         .await?;
-        real_pods::scale_operator(&release_ns, 0).await?;
+        release.scale(0).await?;
         let down_at = k8s_openapi::jiff::Timestamp::now();
         // Running, or not even recorded as such: either way the operator left it unfinished.
         if !backups.get(&name).await?.phase().is_final() {
@@ -367,7 +367,7 @@ async fn an_on_demand_backup_holds_the_markers_and_a_bad_destination_fails_clean
             attempt < 3,
             "the backup finished before the operator stopped, 3 times"
         );
-        real_pods::scale_operator(&release_ns, 1).await?;
+        release.scale(1).await?;
     };
     let finished = poll_until(
         "the Job to finish while the operator is down",
@@ -389,7 +389,7 @@ async fn an_on_demand_backup_holds_the_markers_and_a_bad_destination_fails_clean
         "the backup changed while no operator ran"
     );
     let restarting = Instant::now();
-    real_pods::scale_operator(&release_ns, 1).await?;
+    release.scale(1).await?;
     let done = wait_backup(&backups, &name).await?;
     let status = done.status.clone().unwrap_or_default();
     eprintln!(
@@ -619,7 +619,7 @@ async fn an_on_demand_backup_holds_the_markers_and_a_bad_destination_fails_clean
     let (code, body) = http(&master, "GET", "/health", "").await?;
     ensure!(code == 200, "/health after a failed backup: {code} {body}");
 
-    tear_down(ns, &release_ns).await
+    tear_down(ns, release).await
 }
 
 const OFFSITE_USER: &str = "offsite-admin";
@@ -787,7 +787,7 @@ async fn a_lost_cloud_comes_back_from_its_backup_and_a_tampered_backup_is_refuse
     let client: Client = real_node::cluster().await?;
     let ns = restricted_namespace(&client, "restore").await?;
     let release_ns = unique_name("e2e-restore-sys");
-    install_operator(&release_ns, ns.name()).await?;
+    let release = install_operator(&release_ns, ns.name()).await?;
     let (offsite, endpoint) = offsite_store(&ns).await?;
 
     let clouds: Api<InSyncCloud> = ns.api();
@@ -1017,7 +1017,7 @@ async fn a_lost_cloud_comes_back_from_its_backup_and_a_tampered_backup_is_refuse
     }
     eprintln!("all {} markers are back", markers.len());
 
-    tear_down(ns, &release_ns).await
+    tear_down(ns, release).await
 }
 
 /// Runs SQL as MySQL's root inside the cloud's MySQL pod; returns what it printed.
@@ -1047,7 +1047,7 @@ async fn measure_backup_and_restore_of_a_million_catalogue_rows() -> Result<()> 
     let client: Client = real_node::cluster().await?;
     let ns = restricted_namespace(&client, "measure").await?;
     let release_ns = unique_name("e2e-measure-sys");
-    install_operator(&release_ns, ns.name()).await?;
+    let release = install_operator(&release_ns, ns.name()).await?;
     let (offsite, endpoint) = offsite_store(&ns).await?;
     let clouds: Api<InSyncCloud> = ns.api();
     let backups: Api<InSyncCloudBackup> = ns.api();
@@ -1131,5 +1131,5 @@ async fn measure_backup_and_restore_of_a_million_catalogue_rows() -> Result<()> 
     ensure!(count.trim() == rows.to_string(), "restored rows: {count}");
     drop(offsite);
 
-    tear_down(ns, &release_ns).await
+    tear_down(ns, release).await
 }

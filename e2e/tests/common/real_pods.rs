@@ -220,6 +220,29 @@ impl OperatorRelease {
     /// The chart's release name.
     pub const NAME: &'static str = "isc";
 
+    /// The operator's Deployment scaled to `replicas`; with 0, returns once no operator pod is
+    /// left (none reconciles any more).
+    pub async fn scale(&self, replicas: u32) -> Result<()> {
+        let release_ns = self.namespace.as_str();
+        kubectl(&[
+            "-n",
+            release_ns,
+            "scale",
+            "deployment",
+            "--all",
+            &format!("--replicas={replicas}"),
+        ])
+        .await?;
+        if replicas == 0 {
+            poll_until("the operator pods to be gone", READY_TIMEOUT, || async {
+                let left = kubectl(&["-n", release_ns, "get", "pods", "-o", "name"]).await?;
+                Ok(left.trim().is_empty().then_some(()))
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
     /// Uninstalls the chart (waiting for its pods to go) and deletes its namespace.
     pub async fn uninstall(mut self) -> Result<()> {
         self.uninstalled = true;
@@ -378,34 +401,4 @@ pub async fn install_operator(
 /// The operator image's tag: `INSYNC_E2E_OPERATOR_TAG`, `dev` by default.
 fn operator_tag() -> String {
     std::env::var("INSYNC_E2E_OPERATOR_TAG").unwrap_or_else(|_| "dev".to_owned())
-}
-
-/// Removes what [`install_operator`] installed (without waiting for its namespace to go).
-pub async fn uninstall_operator(release_ns: &str) {
-    helm(&["uninstall", "isc", "-n", release_ns]).await.ok();
-    kubectl(&["delete", "namespace", release_ns, "--wait=false"])
-        .await
-        .ok();
-}
-
-/// The operator Deployment of [`install_operator`] scaled to `replicas`; with 0, returns once
-/// no operator pod is left (none reconciles any more).
-pub async fn scale_operator(release_ns: &str, replicas: u32) -> Result<()> {
-    kubectl(&[
-        "-n",
-        release_ns,
-        "scale",
-        "deployment",
-        "--all",
-        &format!("--replicas={replicas}"),
-    ])
-    .await?;
-    if replicas == 0 {
-        poll_until("the operator pods to be gone", READY_TIMEOUT, || async {
-            let left = kubectl(&["-n", release_ns, "get", "pods", "-o", "name"]).await?;
-            Ok(left.trim().is_empty().then_some(()))
-        })
-        .await?;
-    }
-    Ok(())
 }
