@@ -71,6 +71,9 @@ enum Command {
     /// (`--step=check`), fetch it (`fetch`) or load the metadata store from it (`metadata`).
     /// Exits 1 with the reason on any failure.
     RestoreRun(Box<insync_operator::backup::restore::RestoreArgs>),
+    /// Inside a deletion Job (rendered by the operator for an expired backup): delete the
+    /// backup's files, manifest first, refusing any prefix that is not `<cloud>/<backup>/`.
+    BackupDelete(Box<insync_operator::backup::delete::DeleteArgs>),
 }
 
 /// With `--features dhat-heap`, every allocation is recorded; `run` writes `dhat-heap.json`
@@ -97,6 +100,7 @@ fn main() -> ExitCode {
         Command::Plan { file, from, output } => plan(&file, from.as_deref(), output),
         Command::BackupRun(args) => backup_run(*args),
         Command::RestoreRun(args) => restore_run(*args),
+        Command::BackupDelete(args) => backup_delete(*args),
         Command::Run(args) => {
             #[cfg(feature = "dhat-heap")]
             let _profiler = dhat::Profiler::new_heap();
@@ -141,6 +145,31 @@ fn restore_run(args: insync_operator::backup::restore::RestoreArgs) -> ExitCode 
             // The last line is what the cloud's status shows.
             eprintln!(
                 "restore failed: {}",
+                insync_operator::backup::error_chain(&e)
+            );
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn backup_delete(args: insync_operator::backup::delete::DeleteArgs) -> ExitCode {
+    insync_operator::telemetry::init_tracing(insync_operator::telemetry::LogFormat::Text);
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return fail(&e, 1),
+    };
+    match runtime.block_on(insync_operator::backup::delete::run(args)) {
+        Ok(report) => {
+            println!("{}", serde_json::to_string(&report).unwrap_or_default());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            // The last line is what the backup's status shows.
+            eprintln!(
+                "deletion failed: {}",
                 insync_operator::backup::error_chain(&e)
             );
             ExitCode::from(1)

@@ -15,6 +15,7 @@ use super::SecretRef;
 /// `spec.backup` of an `InSyncCloud`: when backups are taken, how many are kept, where they go.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.verifySchedule) || (has(self.verify) && self.verify)").message("verifySchedule needs verify: true"))]
 pub struct BackupSpec {
     /// When to take a backup, as a 5-field cron expression in UTC (minute hour day-of-month
     /// month day-of-week), e.g. "0 3 * * *" for 03:00 every day. No scheduled backups when
@@ -42,17 +43,42 @@ pub struct BackupSpec {
     /// backup.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub verify: bool,
+
+    /// Verify again on this schedule (5-field cron, UTC, like `schedule`): at each slot the
+    /// newest Complete backup is restored into throwaway datastores again, so a backup that
+    /// rotted in its store is noticed. Needs `verify: true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 100))]
+    #[x_kube(validation = Rule::new("self.matches('^\\\\S+( \\\\S+){4}$')").message("verifySchedule must be a 5-field cron expression in UTC, e.g. '0 5 * * 0'"))]
+    pub verify_schedule: Option<String>,
 }
 
-/// How many backups are kept.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+/// Which scheduled backups are kept. A backup is kept when any rule keeps it; the rules count
+/// Complete backups only, by when they were taken (UTC). An expired backup's files are deleted
+/// from its store, then the `InSyncCloudBackup` object. Backups created by hand are never
+/// expired, and the newest backup whose verification passed is always kept.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("(has(self.keepLast) ? self.keepLast : 0) + (has(self.keepDaily) ? self.keepDaily : 0) + (has(self.keepWeekly) ? self.keepWeekly : 0) + (has(self.keepMonthly) ? self.keepMonthly : 0) > 0").message("retention must keep something: set keepLast, keepDaily, keepWeekly or keepMonthly above 0"))]
 pub struct BackupRetention {
-    /// Keep the newest N Complete backups the schedule took (1-1000); older ones are deleted
-    /// (the InSyncCloudBackup objects; their files stay in the bucket for now). Backups
-    /// created by hand are never deleted.
-    #[x_kube(validation = Rule::new("self >= 1 && self <= 1000").message("retention.keepLast must be between 1 and 1000"))]
-    pub keep_last: i32,
+    /// Keep the newest N Complete backups (0-1000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self >= 0 && self <= 1000").message("retention.keepLast must be between 0 and 1000"))]
+    pub keep_last: Option<i32>,
+    /// Keep the newest Complete backup of each of the last N UTC days that have one (0-1000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self >= 0 && self <= 1000").message("retention.keepDaily must be between 0 and 1000"))]
+    pub keep_daily: Option<i32>,
+    /// Keep the newest Complete backup of each of the last N ISO weeks (UTC) that have one
+    /// (0-1000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self >= 0 && self <= 1000").message("retention.keepWeekly must be between 0 and 1000"))]
+    pub keep_weekly: Option<i32>,
+    /// Keep the newest Complete backup of each of the last N months (UTC) that have one
+    /// (0-1000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self >= 0 && self <= 1000").message("retention.keepMonthly must be between 0 and 1000"))]
+    pub keep_monthly: Option<i32>,
 }
 
 /// Where backups are written.
@@ -154,6 +180,41 @@ pub struct InSyncCloudBackupStatus {
     /// (`spec.backup.verify` of its cloud).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verification: Option<Verification>,
+    /// The deletion of this backup's files, once it expired (retention, or the
+    /// `insync.dev/expired` annotation). The object is deleted only after its files are gone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletion: Option<FileDeletion>,
+}
+
+/// Where the deletion of an expired backup's files stands.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct FileDeletion {
+    /// Running (a Job deletes the files), Failed (retried), or Refused (the files are not
+    /// where the backup says; deleted by hand only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<DeletionPhase>,
+    /// When the last attempt began.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_attempt: Option<Time>,
+    /// Attempts so far.
+    #[serde(default)]
+    pub attempts: i32,
+    /// What failed, or why the deletion is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// Phase of the deletion of a backup's files.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeletionPhase {
+    /// The deletion Job runs.
+    Running,
+    /// The last attempt failed (see message); it is tried again.
+    Failed,
+    /// The operator will not delete these files: the backup's recorded location is not where
+    /// its cloud's destination puts it now (or it has none). The object stays.
+    Refused,
 }
 
 /// The result of restoring a backup into throwaway datastores.

@@ -4,6 +4,7 @@
 //! `manifest.json` last. Any failure exits non-zero before the manifest is written, so a prefix
 //! without a manifest is never a backup.
 
+pub mod delete;
 pub(crate) mod import;
 pub mod manifest;
 mod metadata;
@@ -33,24 +34,33 @@ const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 /// Where Kubernetes reads a container's termination message.
 const TERMINATION_LOG: &str = "/dev/termination-log";
 
-/// Flags of `insync-operator backup-run` (rendered by `render::backup`).
+/// Where a backup is and how to reach its store: the flags `backup-run`, `restore-run` and
+/// `backup-delete` share (rendered from one `render::backup::StoreAccess`).
 #[derive(clap::Args, Debug, Clone, PartialEq, Eq)]
-pub struct RunnerArgs {
-    /// Destination bucket.
+pub struct StoreArgs {
+    /// Bucket of the backup.
     #[arg(long)]
     pub bucket: String,
-    /// Key prefix of the backup, ending with '/'.
+    /// The backup's own prefix (where its manifest.json is), ending with '/'.
     #[arg(long)]
     pub prefix: String,
-    /// Destination region.
+    /// Region of the store.
     #[arg(long)]
     pub region: String,
-    /// Destination endpoint URL (S3-compatible stores).
+    /// Endpoint URL (S3-compatible stores).
     #[arg(long)]
     pub endpoint: Option<String>,
     /// Path-style requests (MinIO).
     #[arg(long)]
     pub path_style: bool,
+}
+
+/// Flags of `insync-operator backup-run` (rendered by `render::backup`).
+#[derive(clap::Args, Debug, Clone, PartialEq, Eq)]
+pub struct RunnerArgs {
+    /// The destination.
+    #[command(flatten)]
+    pub store: StoreArgs,
     /// DynamoDB-compatible endpoint of the metadata store.
     #[arg(long)]
     pub metadata_endpoint: String,
@@ -149,12 +159,12 @@ pub async fn run(args: RunnerArgs) -> Result<Report, RunError> {
     let started_at = std::fs::read_to_string(&args.started_at_file)
         .map(|text| text.trim().to_owned())
         .map_err(|source| file_error(&args.started_at_file, source))?;
-    let location = format!("s3://{}/{}", args.bucket, args.prefix);
-    let manifest_key = format!("{}{MANIFEST}", args.prefix);
-    let s3 = s3_client(&args).await;
-    if manifest_exists(&s3, &args.bucket, &manifest_key).await? {
+    let location = format!("s3://{}/{}", args.store.bucket, args.store.prefix);
+    let manifest_key = format!("{}{MANIFEST}", args.store.prefix);
+    let s3 = s3_client(&args.store).await;
+    if manifest_exists(&s3, &args.store.bucket, &manifest_key).await? {
         return Err(RunError::Exists {
-            bucket: args.bucket.clone(),
+            bucket: args.store.bucket.clone(),
             key: manifest_key,
         });
     }
@@ -184,17 +194,17 @@ pub async fn run(args: RunnerArgs) -> Result<Report, RunError> {
         let file = std::fs::File::open(&path).map_err(|source| file_error(&path, source))?;
         let (size_bytes, sha256) =
             manifest::digest(file).map_err(|source| file_error(&path, source))?;
-        let key = format!("{}{name}", args.prefix);
+        let key = format!("{}{name}", args.store.prefix);
         let body = ByteStream::from_path(&path)
             .await
-            .map_err(|e| s3_error("read for upload", &args.bucket, &key, e))?;
+            .map_err(|e| s3_error("read for upload", &args.store.bucket, &key, e))?;
         s3.put_object()
-            .bucket(&args.bucket)
+            .bucket(&args.store.bucket)
             .key(&key)
             .body(body)
             .send()
             .await
-            .map_err(|e| sdk_error("upload", &args.bucket, &key, e))?;
+            .map_err(|e| sdk_error("upload", &args.store.bucket, &key, e))?;
         info!(part = %name, size_bytes, "uploaded");
         parts.push(BackupPart {
             name,
@@ -206,7 +216,14 @@ pub async fn run(args: RunnerArgs) -> Result<Report, RunError> {
 
     let mut stored = Vec::new();
     for part in &parts {
-        stored.push(head(&s3, &args.bucket, &format!("{}{}", args.prefix, part.name)).await?);
+        stored.push(
+            head(
+                &s3,
+                &args.store.bucket,
+                &format!("{}{}", args.store.prefix, part.name),
+            )
+            .await?,
+        );
     }
     manifest::check_stored(&parts, &stored).map_err(RunError::ReadBack)?;
 
@@ -221,13 +238,13 @@ pub async fn run(args: RunnerArgs) -> Result<Report, RunError> {
     let body = serde_json::to_vec_pretty(&manifest).unwrap_or_default();
     let manifest_size = body.len() as i64;
     s3.put_object()
-        .bucket(&args.bucket)
+        .bucket(&args.store.bucket)
         .key(&manifest_key)
         .content_type("application/json")
         .body(ByteStream::from(body))
         .send()
         .await
-        .map_err(|e| sdk_error("upload", &args.bucket, &manifest_key, e))?;
+        .map_err(|e| sdk_error("upload", &args.store.bucket, &manifest_key, e))?;
     let manifest_part = BackupPart {
         name: MANIFEST.to_owned(),
         size_bytes: manifest_size,
@@ -236,7 +253,7 @@ pub async fn run(args: RunnerArgs) -> Result<Report, RunError> {
     };
     manifest::check_stored(
         std::slice::from_ref(&manifest_part),
-        &[head(&s3, &args.bucket, &manifest_key).await?],
+        &[head(&s3, &args.store.bucket, &manifest_key).await?],
     )
     .map_err(RunError::ReadBack)?;
 
@@ -327,13 +344,14 @@ pub async fn sdk_config(
     loader.load().await
 }
 
-async fn s3_client(args: &RunnerArgs) -> aws_sdk_s3::Client {
+/// An S3 client for the store `args` names, with the keys from the environment.
+pub(crate) async fn s3_client(args: &StoreArgs) -> aws_sdk_s3::Client {
     s3_client_with(args, keys(OBJECTSTORE_KEYS)).await
 }
 
-/// The S3 client of `args`'s destination with these keys (the pod's identity without).
+/// The S3 client of the store `args` names, with these keys (the pod's identity without).
 async fn s3_client_with(
-    args: &RunnerArgs,
+    args: &StoreArgs,
     credentials: Option<aws_sdk_s3::config::Credentials>,
 ) -> aws_sdk_s3::Client {
     let config = sdk_config(&args.region, args.endpoint.as_deref(), credentials).await;

@@ -18,7 +18,7 @@ use tracing::info;
 
 use super::import::{self, TableSchema};
 use super::manifest::{self, MANIFEST, Manifest, PartProblem};
-use super::{METADATA_KEYS, OBJECTSTORE_KEYS, RunError, TERMINATION_LOG, keys, s3_error};
+use super::{METADATA_KEYS, RunError, TERMINATION_LOG, keys, s3_error};
 
 /// Which step of a restore to run.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,21 +37,9 @@ pub struct RestoreArgs {
     /// The step to run.
     #[arg(long, value_enum)]
     pub step: Step,
-    /// Bucket of the backup.
-    #[arg(long)]
-    pub bucket: String,
-    /// The backup's prefix (where its manifest.json is), ending with '/'.
-    #[arg(long)]
-    pub prefix: String,
-    /// Region of the store.
-    #[arg(long)]
-    pub region: String,
-    /// Endpoint URL (S3-compatible stores).
-    #[arg(long)]
-    pub endpoint: Option<String>,
-    /// Path-style requests (MinIO).
-    #[arg(long)]
-    pub path_style: bool,
+    /// The backup.
+    #[command(flatten)]
+    pub store: super::StoreArgs,
     /// DynamoDB-compatible endpoint of the metadata store (step `metadata`).
     #[arg(long)]
     pub metadata_endpoint: Option<String>,
@@ -131,11 +119,11 @@ pub async fn run(args: RestoreArgs) -> Result<RestoreReport, RestoreError> {
 }
 
 async fn check(args: &RestoreArgs, keep: Option<&Path>) -> Result<RestoreReport, RestoreError> {
-    let s3 = s3_client(args).await;
-    let manifest_key = format!("{}{MANIFEST}", args.prefix);
+    let s3 = super::s3_client(&args.store).await;
+    let manifest_key = format!("{}{MANIFEST}", args.store.prefix);
     let body = match s3
         .get_object()
-        .bucket(&args.bucket)
+        .bucket(&args.store.bucket)
         .key(&manifest_key)
         .send()
         .await
@@ -144,15 +132,15 @@ async fn check(args: &RestoreArgs, keep: Option<&Path>) -> Result<RestoreReport,
             .body
             .collect()
             .await
-            .map_err(|e| s3_error("read", &args.bucket, &manifest_key, e))?
+            .map_err(|e| s3_error("read", &args.store.bucket, &manifest_key, e))?
             .into_bytes(),
         Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => {
             return Err(RestoreError::NoManifest {
-                bucket: args.bucket.clone(),
+                bucket: args.store.bucket.clone(),
                 key: manifest_key,
             });
         }
-        Err(e) => return Err(s3_error("GET", &args.bucket, &manifest_key, e).into()),
+        Err(e) => return Err(s3_error("GET", &args.store.bucket, &manifest_key, e).into()),
     };
     let manifest: Manifest = serde_json::from_slice(&body)
         .map_err(|e| RestoreError::Manifest(format!("unreadable: {e}")))?;
@@ -164,14 +152,20 @@ async fn check(args: &RestoreArgs, keep: Option<&Path>) -> Result<RestoreReport,
 
     let mut found = Vec::new();
     for part in &manifest.parts {
-        let key = format!("{}{}", args.prefix, part.name);
-        let digest = match s3.get_object().bucket(&args.bucket).key(&key).send().await {
+        let key = format!("{}{}", args.store.prefix, part.name);
+        let digest = match s3
+            .get_object()
+            .bucket(&args.store.bucket)
+            .key(&key)
+            .send()
+            .await
+        {
             Ok(object) => {
                 let target = keep.map(|dir| dir.join(&part.name));
-                Some(read_part(object.body, target.as_deref(), &args.bucket, &key).await?)
+                Some(read_part(object.body, target.as_deref(), &args.store.bucket, &key).await?)
             }
             Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => None,
-            Err(e) => return Err(s3_error("GET", &args.bucket, &key, e).into()),
+            Err(e) => return Err(s3_error("GET", &args.store.bucket, &key, e).into()),
         };
         info!(part = %part.name, ?digest, "checked");
         found.push(digest);
@@ -264,18 +258,4 @@ async fn load_metadata(args: &RestoreArgs) -> Result<RestoreReport, RestoreError
 
 fn file(path: &Path, source: std::io::Error) -> RestoreError {
     RestoreError::Store(super::file_error(path, source))
-}
-
-async fn s3_client(args: &RestoreArgs) -> aws_sdk_s3::Client {
-    let config = super::sdk_config(
-        &args.region,
-        args.endpoint.as_deref(),
-        keys(OBJECTSTORE_KEYS),
-    )
-    .await;
-    aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&config)
-            .force_path_style(args.path_style)
-            .build(),
-    )
 }

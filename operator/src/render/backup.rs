@@ -19,6 +19,8 @@ use crate::api::{InSyncCloud, InSyncCloudBackup};
 
 /// `app.kubernetes.io/component` of backup pods.
 pub const BACKUP_COMPONENT: &str = "backup";
+/// `app.kubernetes.io/component` of the pods that delete an expired backup's files.
+pub const DELETE_COMPONENT: &str = "backup-delete";
 /// Label on a backup's Job and pod: the `InSyncCloudBackup`'s name.
 pub const BACKUP_LABEL: &str = "insync.dev/backup";
 /// The emptyDir the dump is written to and read from.
@@ -155,19 +157,15 @@ pub fn render_job(
         ..Container::default()
     };
 
-    let mut args = vec![
-        "backup-run".to_owned(),
-        format!("--bucket={}", location.bucket),
-        format!("--prefix={}", location.prefix),
-        format!("--region={}", target.region),
+    let mut args = vec!["backup-run".to_owned()];
+    args.extend(store_args(&location, &target));
+    args.extend([
         format!("--metadata-endpoint={}", config("metadata", "endpoint")),
         format!("--metadata-region={}", config("metadata", "region")),
         format!("--version={}", cloud.spec.version),
         format!("--dump={DUMP_FILE}"),
         format!("--started-at-file={STARTED_AT_FILE}"),
-    ];
-    args.extend(target.endpoint.iter().map(|e| format!("--endpoint={e}")));
-    args.extend(target.path_style.then(|| "--path-style".to_owned()));
+    ]);
     args.extend(
         sources
             .config
@@ -203,6 +201,68 @@ pub fn render_job(
         &location,
     )
     .map_err(BackupRenderError::Serialize)
+}
+
+/// `<backup>-delete`: the Job that deletes an expired backup's files.
+pub fn delete_job_name(backup: &InSyncCloudBackup) -> String {
+    format!("{}-delete", backup.backup_name())
+}
+
+/// The Job that deletes the files of `backup` of `cloud` (`insync-operator backup-delete`):
+/// at the location the cloud's destination gives it, which the caller has checked is the one
+/// the backup recorded. Owned by the backup, like its other Jobs.
+pub fn render_delete_job(
+    cloud: &InSyncCloud,
+    backup: &InSyncCloudBackup,
+    runner_image: &str,
+) -> Result<Job, BackupRenderError> {
+    if backup.spec.cloud != cloud.cloud_name() {
+        return Err(BackupRenderError::WrongCloud {
+            wanted: backup.spec.cloud.clone(),
+            given: cloud.cloud_name().to_owned(),
+        });
+    }
+    let options = RenderOptions::default();
+    let ctx = Ctx::new(cloud, &options);
+    let (location, target) = destination(&ctx, backup)?;
+    let mut args = vec!["backup-delete".to_owned()];
+    args.extend(store_args(&location, &target));
+    args.push(format!("--cloud={}", cloud.cloud_name()));
+    args.push(format!("--backup={}", backup.backup_name()));
+    let builder = PodBuilder::task(
+        &ctx,
+        DELETE_COMPONENT,
+        &PROFILE,
+        super::pod::Image {
+            reference: runner_image.to_owned(),
+            tag: cloud.spec.version.clone(),
+        },
+    )
+    .label(BACKUP_LABEL, backup.backup_name().to_owned())
+    .command(["/insync-operator".to_owned()])
+    .args(args)
+    .env(target.keys);
+    task_job(
+        &ctx,
+        delete_job_name(backup),
+        builder,
+        backup.controller_owner_ref(&()),
+        &location,
+    )
+    .map_err(BackupRenderError::Serialize)
+}
+
+/// The flags that name a backup's files and their store, as `StoreArgs` reads them: the same
+/// for every runner (`backup-run`, `restore-run`, `backup-delete`).
+pub(super) fn store_args(location: &Location, access: &StoreAccess) -> Vec<String> {
+    let mut args = vec![
+        format!("--bucket={}", location.bucket),
+        format!("--prefix={}", location.prefix),
+        format!("--region={}", access.region),
+    ];
+    args.extend(access.endpoint.iter().map(|e| format!("--endpoint={e}")));
+    args.extend(access.path_style.then(|| "--path-style".to_owned()));
+    args
 }
 
 /// A Job that runs `builder`'s pod once to completion (a backup's or a restore's), owned by
@@ -470,13 +530,13 @@ mod tests {
             ]
         );
         let args = runner_args(&job);
-        assert_eq!(args.bucket, "insync");
-        assert_eq!(args.prefix, "insync-backups/fcloud/nightly/");
+        assert_eq!(args.store.bucket, "insync");
+        assert_eq!(args.store.prefix, "insync-backups/fcloud/nightly/");
         assert_eq!(
-            args.endpoint.as_deref(),
+            args.store.endpoint.as_deref(),
             Some("http://fcloud-minio.fcloud.svc.cluster.local:9000")
         );
-        assert!(args.path_style);
+        assert!(args.store.path_style);
         assert_eq!(
             args.metadata_endpoint,
             "http://fcloud-bynamo.fcloud.svc.cluster.local:8000"
@@ -555,10 +615,10 @@ mod tests {
         });
         let job = render_job(&cloud, &backup(), IMAGE).expect("renders");
         let args = runner_args(&job);
-        assert_eq!(args.bucket, "offsite");
-        assert_eq!(args.prefix, "clouds/fcloud/nightly/");
-        assert_eq!(args.region, "us-east-1");
-        assert!(args.path_style);
+        assert_eq!(args.store.bucket, "offsite");
+        assert_eq!(args.store.prefix, "clouds/fcloud/nightly/");
+        assert_eq!(args.store.region, "us-east-1");
+        assert!(args.store.path_style);
         let pod = job.spec.and_then(|s| s.template.spec).expect("pod");
         let secrets: Vec<(String, String)> = pod.containers[0]
             .env

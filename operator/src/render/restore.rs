@@ -240,22 +240,9 @@ pub(super) fn runner(cloud: &InSyncCloud, runner_image: &str) -> super::pod::Ima
 }
 
 fn runner_args(step: &str, source: &Source) -> Vec<String> {
-    let mut args = vec![
-        "restore-run".to_owned(),
-        format!("--step={step}"),
-        format!("--bucket={}", source.location.bucket),
-        format!("--prefix={}", source.location.prefix),
-        format!("--region={}", source.access.region),
-        format!("--work-dir={WORK_DIR}"),
-    ];
-    args.extend(
-        source
-            .access
-            .endpoint
-            .iter()
-            .map(|e| format!("--endpoint={e}")),
-    );
-    args.extend(source.access.path_style.then(|| "--path-style".to_owned()));
+    let mut args = vec!["restore-run".to_owned(), format!("--step={step}")];
+    args.extend(super::backup::store_args(&source.location, &source.access));
+    args.push(format!("--work-dir={WORK_DIR}"));
     args
 }
 
@@ -355,10 +342,13 @@ mod tests {
         assert!(pod.init_containers.is_none(), "the check runs alone");
         let args = parse(pod.containers[0].args.as_ref().expect("args"));
         assert_eq!(args.step, Step::Check);
-        assert_eq!(args.bucket, "offsite");
-        assert_eq!(args.prefix, "clouds/fcloud/nightly/");
-        assert_eq!(args.endpoint.as_deref(), Some("http://minio.backups:9000"));
-        assert!(args.path_style);
+        assert_eq!(args.store.bucket, "offsite");
+        assert_eq!(args.store.prefix, "clouds/fcloud/nightly/");
+        assert_eq!(
+            args.store.endpoint.as_deref(),
+            Some("http://minio.backups:9000")
+        );
+        assert!(args.store.path_style);
         let secrets: Vec<&str> = pod.containers[0]
             .env
             .iter()

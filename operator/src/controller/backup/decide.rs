@@ -15,6 +15,8 @@ use crate::backup::restore::RestoreReport;
 use crate::render::backup::{location, render_job};
 use crate::render::verify::render_verify_job;
 
+/// How often a requested verification looks whether the last run's Job is gone.
+pub(crate) const RERUN_WAIT: Duration = Duration::from_secs(5);
 /// How often a backup waiting for its cloud looks again.
 pub(crate) const WAIT_FOR_CLOUD: Duration = Duration::from_secs(30);
 
@@ -42,6 +44,8 @@ pub(crate) struct Decision {
     pub status: Option<InSyncCloudBackupStatus>,
     /// Look again after this long (besides watch events).
     pub requeue: Option<Duration>,
+    /// Delete the finished verification Job, so a requested new one can take its name.
+    pub delete_verify_job: bool,
 }
 
 /// Decides the next step of a backup.
@@ -52,6 +56,7 @@ pub(crate) fn decide(seen: &Observed<'_>) -> Decision {
         create: None,
         status: None,
         requeue: None,
+        delete_verify_job: false,
     };
     if backup.phase().is_final() {
         return verify(seen);
@@ -111,12 +116,14 @@ pub(crate) fn decide(seen: &Observed<'_>) -> Decision {
 }
 
 /// The verification of a Complete backup whose cloud asks for it (`spec.backup.verify`): one
-/// Job, once; its outcome is final.
+/// Job; its outcome is final until a newer request (`insync.dev/verify-requested`, from the
+/// verification schedule) asks for another run, which replaces the finished Job.
 fn verify(seen: &Observed<'_>) -> Decision {
     let mut decision = Decision {
         create: None,
         status: None,
         requeue: None,
+        delete_verify_job: false,
     };
     let backup = seen.backup;
     let wanted = seen
@@ -127,8 +134,18 @@ fn verify(seen: &Observed<'_>) -> Decision {
     };
     let current = backup.status.clone().unwrap_or_default();
     let recorded = current.verification.clone();
-    let phase = recorded.as_ref().and_then(|v| v.phase);
-    if phase.is_some_and(|p| p != VerifyPhase::Running) {
+    let rerun = super::reverify::rerun_requested(backup);
+    let mut phase = recorded.as_ref().and_then(|v| v.phase);
+    if rerun {
+        if seen.verify_job.is_some() {
+            // The last run's Job holds the name: it goes first (with its pod, whose report
+            // must not pass for the new run's).
+            decision.delete_verify_job = true;
+            decision.requeue = Some(RERUN_WAIT);
+            return decision;
+        }
+        phase = None;
+    } else if phase.is_some_and(|p| p != VerifyPhase::Running) {
         return decision;
     }
     let done = |phase, message: String| Verification {
@@ -238,6 +255,7 @@ fn completed(
             .parts_omitted
             .then(|| "too many parts to list here: see manifest.json".to_owned()),
         verification: None,
+        deletion: None,
     }
 }
 
@@ -343,7 +361,8 @@ mod tests {
             Decision {
                 create: None,
                 status: None,
-                requeue: None
+                requeue: None,
+                delete_verify_job: false,
             }
         );
     }

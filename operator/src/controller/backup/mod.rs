@@ -6,8 +6,11 @@
 //! the cloud controller in the same process and never touches a cloud.
 
 mod decide;
+mod expire;
 mod health;
 pub(crate) mod job;
+mod retention;
+mod reverify;
 mod schedule;
 mod watch;
 
@@ -20,14 +23,15 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::{Action, Config, Controller};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::Store;
-use kube::{Client, ResourceExt};
+use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 use tracing::{info, warn};
 
 use crate::api::{BackupPhase, InSyncCloud, InSyncCloudBackup};
 use crate::controller::cache::Synced;
-use crate::render::backup::{BACKUP_COMPONENT, job_name};
+use crate::render::backup::{BACKUP_COMPONENT, DELETE_COMPONENT, delete_job_name, job_name};
 use crate::render::verify::{VERIFY_COMPONENT, verify_job_name};
 pub(crate) use watch::{Caches, Watches};
 
@@ -51,6 +55,8 @@ struct Context {
     caches: Caches,
     /// Every cache of the process (the cloud controller's and these) has listed.
     synced: Synced,
+    /// Events on backups (a deletion of files that failed).
+    recorder: Recorder,
 }
 
 /// Runs the backup controller until the stream ends (the process stops). `watches` are the
@@ -85,7 +91,12 @@ pub(crate) async fn run(
         caches.clouds.clone(),
         caches.backups.clone(),
     ));
+    let reporter = Reporter {
+        controller: "insync-operator".into(),
+        instance: std::env::var("POD_NAME").ok(),
+    };
     let ctx = Arc::new(Context {
+        recorder: Recorder::new(client.clone(), reporter),
         client,
         runner_image,
         caches,
@@ -146,18 +157,34 @@ async fn reconcile(
 
     let guard = ctx.caches.cloud(namespace, &backup.spec.cloud);
     let cloud = guard.as_deref().and_then(|g| g.0.as_ref().ok());
+    if retention::is_expired(&backup) {
+        let state = ctx
+            .caches
+            .job(namespace, &delete_job_name(&backup), DELETE_COMPONENT);
+        return expire(&backup, cloud, state, &ctx).await;
+    }
     let seen = observe(&backup, cloud, &ctx.caches, ctx.runner_image.as_deref());
 
     // Decide, then act.
     let decision = decide::decide(&seen);
+    let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), namespace);
     if let Some(job) = &decision.create {
-        let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), namespace);
         match jobs.create(&PostParams::default(), job).await {
             Ok(_) => info!(job = ?job.metadata.name, "Job created"),
             // Created by an earlier reconcile whose status write was lost (or before the Job
             // cache saw it): follow it.
             Err(kube::Error::Api(e)) if e.code == 409 => {}
             Err(source) => return Err(kube("create the Job")(source)),
+        }
+    }
+    if decision.delete_verify_job {
+        match jobs
+            .delete(&verify_job_name(&backup), &DeleteParams::foreground())
+            .await
+        {
+            Ok(_) => info!("the last verification's Job deleted: a new run was asked for"),
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(source) => return Err(kube("delete the last verification Job")(source)),
         }
     }
     if let Some(status) = &decision.status {
@@ -177,10 +204,87 @@ async fn reconcile(
         .map_or_else(Action::await_change, Action::requeue))
 }
 
+/// Deletes an expired backup's files, then the object ([`expire::decide_expiry`]).
+async fn expire(
+    backup: &InSyncCloudBackup,
+    cloud: Option<&InSyncCloud>,
+    job: Option<job::JobState>,
+    ctx: &Context,
+) -> Result<Action, BackupError> {
+    let kube = |action| move |source| BackupError::Kube { action, source };
+    let namespace = backup.backup_namespace();
+    let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), namespace);
+    let backups: Api<InSyncCloudBackup> = Api::namespaced(ctx.client.clone(), namespace);
+    let expiry = expire::decide_expiry(
+        backup,
+        cloud,
+        job.as_ref(),
+        ctx.runner_image.as_deref(),
+        Timestamp::now(),
+    );
+    if let Some(message) = &expiry.warning {
+        warn!(message = %message, "expired backup");
+        let event = Event {
+            type_: EventType::Warning,
+            reason: "FilesNotDeleted".into(),
+            note: Some(message.chars().take(1000).collect()),
+            action: "DeleteFiles".into(),
+            secondary: None,
+        };
+        if let Err(e) = ctx.recorder.publish(&event, &backup.object_ref(&())).await {
+            warn!(error = %e, "cannot publish event");
+        }
+    }
+    if let Some(deletion) = &expiry.status {
+        backups
+            .patch_status(
+                &backup.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(json!({ "status": { "deletion": deletion } })),
+            )
+            .await
+            .map_err(kube("write the status"))?;
+    }
+    if expiry.delete_job {
+        match jobs
+            .delete(&delete_job_name(backup), &DeleteParams::foreground())
+            .await
+        {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(source) => return Err(kube("delete the failed deletion Job")(source)),
+        }
+    }
+    if let Some(job) = &expiry.create {
+        match jobs.create(&PostParams::default(), job).await {
+            Ok(_) => info!(job = ?job.metadata.name, "deletion Job created"),
+            Err(kube::Error::Api(e)) if e.code == 409 => {}
+            Err(source) => return Err(kube("create the deletion Job")(source)),
+        }
+    }
+    if expiry.delete_backup {
+        match backups
+            .delete(&backup.name_any(), &DeleteParams::default())
+            .await
+        {
+            Ok(_) => {
+                info!(location = ?backup.status.as_ref().and_then(|s| s.location.as_ref()), "expired backup deleted with its files")
+            }
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(source) => return Err(kube("delete the expired backup")(source)),
+        }
+        return Ok(Action::await_change());
+    }
+    Ok(expiry
+        .requeue
+        .map_or_else(Action::await_change, Action::requeue))
+}
+
 /// How often schedules are looked at: well inside a slot's minute and its starting deadline.
 const SCHEDULE_TICK: Duration = Duration::from_secs(20);
 
-/// Takes the backups `spec.backup.schedule` owes and lets go those `retention.keepLast` allows.
+/// Takes the backups `spec.backup.schedule` owes, asks for the verifications
+/// `verify`/`verifySchedule` owe, and marks expired the backups `retention` lets go.
 /// Clouds and backups are read from the controllers' caches: a round costs no reads, only the
 /// writes it decides on. Before a cache has listed it reads as empty, which takes and deletes
 /// nothing.
@@ -226,34 +330,62 @@ async fn schedule_once(
                 Err(source) => return Err(kube("create a scheduled backup")(source)),
             },
         }
-        let Some(keep_last) = cloud
-            .spec
-            .backup
-            .as_ref()
-            .and_then(|b| b.retention.as_ref())
-            .map(|r| r.keep_last)
-        else {
-            continue;
-        };
-        let scheduled: Vec<InSyncCloudBackup> = cached_backups
+        let of_cloud: Vec<InSyncCloudBackup> = cached_backups
             .state()
             .iter()
             .filter(|b| {
                 b.backup_namespace() == cloud.cloud_namespace()
-                    && b.labels().get(schedule::CLOUD_LABEL).map(String::as_str)
-                        == Some(cloud.cloud_name())
+                    && b.spec.cloud == cloud.cloud_name()
+            })
+            .map(|b| (**b).clone())
+            .collect();
+        if let Some((name, when)) = reverify::verify_request(cloud, &of_cloud, now) {
+            let patch = json!({"metadata": {"annotations": {
+                reverify::VERIFY_REQUESTED_ANNOTATION: when.to_string()
+            }}});
+            match backups
+                .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+            {
+                Ok(_) => info!(backup = %name, at = %when, "verification asked for"),
+                Err(kube::Error::Api(e)) if e.code == 404 => {}
+                Err(source) => return Err(kube("ask for a verification")(source)),
+            }
+        }
+        let Some(rules) = cloud
+            .spec
+            .backup
+            .as_ref()
+            .and_then(|b| b.retention.as_ref())
+            .map(retention::Rules::from)
+        else {
+            continue;
+        };
+        // Only the schedule's own backups: one a person made is theirs to delete.
+        let scheduled: Vec<InSyncCloudBackup> = of_cloud
+            .into_iter()
+            .filter(|b| {
+                b.labels().get(schedule::CLOUD_LABEL).map(String::as_str)
+                    == Some(cloud.cloud_name())
                     && b.labels()
                         .get(schedule::SCHEDULED_LABEL)
                         .map(String::as_str)
                         == Some("true")
             })
-            .map(|b| (**b).clone())
             .collect();
-        for name in schedule::expired(&scheduled, keep_last) {
-            match backups.delete(&name, &DeleteParams::default()).await {
-                Ok(_) => info!(backup = %name, keep_last, "backup let go by retention"),
+        for name in retention::expired(&scheduled, rules) {
+            // Marked, not deleted: the backup controller deletes the files first, then the
+            // object (see `expire`).
+            let patch = json!({"metadata": {"annotations": {
+                retention::EXPIRED_ANNOTATION: format!("retention, {now}")
+            }}});
+            match backups
+                .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+            {
+                Ok(_) => info!(backup = %name, ?rules, "backup expired by retention"),
                 Err(kube::Error::Api(e)) if e.code == 404 => {}
-                Err(source) => return Err(kube("delete an expired backup")(source)),
+                Err(source) => return Err(kube("mark an expired backup")(source)),
             }
         }
     }

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::jiff::Timestamp;
 use k8s_openapi::jiff::tz::TimeZone;
 
-use crate::api::{BackupPhase, InSyncCloud, InSyncCloudBackup, InSyncCloudBackupSpec};
+use crate::api::{InSyncCloud, InSyncCloudBackup, InSyncCloudBackupSpec};
 
 /// A slot missed by more than this (the operator was down) is skipped, like a CronJob's
 /// `startingDeadlineSeconds`: a backup hours late is rarely the one wanted.
@@ -173,49 +173,10 @@ pub(crate) fn scheduled_backup(
     Some(Ok(backup))
 }
 
-/// The scheduled backups of a cloud that `retention.keepLast` lets go: every Complete one
-/// older than the newest `keep_last` Complete ones. Failed and running ones are not counted
-/// and not deleted; backups made by hand are never in `backups` (selected by label).
-pub(crate) fn expired(backups: &[InSyncCloudBackup], keep_last: i32) -> Vec<String> {
-    let mut complete: Vec<&InSyncCloudBackup> = backups
-        .iter()
-        .filter(|b| b.phase() == BackupPhase::Complete && b.metadata.deletion_timestamp.is_none())
-        .collect();
-    // Newest first; the name (`<cloud>-<slot>`) breaks ties in creation time.
-    complete.sort_by(|a, b| {
-        let created = |x: &InSyncCloudBackup| x.metadata.creation_timestamp.as_ref().map(|t| t.0);
-        created(b)
-            .cmp(&created(a))
-            .then_with(|| b.backup_name().cmp(a.backup_name()))
-    });
-    // The newest backup proven to restore is kept whatever its age: without it, retention
-    // could leave only backups nobody has seen restore.
-    let newest_verified = complete
-        .iter()
-        .find(|b| verified(b))
-        .map(|b| b.backup_name().to_owned());
-    complete
-        .into_iter()
-        .skip(usize::try_from(keep_last).unwrap_or(0))
-        .map(|b| b.backup_name().to_owned())
-        .filter(|name| Some(name) != newest_verified.as_ref())
-        .collect()
-}
-
-/// Whether a backup's verification passed.
-fn verified(backup: &InSyncCloudBackup) -> bool {
-    backup
-        .status
-        .as_ref()
-        .and_then(|s| s.verification.as_ref())
-        .and_then(|v| v.phase)
-        == Some(crate::api::VerifyPhase::Passed)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{BackupSpec, InSyncCloudBackupStatus, InSyncCloudSpec};
+    use crate::api::{BackupSpec, InSyncCloudSpec};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
     fn scheduled_cloud(schedule: &str, created: &str) -> InSyncCloud {
@@ -227,21 +188,6 @@ mod tests {
             ..BackupSpec::default()
         });
         cloud
-    }
-
-    fn done(name: &str, created: &str, phase: BackupPhase) -> InSyncCloudBackup {
-        let mut backup = InSyncCloudBackup::new(
-            name,
-            InSyncCloudBackupSpec {
-                cloud: "fcloud".to_owned(),
-            },
-        );
-        backup.metadata.creation_timestamp = Some(Time(at(created)));
-        backup.status = Some(InSyncCloudBackupStatus {
-            phase: Some(phase),
-            ..InSyncCloudBackupStatus::default()
-        });
-        backup
     }
 
     #[test]
@@ -275,76 +221,6 @@ mod tests {
         let cloud = scheduled_cloud("0 25 * * *", "2026-11-01T00:00:00Z");
         let result = scheduled_backup(&cloud, at("2026-11-28T03:00:00Z")).expect("reported");
         assert!(result.is_err());
-    }
-
-    #[test]
-    fn retention_never_lets_go_the_newest_verified_backup() {
-        let mut backups: Vec<InSyncCloudBackup> = (1..=5)
-            .map(|i| {
-                done(
-                    &format!("fcloud-2026112800{i:02}"),
-                    &format!("2026-11-28T00:{i:02}:00Z"),
-                    BackupPhase::Complete,
-                )
-            })
-            .collect();
-        let verify = |backup: &mut InSyncCloudBackup, phase| {
-            if let Some(status) = backup.status.as_mut() {
-                status.verification = Some(crate::api::Verification {
-                    phase: Some(phase),
-                    ..Default::default()
-                });
-            }
-        };
-        // 02 passed, 01 passed earlier, 04 failed: keep the newest two and 02.
-        verify(&mut backups[1], crate::api::VerifyPhase::Passed);
-        verify(&mut backups[0], crate::api::VerifyPhase::Passed);
-        verify(&mut backups[3], crate::api::VerifyPhase::Failed);
-        assert_eq!(
-            expired(&backups, 2),
-            ["fcloud-202611280003", "fcloud-202611280001"]
-        );
-    }
-
-    #[test]
-    fn retention_keeps_the_newest_complete_backups_and_ignores_the_rest() {
-        let backups = [
-            done(
-                "fcloud-202611250300",
-                "2026-11-25T03:00:01Z",
-                BackupPhase::Complete,
-            ),
-            done(
-                "fcloud-202611260300",
-                "2026-11-26T03:00:01Z",
-                BackupPhase::Complete,
-            ),
-            done(
-                "fcloud-202611270300",
-                "2026-11-27T03:00:01Z",
-                BackupPhase::Failed,
-            ),
-            done(
-                "fcloud-202611280300",
-                "2026-11-28T03:00:01Z",
-                BackupPhase::Complete,
-            ),
-            done(
-                "fcloud-202611290300",
-                "2026-11-29T03:00:01Z",
-                BackupPhase::Running,
-            ),
-            done(
-                "fcloud-202611240300",
-                "2026-11-24T03:00:01Z",
-                BackupPhase::Complete,
-            ),
-        ];
-        assert_eq!(
-            expired(&backups, 2),
-            ["fcloud-202611250300", "fcloud-202611240300"]
-        );
-        assert!(expired(&backups, 4).is_empty());
     }
 
     fn at(text: &str) -> Timestamp {

@@ -20,7 +20,7 @@ use kube::{Client, Resource, ResourceExt};
 use super::job::{self, JobState};
 use crate::api::{InSyncCloud, InSyncCloudBackup};
 use crate::controller::cache::listed;
-use crate::render::backup::{BACKUP_COMPONENT, BACKUP_LABEL};
+use crate::render::backup::{BACKUP_COMPONENT, BACKUP_LABEL, DELETE_COMPONENT};
 use crate::render::keys;
 use crate::render::verify::VERIFY_COMPONENT;
 
@@ -132,7 +132,7 @@ impl Watches {
         tokio::spawn(root.for_each(|_| async {}));
 
         let selected = watcher::Config::default().labels(&format!(
-            "{} in ({BACKUP_COMPONENT},{VERIFY_COMPONENT}),{}={}",
+            "{} in ({BACKUP_COMPONENT},{VERIFY_COMPONENT},{DELETE_COMPONENT}),{}={}",
             keys::COMPONENT,
             keys::MANAGED_BY,
             keys::MANAGER,
