@@ -8,8 +8,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, PutRequest,
-    ScalarAttributeType, Select, TableStatus, WriteRequest,
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
+    KeyType, LocalSecondaryIndex, Projection, ProjectionType, PutRequest, ScalarAttributeType,
+    Select, TableDescription, TableStatus, WriteRequest,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -19,15 +20,36 @@ const BATCH: usize = 25;
 /// How long a created table may take to become ACTIVE.
 const ACTIVE_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// A table's keys, as exported beside its items (`metadata/<table>.schema.json`): enough to
-/// create it again.
+/// A table's keys and secondary indexes, as exported beside its items
+/// (`metadata/<table>.schema.json`): enough to create it again.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct TableSchema {
-    /// Key attributes and their types (`S`, `N`, `B`).
+    /// Key attributes (of the table and its indexes) and their types (`S`, `N`, `B`).
     pub attribute_definitions: Vec<(String, String)>,
     /// Key attributes and their roles (`HASH`, `RANGE`).
     pub key_schema: Vec<(String, String)>,
+    /// Global secondary indexes. Absent in schemas exported before indexes were.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub global_secondary_indexes: Vec<IndexSchema>,
+    /// Local secondary indexes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub local_secondary_indexes: Vec<IndexSchema>,
+}
+
+/// A secondary index: its name, keys and projection.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct IndexSchema {
+    /// Index name.
+    pub name: String,
+    /// Key attributes and their roles.
+    pub key_schema: Vec<(String, String)>,
+    /// `ALL`, `KEYS_ONLY` or `INCLUDE`.
+    pub projection_type: String,
+    /// The attributes an `INCLUDE` projection adds.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub non_key_attributes: Vec<String>,
 }
 
 /// Why an import failed.
@@ -90,11 +112,43 @@ pub async fn describe(
         .send()
         .await
         .map_err(|e| dynamo("describe", table, e))?;
-    let description = found.table();
-    Ok(TableSchema {
+    Ok(found.table().map(schema_of).unwrap_or(TableSchema {
+        attribute_definitions: Vec::new(),
+        key_schema: Vec::new(),
+        global_secondary_indexes: Vec::new(),
+        local_secondary_indexes: Vec::new(),
+    }))
+}
+
+/// A table's description as its exported schema (pure).
+fn schema_of(description: &TableDescription) -> TableSchema {
+    let keys = |elements: &[KeySchemaElement]| -> Vec<(String, String)> {
+        elements
+            .iter()
+            .map(|k| {
+                (
+                    k.attribute_name().to_owned(),
+                    k.key_type().as_str().to_owned(),
+                )
+            })
+            .collect()
+    };
+    let index = |name: &str, key_schema: &[KeySchemaElement], projection: Option<&Projection>| {
+        IndexSchema {
+            name: name.to_owned(),
+            key_schema: keys(key_schema),
+            projection_type: projection
+                .and_then(|p| p.projection_type())
+                .map_or("ALL", |t| t.as_str())
+                .to_owned(),
+            non_key_attributes: projection
+                .map(|p| p.non_key_attributes().to_vec())
+                .unwrap_or_default(),
+        }
+    };
+    TableSchema {
         attribute_definitions: description
-            .map(|t| t.attribute_definitions())
-            .unwrap_or_default()
+            .attribute_definitions()
             .iter()
             .map(|a| {
                 (
@@ -103,17 +157,97 @@ pub async fn describe(
                 )
             })
             .collect(),
-        key_schema: description
-            .map(|t| t.key_schema())
-            .unwrap_or_default()
+        key_schema: keys(description.key_schema()),
+        global_secondary_indexes: description
+            .global_secondary_indexes()
             .iter()
-            .map(|k| {
-                (
-                    k.attribute_name().to_owned(),
-                    k.key_type().as_str().to_owned(),
+            .map(|g| {
+                index(
+                    g.index_name().unwrap_or_default(),
+                    g.key_schema(),
+                    g.projection(),
                 )
             })
             .collect(),
+        local_secondary_indexes: description
+            .local_secondary_indexes()
+            .iter()
+            .map(|l| {
+                index(
+                    l.index_name().unwrap_or_default(),
+                    l.key_schema(),
+                    l.projection(),
+                )
+            })
+            .collect(),
+    }
+}
+
+/// What CreateTable needs to make `schema` again (pure).
+struct CreateParts {
+    definitions: Vec<AttributeDefinition>,
+    keys: Vec<KeySchemaElement>,
+    global: Vec<GlobalSecondaryIndex>,
+    local: Vec<LocalSecondaryIndex>,
+}
+
+fn create_parts(schema: &TableSchema) -> Result<CreateParts, String> {
+    // One shape for the attribute definitions and every key schema: (name, type or role).
+    fn build<T, E: std::fmt::Display>(
+        pairs: &[(String, String)],
+        make: impl Fn(&str, &str) -> Result<T, E>,
+    ) -> Result<Vec<T>, String> {
+        pairs
+            .iter()
+            .map(|(name, kind)| make(name, kind).map_err(|e| e.to_string()))
+            .collect()
+    }
+    let key = |name: &str, role: &str| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(KeyType::from(role))
+            .build()
+    };
+    let projection = |index: &IndexSchema| {
+        Projection::builder()
+            .projection_type(ProjectionType::from(index.projection_type.as_str()))
+            .set_non_key_attributes(
+                (!index.non_key_attributes.is_empty()).then(|| index.non_key_attributes.clone()),
+            )
+            .build()
+    };
+    Ok(CreateParts {
+        definitions: build(&schema.attribute_definitions, |name, kind| {
+            AttributeDefinition::builder()
+                .attribute_name(name)
+                .attribute_type(ScalarAttributeType::from(kind))
+                .build()
+        })?,
+        keys: build(&schema.key_schema, key)?,
+        global: schema
+            .global_secondary_indexes
+            .iter()
+            .map(|index| {
+                GlobalSecondaryIndex::builder()
+                    .index_name(&index.name)
+                    .set_key_schema(Some(build(&index.key_schema, key)?))
+                    .projection(projection(index))
+                    .build()
+                    .map_err(|e| e.to_string())
+            })
+            .collect::<Result<_, String>>()?,
+        local: schema
+            .local_secondary_indexes
+            .iter()
+            .map(|index| {
+                LocalSecondaryIndex::builder()
+                    .index_name(&index.name)
+                    .set_key_schema(Some(build(&index.key_schema, key)?))
+                    .projection(projection(index))
+                    .build()
+                    .map_err(|e| e.to_string())
+            })
+            .collect::<Result<_, String>>()?,
     })
 }
 
@@ -183,37 +317,17 @@ async fn create(
     table: &str,
     schema: &TableSchema,
 ) -> Result<(), ImportError> {
-    let bad = |reason: String| ImportError::Schema {
+    let parts = create_parts(schema).map_err(|reason| ImportError::Schema {
         table: table.to_owned(),
         reason,
-    };
-    let definitions = schema
-        .attribute_definitions
-        .iter()
-        .map(|(name, kind)| {
-            AttributeDefinition::builder()
-                .attribute_name(name)
-                .attribute_type(ScalarAttributeType::from(kind.as_str()))
-                .build()
-                .map_err(|e| bad(e.to_string()))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let keys = schema
-        .key_schema
-        .iter()
-        .map(|(name, role)| {
-            KeySchemaElement::builder()
-                .attribute_name(name)
-                .key_type(KeyType::from(role.as_str()))
-                .build()
-                .map_err(|e| bad(e.to_string()))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    })?;
     match client
         .create_table()
         .table_name(table)
-        .set_attribute_definitions(Some(definitions))
-        .set_key_schema(Some(keys))
+        .set_attribute_definitions(Some(parts.definitions))
+        .set_key_schema(Some(parts.keys))
+        .set_global_secondary_indexes((!parts.global.is_empty()).then_some(parts.global))
+        .set_local_secondary_indexes((!parts.local.is_empty()).then_some(parts.local))
         .billing_mode(BillingMode::PayPerRequest)
         .send()
         .await
@@ -364,6 +478,88 @@ fn attribute(value: &Value) -> Result<AttributeValue, String> {
 mod tests {
     use super::*;
     use crate::backup::metadata::item_json;
+
+    #[test]
+    fn secondary_indexes_are_exported_and_created_again() {
+        let key = |name: &str, role: KeyType| {
+            KeySchemaElement::builder()
+                .attribute_name(name)
+                .key_type(role)
+                .build()
+                .expect("key")
+        };
+        let definition = |name: &str| {
+            AttributeDefinition::builder()
+                .attribute_name(name)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .expect("definition")
+        };
+        let projection = |kind: ProjectionType, extra: &[&str]| {
+            Projection::builder()
+                .projection_type(kind)
+                .set_non_key_attributes(
+                    (!extra.is_empty()).then(|| extra.iter().map(|a| (*a).to_owned()).collect()),
+                )
+                .build()
+        };
+        let described = TableDescription::builder()
+            .attribute_definitions(definition("user"))
+            .attribute_definitions(definition("path"))
+            .attribute_definitions(definition("device"))
+            .key_schema(key("user", KeyType::Hash))
+            .key_schema(key("path", KeyType::Range))
+            .global_secondary_indexes(
+                aws_sdk_dynamodb::types::GlobalSecondaryIndexDescription::builder()
+                    .index_name("by-device")
+                    .key_schema(key("device", KeyType::Hash))
+                    .projection(projection(ProjectionType::Include, &["size"]))
+                    .build(),
+            )
+            .local_secondary_indexes(
+                aws_sdk_dynamodb::types::LocalSecondaryIndexDescription::builder()
+                    .index_name("by-user-device")
+                    .key_schema(key("user", KeyType::Hash))
+                    .key_schema(key("device", KeyType::Range))
+                    .projection(projection(ProjectionType::KeysOnly, &[]))
+                    .build(),
+            )
+            .build();
+        let schema = schema_of(&described);
+        assert_eq!(
+            schema.global_secondary_indexes,
+            [IndexSchema {
+                name: "by-device".to_owned(),
+                key_schema: vec![("device".to_owned(), "HASH".to_owned())],
+                projection_type: "INCLUDE".to_owned(),
+                non_key_attributes: vec!["size".to_owned()],
+            }]
+        );
+        assert_eq!(
+            schema.local_secondary_indexes[0].projection_type,
+            "KEYS_ONLY"
+        );
+        // Through JSON (the schema part) and back into a CreateTable request's pieces.
+        let read: TableSchema =
+            serde_json::from_str(&serde_json::to_string(&schema).expect("json")).expect("read");
+        let parts = create_parts(&read).expect("parts");
+        assert_eq!(parts.definitions, described.attribute_definitions());
+        assert_eq!(parts.keys, described.key_schema());
+        assert_eq!(parts.global[0].index_name(), "by-device");
+        assert_eq!(parts.global[0].key_schema(), [key("device", KeyType::Hash)]);
+        assert_eq!(
+            parts.global[0].projection(),
+            Some(&projection(ProjectionType::Include, &["size"]))
+        );
+        assert_eq!(parts.local[0].index_name(), "by-user-device");
+        assert_eq!(parts.local[0].key_schema().len(), 2);
+        // A schema written before indexes were exported still reads.
+        let old: TableSchema = serde_json::from_str(
+            r#"{"attributeDefinitions":[["k","S"]],"keySchema":[["k","HASH"]]}"#,
+        )
+        .expect("an old schema");
+        assert!(old.global_secondary_indexes.is_empty());
+    }
 
     #[test]
     fn an_exported_item_reads_back_as_the_same_item() {

@@ -1,6 +1,7 @@
 //! The manifest a backup writes last, what a finished runner reports to the controller, and the
 //! checks that decide whether what was uploaded is what was meant to be (pure).
 
+use std::collections::BTreeMap;
 use std::io::Read;
 
 use serde::{Deserialize, Serialize};
@@ -32,6 +33,11 @@ pub struct Manifest {
     pub location: String,
     /// Every part: name under the prefix, size, sha256, rows (metadata tables).
     pub parts: Vec<BackupPart>,
+    /// Rows of each MySQL table in `mysql.sql`, counted from the dump (its one snapshot; see
+    /// [`super::dump_rows`]). A verification or restore counts them again after loading.
+    /// Absent in manifests written before it existed.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub mysql_rows: BTreeMap<String, i64>,
 }
 
 /// What the runner tells the controller in its termination message: the manifest, where it is
@@ -59,9 +65,33 @@ impl Report {
         }
         let mut brief = self.clone();
         brief.manifest.parts.clear();
+        brief.manifest.mysql_rows.clear();
         brief.parts_omitted = true;
         serde_json::to_string(&brief).unwrap_or_default()
     }
+}
+
+/// File the `fetch` step writes beside the parts: one `<table>\t<rows>` line per MySQL table
+/// of the manifest, read by the MySQL step to count the tables again after loading.
+pub const MYSQL_ROWS_FILE: &str = "mysql-rows.tsv";
+
+/// The [`MYSQL_ROWS_FILE`] of `manifest`. A table name is put into a shell loop and a SQL
+/// identifier, so one that is not `[A-Za-z0-9_$]+` is refused rather than quoted.
+pub fn mysql_rows_file(manifest: &Manifest) -> Result<String, String> {
+    let mut text = String::new();
+    for (table, rows) in &manifest.mysql_rows {
+        let plain = !table.is_empty()
+            && table
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$');
+        if !plain {
+            return Err(format!(
+                "MySQL table name {table:?}: only letters, digits, '_' and '$' are checked"
+            ));
+        }
+        text.push_str(&format!("{table}\t{rows}\n"));
+    }
+    Ok(text)
 }
 
 /// Size and sha256 (hex) of everything `reader` yields.
@@ -298,9 +328,25 @@ mod tests {
                 parts: (0..parts)
                     .map(|i| part(&format!("metadata/table-{i}.jsonl"), 1))
                     .collect(),
+                mysql_rows: BTreeMap::new(),
             },
             parts_omitted: false,
         }
+    }
+
+    #[test]
+    fn the_row_file_lists_each_table_and_refuses_names_a_shell_would_read() {
+        let mut manifest = report(0).manifest;
+        manifest.mysql_rows = BTreeMap::from([
+            ("catalogue".to_owned(), 1_000_000),
+            ("markers".to_owned(), 3),
+        ]);
+        assert_eq!(
+            mysql_rows_file(&manifest).as_deref(),
+            Ok("catalogue\t1000000\nmarkers\t3\n")
+        );
+        manifest.mysql_rows.insert("x`; DROP".to_owned(), 1);
+        assert!(mysql_rows_file(&manifest).is_err());
     }
 
     fn restorable_manifest() -> Manifest {

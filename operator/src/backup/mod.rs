@@ -5,6 +5,7 @@
 //! without a manifest is never a backup.
 
 pub mod delete;
+pub mod dump_rows;
 pub(crate) mod import;
 pub mod manifest;
 mod metadata;
@@ -227,6 +228,14 @@ pub async fn run(args: RunnerArgs) -> Result<Report, RunError> {
     }
     manifest::check_stored(&parts, &stored).map_err(RunError::ReadBack)?;
 
+    let dump = std::fs::File::open(&args.dump).map_err(|source| file_error(&args.dump, source))?;
+    let mysql_rows = dump_rows::count_rows(std::io::BufReader::new(dump))
+        .map_err(|source| file_error(&args.dump, source))?;
+    info!(
+        tables = mysql_rows.len(),
+        rows = mysql_rows.values().sum::<i64>(),
+        "MySQL rows counted in the dump"
+    );
     let manifest = Manifest {
         format: FORMAT,
         insync_version: args.version.clone(),
@@ -234,6 +243,7 @@ pub async fn run(args: RunnerArgs) -> Result<Report, RunError> {
         completed_at: Timestamp::now().to_string(),
         location,
         parts,
+        mysql_rows,
     };
     let body = serde_json::to_vec_pretty(&manifest).unwrap_or_default();
     let manifest_size = body.len() as i64;

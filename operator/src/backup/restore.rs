@@ -90,17 +90,46 @@ pub enum RestoreError {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct RestoreReport {
-    /// Parts checked (or tables loaded).
+    /// Parts checked (`check`, `fetch`), or restored (`metadata`, the last step: every part of
+    /// the backup, the MySQL dump loaded before it included).
     pub parts: usize,
-    /// Bytes checked.
+    /// Bytes of those parts.
     pub size_bytes: i64,
     /// Metadata items restored (step `metadata`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rows: Option<i64>,
+    /// Metadata tables restored (step `metadata`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata_tables: Option<usize>,
+    /// MySQL rows the manifest counts, which the MySQL step counted again after loading
+    /// (step `metadata`; absent for a manifest without row counts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mysql_rows: Option<i64>,
+    /// MySQL tables those rows are in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mysql_tables: Option<usize>,
     /// The inSync release the backup was taken from.
     pub insync_version: String,
     /// When the backup began.
     pub backup_started_at: String,
+}
+
+impl RestoreReport {
+    /// What was restored, for a person: "3 parts (2923 bytes): mysql.sql (4 rows in 2 tables),
+    /// 3 metadata items in 1 tables".
+    pub fn restored(&self) -> String {
+        let mysql = match (self.mysql_rows, self.mysql_tables) {
+            (Some(rows), Some(tables)) => format!("mysql.sql ({rows} rows in {tables} tables)"),
+            _ => "mysql.sql".to_owned(),
+        };
+        format!(
+            "{} parts ({} bytes): {mysql}, {} metadata items in {} tables",
+            self.parts,
+            self.size_bytes,
+            self.rows.unwrap_or_default(),
+            self.metadata_tables.unwrap_or_default()
+        )
+    }
 }
 
 /// Runs one step.
@@ -148,6 +177,8 @@ async fn check(args: &RestoreArgs, keep: Option<&Path>) -> Result<RestoreReport,
     if let Some(dir) = keep {
         std::fs::create_dir_all(dir.join("metadata")).map_err(|e| file(dir, e))?;
         std::fs::write(dir.join(MANIFEST), &body).map_err(|e| file(dir, e))?;
+        let rows = manifest::mysql_rows_file(&manifest).map_err(RestoreError::Manifest)?;
+        std::fs::write(dir.join(manifest::MYSQL_ROWS_FILE), rows).map_err(|e| file(dir, e))?;
     }
 
     let mut found = Vec::new();
@@ -175,6 +206,9 @@ async fn check(args: &RestoreArgs, keep: Option<&Path>) -> Result<RestoreReport,
         parts: manifest.parts.len(),
         size_bytes: manifest.parts.iter().map(|p| p.size_bytes).sum(),
         rows: None,
+        metadata_tables: None,
+        mysql_rows: None,
+        mysql_tables: None,
         insync_version: manifest.insync_version,
         backup_started_at: manifest.started_at,
     })
@@ -247,10 +281,16 @@ async fn load_metadata(args: &RestoreArgs) -> Result<RestoreReport, RestoreError
         info!(table = %table.name, rows = found, "restored");
         rows += found;
     }
+    // The steps before this one loaded the dump and counted its tables: the report covers
+    // every part of the backup, not only the metadata store's.
+    let mysql_counted = !manifest.mysql_rows.is_empty();
     Ok(RestoreReport {
-        parts: tables.len(),
-        size_bytes: 0,
+        parts: manifest.parts.len(),
+        size_bytes: manifest.parts.iter().map(|p| p.size_bytes).sum(),
         rows: Some(rows),
+        metadata_tables: Some(tables.len()),
+        mysql_rows: mysql_counted.then(|| manifest.mysql_rows.values().sum()),
+        mysql_tables: mysql_counted.then_some(manifest.mysql_rows.len()),
         insync_version: manifest.insync_version,
         backup_started_at: manifest.started_at,
     })

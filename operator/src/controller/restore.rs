@@ -218,18 +218,17 @@ fn fail(status: &mut RestoreStatus, reason: String, now: Timestamp) {
     status.completed_at = Some(Time(now));
 }
 
-/// What the runner reported, for a person: parts, bytes, rows and the backup's age.
+/// What the runner reported, for a person: every part restored (bytes, MySQL rows, metadata
+/// items) and the backup's age.
 fn summary(message: Option<&str>) -> String {
     let Some(report) = message.and_then(|m| serde_json::from_str::<RestoreReport>(m).ok()) else {
         return String::new();
     };
-    let rows = report
-        .rows
-        .map(|r| format!(", {r} metadata items"))
-        .unwrap_or_default();
     format!(
-        " {} parts ({} bytes{rows}) of the backup taken at {} from {}",
-        report.parts, report.size_bytes, report.backup_started_at, report.insync_version
+        " {} of the backup taken at {} from {}",
+        report.restored(),
+        report.backup_started_at,
+        report.insync_version
     )
 }
 

@@ -267,7 +267,17 @@ fn load_script() -> String {
          tables=$(client -N -B -e \"SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = '$DB_NAME'\")\n\
          if [ \"$tables\" != 0 ]; then echo \"database $DB_NAME has $tables tables: a restore only fills an empty database\" >&2; exit 1; fi\n\
          client \"$DB_NAME\" < {WORK_DIR}/mysql.sql\n\
-         echo \"mysql.sql loaded into $DB_NAME\"\n"
+         checked=0\n\
+         if [ -f {WORK_DIR}/{ROWS} ]; then\n\
+         tab=$(printf '\\t')\n\
+         while IFS=\"$tab\" read -r table rows; do\n\
+         found=$(client -N -B \"$DB_NAME\" -e \"SELECT COUNT(*) FROM \\`$table\\`\")\n\
+         if [ \"$found\" != \"$rows\" ]; then echo \"MySQL table $table: $found rows after the load, the manifest says $rows\" >&2; exit 1; fi\n\
+         checked=$((checked + 1))\n\
+         done < {WORK_DIR}/{ROWS}\n\
+         fi\n\
+         echo \"mysql.sql loaded into $DB_NAME, the rows of $checked tables counted as the manifest says\"\n",
+        ROWS = crate::backup::manifest::MYSQL_ROWS_FILE
     )
 }
 
@@ -357,6 +367,73 @@ mod tests {
             .map(|s| s.name.as_str())
             .collect();
         assert_eq!(secrets, ["offsite-keys", "offsite-keys"]);
+    }
+
+    /// Runs the MySQL step's script with a stand-in `mysql` on PATH that answers every
+    /// `COUNT(*)` of a table with `found`: (exit code, stderr and stdout).
+    fn run_load_script(rows_file: Option<&str>, found: &str) -> (i32, String) {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let work = dir.path().join("restore");
+        std::fs::create_dir_all(&work).expect("work dir");
+        std::fs::write(work.join("mysql.sql"), "INSERT INTO `t` VALUES (1);\n").expect("dump");
+        if let Some(rows) = rows_file {
+            std::fs::write(work.join(crate::backup::manifest::MYSQL_ROWS_FILE), rows)
+                .expect("rows");
+        }
+        let bin = dir.path().join("bin");
+        std::fs::create_dir_all(&bin).expect("bin");
+        // Tables in the schema: none (an empty database); a load reads stdin; a count of a
+        // table answers $FOUND.
+        std::fs::write(
+            bin.join("mysql"),
+            "#!/bin/sh\ncase \"$*\" in\n*information_schema*) echo 0 ;;\n*COUNT*) echo \"$FOUND\" ;;\n*) cat > /dev/null ;;\nesac\n",
+        )
+        .expect("stand-in");
+        std::fs::set_permissions(bin.join("mysql"), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod");
+        let script = load_script().replace(WORK_DIR, &work.display().to_string());
+        let out = std::process::Command::new("sh")
+            .args(["-c", &script])
+            .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+            .env("FOUND", found)
+            .env("DB_NAME", "insync")
+            .env("DB_HOST", "127.0.0.1")
+            .env("DB_PORT", "3306")
+            .env("INSYNC_DB_USER", "insync")
+            .env("INSYNC_DB_PASSWORD", "x")
+            .output()
+            .expect("sh");
+        (
+            out.status.code().unwrap_or(-1),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stderr),
+                String::from_utf8_lossy(&out.stdout)
+            ),
+        )
+    }
+
+    #[test]
+    fn the_mysql_step_counts_every_table_again_and_names_the_one_that_differs() {
+        let (code, out) = run_load_script(Some("catalogue\t5\nmarkers\t5\n"), "5");
+        assert_eq!(code, 0, "{out}");
+        assert!(
+            out.contains("the rows of 2 tables counted as the manifest says"),
+            "{out}"
+        );
+        let (code, out) = run_load_script(Some("catalogue\t1000000\n"), "999999");
+        assert_eq!(code, 1, "{out}");
+        assert!(
+            out.contains(
+                "MySQL table catalogue: 999999 rows after the load, the manifest says 1000000"
+            ),
+            "{out}"
+        );
+        // A manifest without row counts (written before them) loads without the check.
+        let (code, out) = run_load_script(None, "7");
+        assert_eq!(code, 0, "{out}");
+        assert!(out.contains("the rows of 0 tables"), "{out}");
     }
 
     #[test]
