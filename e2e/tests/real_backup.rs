@@ -323,6 +323,13 @@ async fn an_on_demand_backup_holds_the_markers_and_a_bad_destination_fails_clean
     // What MinIO holds is what the status and the manifest say.
     let s3 = minio(&ns, &pods).await?;
     let (manifest, contents) = check_stored(&s3, &status).await?;
+    // Every MySQL table's rows, counted in the dump: the stand-in's markers table holds one.
+    eprintln!("manifest mysqlRows: {:?}", manifest.mysql_rows);
+    ensure!(
+        manifest.mysql_rows.values().sum::<i64>() >= 1 && !manifest.mysql_rows.is_empty(),
+        "no MySQL row counts in the manifest: {:?}",
+        manifest.mysql_rows
+    );
     let dump = contents.get("mysql.sql").context("no mysql.sql part")?;
     ensure!(
         dump.contains(&marker) && dump.contains("backed-up"),
@@ -998,6 +1005,12 @@ async fn a_lost_cloud_comes_back_from_its_backup_and_a_tampered_backup_is_refuse
         began.elapsed(),
         outcome.message
     );
+    // The message counts every part restored, the MySQL dump with its rows included.
+    let message = outcome.message.clone().unwrap_or_default();
+    ensure!(
+        message.contains("mysql.sql (") && !message.contains("(0 bytes"),
+        "restore message: {message}"
+    );
     let master = format!("{}:8443", pod_ip(&pods, "cloudmaster").await?);
     for (key, value) in &markers {
         let body = poll_until("a marker to read back", READY_TIMEOUT, || async {
@@ -1130,6 +1143,122 @@ async fn measure_backup_and_restore_of_a_million_catalogue_rows() -> Result<()> 
     let count = mysql_exec(&ns, "SELECT COUNT(*) FROM catalogue").await?;
     ensure!(count.trim() == rows.to_string(), "restored rows: {count}");
     drop(offsite);
+
+    tear_down(ns, release).await
+}
+
+/// Retention on real pods: three backups the schedule could have taken (labelled as its own)
+/// and one taken by hand, all Complete with files in MinIO; then `retention: {keepLast: 1}`.
+/// The two older scheduled backups must go with their files (their prefixes empty in MinIO),
+/// the newest and the hand-made one must stay with theirs. Deleting the hand-made backup's
+/// object by hand must leave its files in the bucket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_deletes_expired_backups_files_and_keeps_the_rest() -> Result<()> {
+    let client: Client = real_node::cluster().await?;
+    let ns = restricted_namespace(&client, "retention").await?;
+    let release_ns = unique_name("e2e-retention-sys");
+    let release = install_operator(&release_ns, ns.name()).await?;
+
+    let clouds: Api<InSyncCloud> = ns.api();
+    let pods: Api<Pod> = ns.api();
+    let backups: Api<InSyncCloudBackup> = ns.api();
+    clouds
+        .create(&PostParams::default(), &cloud_on_real_node(ns.name())?)
+        .await?;
+    wait_ready(&clouds).await?;
+
+    let scheduled = [
+        "fcloud-202611280100",
+        "fcloud-202611280200",
+        "fcloud-202611280300",
+    ];
+    for name in scheduled.iter().copied().chain(["by-hand"]) {
+        let mut backup = InSyncCloudBackup::new(
+            name,
+            InSyncCloudBackupSpec {
+                cloud: "fcloud".to_owned(),
+            },
+        );
+        if name != "by-hand" {
+            backup.metadata.labels = Some(BTreeMap::from([
+                ("insync.dev/cloud".to_owned(), "fcloud".to_owned()),
+                ("insync.dev/scheduled".to_owned(), "true".to_owned()),
+            ]));
+        }
+        backups.create(&PostParams::default(), &backup).await?;
+        let done = wait_backup(&backups, name).await?;
+        ensure!(
+            done.phase() == BackupPhase::Complete,
+            "backup {name}: {:?}",
+            done.status
+        );
+        // Creation times are in seconds: the next backup must be visibly newer.
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+    }
+    let s3 = minio(&ns, &pods).await?;
+    let prefix = |name: &str| format!("insync-backups/fcloud/{name}/");
+    for name in scheduled.iter().copied().chain(["by-hand"]) {
+        let keys = keys_under(&s3, &prefix(name)).await?;
+        ensure!(
+            keys.iter().any(|k| k.ends_with("manifest.json")),
+            "{name} before retention: {keys:?}"
+        );
+    }
+
+    let expiring = Instant::now();
+    clouds
+        .patch(
+            "fcloud",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"backup": {"retention": {"keepLast": 1}}}})),
+        )
+        .await?;
+    for name in &scheduled[..2] {
+        poll_until(
+            &format!("expired backup {name} to be deleted"),
+            BACKUP_TIMEOUT,
+            || async { Ok(backups.get_opt(name).await?.is_none().then_some(())) },
+        )
+        .await?;
+    }
+    eprintln!(
+        "retention keepLast 1: two expired backups deleted with their files {:.1?} after the cloud's change",
+        expiring.elapsed()
+    );
+    for name in &scheduled[..2] {
+        let keys = keys_under(&s3, &prefix(name)).await?;
+        ensure!(keys.is_empty(), "{name} expired, yet in MinIO: {keys:?}");
+    }
+    for name in [scheduled[2], "by-hand"] {
+        let kept = backups.get(name).await?;
+        ensure!(
+            kept.status
+                .as_ref()
+                .and_then(|s| s.deletion.as_ref())
+                .is_none(),
+            "{name} is kept: {:?}",
+            kept.status
+        );
+        let keys = keys_under(&s3, &prefix(name)).await?;
+        ensure!(keys.len() >= 2, "{name} kept, its files: {keys:?}");
+        eprintln!("kept {name}: {} files", keys.len());
+    }
+
+    // Deleting a backup object by hand keeps its files (restore after loss depends on them).
+    backups
+        .delete("by-hand", &kube::api::DeleteParams::default())
+        .await?;
+    poll_until("by-hand to be deleted", Duration::from_secs(60), || async {
+        Ok(backups.get_opt("by-hand").await?.is_none().then_some(()))
+    })
+    .await?;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let keys = keys_under(&s3, &prefix("by-hand")).await?;
+    ensure!(
+        keys.iter().any(|k| k.ends_with("manifest.json")),
+        "by-hand's object deleted by hand: its files must stay, found {keys:?}"
+    );
+    eprintln!("by-hand deleted by hand: its {} files stay", keys.len());
 
     tear_down(ns, release).await
 }

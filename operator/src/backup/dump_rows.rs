@@ -4,7 +4,7 @@
 //! no other session can read inside it, and a `COUNT(*)` beside it would see another moment.
 //! The rows the dump holds *are* that snapshot, so they are counted from the dump itself: each
 //! `CREATE TABLE` names a table (0 rows until an `INSERT` says more), each `INSERT INTO ... VALUES
-//! (...),(...);` line adds its tuples. A tuple starts at a `(` outside quotes at depth 0;
+//! (...),(...);` statement adds its tuples, on one line (MySQL) or one a line (MariaDB). A tuple starts at a `(` outside quotes at depth 0;
 //! quoted strings (`'...'` with backslash escapes, as mysqldump writes them) are skipped.
 
 use std::collections::BTreeMap;
@@ -13,16 +13,35 @@ use std::io::BufRead;
 /// Rows of each table the dump creates, by table name.
 pub fn count_rows(dump: impl BufRead) -> std::io::Result<BTreeMap<String, i64>> {
     let mut rows = BTreeMap::new();
+    // The INSERT being read: MariaDB's dump puts `VALUES` at the end of the INSERT line and
+    // each tuple on a line of its own, MySQL's puts them all on one line; both end with `;`.
+    let mut insert: Option<(String, Values)> = None;
     for line in dump.split(b'\n') {
         let line = line?;
-        if let Some(table) = table_after(&line, b"CREATE TABLE `") {
-            rows.entry(table).or_insert(0);
-        } else if let Some(table) = table_after(&line, b"INSERT INTO `") {
-            let start = line
-                .windows(b" VALUES ".len())
-                .position(|w| w == b" VALUES ")
-                .map_or(line.len(), |i| i + b" VALUES ".len());
-            *rows.entry(table).or_insert(0) += tuples(&line[start..]);
+        let rest: &[u8] = match &insert {
+            Some(_) => &line,
+            None => {
+                if let Some(table) = table_after(&line, b"CREATE TABLE `") {
+                    rows.entry(table).or_insert(0);
+                    continue;
+                }
+                let Some(table) = table_after(&line, b"INSERT INTO `") else {
+                    continue;
+                };
+                insert = Some((table, Values::default()));
+                let start = line
+                    .windows(b" VALUES".len())
+                    .position(|w| w == b" VALUES")
+                    .map_or(line.len(), |i| i + b" VALUES".len());
+                &line[start..]
+            }
+        };
+        if let Some((table, values)) = insert.as_mut() {
+            let ended = values.read(rest);
+            *rows.entry(table.clone()).or_insert(0) += std::mem::take(&mut values.tuples);
+            if ended {
+                insert = None;
+            }
         }
     }
     Ok(rows)
@@ -35,32 +54,44 @@ fn table_after(line: &[u8], prefix: &[u8]) -> Option<String> {
     String::from_utf8(rest[..end].to_vec()).ok()
 }
 
-/// Top-level tuples in the values of one INSERT.
-fn tuples(values: &[u8]) -> i64 {
-    let (mut count, mut depth, mut quoted, mut escaped) = (0, 0u32, false, false);
-    for &byte in values {
-        if quoted {
-            match (escaped, byte) {
-                (true, _) => escaped = false,
-                (false, b'\\') => escaped = true,
-                (false, b'\'') => quoted = false,
+/// Where a reading of an INSERT's values stands, across lines.
+#[derive(Default)]
+struct Values {
+    tuples: i64,
+    depth: u32,
+    quoted: bool,
+    escaped: bool,
+}
+
+impl Values {
+    /// Reads a piece of the values, counting the tuples that start in it; true when the
+    /// statement's `;` ended it.
+    fn read(&mut self, piece: &[u8]) -> bool {
+        for &byte in piece {
+            if self.quoted {
+                match (self.escaped, byte) {
+                    (true, _) => self.escaped = false,
+                    (false, b'\\') => self.escaped = true,
+                    (false, b'\'') => self.quoted = false,
+                    _ => {}
+                }
+                continue;
+            }
+            match byte {
+                b'\'' => self.quoted = true,
+                b'(' => {
+                    if self.depth == 0 {
+                        self.tuples += 1;
+                    }
+                    self.depth += 1;
+                }
+                b')' => self.depth = self.depth.saturating_sub(1),
+                b';' if self.depth == 0 => return true,
                 _ => {}
             }
-            continue;
         }
-        match byte {
-            b'\'' => quoted = true,
-            b'(' => {
-                if depth == 0 {
-                    count += 1;
-                }
-                depth += 1;
-            }
-            b')' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
+        false
     }
-    count
 }
 
 #[cfg(test)]
@@ -84,6 +115,11 @@ CREATE TABLE `empty` (
 );
 CREATE TABLE `markers` (`k` varchar(64));
 INSERT INTO `markers` VALUES ('m1'),('m2');
+INSERT INTO `markers` VALUES
+('m3'),
+('m4;(\\'x\\')'),
+('m5');
+/*!40000 ALTER TABLE `markers` ENABLE KEYS */;
 ";
         let rows = count_rows(dump.as_bytes()).expect("read");
         assert_eq!(
@@ -91,7 +127,7 @@ INSERT INTO `markers` VALUES ('m1'),('m2');
             [
                 ("catalogue".to_owned(), 5),
                 ("empty".to_owned(), 0),
-                ("markers".to_owned(), 2)
+                ("markers".to_owned(), 5)
             ]
         );
     }
