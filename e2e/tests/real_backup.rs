@@ -324,7 +324,10 @@ async fn an_on_demand_backup_holds_the_markers_and_a_bad_destination_fails_clean
     let s3 = minio(&ns, &pods).await?;
     let (manifest, contents) = check_stored(&s3, &status).await?;
     // Every MySQL table's rows, counted in the dump: the stand-in's markers table holds one.
-    eprintln!("manifest mysqlRows: {:?}", manifest.mysql_rows);
+    eprintln!(
+        "manifest.json:\n{}",
+        String::from_utf8_lossy(&get_object(&s3, &manifest_key).await?)
+    );
     ensure!(
         manifest.mysql_rows.values().sum::<i64>() >= 1 && !manifest.mysql_rows.is_empty(),
         "no MySQL row counts in the manifest: {:?}",
@@ -1206,6 +1209,7 @@ async fn retention_deletes_expired_backups_files_and_keeps_the_rest() -> Result<
     }
 
     let expiring = Instant::now();
+    let watched = scheduled[0];
     clouds
         .patch(
             "fcloud",
@@ -1213,6 +1217,25 @@ async fn retention_deletes_expired_backups_files_and_keeps_the_rest() -> Result<
             &Patch::Merge(json!({"spec": {"backup": {"retention": {"keepLast": 1}}}})),
         )
         .await?;
+    // What an expiring backup shows while its files go.
+    if let Ok(Some(seen)) = poll_until(
+        "an expired backup's deletion status",
+        Duration::from_secs(60),
+        || async {
+            let backup = backups.get_opt(watched).await?;
+            Ok(match backup {
+                None => Some(None),
+                Some(b) => b
+                    .status
+                    .and_then(|s| s.deletion)
+                    .map(|d| Some((b.metadata.annotations, d))),
+            })
+        },
+    )
+    .await
+    {
+        eprintln!("{watched} while expiring: {seen:?}");
+    }
     for name in &scheduled[..2] {
         poll_until(
             &format!("expired backup {name} to be deleted"),

@@ -553,6 +553,46 @@ mod tests {
         assert!(decide(&seen(&failed, Some(&cloud), None)).create.is_none());
     }
 
+    #[test]
+    fn a_newer_request_replaces_the_finished_verification_with_a_new_run() {
+        let cloud = verifying_cloud();
+        let mut backup = complete_at_its_location();
+        if let Some(status) = backup.status.as_mut() {
+            status.verification = Some(Verification {
+                phase: Some(VerifyPhase::Passed),
+                completed_at: Some(Time("2026-11-22T03:05:00Z".parse().expect("time"))),
+                message: None,
+            });
+        }
+        // Without a request, a Passed verification is final.
+        let mut observed = seen(&backup, Some(&cloud), None);
+        observed.verify_job = Some(JobState::Succeeded { message: None });
+        let quiet = decide(&observed);
+        assert!(quiet.create.is_none() && quiet.status.is_none() && !quiet.delete_verify_job);
+
+        backup.metadata.annotations = Some(
+            [(
+                super::super::reverify::VERIFY_REQUESTED_ANNOTATION.to_owned(),
+                "2026-11-29T05:00:00Z".to_owned(),
+            )]
+            .into_iter()
+            .collect(),
+        );
+        // The last run's Job goes first (its pod's report must not pass for the new run's)...
+        let mut observed = seen(&backup, Some(&cloud), None);
+        observed.verify_job = Some(JobState::Succeeded { message: None });
+        let first = decide(&observed);
+        assert!(first.delete_verify_job && first.create.is_none() && first.status.is_none());
+        assert_eq!(first.requeue, Some(RERUN_WAIT));
+        // ...then a new run starts.
+        let second = decide(&seen(&backup, Some(&cloud), None));
+        assert!(second.create.is_some());
+        assert_eq!(
+            verification(&second).and_then(|v| v.phase),
+            Some(VerifyPhase::Running)
+        );
+    }
+
     fn backup_with_phase_failed() -> InSyncCloudBackup {
         backup(Some(BackupPhase::Failed))
     }
