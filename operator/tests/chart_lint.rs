@@ -257,7 +257,8 @@ fn expected_main_permissions() -> BTreeSet<(String, String, String)> {
         (
             "insync.dev",
             &["insynccloudbackups"],
-            &["get", "list", "watch", "create", "delete"],
+            // patch: the schedule annotates a backup (expired, verification asked for).
+            &["get", "list", "watch", "create", "patch", "delete"],
         ),
         ("insync.dev", &["insynccloudbackups/status"], &["patch"]),
         (
@@ -265,7 +266,12 @@ fn expected_main_permissions() -> BTreeSet<(String, String, String)> {
             &["insynccloudbackups/finalizers"],
             &["update"],
         ),
-        ("batch", &["jobs"], &["get", "list", "watch", "create"]),
+        // delete: a failed deletion Job, or the last verification's, makes way for a new one.
+        (
+            "batch",
+            &["jobs"],
+            &["get", "list", "watch", "create", "delete"],
+        ),
         ("apps", &["deployments", "statefulsets"], CRUD),
         ("", &["services", "configmaps", "secrets"], CRUD),
         (
