@@ -430,19 +430,12 @@ mod tests {
             .and_then(|l| l.local_addr())
             .expect("a free port")
             .port();
-        let args = RunnerArgs {
+        let args = StoreArgs {
             bucket: "insync".to_owned(),
             prefix: "b/".to_owned(),
             endpoint: Some(format!("http://127.0.0.1:{port}")),
             region: "us-east-1".to_owned(),
             path_style: true,
-            metadata_endpoint: String::new(),
-            metadata_region: "us-east-1".to_owned(),
-            table_prefix: None,
-            version: "5.9.1-r4178".to_owned(),
-            dump: PathBuf::new(),
-            started_at_file: PathBuf::new(),
-            work_dir: PathBuf::new(),
         };
         let keys = aws_sdk_s3::config::Credentials::new("id", "secret", None, None, "test");
         let s3 = s3_client_with(&args, Some(keys)).await;
