@@ -30,22 +30,24 @@ pub fn operator_binary() -> Result<PathBuf> {
 
 static CRD: OnceCell<()> = OnceCell::const_new();
 
-/// Installs the committed CRD once per test process and waits until it is served.
+/// Installs the committed CRDs (clouds and backups, as the chart does) once per test process
+/// and waits until they are served.
 pub async fn install_crd() -> Result<()> {
     CRD.get_or_try_init(|| async {
-        let crd = repo_root().join("crds/insyncclouds.insync.dev.yaml");
+        let crds = repo_root().join("crds");
         kubectl(&[
             "apply",
             "--server-side",
             "--force-conflicts",
             "-f",
-            &crd.display().to_string(),
+            &crds.display().to_string(),
         ])
         .await?;
         kubectl(&[
             "wait",
             "--for=condition=Established",
             "crd/insyncclouds.insync.dev",
+            "crd/insynccloudbackups.insync.dev",
             "--timeout=60s",
         ])
         .await?;

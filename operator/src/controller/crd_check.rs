@@ -36,16 +36,28 @@ pub enum CrdState {
     Unreadable(String),
 }
 
-/// Checks both CRDs at start, logs what is wrong with the way out, and returns the number of
-/// fields the installed schemas lack (for the `crd_missing_fields` gauge).
-pub async fn check(client: &Client) -> BTreeMap<String, i64> {
+/// What [`check`] found.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// Per CRD, the number of fields the installed schema lacks (the `crd_missing_fields`
+    /// gauge).
+    pub missing: BTreeMap<String, i64>,
+    /// CRDs known not to be installed (not those that could not be read).
+    pub absent: Vec<String>,
+}
+
+/// Checks both CRDs at start and logs what is wrong with the way out.
+pub async fn check(client: &Client) -> Report {
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let mut missing = BTreeMap::new();
+    let mut report = Report::default();
     for built in [crate::api::crd(), crate::api::backup_crd()] {
         let name = built.metadata.name.clone().unwrap_or_default();
         let state = match api.get_opt(&name).await {
             Ok(Some(installed)) => compare(&installed, &built),
-            Ok(None) => CrdState::Unreadable("not installed".to_owned()),
+            Ok(None) => {
+                report.absent.push(name.clone());
+                CrdState::Unreadable("not installed".to_owned())
+            }
             Err(e) => CrdState::Unreadable(super::error::api_message(&e)),
         };
         match &state {
@@ -55,8 +67,9 @@ pub async fn check(client: &Client) -> BTreeMap<String, i64> {
             CrdState::Missing(fields) => error!(
                 crd = %name,
                 missing = fields.len(),
-                "the installed CRD lacks fields this operator writes ({}{}): status writes that \
-                 carry them will be refused; {OUTDATED_HINT}",
+                "the installed CRD lacks fields of this operator's API ({}{}): the API server \
+                 refuses status writes that carry them and drops them from specs; \
+                 {OUTDATED_HINT}",
                 fields.iter().take(NAMED).cloned().collect::<Vec<_>>().join(", "),
                 if fields.len() > NAMED { ", ..." } else { "" },
             ),
@@ -73,9 +86,11 @@ pub async fn check(client: &Client) -> BTreeMap<String, i64> {
             CrdState::VersionNotServed(_) => 1,
             CrdState::Current | CrdState::Unreadable(_) => 0,
         };
-        missing.insert(name, i64::try_from(count).unwrap_or(i64::MAX));
+        report
+            .missing
+            .insert(name, i64::try_from(count).unwrap_or(i64::MAX));
     }
-    missing
+    report
 }
 
 /// Compares the installed CRD with the one this operator was built with, for the version the

@@ -191,6 +191,11 @@ pub enum RunError {
     Dns(#[from] dns::SetupError),
 }
 
+/// The InSyncCloudBackup CRD's name.
+fn backup_crd_name() -> String {
+    crate::api::backup_crd().metadata.name.unwrap_or_default()
+}
+
 /// Runs the controller until SIGTERM/SIGINT.
 pub async fn run(args: RunArgs) -> Result<(), RunError> {
     telemetry::init_tracing(args.log_format);
@@ -226,11 +231,21 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         readiness.set(false);
     }
     metrics.leader.set(1);
-    for (crd, missing) in crd_check::check(&client).await {
+    let crds = crd_check::check(&client).await;
+    for (crd, missing) in crds.missing {
         metrics
             .crd_missing_fields
             .get_or_create(&telemetry::CrdLabels { crd })
             .set(missing);
+    }
+    // Without the InSyncCloudBackup CRD its watch never lists, and every reconcile and
+    // readiness would wait for it: clouds run, backups are off.
+    let backups = !crds.absent.iter().any(|name| *name == backup_crd_name());
+    if !backups {
+        warn!(
+            "the InSyncCloudBackup CRD is not installed: backups are off until it is and the \
+             operator restarts (kubectl apply --server-side -f crds/)"
+        );
     }
 
     let dns = dns::DnsWiring::from_args(&args.dns).await?;
@@ -239,7 +254,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     };
     let outcome = tokio::select! {
         // The backup controller runs beside the clouds', under the same lease.
-        () = controller(client, args, metrics, readiness.clone(), dns) => Ok(()),
+        () = controller(client, args, metrics, readiness.clone(), dns, backups) => Ok(()),
         () = async { match &election { Some(e) => e.hold().await, None => std::future::pending().await } } => Err(RunError::LostLease),
         () = shutdown_signal() => Ok(()),
         () = shutdown => Ok(()),
@@ -276,6 +291,7 @@ async fn controller(
     metrics: Metrics,
     readiness: Readiness,
     dns: Option<dns::DnsWiring>,
+    backups: bool,
 ) {
     let mut kinds = Vec::new();
     let mut streams = Vec::new();
@@ -333,8 +349,13 @@ async fn controller(
     let mut controller =
         Controller::for_stream(cloud_events, cloud_store.clone()).with_config(config);
     // The backups', and their Jobs' and pods', for both controllers.
-    let (backup_watches, backup_changes) =
-        backup::Watches::start(&client, args.namespace.as_deref());
+    let (backup_watches, backup_changes) = match backups {
+        true => {
+            let (watches, changes) = backup::Watches::start(&client, args.namespace.as_deref());
+            (Some(watches), Some(changes))
+        }
+        false => (None, None),
+    };
     // Writes are only safe once every cache has listed what exists: reconciles (the backup
     // controller's too) wait for it, and so does readiness. One waiter per cache (see Synced).
     let synced = cache::Synced::spawn(
@@ -343,7 +364,7 @@ async fn controller(
             .map(|kind| cache::listed(kind.store.clone()))
             .chain(nodes.clone().map(cache::listed))
             .chain([cache::listed(cloud_store.clone())])
-            .chain(backup_watches.listed())
+            .chain(backup_watches.iter().flat_map(backup::Watches::listed))
             .collect(),
     );
     let ctx = Arc::new(Context {
@@ -358,7 +379,11 @@ async fn controller(
         synced: synced.clone(),
         fleet: fleet::Fleet::new(cloud_store, args.max_concurrent_upgrades),
         runner_image: args.runner_image.clone(),
-        backups: backup_watches.backups.clone(),
+        // Without the CRD: a store nothing writes, read as no backups.
+        backups: backup_watches.as_ref().map_or_else(
+            || reflector::store::Writer::default().as_reader(),
+            |w| w.backups.clone(),
+        ),
     });
     for (resource, stream) in streams {
         controller = controller.owns_stream_with(stream, resource);
@@ -368,15 +393,18 @@ async fn controller(
     }
     // A backup's finished verification changes its cloud's status (`status.backup`,
     // BackupHealthy), and backups are no children of the cloud: wake the cloud.
-    let verified = backup_changes.filter_map(|backup| async move {
-        let phase = backup
-            .status
-            .as_ref()
-            .and_then(|s| s.verification.as_ref())
-            .and_then(|v| v.phase)?;
-        (phase != VerifyPhase::Running)
-            .then(|| ObjectRef::new(&backup.spec.cloud).within(backup.backup_namespace()))
-    });
+    let verified =
+        futures::stream::iter(backup_changes)
+            .flatten()
+            .filter_map(|backup| async move {
+                let phase = backup
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.verification.as_ref())
+                    .and_then(|v| v.phase)?;
+                (phase != VerifyPhase::Running)
+                    .then(|| ObjectRef::new(&backup.spec.cloud).within(backup.backup_namespace()))
+            });
     controller = controller.reconcile_on(verified);
 
     let readiness_flag = readiness.clone();
@@ -388,13 +416,12 @@ async fn controller(
 
     // The backup controller runs beside the clouds', under the same lease; its schedule reads
     // the clouds from this cache rather than listing them every round.
-    let backups = backup::run(
-        client.clone(),
-        args.runner_image.clone(),
-        ctx.fleet.cache(),
-        backup_watches,
-        synced,
-    );
+    let cloud_cache = ctx.fleet.cache();
+    let backups = async move {
+        if let Some(watches) = backup_watches {
+            backup::run(client, args.runner_image, cloud_cache, watches, synced).await;
+        }
+    };
 
     let ctx_for_reset = ctx.clone();
     let clouds = controller
