@@ -103,7 +103,9 @@ fn main() -> ExitCode {
         Command::BackupDelete(args) => backup_delete(*args),
         Command::Run(args) => {
             #[cfg(feature = "dhat-heap")]
-            let _profiler = dhat::Profiler::new_heap();
+            // Deep stacks: with dhat's default of 10 frames, an allocation made while parsing
+            // ends inside serde and says nothing of which stream or cache holds it.
+            let _profiler = dhat::Profiler::builder().trim_backtraces(Some(64)).build();
             // One thread: the reconciles already take turns inside the controller's one task
             // (kube runs them as futures of that task), and the rest waits on the API server.
             // A worker pool only added threads, and glibc gives each allocating thread an arena
