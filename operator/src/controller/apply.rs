@@ -259,12 +259,12 @@ pub async fn apply_all(
     for kind in kinds.iter().filter(|k| prune && k.prunable) {
         for live in kind.store.state() {
             if !live.controlled_by(owner_uid)
-                || live.namespace().as_deref() != Some(namespace)
-                || live.deleting()
+                || live.namespace.as_deref() != Some(namespace)
+                || live.deleting
             {
                 continue;
             }
-            let name = live.name_any();
+            let name = live.name.to_string();
             if wanted.contains(&(kind.resource.kind.clone(), name.clone())) {
                 continue;
             }
@@ -426,8 +426,8 @@ async fn grow_claim(
 }
 
 /// Whether a StatefulSet's volume claim templates (immutable in the API) differ from the live
-/// ones. Both sides are normalized (see [`digest::normalize`]): the live templates carry what
-/// the API server added, the desired ones must be a subset.
+/// ones: both sides as [`digest::of_claim_templates`], which keeps the fields render sets, so
+/// what the API server added to the live templates is no difference.
 fn claim_templates_differ(desired: &DynamicObject, live: &Child) -> bool {
     let Some(live) = live.workload().filter(|_| is_statefulset(desired)) else {
         return false;
@@ -435,9 +435,8 @@ fn claim_templates_differ(desired: &DynamicObject, live: &Child) -> bool {
     let want = desired
         .data
         .pointer("/spec/volumeClaimTemplates")
-        .and_then(digest::normalize)
-        .unwrap_or(Value::Null);
-    first_difference(&want, &live.claim_templates).is_some()
+        .map(digest::of_claim_templates);
+    want != live.claim_templates
 }
 
 /// Whether applying `desired` raises a live StatefulSet's replicas.

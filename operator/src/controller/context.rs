@@ -103,7 +103,7 @@ impl super::dns::Frontend for Context {
             .state()
             .iter()
             .filter_map(|node| match &node.facts {
-                Facts::Node(addresses) => Some((node.name_any(), addresses.clone())),
+                Facts::Node(addresses) => Some((node.name.to_string(), addresses.clone())),
                 _ => None,
             })
             .collect();

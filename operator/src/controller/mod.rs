@@ -301,10 +301,12 @@ async fn controller(
         let writer = reflector::store::Writer::new(resource.clone());
         let reader = writer.as_reader();
         // Touched (not just applied) objects, so deleting a child also wakes its cloud.
-        let stream = projected_watch(&client, args.namespace.as_deref(), &resource, &list_gate)
-            .default_backoff()
-            .reflect(writer)
-            .touched_objects();
+        let stream = reflector::reflector(
+            writer,
+            projected_watch(&client, args.namespace.as_deref(), &resource, &list_gate)
+                .default_backoff(),
+        )
+        .touched_objects();
         kinds.push(ChildKind {
             resource: resource.clone(),
             prunable,
@@ -317,9 +319,10 @@ async fn controller(
         let resource = Arc::new(ApiResource::erase::<Node>(&()));
         let writer = reflector::store::Writer::new(resource.clone());
         let reader = writer.as_reader();
-        let stream = projected_watch(&client, None, &resource, &list_gate)
-            .default_backoff()
-            .reflect(writer);
+        let stream = reflector::reflector(
+            writer,
+            projected_watch(&client, None, &resource, &list_gate).default_backoff(),
+        );
         tokio::spawn(stream.for_each(|_| async {}));
         reader
     });
@@ -385,8 +388,22 @@ async fn controller(
             |w| w.backups.clone(),
         ),
     });
+    // A changed child wakes its cloud. Projections are no kube `Resource` (no `ObjectMeta`), so
+    // this maps them to their owner instead of kube's `owns_stream`.
     for (resource, stream) in streams {
-        controller = controller.owns_stream_with(stream, resource);
+        let owners = stream.filter_map(move |child| {
+            let resource = resource.clone();
+            async move {
+                match child {
+                    Ok(child) => child.cloud(),
+                    Err(e) => {
+                        warn!(error = %e, kind = %resource.kind, "watch error");
+                        None
+                    }
+                }
+            }
+        });
+        controller = controller.reconcile_on(owners);
     }
     if let Some(wiring) = &ctx.dns {
         controller = controller.reconcile_on(wiring.changes());

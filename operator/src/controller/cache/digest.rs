@@ -133,6 +133,41 @@ pub fn of_object(object: &Value) -> Digest {
     hash(&normalize(object).unwrap_or(Value::Null))
 }
 
+/// The fields of a volume claim template that render sets (its name and selector labels; the
+/// access modes, storage class and resources of `render::workload::claim_spec`). A digest of
+/// claim templates covers these only, on both sides, so what the API server adds to a live
+/// template (status, apiVersion/kind, `volumeMode: Filesystem`) is no difference, as it was not
+/// for the field-by-field subset comparison this replaces. A field render starts setting must
+/// be added here: `a_rendered_claim_template_is_covered_by_its_digest` fails until it is.
+const CLAIM_TEMPLATE_FIELDS: &[(&str, &[&str])] = &[
+    ("metadata", &["name", "labels"]),
+    ("spec", &["accessModes", "storageClassName", "resources"]),
+];
+
+/// Digest of a StatefulSet's `spec.volumeClaimTemplates` (see [`CLAIM_TEMPLATE_FIELDS`]); the
+/// cache keeps this instead of the templates.
+pub fn of_claim_templates(templates: &Value) -> Digest {
+    let keep = |template: &Value| -> Value {
+        let mut kept = Map::new();
+        for (section, fields) in CLAIM_TEMPLATE_FIELDS {
+            let Some(Value::Object(live)) = template.get(*section) else {
+                continue;
+            };
+            let part: Map<String, Value> = fields
+                .iter()
+                .filter_map(|f| Some(((*f).to_owned(), live.get(*f)?.clone())))
+                .collect();
+            kept.insert((*section).to_owned(), Value::Object(part));
+        }
+        Value::Object(kept)
+    };
+    let kept = match templates {
+        Value::Array(items) => Value::Array(items.iter().map(keep).collect()),
+        other => other.clone(),
+    };
+    hash(&normalize(&kept).unwrap_or(Value::Null))
+}
+
 /// What a JSON value holds, as far as normalizing or comparing goes (the digest here and
 /// `apply`'s field-by-field comparison share it, so both read the same fields as quantities).
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -280,6 +315,31 @@ mod tests {
     use super::*;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::FieldsV1;
     use serde_json::json;
+
+    #[test]
+    fn a_rendered_claim_template_is_covered_by_its_digest() {
+        let mut cloud: crate::api::InSyncCloud =
+            serde_yaml::from_str(include_str!("../../../../examples/fcloud.yaml"))
+                .expect("example");
+        if let Some(mysql) = cloud.spec.database.managed.as_mut() {
+            mysql.storage.storage_class_name = Some("fast".into());
+        }
+        let rendered = crate::render::render(&cloud, &crate::render::RenderOptions::default())
+            .expect("renders");
+        let templates: Vec<&Value> = rendered
+            .iter()
+            .filter_map(|d| d.object.data.pointer("/spec/volumeClaimTemplates"))
+            .collect();
+        assert_eq!(templates.len(), 3, "MySQL, Bynamo and MinIO");
+        for t in templates {
+            // Nothing render sets is left out of the digest.
+            assert_eq!(
+                of_claim_templates(t),
+                hash(&normalize(t).expect("content")),
+                "{t}"
+            );
+        }
+    }
 
     fn entry(
         manager: &str,
