@@ -235,6 +235,30 @@ async fn an_operator_started_over_many_pages_of_objects_turns_ready() -> Result<
     Ok(())
 }
 
+/// `--initial-list auto` (the default) probes whether the API server streams initial lists and
+/// falls back to pages when it does not. This plane runs with the WatchList feature off (its
+/// etcd cannot report watch progress): the operator must say "paged" once and turn ready,
+/// where `--initial-list streaming` forced on the same server never does.
+#[tokio::test]
+async fn initial_lists_fall_back_to_pages_where_streaming_is_refused() -> Result<()> {
+    let client = cluster().await?;
+    let ns = TestNamespace::create(&client, "initial-list").await?;
+    let op = Operator::start(ns.name(), &["--initial-list", "auto"]).await?;
+    let log = std::fs::read_to_string(op.log())?;
+    anyhow::ensure!(
+        log.matches("initial lists paged").count() == 1 && !log.contains("initial lists streamed"),
+        "auto on a server that refuses streaming lists should page, and say so once: {}",
+        op.log_tail()
+    );
+    op.terminate().await?;
+    let forced = Operator::start(ns.name(), &["--initial-list", "streaming"]).await;
+    anyhow::ensure!(
+        forced.is_err(),
+        "streaming lists forced on a server that refuses them turned ready: the probe proves nothing"
+    );
+    Ok(())
+}
+
 /// Defect 4: a generated credential Secret deleted while its data volume exists is not
 /// regenerated (new random passwords would lock inSync out of the existing data); the cloud
 /// says so, with the way out.
