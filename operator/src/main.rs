@@ -143,14 +143,7 @@ fn restore_run(args: insync_operator::backup::restore::RestoreArgs) -> ExitCode 
             println!("{}", serde_json::to_string(&report).unwrap_or_default());
             ExitCode::SUCCESS
         }
-        Err(e) => {
-            // The last line is what the cloud's status shows.
-            eprintln!(
-                "restore failed: {}",
-                insync_operator::backup::error_chain(&e)
-            );
-            ExitCode::from(1)
-        }
+        Err(e) => runner_failed("restore", &insync_operator::backup::error_chain(&e)),
     }
 }
 
@@ -168,14 +161,7 @@ fn backup_delete(args: insync_operator::backup::delete::DeleteArgs) -> ExitCode 
             println!("{}", serde_json::to_string(&report).unwrap_or_default());
             ExitCode::SUCCESS
         }
-        Err(e) => {
-            // The last line is what the backup's status shows.
-            eprintln!(
-                "deletion failed: {}",
-                insync_operator::backup::error_chain(&e)
-            );
-            ExitCode::from(1)
-        }
+        Err(e) => runner_failed("deletion", &insync_operator::backup::error_chain(&e)),
     }
 }
 
@@ -193,15 +179,7 @@ fn backup_run(args: insync_operator::backup::RunnerArgs) -> ExitCode {
             println!("{}", report.to_message());
             ExitCode::SUCCESS
         }
-        Err(e) => {
-            // The last line is what the backup's status shows (the termination message falls
-            // back to the log's tail).
-            eprintln!(
-                "backup failed: {}",
-                insync_operator::backup::error_chain(&e)
-            );
-            ExitCode::from(1)
-        }
+        Err(e) => runner_failed("backup", &insync_operator::backup::error_chain(&e)),
     }
 }
 
@@ -329,6 +307,18 @@ fn live_clouds(clouds: &[InSyncCloud]) -> Result<Vec<InSyncCloud>, LiveError> {
         }
         Ok(live)
     })
+}
+
+/// A backup, restore or deletion step failed: the reason is what the backup's (or cloud's)
+/// status shows. It goes to the pod's termination message file as well as to stderr: the
+/// kubelet's fallback to the log's tail interleaves stdout and stderr as the runtime reads the
+/// two pipes, so an INFO line written before the reason could end up after it.
+fn runner_failed(step: &str, reason: &str) -> ExitCode {
+    let line = format!("{step} failed: {reason}");
+    eprintln!("{line}");
+    // Outside a pod there is no such file to write: stderr is enough.
+    let _ = std::fs::write(insync_operator::backup::TERMINATION_LOG, &line);
+    ExitCode::from(1)
 }
 
 fn fail(error: &dyn std::fmt::Display, code: u8) -> ExitCode {

@@ -32,8 +32,8 @@ const OBJECTSTORE_KEYS: (&str, &str) = (
 );
 /// How long each attempt to connect to the object store may take.
 const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
-/// Where Kubernetes reads a container's termination message.
-const TERMINATION_LOG: &str = "/dev/termination-log";
+/// Where a runner step leaves its report or its reason for the kubelet's termination message.
+pub const TERMINATION_LOG: &str = "/dev/termination-log";
 
 /// Where a backup is and how to reach its store: the flags `backup-run`, `restore-run` and
 /// `backup-delete` share (rendered from one `render::backup::StoreAccess`).
