@@ -751,11 +751,19 @@ async fn leader_election_lets_one_replica_write_and_fails_over() -> Result<()> {
     let ns = TestNamespace::create(&client, "leader").await?;
     let lease_args = ["--leader-elect", "--lease-namespace", ns.name()];
     let first = Operator::start(ns.name(), &lease_args).await?;
+    // A replica waiting for the lease is ready at once (a standby serves its purpose): the
+    // first one leads once its create of the Lease went through, a round trip later.
+    wait_for(
+        "the first replica to lead",
+        Duration::from_secs(30),
+        || async { Ok(first.metric("insync_operator_leader").await? == 1.0) },
+    )
+    .await?;
     // The second replica is a ready standby that does not lead.
     let second = Operator::start(ns.name(), &lease_args).await?;
     ensure!(
         first.metric("insync_operator_leader").await? == 1.0,
-        "the first replica should lead"
+        "the first replica should still lead"
     );
     ensure!(
         second.metric("insync_operator_leader").await? == 0.0,
