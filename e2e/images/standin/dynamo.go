@@ -82,6 +82,13 @@ func (d *dynamo) call(ctx context.Context, op string, in, out any) error {
 		return fmt.Errorf("metadata credentials: %w", err)
 	}
 	signV4(req, body, v.AccessKeyID, v.SecretAccessKey, v.SessionToken, d.region, "dynamodb", time.Now())
+	// Every call the stand-in makes is safe to send twice (reads, a PutItem that overwrites, a
+	// CreateTable whose repeat is "in use"). Saying so lets net/http resend a request whose pooled
+	// connection the server closed as it was being reused, which a POST otherwise fails with EOF:
+	// Bynamo (Node) drops idle connections after 5 s, the probe comes every few seconds, and the
+	// two meet now and then. A nil value marks the request without sending the header; it is set
+	// after signing so the signature does not name a header that never goes out.
+	req.Header["X-Idempotency-Key"] = nil
 	resp, err := d.http.Do(req)
 	if err != nil {
 		return err
