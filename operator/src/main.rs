@@ -130,42 +130,34 @@ fn main() -> ExitCode {
 }
 
 fn restore_run(args: insync_operator::backup::restore::RestoreArgs) -> ExitCode {
-    insync_operator::telemetry::init_tracing(insync_operator::telemetry::LogFormat::Text);
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => return fail(&e, 1),
-    };
-    match runtime.block_on(insync_operator::backup::restore::run(args)) {
-        Ok(report) => {
-            println!("{}", serde_json::to_string(&report).unwrap_or_default());
-            ExitCode::SUCCESS
-        }
-        Err(e) => runner_failed("restore", &insync_operator::backup::error_chain(&e)),
-    }
+    run_step(
+        "restore",
+        insync_operator::backup::restore::run(args),
+        |report| serde_json::to_string(&report).unwrap_or_default(),
+    )
 }
 
 fn backup_delete(args: insync_operator::backup::delete::DeleteArgs) -> ExitCode {
-    insync_operator::telemetry::init_tracing(insync_operator::telemetry::LogFormat::Text);
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => return fail(&e, 1),
-    };
-    match runtime.block_on(insync_operator::backup::delete::run(args)) {
-        Ok(report) => {
-            println!("{}", serde_json::to_string(&report).unwrap_or_default());
-            ExitCode::SUCCESS
-        }
-        Err(e) => runner_failed("deletion", &insync_operator::backup::error_chain(&e)),
-    }
+    run_step(
+        "deletion",
+        insync_operator::backup::delete::run(args),
+        |report| serde_json::to_string(&report).unwrap_or_default(),
+    )
 }
 
 fn backup_run(args: insync_operator::backup::RunnerArgs) -> ExitCode {
+    run_step("backup", insync_operator::backup::run(args), |report| {
+        report.to_message()
+    })
+}
+
+/// Runs one step of a backup Job's pod to the end: its report on stdout when it succeeds (the
+/// operator reads it back from the pod), its reason where the operator looks for it when not.
+fn run_step<T, E: std::error::Error>(
+    step: &str,
+    work: impl std::future::Future<Output = Result<T, E>>,
+    report: impl FnOnce(T) -> String,
+) -> ExitCode {
     insync_operator::telemetry::init_tracing(insync_operator::telemetry::LogFormat::Text);
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -174,12 +166,12 @@ fn backup_run(args: insync_operator::backup::RunnerArgs) -> ExitCode {
         Ok(rt) => rt,
         Err(e) => return fail(&e, 1),
     };
-    match runtime.block_on(insync_operator::backup::run(args)) {
-        Ok(report) => {
-            println!("{}", report.to_message());
+    match runtime.block_on(work) {
+        Ok(done) => {
+            println!("{}", report(done));
             ExitCode::SUCCESS
         }
-        Err(e) => runner_failed("backup", &insync_operator::backup::error_chain(&e)),
+        Err(e) => runner_failed(step, &insync_operator::backup::error_chain(&e)),
     }
 }
 

@@ -12,7 +12,7 @@ use k8s_openapi::api::core::v1::Container;
 use kube::Resource;
 
 use super::meta::Ctx;
-use super::pod::{PodBuilder, Profile, env, image};
+use super::pod::{PodBuilder, Profile, image};
 use super::wiring::{self, OBJECTSTORE_ACCESS_KEY_ID, OBJECTSTORE_SECRET_ACCESS_KEY, Wiring};
 use super::{Component, RenderOptions};
 use crate::api::{InSyncCloud, InSyncCloudBackup};
@@ -115,44 +115,17 @@ pub fn render_job(
     backup: &InSyncCloudBackup,
     runner_image: &str,
 ) -> Result<Job, BackupRenderError> {
-    if backup.spec.cloud != cloud.cloud_name() {
-        return Err(BackupRenderError::WrongCloud {
-            wanted: backup.spec.cloud.clone(),
-            given: cloud.cloud_name().to_owned(),
-        });
-    }
+    same_cloud(cloud, backup)?;
     let options = RenderOptions::default();
     let ctx = Ctx::new(cloud, &options);
     let (location, target) = destination(&ctx, backup)?;
     let sources = Wiring::default().database(&ctx).metadata_store(&ctx);
-    let config = |section: &str, key: &str| {
-        sources
-            .config
-            .get(section, key)
-            .unwrap_or_default()
-            .to_owned()
-    };
 
     let dump = Container {
         name: "mysqldump".to_owned(),
         image: Some(image(&ctx, Component::Mysql, Component::Mysql.name()).reference),
         command: Some(vec!["sh".to_owned(), "-c".to_owned(), dump_script()]),
-        env: Some(
-            [
-                env("DB_HOST", config("database", "host")),
-                env("DB_PORT", config("database", "port")),
-                env("DB_NAME", config("database", "name")),
-            ]
-            .into_iter()
-            .chain(
-                sources
-                    .env
-                    .iter()
-                    .filter(|e| e.name.starts_with("INSYNC_DB_"))
-                    .cloned(),
-            )
-            .collect(),
-        ),
+        env: Some(sources.mysql_client_env()),
         termination_message_policy: Some("FallbackToLogsOnError".to_owned()),
         ..Container::default()
     };
@@ -160,8 +133,14 @@ pub fn render_job(
     let mut args = vec!["backup-run".to_owned()];
     args.extend(store_args(&location, &target));
     args.extend([
-        format!("--metadata-endpoint={}", config("metadata", "endpoint")),
-        format!("--metadata-region={}", config("metadata", "region")),
+        format!(
+            "--metadata-endpoint={}",
+            sources.setting("metadata", "endpoint")
+        ),
+        format!(
+            "--metadata-region={}",
+            sources.setting("metadata", "region")
+        ),
         format!("--version={}", cloud.spec.version),
         format!("--dump={DUMP_FILE}"),
         format!("--started-at-file={STARTED_AT_FILE}"),
@@ -173,26 +152,15 @@ pub fn render_job(
             .map(|p| format!("--table-prefix={p}")),
     );
     let runner_env = sources
-        .env
-        .iter()
-        .filter(|e| e.name.starts_with("INSYNC_METADATA_"))
-        .cloned()
+        .env_starting_with("INSYNC_METADATA_")
+        .into_iter()
         .chain(target.keys);
 
-    let builder = PodBuilder::task(
-        &ctx,
-        BACKUP_COMPONENT,
-        &PROFILE,
-        super::pod::Image {
-            reference: runner_image.to_owned(),
-            tag: cloud.spec.version.clone(),
-        },
-    )
-    .label(BACKUP_LABEL, backup.backup_name().to_owned())
-    .command(["/insync-operator".to_owned()])
-    .args(args)
-    .env(runner_env)
-    .init_container(dump);
+    let builder = runner_pod(&ctx, BACKUP_COMPONENT, &PROFILE, runner_image)
+        .label(BACKUP_LABEL, backup.backup_name().to_owned())
+        .args(args)
+        .env(runner_env)
+        .init_container(dump);
     task_job(
         &ctx,
         job_name(backup),
@@ -216,12 +184,7 @@ pub fn render_delete_job(
     backup: &InSyncCloudBackup,
     runner_image: &str,
 ) -> Result<Job, BackupRenderError> {
-    if backup.spec.cloud != cloud.cloud_name() {
-        return Err(BackupRenderError::WrongCloud {
-            wanted: backup.spec.cloud.clone(),
-            given: cloud.cloud_name().to_owned(),
-        });
-    }
+    same_cloud(cloud, backup)?;
     let options = RenderOptions::default();
     let ctx = Ctx::new(cloud, &options);
     let (location, target) = destination(&ctx, backup)?;
@@ -229,19 +192,10 @@ pub fn render_delete_job(
     args.extend(store_args(&location, &target));
     args.push(format!("--cloud={}", cloud.cloud_name()));
     args.push(format!("--backup={}", backup.backup_name()));
-    let builder = PodBuilder::task(
-        &ctx,
-        DELETE_COMPONENT,
-        &PROFILE,
-        super::pod::Image {
-            reference: runner_image.to_owned(),
-            tag: cloud.spec.version.clone(),
-        },
-    )
-    .label(BACKUP_LABEL, backup.backup_name().to_owned())
-    .command(["/insync-operator".to_owned()])
-    .args(args)
-    .env(target.keys);
+    let builder = runner_pod(&ctx, DELETE_COMPONENT, &PROFILE, runner_image)
+        .label(BACKUP_LABEL, backup.backup_name().to_owned())
+        .args(args)
+        .env(target.keys);
     task_job(
         &ctx,
         delete_job_name(backup),
@@ -250,6 +204,38 @@ pub fn render_delete_job(
         &location,
     )
     .map_err(BackupRenderError::Serialize)
+}
+
+/// Refuses a backup of another cloud: its Jobs would read one cloud and write under another's
+/// name.
+fn same_cloud(cloud: &InSyncCloud, backup: &InSyncCloudBackup) -> Result<(), BackupRenderError> {
+    if backup.spec.cloud == cloud.cloud_name() {
+        return Ok(());
+    }
+    Err(BackupRenderError::WrongCloud {
+        wanted: backup.spec.cloud.clone(),
+        given: cloud.cloud_name().to_owned(),
+    })
+}
+
+/// The pod of a backup, restore, verification or deletion Job: the operator's own binary from
+/// `runner_image`, tagged with the cloud's version (the runner is as new as the cloud it reads).
+pub(super) fn runner_pod<'a>(
+    ctx: &'a Ctx<'a>,
+    component: &str,
+    profile: &'static Profile,
+    runner_image: &str,
+) -> PodBuilder<'a> {
+    PodBuilder::task(
+        ctx,
+        component,
+        profile,
+        super::pod::Image {
+            reference: runner_image.to_owned(),
+            tag: ctx.cloud.spec.version.clone(),
+        },
+    )
+    .command(["/insync-operator".to_owned()])
 }
 
 /// The flags that name a backup's files and their store, as `StoreArgs` reads them: the same

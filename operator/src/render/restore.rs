@@ -13,10 +13,10 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Container, EnvVar};
 use kube::Resource;
 
-use super::backup::{BackupRenderError, Location, StoreAccess, s3_access, task_job};
+use super::backup::{BackupRenderError, Location, StoreAccess, runner_pod, s3_access, task_job};
 use super::meta::Ctx;
 use super::pod::Profile;
-use super::pod::{PodBuilder, env, image};
+use super::pod::{PodBuilder, image};
 use super::wiring::Wiring;
 use super::{Component, RenderOptions};
 use crate::api::{InSyncCloud, InSyncCloudBackup};
@@ -129,15 +129,9 @@ pub fn render_check_job(
 ) -> Result<Job, RestoreRenderError> {
     let options = RenderOptions::default();
     let ctx = Ctx::new(cloud, &options);
-    let builder = PodBuilder::task(
-        &ctx,
-        RESTORE_COMPONENT,
-        &PROFILE,
-        runner(cloud, runner_image),
-    )
-    .command(["/insync-operator".to_owned()])
-    .args(runner_args("check", source))
-    .env(source.access.keys.iter().cloned());
+    let builder = runner_pod(&ctx, RESTORE_COMPONENT, &PROFILE, runner_image)
+        .args(runner_args("check", source))
+        .env(source.access.keys.iter().cloned());
     job(&ctx, cloud, check_job_name(cloud), builder, source)
 }
 
@@ -150,50 +144,18 @@ pub fn render_restore_job(
     let options = RenderOptions::default();
     let ctx = Ctx::new(cloud, &options);
     let sources = Wiring::default().database(&ctx).metadata_store(&ctx);
-    let config = |section: &str, key: &str| {
-        sources
-            .config
-            .get(section, key)
-            .unwrap_or_default()
-            .to_owned()
-    };
-    let only = |prefix: &str| -> Vec<EnvVar> {
-        sources
-            .env
-            .iter()
-            .filter(|e| e.name.starts_with(prefix))
-            .cloned()
-            .collect()
-    };
-
     let fetch = fetch_container(source, runner_image);
-    let load_mysql = load_mysql_container(
-        &ctx,
-        [
-            env("DB_HOST", config("database", "host")),
-            env("DB_PORT", config("database", "port")),
-            env("DB_NAME", config("database", "name")),
-        ]
-        .into_iter()
-        .chain(only("INSYNC_DB_"))
-        .collect(),
-    );
+    let load_mysql = load_mysql_container(&ctx, sources.mysql_client_env());
     let args = metadata_args(
         source,
-        &config("metadata", "endpoint"),
-        &config("metadata", "region"),
+        &sources.setting("metadata", "endpoint"),
+        &sources.setting("metadata", "region"),
     );
-    let builder = PodBuilder::task(
-        &ctx,
-        RESTORE_COMPONENT,
-        &PROFILE,
-        runner(cloud, runner_image),
-    )
-    .command(["/insync-operator".to_owned()])
-    .args(args)
-    .env(only("INSYNC_METADATA_"))
-    .init_container(fetch)
-    .init_container(load_mysql);
+    let builder = runner_pod(&ctx, RESTORE_COMPONENT, &PROFILE, runner_image)
+        .args(args)
+        .env(sources.env_starting_with("INSYNC_METADATA_"))
+        .init_container(fetch)
+        .init_container(load_mysql);
     job(&ctx, cloud, restore_job_name(cloud), builder, source)
 }
 
@@ -230,13 +192,6 @@ pub(super) fn metadata_args(source: &Source, endpoint: &str, region: &str) -> Ve
     args.push(format!("--metadata-endpoint={endpoint}"));
     args.push(format!("--metadata-region={region}"));
     args
-}
-
-pub(super) fn runner(cloud: &InSyncCloud, runner_image: &str) -> super::pod::Image {
-    super::pod::Image {
-        reference: runner_image.to_owned(),
-        tag: cloud.spec.version.clone(),
-    }
 }
 
 fn runner_args(step: &str, source: &Source) -> Vec<String> {

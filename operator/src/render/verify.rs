@@ -16,10 +16,10 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::Resource;
 
-use super::backup::{BackupRenderError, Location, store_access, task_job};
+use super::backup::{BackupRenderError, Location, runner_pod, store_access, task_job};
 use super::meta::Ctx;
-use super::pod::{PodBuilder, env, image};
-use super::restore::{PROFILE, fetch_container, load_mysql_container, metadata_args, runner};
+use super::pod::{env, image};
+use super::restore::{PROFILE, fetch_container, load_mysql_container, metadata_args};
 use super::{Component, RenderOptions};
 use crate::api::{InSyncCloud, InSyncCloudBackup};
 
@@ -112,20 +112,14 @@ pub fn render_verify_job(
         env("INSYNC_METADATA_ACCESS_KEY_ID", SCRATCH_SECRET),
         env("INSYNC_METADATA_SECRET_ACCESS_KEY", SCRATCH_SECRET),
     ];
-    let builder = PodBuilder::task(
-        &ctx,
-        VERIFY_COMPONENT,
-        &PROFILE,
-        runner(cloud, runner_image),
-    )
-    .label(super::backup::BACKUP_LABEL, backup.backup_name().to_owned())
-    .command(["/insync-operator".to_owned()])
-    .args(args)
-    .env(metadata_keys)
-    .init_container(mysql)
-    .init_container(bynamo)
-    .init_container(fetch)
-    .init_container(load_mysql);
+    let builder = runner_pod(&ctx, VERIFY_COMPONENT, &PROFILE, runner_image)
+        .label(super::backup::BACKUP_LABEL, backup.backup_name().to_owned())
+        .args(args)
+        .env(metadata_keys)
+        .init_container(mysql)
+        .init_container(bynamo)
+        .init_container(fetch)
+        .init_container(load_mysql);
     let mut job = task_job(
         &ctx,
         verify_job_name(backup),

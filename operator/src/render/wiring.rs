@@ -101,6 +101,33 @@ impl Wiring {
         }
     }
 
+    /// One setting of the config, empty when unset.
+    pub(super) fn setting(&self, section: &str, key: &str) -> String {
+        self.config.get(section, key).unwrap_or_default().to_owned()
+    }
+
+    /// The environment variables whose names start with `prefix` (`INSYNC_DB_`: the database's
+    /// credentials), for a container that needs only those.
+    pub(super) fn env_starting_with(&self, prefix: &str) -> Vec<EnvVar> {
+        self.env
+            .iter()
+            .filter(|e| e.name.starts_with(prefix))
+            .cloned()
+            .collect()
+    }
+
+    /// What the MySQL client of a backup or restore needs: `DB_HOST`, `DB_PORT`, `DB_NAME` and
+    /// the credentials (after [`Self::database`]).
+    pub(super) fn mysql_client_env(&self) -> Vec<EnvVar> {
+        let mut env = vec![
+            super::pod::env("DB_HOST", self.setting("database", "host")),
+            super::pod::env("DB_PORT", self.setting("database", "port")),
+            super::pod::env("DB_NAME", self.setting("database", "name")),
+        ];
+        env.extend(self.env_starting_with("INSYNC_DB_"));
+        env
+    }
+
     /// `[database]`: MySQL host, port and schema; user and password in
     /// `INSYNC_DB_USER`/`INSYNC_DB_PASSWORD`.
     pub(crate) fn database(mut self, ctx: &Ctx<'_>) -> Self {
