@@ -24,7 +24,7 @@ use insync_operator::api::{
 };
 use insync_operator::backup::manifest::Manifest;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{Namespace, Pod, Secret, Service};
+use k8s_openapi::api::core::v1::{Pod, Secret, Service};
 use kube::Client;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use real_pods::http_at as http;
@@ -249,39 +249,49 @@ fn sha256_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
-/// A test namespace enforcing the restricted Pod Security Standard: the backup and restore
-/// Jobs' pods must pass it like every other pod of the cloud.
-async fn restricted_namespace(client: &Client, prefix: &str) -> Result<TestNamespace> {
-    let ns = TestNamespace::create(client, prefix).await?;
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    namespaces
-        .patch(
-            ns.name(),
-            &PatchParams::default(),
-            &Patch::Merge(json!({"metadata": {"labels": {
-                "pod-security.kubernetes.io/enforce": "restricted",
-                "pod-security.kubernetes.io/enforce-version": "latest",
-            }}})),
-        )
-        .await?;
-    Ok(ns)
+/// What each backup test starts from: a restricted namespace (`<purpose>-…`) watched by an
+/// operator release of its own, and the APIs the tests read there.
+struct Stage {
+    ns: TestNamespace,
+    release: real_pods::OperatorRelease,
+    clouds: Api<InSyncCloud>,
+    pods: Api<Pod>,
+    backups: Api<InSyncCloudBackup>,
+}
+
+impl Stage {
+    async fn new(purpose: &str) -> Result<Self> {
+        let client: Client = real_node::cluster().await?;
+        let ns = real_pods::restricted_namespace(&client, purpose).await?;
+        let release_ns = unique_name(&format!("e2e-{purpose}-sys"));
+        let release = install_operator(&release_ns, ns.name()).await?;
+        Ok(Self {
+            clouds: ns.api(),
+            pods: ns.api(),
+            backups: ns.api(),
+            ns,
+            release,
+        })
+    }
+}
+
+/// Creates `cloud` and waits for it to be Ready.
+async fn start_cloud(clouds: &Api<InSyncCloud>, cloud: &InSyncCloud) -> Result<()> {
+    clouds.create(&PostParams::default(), cloud).await?;
+    wait_ready(clouds).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_on_demand_backup_holds_the_markers_and_a_bad_destination_fails_cleanly() -> Result<()> {
-    let client: Client = real_node::cluster().await?;
-    let ns = restricted_namespace(&client, "backup").await?;
-    let release_ns = unique_name("e2e-backup-sys");
-    let release = install_operator(&release_ns, ns.name()).await?;
-
-    let clouds: Api<InSyncCloud> = ns.api();
-    let pods: Api<Pod> = ns.api();
-    let backups: Api<InSyncCloudBackup> = ns.api();
-    clouds
-        .create(&PostParams::default(), &cloud_on_real_node(ns.name())?)
-        .await?;
+    let Stage {
+        ns,
+        release,
+        clouds,
+        pods,
+        backups,
+    } = Stage::new("backup").await?;
     let creating = Instant::now();
-    wait_ready(&clouds).await?;
+    start_cloud(&clouds, &cloud_on_real_node(ns.name())?).await?;
     eprintln!("fcloud Ready {:.1?} after its creation", creating.elapsed());
 
     // A marker through the stand-in CloudMaster into MySQL, the metadata store and MinIO.
@@ -791,21 +801,19 @@ async fn backup_age(api: &Api<InSyncCloudBackup>, name: &str) -> Result<Duration
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_cloud_comes_back_from_its_backup_and_a_tampered_backup_is_refused() -> Result<()> {
-    let client: Client = real_node::cluster().await?;
-    let ns = restricted_namespace(&client, "restore").await?;
-    let release_ns = unique_name("e2e-restore-sys");
-    let release = install_operator(&release_ns, ns.name()).await?;
+    let Stage {
+        ns,
+        release,
+        clouds,
+        pods,
+        backups,
+    } = Stage::new("restore").await?;
     let (offsite, endpoint) = offsite_store(&ns).await?;
-
-    let clouds: Api<InSyncCloud> = ns.api();
-    let pods: Api<Pod> = ns.api();
-    let backups: Api<InSyncCloudBackup> = ns.api();
     let mut cloud = cloud_on_real_node(ns.name())?;
     let mut backup_spec = offsite_destination(&endpoint)?;
     backup_spec.verify = true;
     cloud.spec.backup = Some(backup_spec);
-    clouds.create(&PostParams::default(), &cloud).await?;
-    wait_ready(&clouds).await?;
+    start_cloud(&clouds, &cloud).await?;
 
     // Markers through the stand-in CloudMaster: rows in MySQL, items in the metadata store.
     let master = format!("{}:8443", pod_ip(&pods, "cloudmaster").await?);
@@ -1057,17 +1065,17 @@ async fn measure_backup_and_restore_of_a_million_catalogue_rows() -> Result<()> 
         .ok()
         .and_then(|r| r.parse().ok())
         .unwrap_or(1_000_000);
-    let client: Client = real_node::cluster().await?;
-    let ns = restricted_namespace(&client, "measure").await?;
-    let release_ns = unique_name("e2e-measure-sys");
-    let release = install_operator(&release_ns, ns.name()).await?;
+    let Stage {
+        ns,
+        release,
+        clouds,
+        backups,
+        ..
+    } = Stage::new("measure").await?;
     let (offsite, endpoint) = offsite_store(&ns).await?;
-    let clouds: Api<InSyncCloud> = ns.api();
-    let backups: Api<InSyncCloudBackup> = ns.api();
     let mut cloud = cloud_on_real_node(ns.name())?;
     cloud.spec.backup = Some(offsite_destination(&endpoint)?);
-    clouds.create(&PostParams::default(), &cloud).await?;
-    wait_ready(&clouds).await?;
+    start_cloud(&clouds, &cloud).await?;
 
     // A catalogue table shaped like a file index: path, size, content hash, time.
     let filling = Instant::now();
@@ -1154,18 +1162,14 @@ async fn measure_backup_and_restore_of_a_million_catalogue_rows() -> Result<()> 
 /// object by hand must leave its files in the bucket.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retention_deletes_expired_backups_files_and_keeps_the_rest() -> Result<()> {
-    let client: Client = real_node::cluster().await?;
-    let ns = restricted_namespace(&client, "retention").await?;
-    let release_ns = unique_name("e2e-retention-sys");
-    let release = install_operator(&release_ns, ns.name()).await?;
-
-    let clouds: Api<InSyncCloud> = ns.api();
-    let pods: Api<Pod> = ns.api();
-    let backups: Api<InSyncCloudBackup> = ns.api();
-    clouds
-        .create(&PostParams::default(), &cloud_on_real_node(ns.name())?)
-        .await?;
-    wait_ready(&clouds).await?;
+    let Stage {
+        ns,
+        release,
+        clouds,
+        pods,
+        backups,
+    } = Stage::new("retention").await?;
+    start_cloud(&clouds, &cloud_on_real_node(ns.name())?).await?;
 
     let scheduled = [
         "fcloud-202611280100",

@@ -24,9 +24,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, ensure};
 use common::condition;
 use insync_e2e::real_node;
-use insync_e2e::{TestNamespace, poll_until, unique_name, wait_for};
+use insync_e2e::{poll_until, unique_name, wait_for};
 use insync_operator::api::{ImageOverride, InSyncCloud};
-use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim, Pod, Secret};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
@@ -230,18 +230,7 @@ async fn fcloud_runs_on_real_pods_and_its_data_survives() -> Result<()> {
     route53::create_zone(&r53, "drtst.org").await;
 
     // The cloud's namespace enforces the restricted Pod Security Standard.
-    let ns = TestNamespace::create(&client, "real").await?;
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    namespaces
-        .patch(
-            ns.name(),
-            &PatchParams::default(),
-            &Patch::Merge(json!({"metadata": {"labels": {
-                "pod-security.kubernetes.io/enforce": "restricted",
-                "pod-security.kubernetes.io/enforce-version": "latest",
-            }}})),
-        )
-        .await?;
+    let ns = real_pods::restricted_namespace(&client, "real").await?;
 
     let release_ns = unique_name("e2e-real-sys");
     let started = Instant::now();

@@ -402,3 +402,24 @@ pub async fn install_operator(
 fn operator_tag() -> String {
     std::env::var("INSYNC_E2E_OPERATOR_TAG").unwrap_or_else(|_| "dev".to_owned())
 }
+
+/// A test namespace enforcing the restricted Pod Security Standard: every pod the operator
+/// makes there (the cloud's, its backups' and restores') must pass it.
+pub async fn restricted_namespace(
+    client: &kube::Client,
+    prefix: &str,
+) -> Result<insync_e2e::TestNamespace> {
+    let ns = insync_e2e::TestNamespace::create(client, prefix).await?;
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    namespaces
+        .patch(
+            ns.name(),
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(serde_json::json!({"metadata": {"labels": {
+                "pod-security.kubernetes.io/enforce": "restricted",
+                "pod-security.kubernetes.io/enforce-version": "latest",
+            }}})),
+        )
+        .await?;
+    Ok(ns)
+}
