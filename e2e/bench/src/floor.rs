@@ -67,7 +67,7 @@ pub fn workloads_per_cloud(cloud: &InSyncCloud) -> Result<usize> {
         .count())
 }
 
-/// Runs the floor on a prepared plane (CRD, namespaces and node capacity in place).
+/// Runs the floor on a prepared plane (CRDs, namespaces and node capacity in place).
 pub async fn run(client: &Client, plan: FloorPlan<'_>) -> Result<Floor> {
     let n = plan.clouds.len();
     let workloads = match plan.clouds.first() {

@@ -216,7 +216,7 @@ pub fn loadavg() -> String {
         .unwrap_or_default()
 }
 
-/// A fresh control plane ready for N clouds: CRD, node capacity, namespaces.
+/// A fresh control plane ready for N clouds: CRDs, node capacity, namespaces.
 pub struct Prepared {
     pub client: Client,
     pub clouds: Vec<InSyncCloud>,
@@ -226,7 +226,7 @@ pub struct Prepared {
 pub async fn prepare(args: &Args, n: usize) -> Result<Prepared> {
     args.plane.fresh().await?;
     let client = args.plane.client().await?;
-    args.plane.install_crd().await?;
+    args.plane.install_crds().await?;
     let text = std::fs::read_to_string(insync_e2e::repo_root().join("examples/fcloud.yaml"))?;
     let template: InSyncCloud = serde_yaml::from_str(&text)?;
     let namespaces = args.namespaces.min(n).max(1);

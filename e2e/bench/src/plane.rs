@@ -215,35 +215,39 @@ impl PlaneArgs {
         Ok(path)
     }
 
-    /// Installs the committed CRD and waits until it is served.
-    pub async fn install_crd(&self) -> Result<()> {
-        let crd = insync_e2e::repo_root().join("crds/insyncclouds.insync.dev.yaml");
+    /// Installs the committed CRDs (clouds and backups) and waits until both are served: the
+    /// operator runs as it does in a cluster, with its backup controller and its caches (without
+    /// the backup CRD it turns backups off and measures less than it costs).
+    pub async fn install_crds(&self) -> Result<()> {
+        let crds = insync_e2e::repo_root().join("crds");
         self.kubectl(
-            &["apply", "--server-side", "-f", &crd.display().to_string()],
+            &["apply", "--server-side", "-f", &crds.display().to_string()],
             None,
         )
         .await?;
-        // Polled rather than `kubectl wait`: that fails outright ("accessor error: <nil>") when
-        // it reads the CRD before the API server has written any condition.
-        insync_e2e::wait_for(
-            "the InSyncCloud CRD to be Established",
-            Duration::from_secs(60),
-            || async {
-                let status = self
-                    .kubectl(
-                        &[
-                            "get",
-                            "crd/insyncclouds.insync.dev",
-                            "-o",
-                            r#"jsonpath={.status.conditions[?(@.type=="Established")].status}"#,
-                        ],
-                        None,
-                    )
-                    .await?;
-                Ok(status.trim() == "True")
-            },
-        )
-        .await?;
+        for crd in ["insyncclouds.insync.dev", "insynccloudbackups.insync.dev"] {
+            // Polled rather than `kubectl wait`: that fails outright ("accessor error: <nil>")
+            // when it reads the CRD before the API server has written any condition.
+            insync_e2e::wait_for(
+                &format!("the CRD {crd} to be Established"),
+                Duration::from_secs(60),
+                || async {
+                    let status = self
+                        .kubectl(
+                            &[
+                                "get",
+                                &format!("crd/{crd}"),
+                                "-o",
+                                r#"jsonpath={.status.conditions[?(@.type=="Established")].status}"#,
+                            ],
+                            None,
+                        )
+                        .await?;
+                    Ok(status.trim() == "True")
+                },
+            )
+            .await?;
+        }
         Ok(())
     }
 }
