@@ -286,6 +286,15 @@ fn rows(results: &[RunResult]) -> Vec<Row> {
         .collect()
 }
 
+/// A figure with `decimals` places, or "–" where there is none (the floor skipped: NaN).
+fn figure(value: f64, decimals: usize) -> String {
+    if value.is_nan() {
+        "–".into()
+    } else {
+        format!("{value:.decimals$}")
+    }
+}
+
 /// KiB per cloud between two N: the slope of a memory figure.
 fn slope(prev: Option<&Row>, row: &Row, kib: impl Fn(&Row) -> f64) -> String {
     match prev {
@@ -306,12 +315,12 @@ pub fn print_table(results: &[RunResult], args: &Args, machine: &Machine) {
     let mut prev: Option<&Row> = None;
     for row in &rows {
         println!(
-            "| {} | {} | {:.1} | {:.1} | {:.2} | {:.1} | {:.0} | {:.0} | {} / {:.1} / {:.1} / {:.1} | {}, {} | {}; {} |",
+            "| {} | {} | {} | {:.1} | {} | {:.1} | {:.0} | {:.0} | {} / {:.1} / {:.1} / {:.1} | {}, {} | {}; {} |",
             row.clouds,
             row.runs,
-            row.floor_secs,
+            figure(row.floor_secs, 1),
             row.converge_secs,
-            row.ratio,
+            figure(row.ratio, 2),
             row.writes_per_cloud,
             row.steady_writes_max,
             row.restart_writes_max,
