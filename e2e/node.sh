@@ -16,7 +16,10 @@ NODE_LABEL=insync.dev/real-node  # label and taint key (value "true"; taint effe
 KUBE_NODE_BIN="$BIN/kubernetes-node-$KUBE_VERSION"   # kubelet, kube-proxy (plain `up` needs neither)
 COREDNS_BIN="$BIN/coredns-$COREDNS_VERSION"
 IMAGES_CACHE="$CACHE/node-images"
-NODE_OWNER="$CACHE/real-node.owner"  # the $STATE whose node owns the machine-wide bridge   # (e2e/images/build uses $CACHE/images)
+# The $STATE whose node owns the machine-wide bridge and routes. Kept machine-wide too (in /run,
+# gone at reboot like the bridge), not in $CACHE: a plane of another user's (or another HOME's)
+# cache must see that the bridge is taken, or its `down` deletes it from under a running node.
+NODE_OWNER=/run/insync-e2e/real-node.owner
 
 NODE="$STATE/node"               # everything of the node: containerd root/state, kubelet root, PVs
 CONTAINERD_SOCK="$NODE/containerd/containerd.sock"
@@ -536,6 +539,7 @@ node_up() {
   mkdir -p "$NODE"; touch "$NODE/enabled"
   # The bridge, routes and iptables chains are machine-wide: say which state owns them, so a
   # private plane's `down --purge` (the bench's) never tears down this one's node.
+  mkdir -p "$(dirname "$NODE_OWNER")"
   echo "$STATE" >"$NODE_OWNER"
   local ip; ip="$(node_ip)"
   [[ -n "$ip" ]] || die "cannot tell this host's primary address (ip route get 1)"
