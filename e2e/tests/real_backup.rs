@@ -329,6 +329,22 @@ async fn an_on_demand_backup_holds_the_markers_and_a_bad_destination_fails_clean
         "location {:?}",
         status.location
     );
+    // The cloud's status names it: the newest backup, and the newest Complete one.
+    let named = poll_until(
+        "fcloud's status.backup to name backup first",
+        Duration::from_secs(60),
+        || async {
+            let cloud = clouds.get("fcloud").await?;
+            Ok(cloud.status.and_then(|s| s.backup).filter(|b| {
+                b.last_backup.as_ref().is_some_and(|l| l.backup == "first")
+                    && b.last_successful
+                        .as_ref()
+                        .is_some_and(|l| l.backup == "first")
+            }))
+        },
+    )
+    .await?;
+    eprintln!("fcloud status.backup: {}", serde_json::to_string(&named)?);
 
     // What MinIO holds is what the status and the manifest say.
     let s3 = minio(&ns, &pods).await?;
@@ -523,6 +539,35 @@ async fn an_on_demand_backup_holds_the_markers_and_a_bad_destination_fails_clean
         );
         ensure!(took < 90.0, "the failure took {took:.1}s");
     }
+    // The cloud's status says the newest backup failed, and when the schedule tries again.
+    let newest_failure = failures
+        .iter()
+        .filter_map(|b| b.metadata.creation_timestamp.as_ref().map(|t| t.0))
+        .max()
+        .context("no creation time")?;
+    let named = poll_until(
+        "fcloud's status.backup to name a failed backup and the next slot",
+        Duration::from_secs(90),
+        || async {
+            let cloud = clouds.get("fcloud").await?;
+            Ok(cloud.status.and_then(|s| s.backup).filter(|b| {
+                b.last_backup
+                    .as_ref()
+                    .is_some_and(|l| l.phase == Some(BackupPhase::Failed))
+                    && b.last_successful
+                        .as_ref()
+                        .is_some_and(|l| l.backup == "first")
+                    && b.next_scheduled_time
+                        .as_ref()
+                        .is_some_and(|t| t.0 > newest_failure)
+            }))
+        },
+    )
+    .await?;
+    eprintln!(
+        "fcloud status.backup while the store is unreachable: {}",
+        serde_json::to_string(&named)?
+    );
     let cloud = clouds.get("fcloud").await?;
     ensure!(
         condition(&cloud, "Ready").0 == "True",

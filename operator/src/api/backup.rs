@@ -247,9 +247,32 @@ pub enum VerifyPhase {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct CloudBackupStatus {
+    /// The newest backup of the cloud (scheduled or made by hand), whatever its phase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_backup: Option<BackupSummary>,
+    /// The newest Complete backup of the cloud: what a restore would start from today.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_successful: Option<BackupSummary>,
+    /// When `spec.backup.schedule` takes its next backup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_scheduled_time: Option<Time>,
     /// The newest verification of one of the cloud's backups.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_verified: Option<LastVerified>,
+}
+
+/// One backup of a cloud, as its status names it.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupSummary {
+    /// The InSyncCloudBackup.
+    pub backup: String,
+    /// Its phase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<BackupPhase>,
+    /// When it finished, Complete or Failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed_at: Option<Time>,
 }
 
 /// The newest verification of a cloud's backups.

@@ -42,7 +42,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use tracing::{debug, info, warn};
 
-use crate::api::{InSyncCloud, VerifyPhase};
+use crate::api::{BackupPhase, InSyncCloud, VerifyPhase};
 use crate::telemetry::{self, LogFormat, Metrics, Readiness};
 use apply::{ChildKind, FIELD_MANAGER};
 use cache::Child;
@@ -485,21 +485,27 @@ async fn controller(
     if let Some(wiring) = &ctx.dns {
         controller = controller.reconcile_on(wiring.changes());
     }
-    // A backup's finished verification changes its cloud's status (`status.backup`,
-    // BackupHealthy), and backups are no children of the cloud: wake the cloud.
-    let verified =
+    // A backup that finished, or whose verification finished, changes its cloud's status
+    // (`status.backup`, BackupHealthy), and backups are no children of the cloud: wake the
+    // cloud. A backup still running changes nothing there.
+    let finished =
         futures::stream::iter(backup_changes)
             .flatten()
             .filter_map(|backup| async move {
-                let phase = backup
-                    .status
+                let status = backup.status.as_ref()?;
+                let verified = status
+                    .verification
                     .as_ref()
-                    .and_then(|s| s.verification.as_ref())
-                    .and_then(|v| v.phase)?;
-                (phase != VerifyPhase::Running)
+                    .and_then(|v| v.phase)
+                    .is_some_and(|phase| phase != VerifyPhase::Running);
+                let done = matches!(
+                    status.phase,
+                    Some(BackupPhase::Complete | BackupPhase::Failed)
+                );
+                (verified || done)
                     .then(|| ObjectRef::new(&backup.spec.cloud).within(backup.backup_namespace()))
             });
-    controller = controller.reconcile_on(verified);
+    controller = controller.reconcile_on(finished);
 
     let readiness_flag = readiness.clone();
     let all_listed = synced.clone();

@@ -1,9 +1,17 @@
-//! What a cloud's status says about its backups (pure): the newest verification
-//! (`status.backup.lastVerified`, the `BackupHealthy` condition) and whether its schedule can
-//! be read (`BackupScheduled`: the CRD accepts any five fields, the parser is stricter).
+//! What a cloud's status says about its backups (pure): the newest backup and the newest
+//! Complete one (`status.backup.lastBackup`, `lastSuccessful`), the next slot of the schedule
+//! (`nextScheduledTime`), the newest verification (`lastVerified`, the `BackupHealthy`
+//! condition) and whether the schedule can be read (`BackupScheduled`: the CRD accepts any five
+//! fields, the parser is stricter).
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
 
 use super::schedule::Cron;
-use crate::api::{CloudBackupStatus, InSyncCloud, InSyncCloudBackup, LastVerified, VerifyPhase};
+use crate::api::{
+    BackupPhase, BackupSummary, CloudBackupStatus, InSyncCloud, InSyncCloudBackup, LastVerified,
+    VerifyPhase,
+};
 use crate::controller::status::Cond;
 
 /// Condition type: the newest verified backup of the cloud restored and matched its manifest.
@@ -11,23 +19,28 @@ pub(crate) const BACKUP_HEALTHY: &str = "BackupHealthy";
 /// Condition type: `spec.backup.schedule` is readable and backups are taken on it.
 pub(crate) const BACKUP_SCHEDULED: &str = "BackupScheduled";
 
-/// `status.backup` and the backup conditions of `cloud`, from the backups of its namespace.
+/// `status.backup` and the backup conditions of `cloud` at `now`, from the backups of its
+/// namespace (the conditions only when `spec.backup` is set).
 pub(crate) fn health(
     cloud: &InSyncCloud,
     backups: &[InSyncCloudBackup],
+    now: Timestamp,
 ) -> (Option<CloudBackupStatus>, Vec<Cond>) {
-    let Some(spec) = &cloud.spec.backup else {
-        return (None, Vec::new());
-    };
+    // Backups made by hand exist without `spec.backup`: the status names them all the same.
+    let spec = cloud.spec.backup.as_ref();
     let mut conds = Vec::new();
-    if let Some(schedule) = &spec.schedule {
+    let mut next_scheduled_time = None;
+    if let Some(schedule) = spec.and_then(|s| s.schedule.as_ref()) {
         conds.push(match schedule.parse::<Cron>() {
-            Ok(_) => Cond::new(
-                BACKUP_SCHEDULED,
-                true,
-                "Scheduled",
-                format!("backups are taken on \"{schedule}\" (UTC)"),
-            ),
+            Ok(cron) => {
+                next_scheduled_time = cron.next_after(now).map(Time);
+                Cond::new(
+                    BACKUP_SCHEDULED,
+                    true,
+                    "Scheduled",
+                    format!("backups are taken on \"{schedule}\" (UTC)"),
+                )
+            }
             Err(e) => Cond::new(
                 BACKUP_SCHEDULED,
                 false,
@@ -36,9 +49,42 @@ pub(crate) fn health(
             ),
         });
     }
-    let newest = backups
+    let own: Vec<&InSyncCloudBackup> = backups
         .iter()
         .filter(|b| b.spec.cloud == cloud.cloud_name())
+        .collect();
+    let summary = |b: &InSyncCloudBackup| BackupSummary {
+        backup: b.backup_name().to_owned(),
+        phase: b.status.as_ref().and_then(|s| s.phase),
+        completed_at: b.status.as_ref().and_then(|s| s.completed_at.clone()),
+    };
+    let last_backup = own
+        .iter()
+        .max_by(|a, b| {
+            let created =
+                |x: &InSyncCloudBackup| x.metadata.creation_timestamp.as_ref().map(|t| t.0);
+            created(a)
+                .cmp(&created(b))
+                .then_with(|| a.backup_name().cmp(b.backup_name()))
+        })
+        .map(|b| summary(b));
+    let last_successful = own
+        .iter()
+        .filter(|b| b.phase() == BackupPhase::Complete)
+        .max_by(|a, b| {
+            let completed = |x: &InSyncCloudBackup| {
+                x.status
+                    .as_ref()
+                    .and_then(|s| s.completed_at.as_ref())
+                    .map(|t| t.0)
+            };
+            completed(a)
+                .cmp(&completed(b))
+                .then_with(|| a.backup_name().cmp(b.backup_name()))
+        })
+        .map(|b| summary(b));
+    let newest = own
+        .iter()
         .filter_map(|b| {
             let verification = b.status.as_ref()?.verification.as_ref()?;
             let result = verification.phase.filter(|p| *p != VerifyPhase::Running)?;
@@ -63,7 +109,7 @@ pub(crate) fn health(
             VerifyPhase::Passed => Cond::new(BACKUP_HEALTHY, true, "Verified", message),
             _ => Cond::new(BACKUP_HEALTHY, false, "VerificationFailed", message),
         });
-    } else if spec.verify {
+    } else if spec.is_some_and(|s| s.verify) {
         conds.push(Cond::new(
             BACKUP_HEALTHY,
             false,
@@ -71,9 +117,13 @@ pub(crate) fn health(
             "no backup of this cloud has been verified yet",
         ));
     }
-    let status = newest.map(|last| CloudBackupStatus {
-        last_verified: Some(last),
-    });
+    let status = CloudBackupStatus {
+        last_backup,
+        last_successful,
+        next_scheduled_time,
+        last_verified: newest,
+    };
+    let status = (status != CloudBackupStatus::default()).then_some(status);
     (status, conds)
 }
 
@@ -115,6 +165,10 @@ mod tests {
         backup
     }
 
+    fn now() -> Timestamp {
+        "2026-11-28T12:00:00Z".parse().expect("time")
+    }
+
     fn cond(conds: &[Cond], type_: &str) -> Option<(bool, &'static str)> {
         conds
             .iter()
@@ -128,7 +182,7 @@ mod tests {
             verified("a", "2026-11-28T01:00:00Z", VerifyPhase::Passed),
             verified("b", "2026-11-28T02:00:00Z", VerifyPhase::Failed),
         ];
-        let (status, conds) = health(&cloud(None), &backups);
+        let (status, conds) = health(&cloud(None), &backups, now());
         let last = status.and_then(|s| s.last_verified).expect("last");
         assert_eq!(
             (last.backup.as_str(), last.result),
@@ -138,9 +192,9 @@ mod tests {
             cond(&conds, BACKUP_HEALTHY),
             Some((false, "VerificationFailed"))
         );
-        let (_, conds) = health(&cloud(None), &backups[..1]);
+        let (_, conds) = health(&cloud(None), &backups[..1], now());
         assert_eq!(cond(&conds, BACKUP_HEALTHY), Some((true, "Verified")));
-        let (status, conds) = health(&cloud(None), &[]);
+        let (status, conds) = health(&cloud(None), &[], now());
         assert!(status.is_none());
         assert_eq!(
             cond(&conds, BACKUP_HEALTHY),
@@ -150,12 +204,95 @@ mod tests {
 
     #[test]
     fn a_schedule_the_crd_accepts_but_the_parser_refuses_is_a_condition() {
-        let (_, conds) = health(&cloud(Some("0 25 * * *")), &[]);
+        let (_, conds) = health(&cloud(Some("0 25 * * *")), &[], now());
         assert_eq!(
             cond(&conds, BACKUP_SCHEDULED),
             Some((false, "InvalidSchedule"))
         );
-        let (_, conds) = health(&cloud(Some("0 3 * * *")), &[]);
+        let (_, conds) = health(&cloud(Some("0 3 * * *")), &[], now());
         assert_eq!(cond(&conds, BACKUP_SCHEDULED), Some((true, "Scheduled")));
+    }
+
+    #[test]
+    fn the_status_names_the_newest_backup_the_newest_complete_one_and_the_next_slot() {
+        let backup = |name: &str, created: &str, phase: BackupPhase, done: &str| {
+            let mut b = InSyncCloudBackup::new(
+                name,
+                InSyncCloudBackupSpec {
+                    cloud: "fcloud".to_owned(),
+                },
+            );
+            b.metadata.creation_timestamp = Some(Time(created.parse().expect("time")));
+            b.status = Some(InSyncCloudBackupStatus {
+                phase: Some(phase),
+                completed_at: Some(Time(done.parse().expect("time"))),
+                ..InSyncCloudBackupStatus::default()
+            });
+            b
+        };
+        let mut other_cloud = backup(
+            "other",
+            "2026-11-28T11:00:00Z",
+            BackupPhase::Complete,
+            "2026-11-28T11:01:00Z",
+        );
+        other_cloud.spec.cloud = "another".to_owned();
+        let backups = [
+            backup(
+                "old",
+                "2026-11-27T03:00:00Z",
+                BackupPhase::Complete,
+                "2026-11-27T03:02:00Z",
+            ),
+            backup(
+                "good",
+                "2026-11-28T03:00:00Z",
+                BackupPhase::Complete,
+                "2026-11-28T03:02:00Z",
+            ),
+            backup(
+                "bad",
+                "2026-11-28T09:00:00Z",
+                BackupPhase::Failed,
+                "2026-11-28T09:00:15Z",
+            ),
+            other_cloud,
+        ];
+        let (status, _) = health(&cloud(Some("0 3 * * *")), &backups, now());
+        let status = status.expect("a status");
+        let last = status.last_backup.expect("last backup");
+        assert_eq!(
+            (last.backup.as_str(), last.phase),
+            ("bad", Some(BackupPhase::Failed))
+        );
+        let good = status.last_successful.expect("last successful");
+        assert_eq!(good.backup, "good");
+        assert_eq!(
+            good.completed_at.map(|t| t.0),
+            Some("2026-11-28T03:02:00Z".parse().expect("time"))
+        );
+        assert_eq!(
+            status.next_scheduled_time.map(|t| t.0),
+            Some("2026-11-29T03:00:00Z".parse().expect("time"))
+        );
+
+        // No schedule and no backups: nothing to say.
+        let mut unscheduled = cloud(None);
+        if let Some(spec) = unscheduled.spec.backup.as_mut() {
+            spec.verify = false;
+        }
+        assert_eq!(health(&unscheduled, &[], now()).0, None);
+
+        // A cloud without spec.backup names the backups made by hand, with no conditions.
+        let mut by_hand = cloud(None);
+        by_hand.spec.backup = None;
+        let (status, conds) = health(&by_hand, &backups, now());
+        let status = status.expect("a status");
+        assert_eq!(
+            status.last_successful.map(|b| b.backup),
+            Some("good".to_owned())
+        );
+        assert_eq!(status.next_scheduled_time, None);
+        assert!(conds.is_empty());
     }
 }

@@ -398,23 +398,16 @@ fn error_policy(_: Arc<InSyncCloudBackup>, error: &BackupError, _: Arc<Context>)
 }
 
 /// Puts what the cloud's status says about its backups into a cloud reconcile's conclusion:
-/// `status.backup.lastVerified`, `BackupHealthy` and `BackupScheduled`. Reads the namespace's
-/// backups from `backups` (the backup watch's cache) only when the cloud verifies them.
+/// `status.backup` (last, last successful, next slot, last verified), `BackupHealthy` and
+/// `BackupScheduled`. Reads the cloud's own backups from `backups` (the backup watch's cache).
 pub(crate) fn conclude_health(
     cloud: &InSyncCloud,
     backups: &Store<InSyncCloudBackup>,
     conclusion: &mut crate::controller::decide::Conclusion,
     now: Timestamp,
 ) {
-    if cloud.spec.backup.is_none() {
-        return;
-    }
-    let listed = if cloud.spec.backup.as_ref().is_some_and(|b| b.verify) {
-        watch::backups_in(backups, cloud.cloud_namespace())
-    } else {
-        Vec::new()
-    };
-    let (status, conds) = health::health(cloud, &listed);
+    let listed = watch::backups_of(backups, cloud.cloud_namespace(), cloud.cloud_name());
+    let (status, conds) = health::health(cloud, &listed, now);
     let previous = cloud.status.clone().unwrap_or_default().conditions;
     crate::controller::status::merge(
         &mut conclusion.status.conditions,

@@ -7,8 +7,9 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::jiff::Timestamp;
+use k8s_openapi::jiff::civil::{Date, Time};
 use k8s_openapi::jiff::tz::TimeZone;
+use k8s_openapi::jiff::{Timestamp, ToSpan};
 
 use crate::api::{InSyncCloud, InSyncCloudBackup, InSyncCloudBackupSpec};
 
@@ -107,21 +108,61 @@ fn field(text: &str, min: u32, max: u32) -> Result<u64, String> {
     Ok(set)
 }
 
+/// Whether bit `value` of `set` is set.
+fn has(set: u64, value: i64) -> bool {
+    set & (1 << value) != 0
+}
+
 impl Cron {
     /// Whether the minute starting at `time` is a slot.
     pub(crate) fn matches(&self, time: Timestamp) -> bool {
-        let at = time.to_zoned(TimeZone::UTC);
-        let has = |set: u64, value: i64| set & (1 << value) != 0;
-        let day = has(self.days, at.day().into());
-        let weekday = has(self.weekdays, at.weekday().to_sunday_zero_offset().into());
-        let day_matches = match (self.any_day, self.any_weekday) {
-            (false, false) => day || weekday,
-            _ => day && weekday,
-        };
+        let at = time.to_zoned(TimeZone::UTC).datetime();
         has(self.minutes, at.minute().into())
             && has(self.hours, at.hour().into())
             && has(self.months, at.month().into())
-            && day_matches
+            && self.day_matches(at.date())
+    }
+
+    /// Whether `date` is a day of the schedule: day of month and day of week, or either one
+    /// when both are restricted (as in cron).
+    fn day_matches(&self, date: Date) -> bool {
+        let day = has(self.days, date.day().into());
+        let weekday = has(self.weekdays, date.weekday().to_sunday_zero_offset().into());
+        match (self.any_day, self.any_weekday) {
+            (false, false) => day || weekday,
+            _ => day && weekday,
+        }
+    }
+
+    /// The first slot after `now` (the minute after `now`'s at the earliest), within five years:
+    /// none for a schedule no calendar reaches (`0 0 31 2 *`). Skips whole months, days and hours
+    /// that cannot match, so even a yearly schedule takes a few hundred steps.
+    pub(crate) fn next_after(&self, now: Timestamp) -> Option<Timestamp> {
+        let minute = now.as_second().div_euclid(60) * 60 + 60;
+        let start = Timestamp::from_second(minute).ok()?;
+        let mut at = start.to_zoned(TimeZone::UTC).datetime();
+        let limit = at.checked_add(5.years()).ok()?;
+        while at < limit {
+            let date = at.date();
+            at = if !has(self.months, date.month().into()) {
+                date.first_of_month()
+                    .checked_add(1.month())
+                    .ok()?
+                    .to_datetime(Time::midnight())
+            } else if !self.day_matches(date) {
+                date.tomorrow().ok()?.to_datetime(Time::midnight())
+            } else if !has(self.hours, at.hour().into()) {
+                at.date()
+                    .to_datetime(Time::new(at.hour(), 0, 0, 0).ok()?)
+                    .checked_add(1.hour())
+                    .ok()?
+            } else if !has(self.minutes, at.minute().into()) {
+                at.checked_add(1.minute()).ok()?
+            } else {
+                return at.to_zoned(TimeZone::UTC).ok().map(|z| z.timestamp());
+            };
+        }
+        None
     }
 
     /// The latest slot at or before `now`, if one lies within the starting deadline.
@@ -188,6 +229,59 @@ mod tests {
             ..BackupSpec::default()
         });
         cloud
+    }
+
+    #[test]
+    fn the_next_slot_is_the_first_minute_after_now_that_matches() {
+        let cases = [
+            // (schedule, now, next)
+            ("0 3 * * *", "2026-11-28T03:00:00Z", "2026-11-29T03:00:00Z"),
+            ("0 3 * * *", "2026-11-28T02:59:59Z", "2026-11-28T03:00:00Z"),
+            (
+                "*/15 * * * *",
+                "2026-11-28T10:14:10Z",
+                "2026-11-28T10:15:00Z",
+            ),
+            ("30 1 * * 0", "2026-11-28T12:00:00Z", "2026-11-29T01:30:00Z"), // a Sunday
+            ("0 0 1 * *", "2026-12-31T23:59:00Z", "2027-01-01T00:00:00Z"),
+            ("0 0 29 2 *", "2026-03-01T00:00:00Z", "2028-02-29T00:00:00Z"),
+            // both day fields restricted: the 1st or a Monday, whichever comes first
+            ("0 6 1 * 1", "2026-11-25T00:00:00Z", "2026-11-30T06:00:00Z"),
+        ];
+        for (schedule, now, next) in cases {
+            let cron: Cron = schedule.parse().expect("valid");
+            assert_eq!(
+                cron.next_after(at(now)),
+                Some(at(next)),
+                "{schedule} after {now}"
+            );
+        }
+        let never: Cron = "0 0 31 2 *".parse().expect("valid");
+        assert_eq!(never.next_after(at("2026-11-28T00:00:00Z")), None);
+    }
+
+    #[test]
+    fn the_next_slot_agrees_with_a_minute_by_minute_search() {
+        let schedules = [
+            "7 */5 * * *",
+            "0 0 13 * 5",
+            "15 9 * 2-3 1-5",
+            "59 23 31 * *",
+        ];
+        for schedule in schedules {
+            let cron: Cron = schedule.parse().expect("valid");
+            let mut now = at("2026-01-30T22:10:17Z");
+            for _ in 0..12 {
+                let next = cron.next_after(now).expect("a slot");
+                let mut search =
+                    Timestamp::from_second(now.as_second().div_euclid(60) * 60 + 60).expect("time");
+                while !cron.matches(search) {
+                    search = search.checked_add(1.minute()).expect("time");
+                }
+                assert_eq!(next, search, "{schedule} after {now}");
+                now = next;
+            }
+        }
     }
 
     #[test]

@@ -69,15 +69,16 @@ impl Caches {
     }
 }
 
-/// The backups of `namespace` in `store`.
-pub(crate) fn backups_in(
+/// The backups of one cloud in the backups' cache (copied: only that cloud's).
+pub(crate) fn backups_of(
     store: &Store<InSyncCloudBackup>,
     namespace: &str,
+    cloud: &str,
 ) -> Vec<InSyncCloudBackup> {
     store
         .state()
         .iter()
-        .filter(|b| b.backup_namespace() == namespace)
+        .filter(|b| b.backup_namespace() == namespace && b.spec.cloud == cloud)
         .map(|b| (**b).clone())
         .collect()
 }
