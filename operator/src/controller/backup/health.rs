@@ -58,31 +58,22 @@ pub(crate) fn health(
         phase: b.status.as_ref().and_then(|s| s.phase),
         completed_at: b.status.as_ref().and_then(|s| s.completed_at.clone()),
     };
-    let last_backup = own
-        .iter()
-        .max_by(|a, b| {
-            let created =
-                |x: &InSyncCloudBackup| x.metadata.creation_timestamp.as_ref().map(|t| t.0);
-            created(a)
-                .cmp(&created(b))
-                .then_with(|| a.backup_name().cmp(b.backup_name()))
-        })
-        .map(|b| summary(b));
-    let last_successful = own
-        .iter()
-        .filter(|b| b.phase() == BackupPhase::Complete)
-        .max_by(|a, b| {
-            let completed = |x: &InSyncCloudBackup| {
-                x.status
-                    .as_ref()
-                    .and_then(|s| s.completed_at.as_ref())
-                    .map(|t| t.0)
-            };
-            completed(a)
-                .cmp(&completed(b))
-                .then_with(|| a.backup_name().cmp(b.backup_name()))
-        })
-        .map(|b| summary(b));
+    let last_backup = newest_by(own.iter().copied(), |b| {
+        b.metadata.creation_timestamp.as_ref().map(|t| t.0)
+    })
+    .map(summary);
+    let last_successful = newest_by(
+        own.iter()
+            .copied()
+            .filter(|b| b.phase() == BackupPhase::Complete),
+        |b| {
+            b.status
+                .as_ref()
+                .and_then(|s| s.completed_at.as_ref())
+                .map(|t| t.0)
+        },
+    )
+    .map(summary);
     let newest = own
         .iter()
         .filter_map(|b| {
@@ -125,6 +116,18 @@ pub(crate) fn health(
     };
     let status = (status != CloudBackupStatus::default()).then_some(status);
     (status, conds)
+}
+
+/// The backup with the greatest `key` (a time), the greater name between equals.
+fn newest_by<'a, K: Ord>(
+    backups: impl Iterator<Item = &'a InSyncCloudBackup>,
+    key: impl Fn(&InSyncCloudBackup) -> K,
+) -> Option<&'a InSyncCloudBackup> {
+    backups.max_by(|a, b| {
+        key(a)
+            .cmp(&key(b))
+            .then_with(|| a.backup_name().cmp(b.backup_name()))
+    })
 }
 
 #[cfg(test)]
