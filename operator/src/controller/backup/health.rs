@@ -90,7 +90,8 @@ pub(crate) fn health(
             let at = |v: &LastVerified| v.time.as_ref().map(|t| t.0);
             at(a).cmp(&at(b)).then_with(|| a.backup.cmp(&b.backup))
         });
-    if let Some(last) = &newest {
+    // BackupHealthy speaks for the cloud's backup settings: none without them.
+    if let Some(last) = newest.as_ref().filter(|_| spec.is_some()) {
         let message = format!(
             "backup {}: {}",
             last.backup,
@@ -286,16 +287,27 @@ mod tests {
         }
         assert_eq!(health(&unscheduled, &[], now()).0, None);
 
-        // A cloud without spec.backup names the backups made by hand, with no conditions.
+        // A cloud without spec.backup names the backups made by hand (verified ones too), with
+        // no conditions.
         let mut by_hand = cloud(None);
         by_hand.spec.backup = None;
-        let (status, conds) = health(&by_hand, &backups, now());
+        let mut with_verified = backups.to_vec();
+        with_verified.push(verified(
+            "checked",
+            "2026-11-28T04:00:00Z",
+            VerifyPhase::Passed,
+        ));
+        let (status, conds) = health(&by_hand, &with_verified, now());
         let status = status.expect("a status");
         assert_eq!(
             status.last_successful.map(|b| b.backup),
             Some("good".to_owned())
         );
+        assert_eq!(
+            status.last_verified.map(|v| v.backup),
+            Some("checked".to_owned())
+        );
         assert_eq!(status.next_scheduled_time, None);
-        assert!(conds.is_empty());
+        assert!(conds.is_empty(), "{conds:?}");
     }
 }
