@@ -539,7 +539,9 @@ async fn an_on_demand_backup_holds_the_markers_and_a_bad_destination_fails_clean
         );
         ensure!(took < 90.0, "the failure took {took:.1}s");
     }
-    // The cloud's status says the newest backup failed, and when the schedule tries again.
+    // The cloud's status says the newest backup failed, that the newest Complete one is still
+    // the backup taken across the restart, and when the schedule tries again.
+    let restarted = name.as_str();
     let newest_failure = failures
         .iter()
         .filter_map(|b| b.metadata.creation_timestamp.as_ref().map(|t| t.0))
@@ -556,14 +558,21 @@ async fn an_on_demand_backup_holds_the_markers_and_a_bad_destination_fails_clean
                     .is_some_and(|l| l.phase == Some(BackupPhase::Failed))
                     && b.last_successful
                         .as_ref()
-                        .is_some_and(|l| l.backup == "first")
+                        .is_some_and(|l| l.backup == restarted)
                     && b.next_scheduled_time
                         .as_ref()
                         .is_some_and(|t| t.0 > newest_failure)
             }))
         },
     )
-    .await?;
+    .await;
+    let named = match named {
+        Ok(named) => named,
+        Err(e) => {
+            let seen = clouds.get("fcloud").await?.status.and_then(|s| s.backup);
+            anyhow::bail!("{e:#}; status.backup: {}", serde_json::to_string(&seen)?);
+        }
+    };
     eprintln!(
         "fcloud status.backup while the store is unreachable: {}",
         serde_json::to_string(&named)?
