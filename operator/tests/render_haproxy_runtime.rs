@@ -1,6 +1,7 @@
 //! The generated `haproxy.cfg` run by the real HAProxy: storage nodes are found through the SRV
 //! records of their headless Service, and a node added to DNS gets traffic while the same
-//! HAProxy process keeps running (scaling restarts no HAProxy).
+//! HAProxy process keeps running (scaling restarts no HAProxy). And the file starts under a
+//! container runtime's file descriptor limit, whatever it is: HAProxy sizes maxconn from it.
 //!
 //! A small DNS server on loopback plays the cluster DNS (answering like CoreDNS does for a
 //! headless Service: SRV records with the pods' A records as additional records), and TCP
@@ -166,6 +167,40 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// The rendered file as a test runs it: only what ties it to a pod changes: the DNS server,
+/// the listen addresses (ports of this machine may be taken) and a runtime API socket.
+fn on_loopback(cfg: &str, admin: &std::path::Path, dns: u16) -> String {
+    cfg.replacen(
+        "global\n",
+        &format!("global\n    stats socket {} level admin\n", admin.display()),
+        1,
+    )
+    .replace(
+        "parse-resolv-conf",
+        &format!("nameserver test 127.0.0.1:{dns}"),
+    )
+    .replace("bind :6061", &format!("bind 127.0.0.1:{}", free_port()))
+    .replace("bind :8443", &format!("bind 127.0.0.1:{}", free_port()))
+    .replace("bind :8404", &format!("bind 127.0.0.1:{}", free_port()))
+}
+
+/// Starts `haproxy -db` on `cfg` (written into `dir`), with its file descriptor limit (soft and
+/// hard) lowered to `nofile` when given, as a container runtime would set it.
+fn start_haproxy(dir: &std::path::Path, cfg: &str, nofile: Option<u64>) -> Haproxy {
+    let path = dir.join("haproxy.cfg");
+    std::fs::write(&path, cfg).expect("config is writable");
+    let limit = nofile.map_or(String::new(), |n| format!("ulimit -n {n} && "));
+    let child = Command::new("sh")
+        .arg("-c")
+        .arg(format!("{limit}exec haproxy -db -f \"$0\""))
+        .arg(&path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("haproxy runs (apt-get install -y haproxy)");
+    Haproxy(child)
+}
+
 struct Haproxy(Child);
 
 impl Drop for Haproxy {
@@ -233,43 +268,15 @@ fn nodes_come_from_srv_records_and_a_new_node_joins_without_a_restart() {
     cloud.spec.nodes.replicas = 2;
     let dir = tempfile::tempdir().expect("temporary directory");
     let admin = dir.path().join("admin.sock");
-    // Only what ties the file to a pod changes: the DNS server, the listen addresses (ports of
-    // this machine may be taken), a runtime API socket, faster checks for a quick test, and
-    // fewer connections (20,000 need more file descriptors than a test process may open).
-    let cfg = haproxy_cfg(&cloud)
-        .replace(
-            "    maxconn 20000",
-            &format!(
-                "    maxconn 2000\n    stats socket {} level admin",
-                admin.display()
-            ),
-        )
-        .replace(
-            "parse-resolv-conf",
-            &format!("nameserver test 127.0.0.1:{dns}"),
-        )
-        .replace("bind :6061", &format!("bind 127.0.0.1:{}", free_port()))
-        .replace("bind :8443", &format!("bind 127.0.0.1:{}", free_port()))
-        .replace("bind :8404", &format!("bind 127.0.0.1:{}", free_port()))
-        .replace(
-            "check inter 5s fall 3 rise 2",
-            "check inter 500ms fall 3 rise 1",
-        );
+    let cfg = on_loopback(&haproxy_cfg(&cloud), &admin, dns).replace(
+        "check inter 5s fall 3 rise 2",
+        "check inter 500ms fall 3 rise 1",
+    );
     assert!(
         cfg.contains(&format!("server-template node 100 {SRV_NAME}")),
         "{cfg}"
     );
-    let path = dir.path().join("haproxy.cfg");
-    std::fs::write(&path, &cfg).expect("config is writable");
-    let child = Command::new("haproxy")
-        .arg("-db")
-        .arg("-f")
-        .arg(&path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("haproxy runs (apt-get install -y haproxy)");
-    let haproxy = Haproxy(child);
+    let haproxy = start_haproxy(dir.path(), &cfg, None);
     let pid = haproxy.0.id();
 
     ports.sort_unstable();
@@ -287,4 +294,101 @@ fn nodes_come_from_srv_records_and_a_new_node_joins_without_a_restart() {
     let running = wait_for_nodes(&admin, &ports, Duration::from_secs(30));
     assert_eq!(running, ports, "the new node joins");
     assert_eq!(haproxy.0.id(), pid);
+}
+
+/// `show info` of HAProxy's runtime API as `(field, value)` pairs, once the socket answers.
+fn show_info(socket: &std::path::Path, timeout: Duration) -> Vec<(String, String)> {
+    let started = Instant::now();
+    loop {
+        let mut text = String::new();
+        if let Ok(mut stream) = UnixStream::connect(socket)
+            && stream.write_all(b"show info\n").is_ok()
+            && stream.read_to_string(&mut text).is_ok()
+            && !text.is_empty()
+        {
+            return text
+                .lines()
+                .filter_map(|line| line.split_once(": "))
+                .map(|(field, value)| (field.to_owned(), value.to_owned()))
+                .collect();
+        }
+        assert!(
+            started.elapsed() < timeout,
+            "HAProxy's runtime API did not answer: it did not start"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn info_number(info: &[(String, String)], field: &str) -> u64 {
+    info.iter()
+        .find(|(name, _)| name == field)
+        .and_then(|(_, value)| value.parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in {info:?}"))
+}
+
+/// The hard file descriptor limit of this test process (what a child may keep at most).
+fn hard_nofile() -> Option<u64> {
+    let out = Command::new("sh").arg("-c").arg("ulimit -Hn").output().ok()?;
+    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+}
+
+/// The file sets no maxconn, so HAProxy starts under whatever descriptor limit the container
+/// runtime gives the pod (containerd's `ctr run` gives 1024) and sizes maxconn from it: about
+/// half the limit, as a proxied connection holds two descriptors. `fd-hard-limit` bounds it
+/// where the limit is huge.
+#[test]
+fn maxconn_follows_the_descriptor_limit_the_pod_gets() {
+    let dns = start_dns(Arc::new(Mutex::new(Vec::new())));
+    let mut cloud = InSyncCloud::new("rt", InSyncCloudSpec::with_version("5.9.1-r4178"));
+    cloud.metadata.namespace = Some("runtime".to_owned());
+    let rendered = haproxy_cfg(&cloud);
+    assert!(
+        rendered
+            .lines()
+            .all(|line| !line.trim().starts_with("maxconn")),
+        "{rendered}"
+    );
+    let bound: u64 = rendered
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("fd-hard-limit "))
+        .and_then(|n| n.parse().ok())
+        .expect("fd-hard-limit");
+
+    let hard = hard_nofile();
+    let mut limits = vec![1024, 4096];
+    limits.extend(hard.filter(|&h| h > 4096 && h < bound));
+    for nofile in limits {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let admin = dir.path().join("admin.sock");
+        let _haproxy = start_haproxy(
+            dir.path(),
+            &on_loopback(&rendered, &admin, dns),
+            Some(nofile),
+        );
+        let info = show_info(&admin, Duration::from_secs(10));
+        let (maxconn, ulimit) = (info_number(&info, "Maxconn"), info_number(&info, "Ulimit-n"));
+        assert!(ulimit <= nofile, "nofile {nofile}: {info:?}");
+        assert!(
+            2 * maxconn < nofile && 2 * maxconn + 1000 >= nofile,
+            "nofile {nofile}: maxconn {maxconn} should be about half of it"
+        );
+    }
+
+    // The bound applies where the runtime's limit is higher (shown with a smaller bound, as a
+    // test process may not raise its own limit past the one it has).
+    let Some(hard) = hard.filter(|&h| h >= 8192) else {
+        eprintln!("hard descriptor limit below 8192: fd-hard-limit not checked");
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let admin = dir.path().join("admin.sock");
+    let small = on_loopback(&rendered, &admin, dns)
+        .replace(&format!("fd-hard-limit {bound}"), "fd-hard-limit 4000");
+    let _haproxy = start_haproxy(dir.path(), &small, Some(hard));
+    let info = show_info(&admin, Duration::from_secs(10));
+    assert!(
+        info_number(&info, "Ulimit-n") <= 4000 && info_number(&info, "Maxconn") < 2000,
+        "fd-hard-limit 4000 under a hard limit of {hard}: {info:?}"
+    );
 }
