@@ -1033,3 +1033,294 @@ fn invalid_clouds_are_refused() {
     let error = render::render(&cloud, &RenderOptions::default()).expect_err("invalid");
     assert!(error.to_string().contains("spec.nodes.replicas"), "{error}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// What the examples ask of a cluster
+
+/// A kind node on a laptop with 2 cores and 8 GiB: kind reserves nothing for the system, so
+/// the node's allocatable is the machine, less the kubelet's default hard eviction threshold
+/// (`memory.available<100Mi`; kind may set it to 0, counted anyway).
+const LAPTOP_CPU_MILLI: u64 = 2_000;
+const LAPTOP_MEMORY_MI: u64 = 8 * 1024 - 100;
+/// What the kind node's own pods request: the control plane's static pods as kubeadm writes
+/// them (kube-apiserver 250m, kube-controller-manager 200m, kube-scheduler 100m, etcd 100m and
+/// 100Mi), CoreDNS's two replicas (100m and 70Mi each) and kindnet (100m, 50Mi); kube-proxy and
+/// the local-path provisioner request nothing. 250 + 200 + 100 + 100 + 2 × 100 + 100 = 950m,
+/// 100 + 2 × 70 + 50 = 290Mi.
+const KIND_SYSTEM_CPU_MILLI: u64 = 250 + 200 + 100 + 100 + 2 * 100 + 100;
+const KIND_SYSTEM_MEMORY_MI: u64 = 100 + 2 * 70 + 50;
+const MI: u64 = 1024 * 1024;
+const GI: f64 = 1024.0 * 1024.0 * 1024.0;
+
+/// A quantity ("250m", "2", "0.5", "512Mi", "2Ti") in thousandths of its unit, exactly.
+fn thousandths(text: &str) -> u128 {
+    const SUFFIXES: [(&str, u128, u128); 10] = [
+        ("Ki", 1 << 10, 1),
+        ("Mi", 1 << 20, 1),
+        ("Gi", 1 << 30, 1),
+        ("Ti", 1 << 40, 1),
+        ("m", 1, 1000),
+        ("k", 1_000, 1),
+        ("M", 1_000_000, 1),
+        ("G", 1_000_000_000, 1),
+        ("T", 1_000_000_000_000, 1),
+        ("", 1, 1),
+    ];
+    let (number, multiplier, divisor) = SUFFIXES
+        .iter()
+        .find_map(|(suffix, mul, div)| text.strip_suffix(suffix).map(|n| (n, *mul, *div)))
+        .expect("the empty suffix matches");
+    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+    let digits: u128 = format!("{whole}{fraction}")
+        .parse()
+        .unwrap_or_else(|_| panic!("{text:?} is not a quantity this test reads"));
+    let scale = 10u128.pow(u32::try_from(fraction.len()).expect("short fraction"));
+    digits * multiplier * 1000 / (scale * divisor)
+}
+
+fn milli_cpu(text: &str) -> u64 {
+    u64::try_from(thousandths(text)).expect("fits")
+}
+
+fn bytes(text: &str) -> u64 {
+    u64::try_from(thousandths(text) / 1000).expect("fits")
+}
+
+/// What one container requests: (milli-CPU, bytes). Where requests leave a resource out and
+/// limits set it, the API server defaults the request to the limit.
+fn container_requests(container: &Value) -> (u64, u64) {
+    let resources = &container["resources"];
+    let get = |resource: &str| {
+        resources["requests"][resource]
+            .as_str()
+            .or_else(|| resources["limits"][resource].as_str())
+    };
+    (get("cpu").map_or(0, milli_cpu), get("memory").map_or(0, bytes))
+}
+
+/// What a pod requests the way the scheduler counts it: the larger of its running containers
+/// (app containers plus restartable init containers, i.e. sidecars) and the peak of its init
+/// containers (each with the sidecars started before it), per resource, plus the pod overhead.
+fn pod_requests(pod: &Value) -> (u64, u64) {
+    let add = |a: (u64, u64), b: (u64, u64)| (a.0 + b.0, a.1 + b.1);
+    let max = |a: (u64, u64), b: (u64, u64)| (a.0.max(b.0), a.1.max(b.1));
+    let mut sidecars = (0, 0);
+    let mut init_peak = (0, 0);
+    for init in pod["initContainers"].as_array().into_iter().flatten() {
+        if init["restartPolicy"] == "Always" {
+            sidecars = add(sidecars, container_requests(init));
+            init_peak = max(init_peak, sidecars);
+        } else {
+            init_peak = max(init_peak, add(sidecars, container_requests(init)));
+        }
+    }
+    let running = pod["containers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(container_requests)
+        .fold(sidecars, add);
+    let overhead = &pod["overhead"];
+    let overhead = (
+        overhead["cpu"].as_str().map_or(0, milli_cpu),
+        overhead["memory"].as_str().map_or(0, bytes),
+    );
+    add(max(running, init_peak), overhead)
+}
+
+/// What a rendered cloud asks of the cluster.
+#[derive(Debug, Default)]
+struct Demand {
+    pods: u64,
+    cpu_milli: u64,
+    memory: u64,
+    /// The most a rollout adds on top: the cloud rolls one workload at a time, and only
+    /// Deployments with `maxSurge` run more pods than their replicas while they roll.
+    surge_cpu_milli: u64,
+    surge_memory: u64,
+    claims: u64,
+    storage: u64,
+    /// `workload: replicas × (milli-CPU, MiB)`, for messages.
+    breakdown: Vec<String>,
+}
+
+fn demand(objects: &[Desired]) -> Demand {
+    let mut total = Demand::default();
+    for desired in workloads(objects) {
+        let spec = &desired.object.data["spec"];
+        let replicas = spec["replicas"].as_u64().unwrap_or(1);
+        let (cpu, memory) = pod_requests(&spec["template"]["spec"]);
+        total.pods += replicas;
+        total.cpu_milli += replicas * cpu;
+        total.memory += replicas * memory;
+        total.breakdown.push(format!(
+            "{}: {replicas} × ({cpu}m, {}Mi)",
+            name(desired),
+            memory / MI
+        ));
+        let strategy = &spec["strategy"];
+        if kind(desired) == "Deployment" && strategy["type"] != "Recreate" {
+            // maxSurge: a count, or a percentage of the replicas rounded up (default 25%).
+            let surge = match &strategy["rollingUpdate"]["maxSurge"] {
+                Value::Number(n) => n.as_u64().expect("a count"),
+                other => {
+                    let percent: u64 = other
+                        .as_str()
+                        .unwrap_or("25%")
+                        .trim_end_matches('%')
+                        .parse()
+                        .expect("a percentage");
+                    (replicas * percent).div_ceil(100)
+                }
+            };
+            total.surge_cpu_milli = total.surge_cpu_milli.max(surge * cpu);
+            total.surge_memory = total.surge_memory.max(surge * memory);
+        }
+        for claim in spec["volumeClaimTemplates"].as_array().into_iter().flatten() {
+            let size = claim["spec"]["resources"]["requests"]["storage"]
+                .as_str()
+                .expect("claim size");
+            total.claims += replicas;
+            total.storage += replicas * bytes(size);
+        }
+    }
+    for claim in of_kind(objects, "PersistentVolumeClaim") {
+        let size = claim.object.data["spec"]["resources"]["requests"]["storage"]
+            .as_str()
+            .expect("claim size");
+        total.claims += 1;
+        total.storage += bytes(size);
+    }
+    total
+}
+
+/// The operator's pods as the chart installs them by default: (milli-CPU, bytes).
+fn operator_chart_requests() -> (u64, u64) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../charts/insync-operator/values.yaml");
+    let values: Value = serde_yaml::from_str(
+        &std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display())),
+    )
+    .expect("values.yaml is YAML");
+    let replicas = values["replicas"].as_u64().unwrap_or(1);
+    // `resources` in the values has the shape of a container's, and the chart copies it there.
+    let (cpu, memory) = container_requests(&values);
+    (replicas * cpu, replicas * memory)
+}
+
+#[test]
+fn quantities_are_read_exactly() {
+    assert_eq!(milli_cpu("250m"), 250);
+    assert_eq!(milli_cpu("2"), 2000);
+    assert_eq!(milli_cpu("0.5"), 500);
+    assert_eq!(bytes("512Mi"), 512 * MI);
+    assert_eq!(bytes("1.5Gi"), 1536 * MI);
+    assert_eq!(bytes("2Ti"), 2 << 40);
+    assert_eq!(bytes("1G"), 1_000_000_000);
+}
+
+#[test]
+fn pods_are_counted_the_way_the_scheduler_counts_them() {
+    let container = |cpu: &str, memory: &str| {
+        serde_json::json!({"resources": {"requests": {"cpu": cpu, "memory": memory}}})
+    };
+    let mut sidecar = container("50m", "32Mi");
+    sidecar["restartPolicy"] = "Always".into();
+    let pod = serde_json::json!({
+        // the first init container's 1 CPU outweighs the app; the second runs beside the sidecar
+        "initContainers": [container("1", "64Mi"), sidecar, container("100m", "512Mi")],
+        "containers": [container("200m", "128Mi"), container("300m", "128Mi")],
+    });
+    assert_eq!(pod_requests(&pod), (1000, (512 + 32) * MI));
+    let limits_only = serde_json::json!({"containers": [{"resources": {"limits": {"memory": "1Gi"}}}]});
+    assert_eq!(pod_requests(&limits_only), (0, 1024 * MI));
+}
+
+/// The laptop example as written, not only as `make demo` places it: with the kind node's own
+/// pods and the operator, fcloud and the extra pod of a rollout fit a 2-core, 8 GiB node.
+#[test]
+fn fcloud_fits_a_two_core_eight_gib_kind_node_with_the_operator() {
+    let fcloud = demand(&rendered(&example("fcloud")));
+    let (operator_cpu, operator_memory) = operator_chart_requests();
+    let cpu_budget = LAPTOP_CPU_MILLI - KIND_SYSTEM_CPU_MILLI - operator_cpu;
+    let memory_budget = (LAPTOP_MEMORY_MI - KIND_SYSTEM_MEMORY_MI) * MI - operator_memory;
+    let cpu = fcloud.cpu_milli + fcloud.surge_cpu_milli;
+    let memory = fcloud.memory + fcloud.surge_memory;
+    assert!(
+        cpu <= cpu_budget,
+        "fcloud asks for {cpu}m CPU while it rolls ({}m + {}m), more than the {cpu_budget}m a \
+         2-core kind node has left after its own pods ({KIND_SYSTEM_CPU_MILLI}m) and the \
+         operator ({operator_cpu}m):\n{:#?}",
+        fcloud.cpu_milli,
+        fcloud.surge_cpu_milli,
+        fcloud.breakdown
+    );
+    assert!(
+        memory <= memory_budget,
+        "fcloud asks for {}Mi of memory while it rolls, more than the {}Mi left on an 8 GiB kind \
+         node:\n{:#?}",
+        memory / MI,
+        memory_budget / MI,
+        fcloud.breakdown
+    );
+}
+
+/// `0.8`, `1.81` -> `1.8`, `20`: how the examples' comments write a figure.
+fn figure(value: f64) -> String {
+    let text = if value < 1.0 {
+        format!("{value:.2}")
+    } else {
+        format!("{value:.1}")
+    };
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    text.to_owned()
+}
+
+/// The comment at the top of fcloud and production says what the cloud asks of the cluster;
+/// it must say what the renderer makes of the file.
+#[test]
+fn examples_state_what_they_ask_of_the_cluster() {
+    for name in ["fcloud", "production"] {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../examples/{name}.yaml"));
+        let text = std::fs::read_to_string(&path).expect("example is readable");
+        let comment = text
+            .lines()
+            .take_while(|line| line.starts_with('#'))
+            .map(|line| line.trim_start_matches('#').trim())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let d = demand(&rendered(&example(name)));
+        let (cpu, memory, surge_cpu, surge_memory, storage) = (
+            d.cpu_milli as f64 / 1000.0,
+            d.memory as f64 / GI,
+            d.surge_cpu_milli as f64 / 1000.0,
+            d.surge_memory as f64 / GI,
+            d.storage as f64 / GI,
+        );
+        let storage = if storage >= 1024.0 {
+            format!("{} TiB", figure(storage / 1024.0))
+        } else {
+            format!("{} GiB", figure(storage))
+        };
+        for want in [
+            format!(
+                "{} CPUs and {} GiB of memory for its {} pods",
+                figure(cpu),
+                figure(memory),
+                d.pods
+            ),
+            format!(
+                "{} CPUs and {} GiB more while",
+                figure(surge_cpu),
+                figure(surge_memory)
+            ),
+            format!("{storage} of volumes in {} claims", d.claims),
+        ] {
+            assert!(
+                comment.contains(&want),
+                "examples/{name}.yaml should say \"{want}\" in its opening comment:\n{comment}\n{:#?}",
+                d.breakdown
+            );
+        }
+    }
+}
