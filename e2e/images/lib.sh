@@ -267,29 +267,56 @@ keep_newest() {
   ls -1t -- "$@" 2>/dev/null | tail -n +"$((keep + 1))" | while IFS= read -r old; do rm -f -- "$old"; done
 }
 
-# operator_binary : the operator, release build for the host (glibc) target.
+# The cargo profile of the image's operator binary: `dev` unless INSYNC_E2E_OPERATOR_PROFILE says
+# otherwise. A cold debug build takes a quarter of the CPU time of a release build (measured:
+# docs/benchmarks.md), and it is the build `make test` and `make e2e` make anyway, so in place
+# nothing compiles twice. `release` for figures that time the operator or its Jobs.
+operator_profile() { echo "${INSYNC_E2E_OPERATOR_PROFILE:-dev}"; }
+
+# profile_dir PROFILE : where cargo puts that profile's binaries under the target dir.
+profile_dir() {
+  case $1 in
+    dev | test) echo debug ;;
+    bench) echo release ;;
+    *) echo "$1" ;;
+  esac
+}
+
+# operator_tree_is_head : whether the working tree's manifests, Cargo.lock and operator/ are
+# HEAD's (nothing modified, staged or untracked), so that building in place builds HEAD.
+operator_tree_is_head() {
+  [[ -z "$(git -C "$ROOT" status --porcelain --untracked-files=all -- '*Cargo.toml' Cargo.lock operator)" ]]
+}
+
+# operator_binary : the operator for the host (glibc) target, built with operator_profile.
 operator_binary() {
-  local key out src dir="$ROOT"
+  local key out src dir="$ROOT" profile
+  profile="$(operator_profile)"
   src="$(operator_source_hash)"
-  key="$(printf '%s\n' "operator v1" "$src" "$(rustc --version)" | sha256)"
+  key="$(printf '%s\n' "operator v2" "$src" "profile $profile" "$(rustc --version)" | sha256)"
   out="$CACHE_DIR/bin/insync-operator-${key:0:16}"
   if [[ ! -x $out ]]; then
     local target="${CARGO_TARGET_DIR:-$HOME/.cache/insync-operator/target}"
-    if [[ $src == head* ]]; then
+    # In place when the tree is HEAD's (a fresh clone, CI): then the build is the checkout's own
+    # (with `dev`, the one `make test` and `make e2e` make for their tests).
+    if [[ $src == head* ]] && ! operator_tree_is_head; then
       dir="$WORK/operator-src"
       rm -rf "$dir" && mkdir -p "$dir"
       # -m: the files get the time of extraction, not the commit's; with the commit's (older
       # than the last build in this fixed directory) cargo would take them as unchanged
       git -C "$ROOT" archive HEAD | tar -x -m -C "$dir"
+      # A target dir of its own: HEAD's build must not replace the working tree's artefacts
+      # (the e2e tests run target/debug/insync-operator, the benchmarks target/release/...).
+      target="$target/e2e-head"
     fi
-    log "cargo build --release -p insync-operator from ${src%% *} (several minutes cold; log: $LOGS/operator-build.log)"
-    (cd "$dir" && CARGO_TARGET_DIR="$target" nice -n 15 cargo build --locked --release \
+    log "cargo build --profile $profile -p insync-operator: ${src%% *} in $dir, target $target (minutes cold; log: $LOGS/operator-build.log)"
+    (cd "$dir" && CARGO_TARGET_DIR="$target" nice -n 15 cargo build --locked --profile "$profile" \
       -p insync-operator --bin insync-operator) >"$LOGS/operator-build.log" 2>&1 ||
       { tail -30 "$LOGS/operator-build.log" >&2; die "operator build failed"; }
     [[ "$(operator_source_hash)" == "$src" ]] ||
       log "warning: operator sources changed during the build; the next run rebuilds"
     mkdir -p "$CACHE_DIR/bin"
-    cp "$target/release/insync-operator" "$out.tmp" && mv "$out.tmp" "$out"
+    cp "$target/$(profile_dir "$profile")/insync-operator" "$out.tmp" && mv "$out.tmp" "$out"
     keep_newest "$CACHE_DIR"/bin/insync-operator-????????????????
     if [[ $dir != "$ROOT" ]]; then rm -rf "$dir"; fi
   fi
