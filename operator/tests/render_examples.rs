@@ -1095,7 +1095,10 @@ fn container_requests(container: &Value) -> (u64, u64) {
             .as_str()
             .or_else(|| resources["limits"][resource].as_str())
     };
-    (get("cpu").map_or(0, milli_cpu), get("memory").map_or(0, bytes))
+    (
+        get("cpu").map_or(0, milli_cpu),
+        get("memory").map_or(0, bytes),
+    )
 }
 
 /// What a pod requests the way the scheduler counts it: the larger of its running containers
@@ -1176,7 +1179,11 @@ fn demand(objects: &[Desired]) -> Demand {
             total.surge_cpu_milli = total.surge_cpu_milli.max(surge * cpu);
             total.surge_memory = total.surge_memory.max(surge * memory);
         }
-        for claim in spec["volumeClaimTemplates"].as_array().into_iter().flatten() {
+        for claim in spec["volumeClaimTemplates"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
             let size = claim["spec"]["resources"]["requests"]["storage"]
                 .as_str()
                 .expect("claim size");
@@ -1222,7 +1229,8 @@ fn quantities_are_read_exactly() {
 #[test]
 fn pods_are_counted_the_way_the_scheduler_counts_them() {
     let container = |cpu: &str, memory: &str| {
-        serde_json::json!({"resources": {"requests": {"cpu": cpu, "memory": memory}}})
+        let requests = serde_json::json!({"cpu": cpu, "memory": memory});
+        serde_json::json!({"resources": {"requests": requests}})
     };
     let mut sidecar = container("50m", "32Mi");
     sidecar["restartPolicy"] = "Always".into();
@@ -1232,7 +1240,8 @@ fn pods_are_counted_the_way_the_scheduler_counts_them() {
         "containers": [container("200m", "128Mi"), container("300m", "128Mi")],
     });
     assert_eq!(pod_requests(&pod), (1000, (512 + 32) * MI));
-    let limits_only = serde_json::json!({"containers": [{"resources": {"limits": {"memory": "1Gi"}}}]});
+    let limits_only =
+        serde_json::json!({"containers": [{"resources": {"limits": {"memory": "1Gi"}}}]});
     assert_eq!(pod_requests(&limits_only), (0, 1024 * MI));
 }
 

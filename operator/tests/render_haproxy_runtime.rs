@@ -329,7 +329,11 @@ fn info_number(info: &[(String, String)], field: &str) -> u64 {
 
 /// The hard file descriptor limit of this test process (what a child may keep at most).
 fn hard_nofile() -> Option<u64> {
-    let out = Command::new("sh").arg("-c").arg("ulimit -Hn").output().ok()?;
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -Hn")
+        .output()
+        .ok()?;
     String::from_utf8_lossy(&out.stdout).trim().parse().ok()
 }
 
@@ -367,7 +371,10 @@ fn maxconn_follows_the_descriptor_limit_the_pod_gets() {
             Some(nofile),
         );
         let info = show_info(&admin, Duration::from_secs(10));
-        let (maxconn, ulimit) = (info_number(&info, "Maxconn"), info_number(&info, "Ulimit-n"));
+        let (maxconn, ulimit) = (
+            info_number(&info, "Maxconn"),
+            info_number(&info, "Ulimit-n"),
+        );
         assert!(ulimit <= nofile, "nofile {nofile}: {info:?}");
         assert!(
             2 * maxconn < nofile && 2 * maxconn + 1000 >= nofile,
