@@ -13,11 +13,13 @@ use kube::ResourceExt;
 use kube::runtime::events::EventType;
 
 use super::apply::ApplyReport;
+use super::backup;
 use super::dns::{self as dns_step, DnsIntent, DnsOutcome, FINALIZER};
 use super::error::Error;
 use super::finalizer;
 use super::gate::{self, GateInput, Hold};
 use super::observe::{Observation, Observed, targets, version_change};
+use super::restore::{self, Gate};
 use super::rollout::{self, RolloutDecision, RolloutInput, TargetWorkload};
 use super::status::{self, Cond};
 use crate::api::validate::{self, InvalidCloud};
@@ -59,6 +61,8 @@ impl Note {
 pub struct Settings<'a> {
     /// The DNS allow-list when the operator publishes to Route53, `None` when it runs without.
     pub dns: Option<&'a AllowList>,
+    /// The image restore Jobs run (the operator's own), `None` when the operator was not told.
+    pub runner_image: Option<&'a str>,
 }
 
 /// What a reconcile of a live, valid cloud will do.
@@ -88,6 +92,9 @@ pub struct Plan {
     /// `(kind, name)`: the workloads held as they are live, and the ConfigMaps live workloads
     /// mount (a held workload's pods restarting still find their own config).
     pub keep: BTreeSet<(String, String)>,
+    /// The restore step: which workloads may exist yet, the restore Job to create, and
+    /// `status.restore`.
+    pub restore: restore::Decision,
 }
 
 /// What acting on a plan did.
@@ -134,8 +141,17 @@ pub fn plan(
         .then(|| finalizer::add(cloud.finalizers(), FINALIZER))
         .flatten();
 
+    // A cloud restored from a backup holds its workloads back until the restore is done.
+    let restore = restore::decide(cloud, &seen.restore, settings.runner_image, seen.now);
+    let wished = restore.gate.filter(wished);
     let targets = targets(&wished);
-    let observed = Observed::new(seen.workloads.clone());
+    let observed = Observed::new(
+        seen.workloads
+            .iter()
+            .filter(|(id, _)| targets.contains_key(*id))
+            .map(|(id, counts)| (id.clone(), counts.clone()))
+            .collect(),
+    );
     let health_timeout = validate::parse_duration(&cloud.spec.upgrade.health_timeout)
         .unwrap_or(Duration::from_secs(600));
     let hold = version_change(cloud)
@@ -205,6 +221,7 @@ pub fn plan(
         notes,
         hold,
         keep,
+        restore,
     })
 }
 
@@ -393,7 +410,9 @@ pub fn conclude(cloud: &InSyncCloud, seen: &Observation, plan: &Plan, acted: Act
     let upgrade = plan.rollout.upgrade.as_ref();
     status.components = plan.observed.components(&plan.targets);
     status.upgrade = plan.rollout.upgrade.clone();
-    let settled = plan.observed.all_settled(&plan.targets);
+    // While a restore holds the cloud back nothing of it runs: not "settled", whatever the
+    // (empty) list of targets says.
+    let settled = plan.restore.gate == Gate::Open && plan.observed.all_settled(&plan.targets);
     if settled {
         status.current_version = Some(cloud.spec.version.clone());
     }
@@ -423,6 +442,17 @@ pub fn conclude(cloud: &InSyncCloud, seen: &Observation, plan: &Plan, acted: Act
             format!("cloud is ready at {}", cloud.spec.version),
         ));
     }
+    // The restore's conditions (Restored, and Ready and Progressing while it holds the cloud)
+    // and the backups' (BackupHealthy, BackupScheduled) stand above the headline's.
+    if let Some(restore) = &plan.restore.status {
+        status.restore = Some(restore.clone());
+        overlay(&mut conds, plan.restore.conditions.iter().cloned());
+    }
+    let (backup, backup_conds) = backup::health(cloud, &seen.backups, seen.now);
+    if backup.is_some() {
+        status.backup = backup;
+    }
+    overlay(&mut conds, backup_conds);
     status.conditions = status::conditions(
         &previous.conditions,
         &conds,
@@ -444,12 +474,23 @@ pub fn conclude(cloud: &InSyncCloud, seen: &Observation, plan: &Plan, acted: Act
             None => wake,
         }
     };
+    let requeue = plan.restore.requeue.map_or(requeue, |r| requeue.min(r));
     Conclusion {
         status,
         notes,
         remove_finalizer,
         requeue,
         error,
+    }
+}
+
+/// Puts each of `over` in the place of the condition of its type, or after the others.
+fn overlay(conds: &mut Vec<Cond>, over: impl IntoIterator<Item = Cond>) {
+    for cond in over {
+        match conds.iter_mut().find(|c| c.type_ == cond.type_) {
+            Some(existing) => *existing = cond,
+            None => conds.push(cond),
+        }
     }
 }
 
@@ -546,6 +587,8 @@ mod tests {
             },
             needs_prune: false,
             gates: Default::default(),
+            restore: Default::default(),
+            backups: Vec::new(),
         }
     }
 
@@ -719,6 +762,7 @@ mod tests {
             let allowed = AllowList::default();
             let settings = Settings {
                 dns: Some(&allowed),
+                ..Settings::default()
             };
             let plan = plan(settings, &cloud, wished(&cloud), &seen).expect("plans");
             assert_eq!(plan.apply.is_none(), cloud.spec.paused, "{}", case.name);
@@ -788,10 +832,18 @@ mod tests {
         let everything = AllowList::default();
         let elsewhere = AllowList::parse(&["example.com"]).expect("parses");
         let with = |allowed: Option<&AllowList>| {
-            plan(Settings { dns: allowed }, &cloud, wished(&cloud), &seen)
-                .expect("plans")
-                .add_finalizer
-                .is_some()
+            plan(
+                Settings {
+                    dns: allowed,
+                    ..Settings::default()
+                },
+                &cloud,
+                wished(&cloud),
+                &seen,
+            )
+            .expect("plans")
+            .add_finalizer
+            .is_some()
         };
         assert!(with(Some(&everything)), "route53 and allowed");
         assert!(!with(Some(&elsewhere)), "domain not allowed");
@@ -801,6 +853,7 @@ mod tests {
         let plan = plan(
             Settings {
                 dns: Some(&everything),
+                ..Settings::default()
             },
             &finalized,
             wished(&finalized),
@@ -969,5 +1022,130 @@ mod tests {
             "nor the ConfigMap it mounts: {:?}",
             plan.keep
         );
+    }
+}
+
+#[cfg(test)]
+mod restore_seam_tests {
+    //! The seam between the restore step and the cloud's own conclusion (issue 22): while a
+    //! restore holds the cloud's workloads back, nothing of the cloud runs, and "nothing runs"
+    //! must not read as "everything is settled".
+    use super::*;
+    use crate::api::{InSyncCloudStatus, RestorePhase, RestoreS3, RestoreSpec, RestoreStatus};
+    use crate::controller::cache::job_state::JobState;
+    use crate::dns::AllowList;
+    use k8s_openapi::jiff::Timestamp;
+
+    use super::super::dns::DnsObservation;
+
+    fn now() -> Timestamp {
+        "2026-12-07T22:00:00Z".parse().expect("time")
+    }
+
+    /// fcloud created from an offsite backup, its restore at `phase`.
+    fn restoring(phase: RestorePhase) -> InSyncCloud {
+        let mut cloud: InSyncCloud =
+            serde_yaml::from_str(include_str!("../../../examples/fcloud.yaml")).expect("example");
+        cloud.metadata.uid = Some("uid-1".into());
+        cloud.metadata.generation = Some(1);
+        cloud.spec.dns = None;
+        cloud.spec.restore = Some(RestoreSpec {
+            backup: None,
+            s3: Some(RestoreS3 {
+                bucket: "offsite".to_owned(),
+                prefix: "clouds/fcloud/nightly/".to_owned(),
+                endpoint: Some("http://minio.backups:9000".to_owned()),
+                region: None,
+                secret_ref: None,
+            }),
+        });
+        cloud.status = Some(InSyncCloudStatus {
+            restore: Some(RestoreStatus {
+                phase: Some(phase),
+                source: Some("s3://offsite/clouds/fcloud/nightly/".to_owned()),
+                ..RestoreStatus::default()
+            }),
+            ..InSyncCloudStatus::default()
+        });
+        cloud
+    }
+
+    /// One reconcile of `cloud` from wish to conclusion, with nothing live (no workload has
+    /// been created: the restore holds them back) and the check Job still running.
+    fn reconcile(cloud: &InSyncCloud) -> Conclusion {
+        let seen = Observation {
+            now: now(),
+            workloads: BTreeMap::new(),
+            missing_secrets: Vec::new(),
+            dns: DnsObservation {
+                frontend: None,
+                known_zones: None,
+            },
+            needs_prune: false,
+            gates: Default::default(),
+            restore: restore::Seen {
+                check: Some(JobState::Running),
+                ..restore::Seen::default()
+            },
+            backups: Vec::new(),
+        };
+        let allowed = AllowList::default();
+        let settings = Settings {
+            dns: Some(&allowed),
+            runner_image: Some("operator:dev"),
+        };
+        let plan = plan(
+            settings,
+            cloud,
+            wish(cloud).expect("renders").expect("valid"),
+            &seen,
+        )
+        .expect("plans");
+        let acted = Acted {
+            apply: Some(Ok(ApplyReport::default())),
+            dns: DnsOutcome {
+                endpoint: None,
+                condition: Cond::new(condition::DNS_READY, true, "NotRequested", "no DNS"),
+                ready: true,
+                zones: Vec::new(),
+                release_finalizer: false,
+                warning: None,
+            },
+        };
+        conclude(cloud, &seen, &plan, acted)
+    }
+
+    #[test]
+    fn a_cloud_waiting_for_its_restore_is_neither_ready_nor_at_a_version() {
+        for phase in [RestorePhase::Checking, RestorePhase::Failed] {
+            let cloud = restoring(phase);
+            let concluded = reconcile(&cloud);
+            let reasons: Vec<&str> = concluded.notes.iter().map(|n| n.reason).collect();
+            assert!(
+                !reasons.contains(&"Ready"),
+                "{phase:?}: a Ready event while nothing runs: {reasons:?}"
+            );
+            assert_eq!(
+                concluded.status.current_version, None,
+                "{phase:?}: currentVersion set while nothing of the cloud runs"
+            );
+            let ready = concluded
+                .status
+                .conditions
+                .iter()
+                .find(|c| c.type_ == condition::READY)
+                .expect("Ready");
+            assert_eq!(ready.status, "False", "{phase:?}");
+            let progressing = concluded
+                .status
+                .conditions
+                .iter()
+                .find(|c| c.type_ == condition::PROGRESSING)
+                .expect("Progressing");
+            assert_ne!(
+                progressing.reason, "Stable",
+                "{phase:?}: 'nothing is rolling out' while the restore holds the cloud back"
+            );
+        }
     }
 }

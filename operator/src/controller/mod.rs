@@ -428,13 +428,19 @@ async fn controller(
         .applied_objects();
     let mut controller =
         Controller::for_stream(cloud_events, cloud_store.clone()).with_config(config);
-    // The backups', and their Jobs' and pods', for both controllers.
-    let (backup_watches, backup_changes) = match backups {
-        true => {
-            let (watches, changes) = backup::Watches::start(&client, args.namespace.as_deref());
+    // The operator's Jobs and their pods: restores for this controller, backups,
+    // verifications and deletions for the backup controller.
+    let (jobs, mut job_events) =
+        cache::jobs::start(&client, args.namespace.as_deref(), 1 + usize::from(backups));
+    let restore_events = job_events.remove(0);
+    // The backups', for both controllers.
+    let (backup_watches, backup_changes) = match job_events.pop() {
+        Some(events) => {
+            let (watches, changes) =
+                backup::Watches::start(&client, args.namespace.as_deref(), jobs.clone(), events);
             (Some(watches), Some(changes))
         }
-        false => (None, None),
+        None => (None, None),
     };
     // Writes are only safe once every cache has listed what exists: reconciles (the backup
     // controller's too) wait for it, and so does readiness. One waiter per cache (see Synced).
@@ -444,6 +450,7 @@ async fn controller(
             .map(|kind| cache::listed(kind.store.clone()))
             .chain(nodes.clone().map(cache::listed))
             .chain([cache::listed(cloud_store.clone())])
+            .chain(jobs.listed())
             .chain(backup_watches.iter().flat_map(backup::Watches::listed))
             .collect(),
     );
@@ -459,6 +466,7 @@ async fn controller(
         synced: synced.clone(),
         fleet: fleet::Fleet::new(cloud_store, args.max_concurrent_upgrades),
         runner_image: args.runner_image.clone(),
+        jobs,
         // Without the CRD: a store nothing writes, read as no backups.
         backups: backup_watches.as_ref().map_or_else(
             || reflector::store::Writer::default().as_reader(),
@@ -485,6 +493,24 @@ async fn controller(
     if let Some(wiring) = &ctx.dns {
         controller = controller.reconcile_on(wiring.changes());
     }
+    // A restore Job or its pod that changed wakes the cloud it restores.
+    let restoring =
+        |(namespace, cloud): (String, String)| ObjectRef::new(&cloud).within(&namespace);
+    let restore_jobs = restore_events.jobs.filter_map(move |job| async move {
+        job.ok()
+            .as_ref()
+            .and_then(cache::jobs::restoring_cloud)
+            .map(restoring)
+    });
+    let restore_pods = restore_events.pods.filter_map(move |pod| async move {
+        pod.ok()
+            .as_ref()
+            .and_then(cache::jobs::restoring_cloud)
+            .map(restoring)
+    });
+    controller = controller
+        .reconcile_on(restore_jobs)
+        .reconcile_on(restore_pods);
     // A backup that finished, or whose verification finished, changes its cloud's status
     // (`status.backup`, BackupHealthy), and backups are no children of the cloud: wake the
     // cloud. A backup still running changes nothing there.

@@ -11,8 +11,12 @@ use serde_json::Value;
 use super::context::Context;
 use super::dns::{self as dns_step, DnsObservation};
 use super::gate::{self, FleetMember, GateInput};
+use super::restore;
 use super::rollout::{LiveWorkload, TargetWorkload};
-use crate::api::{ComponentStatus, DnsProvider, InSyncCloud, InSyncCloudSpec};
+use crate::api::{
+    ComponentStatus, DnsProvider, InSyncCloud, InSyncCloudBackup, InSyncCloudSpec, RestorePhase,
+};
+use crate::render::restore::{RESTORE_COMPONENT, check_job_name, restore_job_name};
 use crate::render::{Component, Desired};
 
 /// What a reconcile read about one cloud, besides the cloud itself.
@@ -31,6 +35,10 @@ pub struct Observation {
     pub needs_prune: bool,
     /// What the gates in front of a version change look at.
     pub gates: GateObservation,
+    /// What the restore step reads (`spec.restore`), nothing without one.
+    pub(crate) restore: restore::Seen,
+    /// The cloud's backups, for `status.backup` and `BackupHealthy`.
+    pub(crate) backups: Vec<InSyncCloudBackup>,
 }
 
 /// The fleet around a cloud and its place in the upgrade queue.
@@ -125,6 +133,51 @@ pub async fn observe(
             known_zones: ctx.dns.as_ref().and_then(|w| w.known_zones(cloud)),
         },
         needs_prune: ctx.needs_prune(&cloud.uid().unwrap_or_default(), cloud.metadata.generation),
+        restore: observe_restore(cloud, ctx),
+        backups: ctx.backups_of(cloud),
+    }
+}
+
+/// What the restore step needs, from the caches: the named backup, the check and restore Jobs
+/// with their pods, and whether the managed MySQL and metadata store have a ready replica
+/// (external ones count as ready).
+fn observe_restore(cloud: &InSyncCloud, ctx: &Context) -> restore::Seen {
+    let Some(spec) = &cloud.spec.restore else {
+        return restore::Seen::default();
+    };
+    let recorded = cloud
+        .status
+        .as_ref()
+        .and_then(|s| s.restore.as_ref())
+        .and_then(|r| r.phase);
+    if recorded == Some(RestorePhase::Complete) {
+        // Final, and decided without a look at anything.
+        return restore::Seen::default();
+    }
+    let namespace = cloud.cloud_namespace();
+    let job = |name: String| ctx.jobs.job(namespace, &name, RESTORE_COMPONENT);
+    let managed = [
+        (Component::Mysql, cloud.spec.database.managed.is_some()),
+        (
+            Component::Bynamo,
+            cloud.spec.metadata_store.managed.is_some(),
+        ),
+    ];
+    let datastores_ready = managed.into_iter().all(|(component, is_managed)| {
+        let name = format!("{}-{}", cloud.cloud_name(), component.name());
+        !is_managed
+            || ctx
+                .cached_named("StatefulSet", namespace, &name)
+                .is_some_and(|set| set.workload().is_some_and(|w| w.counts.ready > 0))
+    });
+    restore::Seen {
+        backup: spec
+            .backup
+            .as_ref()
+            .and_then(|name| ctx.backup(namespace, name)),
+        check: job(check_job_name(cloud)),
+        restore: job(restore_job_name(cloud)),
+        datastores_ready,
     }
 }
 

@@ -6,12 +6,12 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
-use super::job::JobState;
 use crate::api::{
     BackupPhase, InSyncCloud, InSyncCloudBackup, InSyncCloudBackupStatus, Verification, VerifyPhase,
 };
 use crate::backup::manifest::Report;
 use crate::backup::restore::RestoreReport;
+use crate::controller::cache::job_state::JobState;
 use crate::render::backup::{location, render_job};
 use crate::render::verify::render_verify_job;
 

@@ -14,8 +14,8 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
-use super::job::JobState;
 use crate::api::{DeletionPhase, FileDeletion, InSyncCloud, InSyncCloudBackup};
+use crate::controller::cache::job_state::JobState;
 use crate::render::backup::{Location, location, render_delete_job};
 
 /// The first pause after a failed attempt; it doubles with each failure, up to [`MAX_RETRY`].

@@ -8,7 +8,6 @@
 mod decide;
 mod expire;
 mod health;
-pub(crate) mod job;
 mod retention;
 mod reverify;
 mod schedule;
@@ -31,9 +30,11 @@ use tracing::{info, warn};
 
 use crate::api::{BackupPhase, InSyncCloud, InSyncCloudBackup};
 use crate::controller::cache::Synced;
+use crate::controller::cache::job_state::JobState;
 use crate::render::backup::{BACKUP_COMPONENT, DELETE_COMPONENT, delete_job_name, job_name};
 use crate::render::verify::{VERIFY_COMPONENT, verify_job_name};
-pub(crate) use watch::{Caches, Watches};
+pub(crate) use health::health;
+pub(crate) use watch::{Caches, Watches, backups_of};
 
 /// Why a backup reconcile failed (the API server; retried with a backoff).
 #[derive(Debug, thiserror::Error)]
@@ -74,17 +75,14 @@ pub(crate) async fn run(
     }
     let Watches {
         backups,
-        jobs,
-        pods,
         backup_events,
+        jobs,
         job_events,
-        pod_events,
     } = watches;
     let caches = Caches {
         clouds,
         backups: backups.clone(),
         jobs,
-        pods,
     };
     tokio::spawn(schedule_loop(
         client.clone(),
@@ -103,8 +101,8 @@ pub(crate) async fn run(
         synced,
     });
     Controller::for_shared_stream(backup_events, backups)
-        .owns_stream(job_events)
-        .watches_stream(pod_events, |pod| watch::backup_of_pod(&pod))
+        .owns_stream(job_events.jobs)
+        .watches_stream(job_events.pods, |pod| watch::backup_of_pod(&pod))
         .with_config(Config::default().concurrency(4))
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
@@ -208,7 +206,7 @@ async fn reconcile(
 async fn expire(
     backup: &InSyncCloudBackup,
     cloud: Option<&InSyncCloud>,
-    job: Option<job::JobState>,
+    job: Option<JobState>,
     ctx: &Context,
 ) -> Result<Action, BackupError> {
     let kube = |action| move |source| BackupError::Kube { action, source };
@@ -395,28 +393,4 @@ async fn schedule_once(
 fn error_policy(_: Arc<InSyncCloudBackup>, error: &BackupError, _: Arc<Context>) -> Action {
     warn!(error = %error, "backup reconcile failed");
     Action::requeue(Duration::from_secs(15))
-}
-
-/// Puts what the cloud's status says about its backups into a cloud reconcile's conclusion:
-/// `status.backup` (last, last successful, next slot, last verified), `BackupHealthy` and
-/// `BackupScheduled`. Reads the cloud's own backups from `backups` (the backup watch's cache).
-pub(crate) fn conclude_health(
-    cloud: &InSyncCloud,
-    backups: &Store<InSyncCloudBackup>,
-    conclusion: &mut crate::controller::decide::Conclusion,
-    now: Timestamp,
-) {
-    let listed = watch::backups_of(backups, cloud.cloud_namespace(), cloud.cloud_name());
-    let (status, conds) = health::health(cloud, &listed, now);
-    let previous = cloud.status.clone().unwrap_or_default().conditions;
-    crate::controller::status::merge(
-        &mut conclusion.status.conditions,
-        &previous,
-        &conds,
-        cloud.metadata.generation,
-        now,
-    );
-    if status.is_some() {
-        conclusion.status.backup = status;
-    }
 }

@@ -1,34 +1,27 @@
 //! What the backup controller reads, from caches: the backups (one watch, shared with the cloud
 //! controller, which reads them for `BackupHealthy` and is woken by their verifications), and
-//! the Jobs and pods of backups and verifications, label-selected and projected to what
-//! [`super::job::job_state`] reads. A reconcile reads nothing from the API server.
+//! the Jobs and pods of backups and verifications ([`crate::controller::cache::jobs`]). A
+//! reconcile reads nothing from the API server.
 
 use std::sync::Arc;
 
 use futures::StreamExt;
 use futures::future::BoxFuture;
-use futures::stream::BoxStream;
-use k8s_openapi::api::batch::v1::{Job, JobStatus};
-use k8s_openapi::api::core::v1::{ContainerState, ContainerStatus, Pod, PodStatus};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
 use kube::core::DeserializeGuard;
 use kube::runtime::reflector::{self, ObjectRef, ReflectHandle, Store};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Client, Resource, ResourceExt};
+use kube::{Client, ResourceExt};
 
-use super::job::{self, JobState};
 use crate::api::{InSyncCloud, InSyncCloudBackup};
+use crate::controller::cache::job_state::JobState;
+use crate::controller::cache::jobs::{JobCache, JobEvents};
 use crate::controller::cache::listed;
-use crate::render::backup::{BACKUP_COMPONENT, BACKUP_LABEL, DELETE_COMPONENT};
-use crate::render::keys;
-use crate::render::verify::VERIFY_COMPONENT;
+use crate::render::backup::BACKUP_LABEL;
 
 /// How many backup events a subscriber may fall behind before the watch waits for it.
 const BACKUP_EVENTS_BUFFER: usize = 256;
-
-/// The label the Job controller puts on a Job's pods.
-const JOB_NAME_LABEL: &str = "job-name";
 
 /// The backup controller's caches.
 #[derive(Clone)]
@@ -37,10 +30,8 @@ pub(crate) struct Caches {
     pub clouds: Store<DeserializeGuard<InSyncCloud>>,
     /// Every backup (whole, without managedFields).
     pub backups: Store<InSyncCloudBackup>,
-    /// Backup and verification Jobs ([`project_job`]).
-    pub jobs: Store<Job>,
-    /// Their pods ([`project_pod`]).
-    pub pods: Store<Pod>,
+    /// The operator's Jobs and their pods.
+    pub jobs: JobCache,
 }
 
 impl Caches {
@@ -54,18 +45,7 @@ impl Caches {
 
     /// Where the Job `name` stands, read with its pods; `main` is the container that reports.
     pub fn job(&self, namespace: &str, name: &str, main: &str) -> Option<JobState> {
-        let found = self.jobs.get(&ObjectRef::new(name).within(namespace))?;
-        let pods: Vec<Pod> = self
-            .pods
-            .state()
-            .iter()
-            .filter(|pod| {
-                pod.namespace().as_deref() == Some(namespace)
-                    && pod.labels().get(JOB_NAME_LABEL).map(String::as_str) == Some(name)
-            })
-            .map(|pod| (**pod).clone())
-            .collect();
-        Some(job::job_state(&found, &pods, main))
+        self.jobs.job(namespace, name, main)
     }
 }
 
@@ -88,88 +68,51 @@ pub(crate) fn backups_of(
 pub(crate) struct Watches {
     /// The backups' cache.
     pub backups: Store<InSyncCloudBackup>,
-    /// The Jobs' cache.
-    pub jobs: Store<Job>,
-    /// The pods' cache.
-    pub pods: Store<Pod>,
     /// Every backup as it changes, for the backup controller.
     pub backup_events: ReflectHandle<InSyncCloudBackup>,
-    /// Jobs as they change: wake the backup that owns them.
-    pub job_events: BoxStream<'static, Result<Job, watcher::Error>>,
-    /// Pods as they change: a pod's end can be seen after its Job's.
-    pub pod_events: BoxStream<'static, Result<Pod, watcher::Error>>,
+    /// The Jobs' and pods' caches.
+    pub jobs: JobCache,
+    /// Jobs and pods as they change: wake the backup that owns them.
+    pub job_events: JobEvents,
 }
 
 impl Watches {
-    /// Starts the backup watch (one, shared by its subscribers) and readies the Job and pod
-    /// watches (driven by whoever polls their event streams); `namespace` as the operator's.
-    /// Also returns every backup as it changes, for the cloud controller (a finished
-    /// verification wakes its cloud): a subscriber that must be polled, or the watch stalls.
+    /// Starts the backup watch (one, shared by its subscribers); `namespace` as the operator's,
+    /// `jobs` the Job watches' cache and this controller's share of their events. Also
+    /// returns every backup as it changes, for the cloud controller (a finished verification
+    /// wakes its cloud): a subscriber that must be polled, or the watch stalls.
     pub fn start(
         client: &Client,
         namespace: Option<&str>,
+        jobs: JobCache,
+        job_events: JobEvents,
     ) -> (Self, ReflectHandle<InSyncCloudBackup>) {
-        fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
-        where
-            K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
-            K::DynamicType: Default,
-        {
-            match namespace {
-                Some(ns) => Api::namespaced(client.clone(), ns),
-                None => Api::all(client.clone()),
-            }
-        }
+        let api: Api<InSyncCloudBackup> = match namespace {
+            Some(ns) => Api::namespaced(client.clone(), ns),
+            None => Api::all(client.clone()),
+        };
         let (backups, writer) = reflector::store_shared(BACKUP_EVENTS_BUFFER);
         // Subscribed before the watch starts: both see the first list.
         let backup_events = writer.subscribe().expect("a shared store has subscribers");
         let cloud_wakes = writer.subscribe().expect("a shared store has subscribers");
-        let root = watcher(
-            api::<InSyncCloudBackup>(client, namespace),
-            watcher::Config::default(),
-        )
-        .default_backoff()
-        .modify(|backup| backup.managed_fields_mut().clear())
-        .reflect_shared(writer);
+        let root = watcher(api, watcher::Config::default())
+            .default_backoff()
+            .modify(|backup| backup.managed_fields_mut().clear())
+            .reflect_shared(writer);
         tokio::spawn(root.for_each(|_| async {}));
-
-        let selected = watcher::Config::default().labels(&format!(
-            "{} in ({BACKUP_COMPONENT},{VERIFY_COMPONENT},{DELETE_COMPONENT}),{}={}",
-            keys::COMPONENT,
-            keys::MANAGED_BY,
-            keys::MANAGER,
-        ));
-        let (jobs, job_writer) = reflector::store();
-        let job_events = watcher(api::<Job>(client, namespace), selected.clone())
-            .default_backoff()
-            .modify(project_job)
-            .reflect(job_writer)
-            .touched_objects()
-            .boxed();
-        let (pods, pod_writer) = reflector::store();
-        let pod_events = watcher(api::<Pod>(client, namespace), selected)
-            .default_backoff()
-            .modify(project_pod)
-            .reflect(pod_writer)
-            .touched_objects()
-            .boxed();
         let watches = Self {
             backups,
-            jobs,
-            pods,
             backup_events,
+            jobs,
             job_events,
-            pod_events,
         };
         (watches, cloud_wakes)
     }
 
-    /// One future per cache that resolves once it has listed, for [`crate::controller::cache::Synced`].
+    /// The future that resolves once the backups' cache has listed, for
+    /// [`crate::controller::cache::Synced`] (the Jobs' are the cloud controller's to wait for).
     pub fn listed(&self) -> Vec<BoxFuture<'static, ()>> {
-        vec![
-            listed(self.backups.clone()),
-            listed(self.jobs.clone()),
-            listed(self.pods.clone()),
-        ]
+        vec![listed(self.backups.clone())]
     }
 }
 
@@ -179,61 +122,12 @@ pub(crate) fn backup_of_pod(pod: &Pod) -> Option<ObjectRef<InSyncCloudBackup>> {
     Some(ObjectRef::new(name).within(&pod.namespace()?))
 }
 
-/// Identity, labels (the pods' `job-name`) and owners (the owning backup wakes on a change).
-fn project_meta(meta: &mut ObjectMeta) {
-    *meta = ObjectMeta {
-        name: meta.name.take(),
-        namespace: meta.namespace.take(),
-        uid: meta.uid.take(),
-        resource_version: meta.resource_version.take(),
-        labels: meta.labels.take(),
-        owner_references: meta.owner_references.take(),
-        deletion_timestamp: meta.deletion_timestamp.take(),
-        ..ObjectMeta::default()
-    };
-}
-
-/// A Job as [`job::job_state`] reads it: its conditions.
-pub(crate) fn project_job(job: &mut Job) {
-    project_meta(&mut job.metadata);
-    job.spec = None;
-    job.status = Some(JobStatus {
-        conditions: job.status.take().and_then(|s| s.conditions),
-        ..JobStatus::default()
-    });
-}
-
-/// A pod as [`job::job_state`] reads it: its phase and each container's name and end.
-pub(crate) fn project_pod(pod: &mut Pod) {
-    project_meta(&mut pod.metadata);
-    pod.spec = None;
-    let status = pod.status.take().unwrap_or_default();
-    let ends = |statuses: Option<Vec<ContainerStatus>>| {
-        statuses.map(|statuses| {
-            statuses
-                .into_iter()
-                .map(|s| ContainerStatus {
-                    name: s.name,
-                    state: s.state.map(|state| ContainerState {
-                        terminated: state.terminated,
-                        ..ContainerState::default()
-                    }),
-                    ..ContainerStatus::default()
-                })
-                .collect()
-        })
-    };
-    pod.status = Some(PodStatus {
-        phase: status.phase,
-        init_container_statuses: ends(status.init_container_statuses),
-        container_statuses: ends(status.container_statuses),
-        ..PodStatus::default()
-    });
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::controller::cache::job_state as job;
+    use crate::controller::cache::jobs::{project_job, project_pod};
+    use k8s_openapi::api::batch::v1::Job;
     use serde_json::json;
 
     #[test]
