@@ -4,69 +4,26 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
-use k8s_openapi::api::networking::v1::NetworkPolicy;
-use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
-use kube::core::{ApiResource, GroupVersionKind};
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::core::ApiResource;
 use kube::{Client, ResourceExt};
 use rand::distr::{Alphanumeric, SampleString};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use super::cache::Child;
 use super::cache::digest::{self, Shape};
-use super::cache::{Child, ChildType};
-use super::error::{Error, UnknownKind};
+pub use super::cache::kinds::FIELD_MANAGER;
+use super::cache::kinds::{ChildKind, cached, kind_for};
+use super::error::Error;
 use crate::api::Quantity;
-use crate::render::keys::{COMPONENT, GENERATE_KEYS, INSTANCE, MANAGED_BY, MANAGER};
-use crate::render::{ApplyPolicy, Desired, PRUNABLE_KINDS};
+use crate::render::keys::{COMPONENT, GENERATE_KEYS, INSTANCE};
+use crate::render::{ApplyPolicy, Desired};
 
-/// The one field manager the operator writes with (the value of its managed-by label).
-pub const FIELD_MANAGER: &str = MANAGER;
 /// Hash of the desired object, so a change in render is noticed even where it removes fields.
 pub const APPLIED_HASH: &str = "insync.dev/applied-hash";
-
-/// Label selector every child matches (render puts the managed-by label on all of them);
-/// watches are narrowed to it.
-pub fn managed_by_selector() -> String {
-    format!("{MANAGED_BY}={MANAGER}")
-}
-
-/// A kind of child the operator writes, with its cache.
-#[derive(Clone)]
-pub struct ChildKind {
-    /// API coordinates.
-    pub resource: ChildType,
-    /// Whether objects of this kind that the cloud no longer needs are deleted. Never for
-    /// PersistentVolumeClaims (data) or Secrets (credentials of retained data).
-    pub prunable: bool,
-    /// Reflector cache of the operator's objects of this kind, as projections.
-    pub store: Store<Child>,
-}
-
-/// The kinds render produces, each with whether it may be pruned. Render's
-/// [`PRUNABLE_KINDS`] decides: never PersistentVolumeClaims or Secrets.
-pub fn child_resources() -> Vec<(ApiResource, bool)> {
-    [
-        ApiResource::erase::<ConfigMap>(&()),
-        ApiResource::erase::<Secret>(&()),
-        ApiResource::erase::<Service>(&()),
-        ApiResource::erase::<PersistentVolumeClaim>(&()),
-        ApiResource::erase::<Deployment>(&()),
-        ApiResource::erase::<StatefulSet>(&()),
-        ApiResource::erase::<PodDisruptionBudget>(&()),
-        ApiResource::erase::<NetworkPolicy>(&()),
-    ]
-    .into_iter()
-    .map(|resource| {
-        let prunable =
-            PRUNABLE_KINDS.contains(&(resource.api_version.as_str(), resource.kind.as_str()));
-        (resource, prunable)
-    })
-    .collect()
-}
 
 /// What one apply pass did.
 #[derive(Debug, Default)]
@@ -148,42 +105,6 @@ pub fn up_to_date(sent: &DynamicObject, live: &Child) -> Result<bool, Error> {
         tracing::debug!(object = %sent.name_any(), "the operator's fields of the live object differ from desired");
     }
     Ok(same)
-}
-
-/// Finds the cached kind for an object's apiVersion/kind.
-pub fn kind_for<'a>(
-    kinds: &'a [ChildKind],
-    object: &DynamicObject,
-) -> Result<&'a ChildKind, Error> {
-    let types = object
-        .types
-        .as_ref()
-        .ok_or(Error::UnknownKind(UnknownKind::Untyped))?;
-    let gvk = GroupVersionKind::try_from(types).map_err(|source| {
-        Error::UnknownKind(UnknownKind::BadApiVersion {
-            api_version: types.api_version.clone(),
-            source,
-        })
-    })?;
-    kinds
-        .iter()
-        .find(|k| {
-            k.resource.group == gvk.group
-                && k.resource.version == gvk.version
-                && k.resource.kind == gvk.kind
-        })
-        .ok_or_else(|| {
-            Error::UnknownKind(UnknownKind::Unwatched(format!(
-                "{}/{}",
-                types.api_version, types.kind
-            )))
-        })
-}
-
-/// The cached projection of the live object of `kind` named `name` in `namespace`.
-pub fn cached(kind: &ChildKind, namespace: &str, name: &str) -> Option<std::sync::Arc<Child>> {
-    kind.store
-        .get(&ObjectRef::new_with(name, kind.resource.clone()).within(namespace))
 }
 
 /// What writing one object did.
@@ -728,18 +649,6 @@ mod tests {
         assert_eq!(
             claims_to_grow("data", "fcloud-bynamo", want, &claims),
             ["data-fcloud-bynamo-0", "data-fcloud-bynamo-1"]
-        );
-    }
-
-    #[test]
-    fn data_and_credentials_are_never_pruned() {
-        for (resource, prunable) in child_resources() {
-            let keep = matches!(resource.kind.as_str(), "PersistentVolumeClaim" | "Secret");
-            assert_eq!(prunable, !keep, "{}", resource.kind);
-        }
-        assert_eq!(
-            managed_by_selector(),
-            "app.kubernetes.io/managed-by=insync-operator"
         );
     }
 

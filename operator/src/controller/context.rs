@@ -13,7 +13,7 @@ use kube::api::DynamicObject;
 use kube::runtime::events::Recorder;
 use kube::runtime::reflector::{ObjectRef as Ref, Store};
 
-use super::apply::ChildKind;
+use super::cache::kinds::{ChildKind, cached, kind_for};
 use super::cache::{Child, Facts, ServiceFacts};
 use crate::api::InSyncCloud;
 use crate::telemetry::Metrics;
@@ -69,8 +69,8 @@ impl Context {
 
     /// The cached live counterpart of a desired object.
     pub fn cached(&self, namespace: &str, desired: &DynamicObject) -> Option<Arc<Child>> {
-        let kind = super::apply::kind_for(&self.kinds, desired).ok()?;
-        super::apply::cached(kind, namespace, &desired.name_any())
+        let kind = kind_for(&self.kinds, desired).ok()?;
+        cached(kind, namespace, &desired.name_any())
     }
 
     /// Whether the Secret `namespace/name` exists. The Secret cache holds every Secret of the
@@ -78,12 +78,12 @@ impl Context {
     /// the user made.
     pub fn secret_exists(&self, namespace: &str, name: &str) -> bool {
         self.kind_named("Secret")
-            .is_some_and(|kind| super::apply::cached(kind, namespace, name).is_some())
+            .is_some_and(|kind| cached(kind, namespace, name).is_some())
     }
 
     /// The cached object `namespace/name` of the core or apps `kind` the operator watches.
     pub fn cached_named(&self, kind: &str, namespace: &str, name: &str) -> Option<Arc<Child>> {
-        super::apply::cached(self.kind_named(kind)?, namespace, name)
+        cached(self.kind_named(kind)?, namespace, name)
     }
 
     /// The backup `namespace/name`, if it exists.
@@ -108,9 +108,7 @@ impl Context {
 impl super::dns::Frontend for Context {
     fn service(&self, namespace: &str, name: &str) -> Option<ServiceFacts> {
         let kind = self.kind_named("Service")?;
-        super::apply::cached(kind, namespace, name)?
-            .service()
-            .cloned()
+        cached(kind, namespace, name)?.service().cloned()
     }
 
     async fn node_addresses(&self) -> Vec<Vec<(String, String)>> {

@@ -8,7 +8,10 @@
 pub mod digest;
 pub(crate) mod job_state;
 pub(crate) mod jobs;
+pub mod kinds;
 mod synced;
+pub mod watch;
+pub mod workload;
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -21,10 +24,10 @@ use kube::runtime::reflector::{Lookup, ObjectRef};
 use kube::runtime::watcher;
 use serde_json::Value;
 
-use super::observe::{self, WorkloadCounts};
 use crate::api::{InSyncCloud, Quantity};
 pub use digest::Digest;
 pub use synced::{Synced, listed};
+pub use workload::WorkloadCounts;
 
 /// What the operator knows of one live object: a few words per object, none of them a whole
 /// `ObjectMeta` (measured: ~1.25 KB per cached child with one, claim templates as JSON trees).
@@ -88,7 +91,7 @@ pub enum Facts {
 /// A live Deployment or StatefulSet.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Workload {
-    /// Replica counts, settledness and template tag ([`observe::counts`]).
+    /// Replica counts, settledness and template tag ([`workload::counts`]).
     pub counts: WorkloadCounts,
     /// A StatefulSet's `spec.volumeClaimTemplates` as [`digest::of_claim_templates`] (the
     /// fields render sets, normalized); `None` for a Deployment. Immutable in the API, so
@@ -269,7 +272,7 @@ pub fn project_meta(object: PartialObjectMeta<DynamicObject>) -> Child {
 fn facts_of(kind: &str, body: &Value) -> Facts {
     match kind {
         "Deployment" | "StatefulSet" => Facts::Workload(Workload {
-            counts: observe::counts(kind, body),
+            counts: workload::counts(kind, body),
             claim_templates: body
                 .pointer("/spec/volumeClaimTemplates")
                 .map(digest::of_claim_templates),
