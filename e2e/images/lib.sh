@@ -8,8 +8,9 @@
 # ---------------------------------------------------------------------------------------------
 # Small utilities
 
-log() { printf '[images %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
-die() { log "error: $*"; exit 1; }
+# log, die: the e2e scripts' own
+# shellcheck source=e2e/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
 sha256() { sha256sum | cut -c1-64; }
 
