@@ -68,7 +68,7 @@ BIN="$CARGO_TARGET_DIR/debug/insync-operator"
 
 stop
 say "Route53 API on 127.0.0.1:$MOTO_PORT (moto) with the zone drtst.org"
-command -v moto_server >/dev/null || python3 -m pip install -q 'moto[server]==5.2.1'
+command -v moto_server >/dev/null || python3 -m pip install -q "moto[server]==$MOTO_VERSION"
 moto_server -H 127.0.0.1 -p "$MOTO_PORT" >"$DEMO/moto.log" 2>&1 &
 echo $! >"$DEMO/moto.pid"
 export AWS_ACCESS_KEY_ID=demo AWS_SECRET_ACCESS_KEY=demo AWS_REGION=us-east-1

@@ -4,12 +4,11 @@
 # lock, start, stop, pid_of, wait_until, kc, gen_cert, write_kubeconfig, port_listening.
 #
 # One node, insync-real-0, beside the 3 kwok nodes: containerd (Debian's) + runc + CNI bridge,
-# kubelet and kube-proxy v1.35.4 built from e2e/k8s, CoreDNS built from e2e/coredns. It runs
+# kubelet and kube-proxy built from e2e/k8s, CoreDNS built from e2e/coredns. It runs
 # real containers from images imported into containerd; nothing is ever pulled. See docs/e2e.md
 # ("Real node") for the addresses, routes, and why each setting is there.
 
-# ---- pinned versions and settings ---------------------------------------------------------------
-COREDNS_VERSION=v1.15.0          # github.com/coredns/coredns, pinned in e2e/coredns/go.mod
+# ---- settings (the versions, KUBE_VERSION and COREDNS_VERSION: e2e/versions) ------------------
 NODE_DEBS=(containerd runc containernetworking-plugins umoci gcc libc6-dev iptables iproute2 busybox-static socat)
 NODE_NAME=insync-real-0
 NODE_LABEL=insync.dev/real-node  # label and taint key (value "true"; taint effect NoSchedule)

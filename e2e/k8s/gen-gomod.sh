@@ -9,14 +9,14 @@
 # those staging modules with its published v0.<minor>.<patch> version instead. The list is read
 # from the release's own go.mod, never copied by hand.
 #
-# Usage: e2e/k8s/gen-gomod.sh [KUBE_VERSION]      (default: v1.35.4)
+# Usage: e2e/k8s/gen-gomod.sh [KUBE_VERSION]      (default: KUBE_VERSION of e2e/versions)
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=e2e/lib.sh
 source "$here/../lib.sh"
 LOG_PREFIX=gen-gomod
-KUBE_VERSION="${1:-${INSYNC_E2E_KUBE_VERSION:-v1.35.4}}"
+KUBE_VERSION="${1:-${INSYNC_E2E_KUBE_VERSION:-$KUBE_VERSION}}"
 cache="${INSYNC_E2E_CACHE:-$HOME/.cache/insync-e2e}"
 export GOPATH="${GOPATH_OVERRIDE:-$cache/gopath}"
 export GOMODCACHE="$cache/gomodcache"
