@@ -78,6 +78,7 @@ ensure_node_debs() {
 
 build_kube_node() {
   [[ -x "$KUBE_NODE_BIN/kubelet" && -x "$KUBE_NODE_BIN/kube-proxy" ]] && return
+  check_kube_gomod
   local tmp="$KUBE_NODE_BIN.tmp.$$" start=$SECONDS
   log "building kubelet, kube-proxy $KUBE_VERSION (log: $CACHE/build-kubernetes-node.log)"
   mkdir -p "$tmp"

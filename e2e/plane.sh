@@ -61,6 +61,13 @@ kube_ldflags() { # the same for the control plane and the real node's kubelet/ku
     "-X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
 }
 
+# check_kube_gomod : e2e/k8s/go.mod, what the Kubernetes binaries are built from, is the one
+# e2e/k8s/gen-gomod.sh wrote for KUBE_VERSION (else the binaries would claim a version they are not)
+check_kube_gomod() {
+  grep -qE "^[[:space:]]*k8s\.io/kubernetes $KUBE_VERSION( |\$)" "$E2E_DIR/k8s/go.mod" \
+    || die "KUBE_VERSION ($KUBE_VERSION) differs from e2e/k8s/go.mod: run e2e/k8s/gen-gomod.sh"
+}
+
 # ---- certificates and kubeconfigs (the CA is made by e2e/cluster's ensure_pki) ----------------
 gen_cert() { # gen_cert NAME SUBJECT EXT_USAGE [SANS]   (signed by $SIGNER, default: ca)
   local name=$1 subj=$2 usage=$3 sans=${4:-} ca=${SIGNER:-ca}
