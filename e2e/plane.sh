@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034  # its settings are read by the scripts that source it
 # e2e/plane.sh — the local control plane's settings (cache, state, pinned tools, ports, addresses)
 # and the helpers that e2e/cluster and its real node (e2e/node.sh) share: locks, processes and
 # waits, certificates and kubeconfigs, kubectl. Both source it (twice is harmless): settings and
@@ -127,6 +127,7 @@ start() { # start NAME BINARY ARGS...
   # A new session, so a Ctrl-C to the caller (e.g. cargo test) does not kill the cluster; no fd
   # of the caller is inherited (a caller that reads our stdout sees EOF when `up` returns), nor
   # our lock fds 8 and 9 (else the daemon would hold the lock forever).
+  # shellcheck disable=SC2016 # $$, $0 and $@ are the new bash's own, not to expand here
   setsid bash -c 'echo $$ > "$0"; exec "$@"' "$RUN/$name.pid" "$@" \
     </dev/null >>"$LOGS/$name.log" 2>&1 8>&- 9>&- &
   local i

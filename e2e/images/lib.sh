@@ -265,6 +265,7 @@ operator_source_hash() {
 # deleting every other build made them rebuild each other's operator in turn.
 keep_newest() {
   local keep="${KEEP_BUILDS:-3}"
+  # shellcheck disable=SC2012 # ls -t for the write times; the names are ours (prefix + hex key)
   ls -1t -- "$@" 2>/dev/null | tail -n +"$((keep + 1))" | while IFS= read -r old; do rm -f -- "$old"; done
 }
 
