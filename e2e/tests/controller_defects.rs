@@ -332,6 +332,9 @@ async fn deleting_a_generated_secret_wakes_its_cloud() -> Result<()> {
     let api: Api<InSyncCloud> = ns.api();
     create(&api, &fcloud_no_dns(ns.name())?).await?;
     wait_ready(&api, "fcloud", READY_TIMEOUT, &op).await?;
+    // Let the last child status changes of the start-up pass, so that nothing but the
+    // deletion is left to wake the cloud.
+    tokio::time::sleep(Duration::from_secs(10)).await;
     let secrets: Api<Secret> = ns.api();
     secrets
         .delete("fcloud-mysql-credentials", &DeleteParams::default())
