@@ -145,19 +145,21 @@ impl Rollback<'_> {
     ) -> BTreeMap<String, RollingWorkload> {
         batch
             .iter()
-            .map(|id| {
-                let tag = self.previous(id).to_owned();
-                let since = clock::rolling_since(self.recorded, phase, id, &tag, None)
-                    .unwrap_or(Time(self.input.now));
-                let workload = RollingWorkload {
-                    tag,
-                    revision: None,
-                    reason: Some(Change::Image.to_string()),
-                    since,
-                };
-                ((*id).to_owned(), workload)
-            })
+            .map(|id| ((*id).to_owned(), self.rolling_back(phase, id)))
             .collect()
+    }
+
+    /// Workload `id` of the step of `phase` on its way back to its previous tag.
+    fn rolling_back(&self, phase: UpgradePhase, id: &str) -> RollingWorkload {
+        let tag = self.previous(id).to_owned();
+        let since = clock::rolling_since(self.recorded, phase, id, &tag, None)
+            .unwrap_or(Time(self.input.now));
+        RollingWorkload {
+            tag,
+            revision: None,
+            reason: Some(Change::Image.to_string()),
+            since,
+        }
     }
 
     /// The workloads still to go back from `phase` down to the first phase, in rollback order.

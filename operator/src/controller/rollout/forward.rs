@@ -47,24 +47,26 @@ pub(crate) fn roll_forward(
     let Some(phase) = view.current_step() else {
         return complete(input, view, recorded);
     };
-    let batch = view.batch(phase);
-    if let Some(paused) = pause::between_steps(input, view, carried, phase, &batch) {
+    let step = Step {
+        input,
+        view,
+        recorded,
+        carried,
+        phase,
+        batch: view.batch(phase),
+    };
+    if let Some(paused) = pause::between_steps(input, view, carried, phase, &step.batch) {
         return paused;
     }
-    let rolling = rolling_workloads(input, view, carried, phase, &batch);
-    let overdue: Vec<&str> = batch
-        .iter()
-        .copied()
-        .filter(|id| clock::past_health_timeout(input, &rolling[*id].since))
-        .collect();
-    let upgrade = step_status(input, view, recorded, phase, &batch, rolling);
+    let upgrade = step.status();
+    let overdue = step.overdue(&upgrade);
     if overdue.is_empty() {
-        return roll_step(view, phase, &batch, upgrade);
+        return step.roll(upgrade);
     }
     if input.on_failure == OnFailure::Rollback && moved_an_image(&upgrade, &overdue) {
         return back::start(input, view, upgrade, &overdue);
     }
-    block(input, view, phase, upgrade, &overdue)
+    step.block(upgrade, &overdue)
 }
 
 /// When the rollout started: as recorded, or now.
@@ -95,105 +97,6 @@ fn complete(
     }
 }
 
-/// The workloads of the step, each with the target it rolls to, its health clock and why it
-/// restarts.
-fn rolling_workloads(
-    input: &RolloutInput<'_>,
-    view: &View<'_>,
-    carried: Option<&UpgradeStatus>,
-    phase: UpgradePhase,
-    batch: &[&str],
-) -> BTreeMap<String, RollingWorkload> {
-    batch
-        .iter()
-        .map(|id| {
-            let target = &input.targets[*id];
-            let tag = target.tag.clone();
-            let revision = Some(target.revision.clone()).filter(|revision| !revision.is_empty());
-            let since = carried
-                .and_then(|step| clock::rolling_since(step, phase, id, &tag, revision.as_deref()))
-                .unwrap_or(Time(input.now));
-            // A workload of the batch that only waits to be ready again keeps the reason it
-            // started rolling for.
-            let reason = view.reason(id).or_else(|| {
-                carried
-                    .and_then(|step| step.rolling.get(*id))
-                    .and_then(|workload| workload.reason.clone())
-            });
-            let workload = RollingWorkload {
-                tag,
-                revision,
-                reason,
-                since,
-            };
-            ((*id).to_owned(), workload)
-        })
-        .collect()
-}
-
-/// Where each workload was before this rollout moved it, for a rollback: as recorded, plus the
-/// live tags of the stale workloads of `batch`. A finished rollout's record is not carried: the
-/// next change on the same version starts from what runs then.
-fn previous_tags(
-    view: &View<'_>,
-    recorded: Option<&UpgradeStatus>,
-    batch: &[&str],
-) -> BTreeMap<String, String> {
-    let mut previous_tags = recorded
-        .filter(|recorded| recorded.phase != UpgradePhase::Complete)
-        .map(|recorded| recorded.previous_tags.clone())
-        .unwrap_or_default();
-    for id in batch {
-        if let Some(tag) = view.stale.get(id) {
-            previous_tags
-                .entry((*id).to_owned())
-                .or_insert_with(|| (*tag).to_owned());
-        }
-    }
-    previous_tags
-}
-
-/// The status of the step that rolls `batch` of `phase`.
-fn step_status(
-    input: &RolloutInput<'_>,
-    view: &View<'_>,
-    recorded: Option<&UpgradeStatus>,
-    phase: UpgradePhase,
-    batch: &[&str],
-    rolling: BTreeMap<String, RollingWorkload>,
-) -> UpgradeStatus {
-    let component = batch.join(",");
-    let why = message::reasons_of(&rolling);
-    UpgradeStatus {
-        message: Some(message::rolling(input, &component, why.as_deref())),
-        component: Some(component),
-        step_started_at: Some(clock::step_started(&rolling).unwrap_or(Time(input.now))),
-        rolling,
-        started_at: Some(started_at(input, recorded)),
-        remaining: view.remaining(phase),
-        previous_tags: previous_tags(view, recorded, batch),
-        ..UpgradeStatus::new(view.from_version.clone(), input.target_version, phase)
-    }
-}
-
-/// The step goes on: its workloads move to their targets, the phases after it stay where they
-/// are.
-fn roll_step(
-    view: &View<'_>,
-    phase: UpgradePhase,
-    batch: &[&str],
-    upgrade: UpgradeStatus,
-) -> RolloutDecision {
-    let mut pins = view.pins(|its_phase| its_phase <= phase);
-    for id in batch {
-        pins.remove(*id);
-    }
-    RolloutDecision {
-        pins,
-        upgrade: Some(upgrade),
-    }
-}
-
 /// Whether a workload of `overdue` moved to another image. A rollback returns images: a step
 /// that failed on configuration, env or resources alone has no image to return to, so it halts
 /// like `Halt` (the plan says so too).
@@ -206,24 +109,127 @@ fn moved_an_image(upgrade: &UpgradeStatus, overdue: &[&str]) -> bool {
     })
 }
 
-/// Freeze: the failing workloads stay where they are, nothing else rolls. What failed, and on
-/// which tag, is kept to tell a new target from the same one.
-fn block(
-    input: &RolloutInput<'_>,
-    view: &View<'_>,
+/// The current step of a rollout going forward: the workloads of `batch`, of `phase`.
+struct Step<'a> {
+    input: &'a RolloutInput<'a>,
+    view: &'a View<'a>,
+    /// The rollout this one continues.
+    recorded: Option<&'a UpgradeStatus>,
+    /// The step whose clocks carry over.
+    carried: Option<&'a UpgradeStatus>,
     phase: UpgradePhase,
-    mut upgrade: UpgradeStatus,
-    overdue: &[&str],
-) -> RolloutDecision {
-    let tag = upgrade.rolling[overdue[0]].tag.clone();
-    upgrade
-        .rolling
-        .retain(|id, _| overdue.contains(&id.as_str()));
-    upgrade.phase = UpgradePhase::Blocked;
-    upgrade.component = Some(overdue.join(","));
-    upgrade.message = Some(message::blocked(input, overdue, tag, &upgrade.rolling));
-    RolloutDecision {
-        pins: view.pins(|its_phase| its_phase < phase),
-        upgrade: Some(upgrade),
+    batch: Vec<&'a str>,
+}
+
+impl<'a> Step<'a> {
+    /// The status of the step: its workloads, their clocks and the rollout around it.
+    fn status(&self) -> UpgradeStatus {
+        let rolling = self.rolling_workloads();
+        let component = self.batch.join(",");
+        let why = message::reasons_of(&rolling);
+        UpgradeStatus {
+            message: Some(message::rolling(self.input, &component, why.as_deref())),
+            component: Some(component),
+            step_started_at: Some(clock::step_started(&rolling).unwrap_or(Time(self.input.now))),
+            rolling,
+            started_at: Some(started_at(self.input, self.recorded)),
+            remaining: self.view.remaining(self.phase),
+            previous_tags: self.previous_tags(),
+            ..UpgradeStatus::new(
+                self.view.from_version.clone(),
+                self.input.target_version,
+                self.phase,
+            )
+        }
+    }
+
+    /// The workloads of the step, each with the target it rolls to, its health clock and why
+    /// it restarts.
+    fn rolling_workloads(&self) -> BTreeMap<String, RollingWorkload> {
+        self.batch
+            .iter()
+            .map(|id| ((*id).to_owned(), self.rolling(id)))
+            .collect()
+    }
+
+    /// Workload `id` of the step on its way to its target.
+    fn rolling(&self, id: &str) -> RollingWorkload {
+        let target = &self.input.targets[id];
+        let tag = target.tag.clone();
+        let revision = Some(target.revision.clone()).filter(|revision| !revision.is_empty());
+        let since = self
+            .carried
+            .and_then(|step| clock::rolling_since(step, self.phase, id, &tag, revision.as_deref()))
+            .unwrap_or(Time(self.input.now));
+        // A workload of the batch that only waits to be ready again keeps the reason it
+        // started rolling for.
+        let reason = self.view.reason(id).or_else(|| {
+            self.carried
+                .and_then(|step| step.rolling.get(id))
+                .and_then(|workload| workload.reason.clone())
+        });
+        RollingWorkload {
+            tag,
+            revision,
+            reason,
+            since,
+        }
+    }
+
+    /// Where each workload was before this rollout moved it, for a rollback: as recorded, plus
+    /// the live tags of the stale workloads of the step. A finished rollout's record is not
+    /// carried: the next change on the same version starts from what runs then.
+    fn previous_tags(&self) -> BTreeMap<String, String> {
+        let mut previous_tags = self
+            .recorded
+            .filter(|recorded| recorded.phase != UpgradePhase::Complete)
+            .map(|recorded| recorded.previous_tags.clone())
+            .unwrap_or_default();
+        for id in &self.batch {
+            if let Some(tag) = self.view.stale.get(id) {
+                previous_tags
+                    .entry((*id).to_owned())
+                    .or_insert_with(|| (*tag).to_owned());
+            }
+        }
+        previous_tags
+    }
+
+    /// The workloads of the step whose clock in `upgrade` ran past the health timeout.
+    fn overdue(&self, upgrade: &UpgradeStatus) -> Vec<&'a str> {
+        self.batch
+            .iter()
+            .copied()
+            .filter(|id| clock::past_health_timeout(self.input, &upgrade.rolling[*id].since))
+            .collect()
+    }
+
+    /// The step goes on: its workloads move to their targets, the phases after it stay where
+    /// they are.
+    fn roll(&self, upgrade: UpgradeStatus) -> RolloutDecision {
+        let mut pins = self.view.pins(|its_phase| its_phase <= self.phase);
+        for id in &self.batch {
+            pins.remove(*id);
+        }
+        RolloutDecision {
+            pins,
+            upgrade: Some(upgrade),
+        }
+    }
+
+    /// Freeze: the failing workloads stay where they are, nothing else rolls. What failed, and
+    /// on which tag, is kept to tell a new target from the same one.
+    fn block(&self, mut upgrade: UpgradeStatus, overdue: &[&str]) -> RolloutDecision {
+        let tag = upgrade.rolling[overdue[0]].tag.clone();
+        upgrade
+            .rolling
+            .retain(|id, _| overdue.contains(&id.as_str()));
+        upgrade.phase = UpgradePhase::Blocked;
+        upgrade.component = Some(overdue.join(","));
+        upgrade.message = Some(message::blocked(self.input, overdue, tag, &upgrade.rolling));
+        RolloutDecision {
+            pins: self.view.pins(|its_phase| its_phase < self.phase),
+            upgrade: Some(upgrade),
+        }
     }
 }
