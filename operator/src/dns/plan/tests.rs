@@ -50,6 +50,11 @@ fn plan_of(current: &[RecordSet], desired: &[DesiredCloud]) -> ZonePlan {
     plan_zone(None, current, desired, &[], &registry())
 }
 
+/// Plans `current` for `desired` while cloud `removed` is removed, in a zone of unknown name.
+fn plan_removing(current: &[RecordSet], desired: &[DesiredCloud], removed: &str) -> ZonePlan {
+    plan_zone(None, current, desired, &[removed.to_owned()], &registry())
+}
+
 /// Plans `current` for `desired` with nothing removed, in zone `d.org`.
 fn plan_in_zone(current: &[RecordSet], desired: &[DesiredCloud]) -> ZonePlan {
     plan_zone(Some("d.org"), current, desired, &[], &registry())
@@ -142,13 +147,7 @@ fn foreign_record_is_a_conflict_and_untouched() {
 #[test]
 fn other_owner_ids_and_foreign_txt_at_our_txt_name_conflict() {
     let current = owned("a.d.org", "A", &["1.1.1.1"], "someone-else", A);
-    let plan = plan_zone(
-        None,
-        &current,
-        &[wants_a(A, "a.d.org", "10.0.0.1")],
-        &[A.to_owned()],
-        &registry(),
-    );
+    let plan = plan_removing(&current, &[wants_a(A, "a.d.org", "10.0.0.1")], A);
     assert!(plan.groups.is_empty(), "{:?}", plan.groups);
     assert!(
         matches!(&plan.outcomes[A], PlanOutcome::Conflict { detail, .. } if detail.contains("another insync-operator"))
@@ -198,7 +197,7 @@ fn removed_clouds_are_deleted_unknown_ones_left_alone() {
     let mut current = owned("a.d.org", "A", &["10.0.0.1"], "me", A);
     current.extend(owned("b.d.org", "A", &["10.0.0.2"], "me", B));
     current.push(record("c.d.org", "A", &["10.0.0.3"]));
-    let plan = plan_zone(None, &current, &[], &[A.to_owned()], &registry());
+    let plan = plan_removing(&current, &[], A);
     assert_eq!(
         actions(&plan),
         vec![
@@ -231,13 +230,7 @@ fn renamed_cloud_creates_new_and_deletes_old() {
 #[test]
 fn name_of_a_removed_cloud_is_taken_over_in_place() {
     let current = owned("x.d.org", "A", &["10.0.0.1"], "me", A);
-    let plan = plan_zone(
-        None,
-        &current,
-        &[wants_a(B, "x.d.org", "10.0.0.2")],
-        &[A.to_owned()],
-        &registry(),
-    );
+    let plan = plan_removing(&current, &[wants_a(B, "x.d.org", "10.0.0.2")], A);
     assert_eq!(
         actions(&plan),
         vec![

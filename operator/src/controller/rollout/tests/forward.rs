@@ -186,14 +186,7 @@ fn rollback_uses_the_same_machinery() {
 #[test]
 fn new_workloads_are_created_at_the_target_without_a_rollout() {
     let mut f = cloud("v2", "v2");
-    f.targets.insert(
-        "node-3".into(),
-        TargetWorkload {
-            component: Component::Node,
-            tag: "v2".into(),
-            revision: String::new(),
-        },
-    );
+    scale_up(&mut f, "node-3", "v2");
     let d = step(&f, None, 0, 1);
     assert!(d.pins.is_empty());
     assert_eq!(d.upgrade, None);
@@ -203,14 +196,7 @@ fn new_workloads_are_created_at_the_target_without_a_rollout() {
 fn absent_workloads_are_created_at_the_version_the_rollout_reached() {
     let mut f = cloud("v1", "v2");
     already_on(&mut f, "v2", &["bynamo"]);
-    f.targets.insert(
-        "node-3".into(),
-        TargetWorkload {
-            component: Component::Node,
-            tag: "v2".into(),
-            revision: String::new(),
-        },
-    );
+    scale_up(&mut f, "node-3", "v2");
     f.live.remove("haproxy");
     f.live.remove("bynamo");
     let d = step(&f, None, 0, 1);

@@ -112,6 +112,18 @@ fn already_on(f: &mut Fixture, tag: &str, ids: &[&str]) {
     }
 }
 
+/// Adds node `id` on `tag` to what render wants, not yet live (a scale-up).
+fn scale_up(f: &mut Fixture, id: &str, tag: &str) {
+    f.targets.insert(
+        id.to_owned(),
+        TargetWorkload {
+            component: Component::Node,
+            tag: tag.to_owned(),
+            revision: String::new(),
+        },
+    );
+}
+
 /// Simulates the cluster applying the decision: rendered tags (pinned or target) become the
 /// live tag, unsettled; absent workloads are created.
 fn apply(f: &mut Fixture, d: &RolloutDecision) -> Vec<String> {
