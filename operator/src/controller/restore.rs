@@ -361,6 +361,34 @@ mod tests {
     }
 
     #[test]
+    fn the_restore_jobs_are_in_the_job_watch_and_wake_their_cloud() {
+        let decision = decide(&cloud(None), &seen(None, None, false), IMAGE, now());
+        let job = decision.create.expect("a check Job");
+        let labels = job.metadata.labels.clone().unwrap_or_default();
+        // What the Job and pod watches select (cache::jobs::start).
+        assert_eq!(
+            labels
+                .get(crate::render::keys::MANAGED_BY)
+                .map(String::as_str),
+            Some(crate::render::keys::MANAGER)
+        );
+        assert_eq!(
+            super::super::cache::jobs::restoring_cloud(&job),
+            Some(("fcloud".to_owned(), "fcloud".to_owned()))
+        );
+        let pod_labels = job
+            .spec
+            .and_then(|s| s.template.metadata)
+            .and_then(|m| m.labels)
+            .unwrap_or_default();
+        assert_eq!(
+            pod_labels.get(crate::render::keys::COMPONENT),
+            labels.get(crate::render::keys::COMPONENT),
+            "the pod carries the Job's component, so the pod watch selects it too"
+        );
+    }
+
+    #[test]
     fn a_backup_that_fails_its_check_is_refused_and_nothing_starts() {
         let refused = seen(
             Some(JobState::Failed {
