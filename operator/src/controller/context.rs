@@ -95,7 +95,7 @@ impl Context {
 
     /// The backups of `cloud`.
     pub fn backups_of(&self, cloud: &InSyncCloud) -> Vec<crate::api::InSyncCloudBackup> {
-        super::backup::backups_of(&self.backups, cloud.cloud_namespace(), cloud.cloud_name())
+        super::backups::backups_of(&self.backups, cloud.cloud_namespace(), cloud.cloud_name())
     }
 
     fn kind_named(&self, kind: &str) -> Option<&ChildKind> {

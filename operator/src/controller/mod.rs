@@ -9,7 +9,7 @@
 // controller's own business.
 mod act;
 pub mod apply;
-mod backup;
+mod backups;
 pub mod cache;
 mod cleanup;
 mod context;
@@ -302,7 +302,7 @@ async fn controller(
     let (backup_watches, backup_changes) = match job_events.pop() {
         Some(events) => {
             let (watches, changes) =
-                backup::Watches::start(&client, args.namespace.as_deref(), jobs.clone(), events);
+                backups::Watches::start(&client, args.namespace.as_deref(), jobs.clone(), events);
             (Some(watches), Some(changes))
         }
         None => (None, None),
@@ -316,7 +316,7 @@ async fn controller(
             .chain(nodes.clone().map(cache::listed))
             .chain([cache::listed(cloud_store.clone())])
             .chain(jobs.listed())
-            .chain(backup_watches.iter().flat_map(backup::Watches::listed))
+            .chain(backup_watches.iter().flat_map(backups::Watches::listed))
             .collect(),
     );
     let ctx = Arc::new(Context {
@@ -410,7 +410,7 @@ async fn controller(
     let cloud_cache = ctx.fleet.cache();
     let backups = async move {
         if let Some(watches) = backup_watches {
-            backup::run(client, args.runner_image, cloud_cache, watches, synced).await;
+            backups::run(client, args.runner_image, cloud_cache, watches, synced).await;
         }
     };
 

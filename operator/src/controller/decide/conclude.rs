@@ -8,7 +8,7 @@ use kube::ResourceExt;
 use super::{Acted, Conclusion, Note, Plan};
 use crate::api::validate::InvalidCloud;
 use crate::api::{InSyncCloud, InSyncCloudStatus, UpgradePhase, UpgradeStatus, condition};
-use crate::controller::backup;
+use crate::controller::backups;
 use crate::controller::dns::FINALIZER;
 use crate::controller::finalizer;
 use crate::controller::gate::{self};
@@ -190,7 +190,7 @@ pub fn conclude(cloud: &InSyncCloud, seen: &Observation, plan: &Plan, acted: Act
         status.restore = Some(restore.clone());
         overlay(&mut conds, plan.restore.conditions.iter().cloned());
     }
-    let (backup, backup_conds) = backup::health(cloud, &seen.backups, seen.now);
+    let (backup, backup_conds) = backups::health(cloud, &seen.backups, seen.now);
     if backup.is_some() {
         status.backup = backup;
     }
