@@ -18,7 +18,8 @@ use k8s_openapi::jiff::Timestamp;
 use tracing::info;
 
 use crate::api::BackupPart;
-use manifest::{FORMAT, MANIFEST, Manifest, Mismatch, Report};
+use crate::contract::{self, FORMAT, MANIFEST, MYSQL_DUMP, Manifest, Report};
+use manifest::Mismatch;
 
 /// Environment variables the runner reads its keys from; without them, the AWS default chain
 /// (the pod's identity) is used. The same names as every inSync pod (docs/images.md).
@@ -171,7 +172,7 @@ pub async fn run(args: RunnerArgs) -> Result<Report, RunError> {
     }
 
     let mut files: Vec<(String, PathBuf, Option<i64>)> =
-        vec![("mysql.sql".to_owned(), args.dump.clone(), None)];
+        vec![(MYSQL_DUMP.to_owned(), args.dump.clone(), None)];
     let dynamo = metadata::client(
         &args.metadata_endpoint,
         &args.metadata_region,
@@ -182,9 +183,9 @@ pub async fn run(args: RunnerArgs) -> Result<Report, RunError> {
     for table in metadata::export_all(&dynamo, args.table_prefix.as_deref(), &args.work_dir).await?
     {
         info!(table = %table.name, rows = table.rows, "exported");
-        files.push((manifest::schema_part(&table.name), table.schema_path, None));
+        files.push((contract::schema_part(&table.name), table.schema_path, None));
         files.push((
-            manifest::items_part(&table.name),
+            contract::items_part(&table.name),
             table.path,
             Some(table.rows),
         ));

@@ -221,7 +221,7 @@ fn load_script() -> String {
          client() {{ mysql --host=\"$DB_HOST\" --port=\"$DB_PORT\" --user=\"$INSYNC_DB_USER\" \"$@\"; }}\n\
          tables=$(client -N -B -e \"SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = '$DB_NAME'\")\n\
          if [ \"$tables\" != 0 ]; then echo \"database $DB_NAME has $tables tables: a restore only fills an empty database\" >&2; exit 1; fi\n\
-         client \"$DB_NAME\" < {WORK_DIR}/mysql.sql\n\
+         client \"$DB_NAME\" < {WORK_DIR}/{DUMP}\n\
          checked=0\n\
          if [ -f {WORK_DIR}/{ROWS} ]; then\n\
          tab=$(printf '\\t')\n\
@@ -232,7 +232,8 @@ fn load_script() -> String {
          done < {WORK_DIR}/{ROWS}\n\
          fi\n\
          echo \"mysql.sql loaded into $DB_NAME, the rows of $checked tables counted as the manifest says\"\n",
-        ROWS = crate::backup::manifest::MYSQL_ROWS_FILE
+        DUMP = crate::contract::MYSQL_DUMP,
+        ROWS = crate::contract::MYSQL_ROWS_FILE
     )
 }
 
@@ -333,7 +334,7 @@ mod tests {
         std::fs::create_dir_all(&work).expect("work dir");
         std::fs::write(work.join("mysql.sql"), "INSERT INTO `t` VALUES (1);\n").expect("dump");
         if let Some(rows) = rows_file {
-            std::fs::write(work.join(crate::backup::manifest::MYSQL_ROWS_FILE), rows)
+            std::fs::write(work.join(crate::contract::MYSQL_ROWS_FILE), rows)
                 .expect("rows");
         }
         let bin = dir.path().join("bin");
