@@ -1,5 +1,7 @@
 //! Pods: image resolution, the restricted security context, default resources, probes and the
-//! config hash. Every component's pod template is built by [`PodBuilder`].
+//! config hash. Every pod template is built by [`PodBuilder`]: a component's, and a Job's with
+//! its init containers (built by [`super::container::ContainerBuilder`] from the same shapes:
+//! ports, mounts, probes, security context).
 
 use std::collections::BTreeMap;
 
@@ -148,6 +150,19 @@ pub(super) enum Check {
     Tcp(&'static str),
     /// HTTP GET of a path on a named port.
     Http(&'static str, &'static str),
+    /// TCP connect to a port by its number (an init container's ports have no names).
+    TcpPort(i32),
+}
+
+/// An init container of a pod (a step run to completion, or a native sidecar), as
+/// [`super::container::ContainerBuilder`] built it: [`PodBuilder::build`] hardens it like the
+/// main container, as the user it was built to run as, and adds the volumes it mounts.
+pub(super) struct InitContainer {
+    pub(super) container: Container,
+    /// The image's own user, when it is not the pod's ([`Profile::uid`]).
+    pub(super) run_as: Option<i64>,
+    /// The emptyDirs only this container mounts.
+    pub(super) volumes: Vec<Volume>,
 }
 
 /// The volume every pod gets for `/tmp`.
@@ -170,7 +185,7 @@ pub(super) struct PodBuilder<'a> {
     component: Option<Component>,
     profile: &'static Profile,
     container: Container,
-    init_containers: Vec<Container>,
+    init_containers: Vec<InitContainer>,
     readiness: Option<Check>,
     liveness: Option<Check>,
     volumes: Vec<Volume>,
@@ -244,9 +259,10 @@ impl<'a> PodBuilder<'a> {
         }
     }
 
-    /// A container that runs to completion before the main one starts, hardened the same way
-    /// (security context, pull policy, resources, writable `/tmp`).
-    pub(crate) fn init_container(mut self, init: Container) -> Self {
+    /// A container that starts before the main one (a step that runs to completion, or a native
+    /// sidecar), hardened the same way (security context, pull policy, resources, writable
+    /// `/tmp`).
+    pub(crate) fn init_container(mut self, init: InitContainer) -> Self {
         self.init_containers.push(init);
         self
     }
@@ -258,12 +274,9 @@ impl<'a> PodBuilder<'a> {
     }
 
     pub(crate) fn ports(mut self, ports: &[Port]) -> Self {
-        let ports = ports.iter().map(|port| ContainerPort {
-            name: Some(port.name.to_owned()),
-            container_port: port.port,
-            protocol: Some("TCP".to_owned()),
-            ..ContainerPort::default()
-        });
+        let ports = ports
+            .iter()
+            .map(|port| tcp_port(Some(port.name), port.port));
         self.container
             .ports
             .get_or_insert_with(Vec::new)
@@ -315,11 +328,7 @@ impl<'a> PodBuilder<'a> {
         self.container
             .volume_mounts
             .get_or_insert_with(Vec::new)
-            .push(VolumeMount {
-                name: name.to_owned(),
-                mount_path: path.to_owned(),
-                ..VolumeMount::default()
-            });
+            .push(volume_mount(name, path));
         self.volumes.extend(volume);
         self
     }
@@ -369,7 +378,7 @@ impl<'a> PodBuilder<'a> {
             component,
             profile,
             mut container,
-            mut init_containers,
+            init_containers,
             readiness,
             liveness,
             ..
@@ -378,31 +387,32 @@ impl<'a> PodBuilder<'a> {
         let mut writable = Vec::new();
         for dir in std::iter::once(&TMP).chain(profile.writable_dirs) {
             let name = volume_name(dir);
-            writable.push(VolumeMount {
-                name: name.clone(),
-                mount_path: (*dir).to_owned(),
-                ..VolumeMount::default()
-            });
-            volumes.push(Volume {
-                name,
-                empty_dir: Some(EmptyDirVolumeSource::default()),
-                ..Volume::default()
-            });
+            writable.push(volume_mount(&name, dir));
+            volumes.push(empty_dir(name));
         }
         let spec = &ctx.cloud.spec;
         let resources = component
             .and_then(|component| resources_override(spec, component))
             .cloned()
             .unwrap_or_else(|| default_resources(profile));
-        for container in std::iter::once(&mut container).chain(&mut init_containers) {
+        let harden = |container: &mut Container, run_as: Option<i64>| {
             container
                 .volume_mounts
                 .get_or_insert_with(Vec::new)
                 .extend(writable.iter().cloned());
             container.image_pull_policy = Some(pull_policy(spec.images.pull_policy).to_owned());
-            container.security_context = Some(container_security(profile));
+            container.security_context = Some(container_security(profile, run_as));
             container.resources = Some(resources.clone());
-        }
+        };
+        harden(&mut container, None);
+        let init_containers: Vec<Container> = init_containers
+            .into_iter()
+            .map(|mut init| {
+                harden(&mut init.container, init.run_as);
+                volumes.extend(init.volumes);
+                init.container
+            })
+            .collect();
         container.readiness_probe = readiness.map(|check| probe(check, PROBE_PERIOD_SECONDS, 3));
         container.liveness_probe = liveness.map(|check| probe(check, 2 * PROBE_PERIOD_SECONDS, 3));
         container.startup_probe = liveness.map(|check| {
@@ -530,9 +540,13 @@ fn pod_security(profile: &Profile) -> PodSecurityContext {
     }
 }
 
-fn container_security(profile: &Profile) -> SecurityContext {
+/// The restricted security context of every container, as `run_as` (user and group) when it is
+/// not the pod's user.
+fn container_security(profile: &Profile, run_as: Option<i64>) -> SecurityContext {
     SecurityContext {
         run_as_non_root: Some(true),
+        run_as_user: run_as,
+        run_as_group: run_as,
         allow_privilege_escalation: Some(false),
         privileged: Some(false),
         read_only_root_filesystem: Some(profile.read_only_root),
@@ -560,14 +574,19 @@ fn default_resources(profile: &Profile) -> ResourceRequirements {
 }
 
 fn probe(check: Check, period_seconds: i32, failure_threshold: i32) -> Probe {
+    Probe {
+        timeout_seconds: Some(5),
+        failure_threshold: Some(failure_threshold.max(1)),
+        ..probe_every(check, period_seconds)
+    }
+}
+
+/// A probe of `check` every `period_seconds`, the rest of its settings Kubernetes' defaults.
+pub(super) fn probe_every(check: Check, period_seconds: i32) -> Probe {
+    let tcp = |port| Some(TCPSocketAction { port, host: None });
     let (tcp_socket, http_get) = match check {
-        Check::Tcp(port) => (
-            Some(TCPSocketAction {
-                port: IntOrString::String(port.to_owned()),
-                host: None,
-            }),
-            None,
-        ),
+        Check::Tcp(port) => (tcp(IntOrString::String(port.to_owned())), None),
+        Check::TcpPort(port) => (tcp(IntOrString::Int(port)), None),
         Check::Http(path, port) => (
             None,
             Some(HTTPGetAction {
@@ -582,9 +601,35 @@ fn probe(check: Check, period_seconds: i32, failure_threshold: i32) -> Probe {
         tcp_socket,
         http_get,
         period_seconds: Some(period_seconds),
-        timeout_seconds: Some(5),
-        failure_threshold: Some(failure_threshold.max(1)),
         ..Probe::default()
+    }
+}
+
+/// A TCP port of a container, named or not.
+pub(super) fn tcp_port(name: Option<&str>, number: i32) -> ContainerPort {
+    ContainerPort {
+        name: name.map(str::to_owned),
+        container_port: number,
+        protocol: Some("TCP".to_owned()),
+        ..ContainerPort::default()
+    }
+}
+
+/// Volume `name` mounted at `path`.
+pub(super) fn volume_mount(name: &str, path: &str) -> VolumeMount {
+    VolumeMount {
+        name: name.to_owned(),
+        mount_path: path.to_owned(),
+        ..VolumeMount::default()
+    }
+}
+
+/// An emptyDir volume: scratch space that lives as long as the pod.
+pub(super) fn empty_dir(name: String) -> Volume {
+    Volume {
+        name,
+        empty_dir: Some(EmptyDirVolumeSource::default()),
+        ..Volume::default()
     }
 }
 
