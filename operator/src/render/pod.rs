@@ -44,7 +44,8 @@ pub(super) fn target_tag(ctx: &Ctx<'_>, component: Component) -> String {
         Component::Minio => MINIO_DEFAULT_TAG,
         _ => &spec.version,
     };
-    image_override(spec, component)
+    overrides(spec, component)
+        .image
         .and_then(|image| image.tag.as_deref())
         .unwrap_or(default)
         .to_owned()
@@ -54,7 +55,8 @@ pub(super) fn target_tag(ctx: &Ctx<'_>, component: Component) -> String {
 /// at the pinned tag if the rollout pinned this workload, else [`target_tag`].
 pub(super) fn image(ctx: &Ctx<'_>, component: Component, workload_id: &str) -> Image {
     let spec = &ctx.cloud.spec;
-    let repository = image_override(spec, component)
+    let repository = overrides(spec, component)
+        .image
         .and_then(|image| image.repository.clone())
         .unwrap_or_else(|| format!("{}/{}", spec.images.registry, component.name()));
     let tag = ctx
@@ -69,55 +71,59 @@ pub(super) fn image(ctx: &Ctx<'_>, component: Component, workload_id: &str) -> I
     }
 }
 
-fn image_override(spec: &InSyncCloudSpec, component: Component) -> Option<&ImageOverride> {
-    match component {
-        Component::Mysql => spec.database.managed.as_ref()?.image.as_ref(),
-        Component::Bynamo => spec.metadata_store.managed.as_ref()?.image.as_ref(),
-        Component::Minio => spec.object_store.minio.as_ref()?.image.as_ref(),
-        Component::CloudMaster => spec.master.image.as_ref(),
-        Component::Node => spec.nodes.image.as_ref(),
-        Component::Haproxy => spec.frontend.image.as_ref(),
-    }
+/// What a component's own part of the spec says of its pods: none of it for a datastore that
+/// is not managed.
+#[derive(Default)]
+struct Overrides<'a> {
+    image: Option<&'a ImageOverride>,
+    resources: Option<&'a ResourceRequirements>,
+    placement: Option<&'a Placement>,
 }
 
-fn resources_override(
-    spec: &InSyncCloudSpec,
-    component: Component,
-) -> Option<&ResourceRequirements> {
-    match component {
-        Component::Mysql => spec.database.managed.as_ref()?.resources.as_ref(),
-        Component::Bynamo => spec.metadata_store.managed.as_ref()?.resources.as_ref(),
-        Component::Minio => spec.object_store.minio.as_ref()?.resources.as_ref(),
-        Component::CloudMaster => spec.master.resources.as_ref(),
-        Component::Node => spec.nodes.resources.as_ref(),
-        Component::Haproxy => spec.frontend.resources.as_ref(),
-    }
-}
-
-/// Where `component`'s pods run: the cloud-wide placement with the component's own fields
-/// put over it.
-fn placement(spec: &InSyncCloudSpec, component: Component) -> Placement {
+fn overrides(spec: &InSyncCloudSpec, component: Component) -> Overrides<'_> {
     let own = match component {
         Component::Mysql => spec
             .database
             .managed
             .as_ref()
-            .and_then(|m| m.placement.as_ref()),
+            .map(|m| (&m.image, &m.resources, &m.placement)),
         Component::Bynamo => spec
             .metadata_store
             .managed
             .as_ref()
-            .and_then(|m| m.placement.as_ref()),
+            .map(|m| (&m.image, &m.resources, &m.placement)),
         Component::Minio => spec
             .object_store
             .minio
             .as_ref()
-            .and_then(|m| m.placement.as_ref()),
-        Component::CloudMaster => spec.master.placement.as_ref(),
-        Component::Node => spec.nodes.placement.as_ref(),
-        Component::Haproxy => spec.frontend.placement.as_ref(),
+            .map(|m| (&m.image, &m.resources, &m.placement)),
+        Component::CloudMaster => {
+            let m = &spec.master;
+            Some((&m.image, &m.resources, &m.placement))
+        }
+        Component::Node => {
+            let m = &spec.nodes;
+            Some((&m.image, &m.resources, &m.placement))
+        }
+        Component::Haproxy => {
+            let m = &spec.frontend;
+            Some((&m.image, &m.resources, &m.placement))
+        }
     };
-    spec.placement.overridden_by(own)
+    own.map_or_else(Overrides::default, |(image, resources, placement)| {
+        Overrides {
+            image: image.as_ref(),
+            resources: resources.as_ref(),
+            placement: placement.as_ref(),
+        }
+    })
+}
+
+/// Where `component`'s pods run: the cloud-wide placement with the component's own fields
+/// put over it.
+fn placement(spec: &InSyncCloudSpec, component: Component) -> Placement {
+    spec.placement
+        .overridden_by(overrides(spec, component).placement)
 }
 
 /// What a component's container needs from its pod, declared once in the component's module.
@@ -392,7 +398,7 @@ impl<'a> PodBuilder<'a> {
         }
         let spec = &ctx.cloud.spec;
         let resources = component
-            .and_then(|component| resources_override(spec, component))
+            .and_then(|component| overrides(spec, component).resources)
             .cloned()
             .unwrap_or_else(|| default_resources(profile));
         let harden = |container: &mut Container, run_as: Option<i64>| {
