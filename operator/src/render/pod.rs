@@ -208,25 +208,15 @@ impl<'a> PodBuilder<'a> {
         profile: &'static Profile,
         image: Image,
     ) -> Self {
-        let container = Container {
-            name: component.name().to_owned(),
-            image: Some(image.reference.clone()),
-            ..Container::default()
-        };
-        Self {
-            labels: ctx.labels(component, &image.tag),
+        let labels = ctx.labels(component, &image.tag);
+        Self::with(
             ctx,
-            component: Some(component),
+            Some(component),
+            component.name(),
             profile,
-            container,
-            init_containers: Vec::new(),
-            readiness: None,
-            liveness: None,
-            volumes: Vec::new(),
-            annotations: BTreeMap::new(),
-            hostname: None,
-            version: image.tag,
-        }
+            image,
+            labels,
+        )
     }
 
     /// A pod of a task the cloud runs to completion (a backup), not of a component: container
@@ -245,10 +235,22 @@ impl<'a> PodBuilder<'a> {
             (keys::MANAGED_BY.to_owned(), keys::MANAGER.to_owned()),
             (keys::PART_OF.to_owned(), "insync".to_owned()),
         ]);
+        Self::with(ctx, None, name, profile, image, labels)
+    }
+
+    /// A pod whose main container `name` runs `image`, with nothing else set yet.
+    fn with(
+        ctx: &'a Ctx<'a>,
+        component: Option<Component>,
+        name: &str,
+        profile: &'static Profile,
+        image: Image,
+        labels: BTreeMap<String, String>,
+    ) -> Self {
         Self {
             labels,
             ctx,
-            component: None,
+            component,
             profile,
             container: Container {
                 name: name.to_owned(),
