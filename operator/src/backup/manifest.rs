@@ -53,26 +53,17 @@ pub enum Mismatch {
 
 /// Compares each part with what HEAD found (`None`: no object).
 pub fn check_stored(parts: &[BackupPart], stored: &[Option<i64>]) -> Result<(), Vec<Mismatch>> {
-    let problems: Vec<Mismatch> = parts
-        .iter()
-        .zip(stored)
-        .filter_map(|(part, stored)| match *stored {
-            None => Some(Mismatch::Missing {
-                name: part.name.clone(),
-            }),
-            Some(size) if size != part.size_bytes => Some(Mismatch::Size {
-                name: part.name.clone(),
-                stored: size,
-                uploaded: part.size_bytes,
-            }),
-            Some(_) => None,
-        })
-        .collect();
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(problems)
-    }
+    compare(parts, stored, |part, stored| match *stored {
+        None => Some(Mismatch::Missing {
+            name: part.name.clone(),
+        }),
+        Some(size) if size != part.size_bytes => Some(Mismatch::Size {
+            name: part.name.clone(),
+            stored: size,
+            uploaded: part.size_bytes,
+        }),
+        Some(_) => None,
+    })
 }
 
 /// A part that is not what the manifest says it is.
@@ -111,26 +102,36 @@ pub fn verify_parts(
     parts: &[BackupPart],
     found: &[Option<(i64, String)>],
 ) -> Result<(), Vec<PartProblem>> {
-    let problems: Vec<PartProblem> = parts
+    compare(parts, found, |part, found| {
+        let name = part.name.clone();
+        match found {
+            None => Some(PartProblem::Missing { name }),
+            Some((size, _)) if *size != part.size_bytes => Some(PartProblem::Size {
+                name,
+                found: *size,
+                expected: part.size_bytes,
+            }),
+            Some((_, sha)) if *sha != part.sha256 => Some(PartProblem::Checksum {
+                name,
+                found: sha.clone(),
+                expected: part.sha256.clone(),
+            }),
+            Some(_) => None,
+        }
+    })
+}
+
+/// Each part beside what was found of it (in the same order), through `problem`: every
+/// problem found, or `Ok` when there is none.
+fn compare<F, P>(
+    parts: &[BackupPart],
+    found: &[F],
+    problem: impl Fn(&BackupPart, &F) -> Option<P>,
+) -> Result<(), Vec<P>> {
+    let problems: Vec<P> = parts
         .iter()
         .zip(found)
-        .filter_map(|(part, found)| {
-            let name = part.name.clone();
-            match found {
-                None => Some(PartProblem::Missing { name }),
-                Some((size, _)) if *size != part.size_bytes => Some(PartProblem::Size {
-                    name,
-                    found: *size,
-                    expected: part.size_bytes,
-                }),
-                Some((_, sha)) if *sha != part.sha256 => Some(PartProblem::Checksum {
-                    name,
-                    found: sha.clone(),
-                    expected: part.sha256.clone(),
-                }),
-                Some(_) => None,
-            }
-        })
+        .filter_map(|(part, found)| problem(part, found))
         .collect();
     if problems.is_empty() {
         Ok(())
