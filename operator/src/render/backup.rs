@@ -238,7 +238,6 @@ fn destination_root(ctx: &Ctx<'_>) -> Result<(String, String, StoreAccess), Back
 
 #[cfg(test)]
 mod tests {
-    use clap::Parser;
     use k8s_openapi::api::core::v1::Container;
 
     use super::*;
@@ -269,16 +268,6 @@ mod tests {
         backup
     }
 
-    #[derive(Parser)]
-    struct Cli {
-        #[command(subcommand)]
-        command: Sub,
-    }
-    #[derive(clap::Subcommand)]
-    enum Sub {
-        BackupRun(RunnerArgs),
-    }
-
     /// The rendered runner arguments, parsed by the runner's own flags.
     fn runner_args(job: &Job) -> RunnerArgs {
         let pod = job
@@ -286,12 +275,8 @@ mod tests {
             .as_ref()
             .and_then(|s| s.template.spec.as_ref())
             .expect("pod");
-        let args = pod.containers[0].args.clone().expect("args");
-        let Sub::BackupRun(args) =
-            Cli::try_parse_from(std::iter::once("insync-operator".to_owned()).chain(args))
-                .expect("the runner accepts what render gives it")
-                .command;
-        args
+        let args = pod.containers[0].args.as_ref().expect("args");
+        crate::render::job::parse_runner_args("backup-run", args)
     }
 
     fn env_names(container: &Container) -> Vec<String> {

@@ -194,3 +194,19 @@ pub(super) fn task_job<K: Resource<DynamicType = ()>>(
     // Round-trip once so a field k8s-openapi cannot serialize shows here, not at apply time.
     serde_json::to_value(&job).and_then(serde_json::from_value)
 }
+
+/// For the contract tests: `args` (a runner's subcommand and its flags, as render gives them)
+/// parsed by the runner's own flags `A`, the subcommand being `subcommand`.
+#[cfg(test)]
+pub(super) fn parse_runner_args<A: clap::Args>(subcommand: &'static str, args: &[String]) -> A {
+    let cli = clap::Command::new("insync-operator")
+        .subcommand(A::augment_args(clap::Command::new(subcommand)));
+    let matches = cli
+        .try_get_matches_from(
+            std::iter::once("insync-operator").chain(args.iter().map(String::as_str)),
+        )
+        .expect("the runner accepts what render gives it");
+    let (name, flags) = matches.subcommand().expect("a subcommand");
+    assert_eq!(name, subcommand);
+    A::from_arg_matches(flags).expect("the runner accepts what render gives it")
+}

@@ -219,8 +219,6 @@ fn load_script() -> String {
 
 #[cfg(test)]
 mod tests {
-    use clap::Parser;
-
     use super::*;
     use crate::api::{
         BackupPhase, InSyncCloudBackupSpec, InSyncCloudBackupStatus, InSyncCloudSpec, RestoreS3,
@@ -254,23 +252,9 @@ mod tests {
         })
     }
 
-    #[derive(Parser)]
-    struct Cli {
-        #[command(subcommand)]
-        command: Sub,
-    }
-    #[derive(clap::Subcommand)]
-    enum Sub {
-        RestoreRun(RestoreArgs),
-    }
-
+    /// The rendered runner arguments, parsed by the runner's own flags.
     fn parse(args: &[String]) -> RestoreArgs {
-        let Sub::RestoreRun(args) = Cli::try_parse_from(
-            std::iter::once("insync-operator".to_owned()).chain(args.iter().cloned()),
-        )
-        .expect("the runner accepts what render gives it")
-        .command;
-        args
+        crate::render::job::parse_runner_args("restore-run", args)
     }
 
     #[test]
