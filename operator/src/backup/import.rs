@@ -106,18 +106,26 @@ pub async fn describe(
     client: &aws_sdk_dynamodb::Client,
     table: &str,
 ) -> Result<TableSchema, ImportError> {
-    let found = client
-        .describe_table()
-        .table_name(table)
-        .send()
-        .await
-        .map_err(|e| dynamo("describe", table, e))?;
+    let found = describe_table(client, table).await?;
     Ok(found.table().map(schema_of).unwrap_or(TableSchema {
         attribute_definitions: Vec::new(),
         key_schema: Vec::new(),
         global_secondary_indexes: Vec::new(),
         local_secondary_indexes: Vec::new(),
     }))
+}
+
+/// DescribeTable of `table`.
+async fn describe_table(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+) -> Result<aws_sdk_dynamodb::operation::describe_table::DescribeTableOutput, ImportError> {
+    client
+        .describe_table()
+        .table_name(table)
+        .send()
+        .await
+        .map_err(|e| dynamo("describe", table, e))
 }
 
 /// A table's description as its exported schema (pure).
@@ -327,12 +335,7 @@ async fn create(
     }
     let deadline = tokio::time::Instant::now() + ACTIVE_TIMEOUT;
     loop {
-        let found = client
-            .describe_table()
-            .table_name(table)
-            .send()
-            .await
-            .map_err(|e| dynamo("describe", table, e))?;
+        let found = describe_table(client, table).await?;
         if found.table().and_then(|t| t.table_status()) == Some(&TableStatus::Active) {
             return Ok(());
         }
