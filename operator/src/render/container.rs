@@ -19,29 +19,27 @@ impl ContainerBuilder {
     /// A step: runs to completion before the next container starts. Its last words (its error,
     /// or its report) are its termination message, which the controller reads.
     pub(crate) fn step(name: &str, image: String) -> Self {
-        Self::new(Container {
-            name: name.to_owned(),
-            image: Some(image),
-            termination_message_policy: Some("FallbackToLogsOnError".to_owned()),
-            ..Container::default()
-        })
+        let mut step = Self::new(name, image);
+        step.container.termination_message_policy = Some("FallbackToLogsOnError".to_owned());
+        step
     }
 
     /// A native sidecar (`restartPolicy: Always`): started before the next init container (once
     /// its startup probe passed), running beside the main container, and stopped by the kubelet
     /// when the main container exits.
     pub(crate) fn sidecar(name: &str, image: String) -> Self {
-        Self::new(Container {
-            name: name.to_owned(),
-            image: Some(image),
-            restart_policy: Some("Always".to_owned()),
-            ..Container::default()
-        })
+        let mut sidecar = Self::new(name, image);
+        sidecar.container.restart_policy = Some("Always".to_owned());
+        sidecar
     }
 
-    fn new(container: Container) -> Self {
+    fn new(name: &str, image: String) -> Self {
         Self {
-            container,
+            container: Container {
+                name: name.to_owned(),
+                image: Some(image),
+                ..Container::default()
+            },
             run_as: None,
             volumes: Vec::new(),
         }
