@@ -37,7 +37,7 @@ const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 pub const TERMINATION_LOG: &str = "/dev/termination-log";
 
 /// Where a backup is and how to reach its store: the flags `backup-run`, `restore-run` and
-/// `backup-delete` share (rendered from one `render::backup::StoreAccess`).
+/// `backup-delete` share (rendered from one `render::job::StoreAccess`).
 #[derive(clap::Args, Debug, Clone, PartialEq, Eq)]
 pub struct StoreArgs {
     /// Bucket of the backup.
