@@ -16,7 +16,7 @@ pub(super) const PORTS: [Port; 1] = [Port {
 pub(super) const REGION: &str = "us-east-1";
 const DATA_DIR: &str = "/data";
 
-const PROFILE: Profile = Profile {
+pub(super) const PROFILE: Profile = Profile {
     uid: 10001,
     read_only_root: true,
     writable_dirs: &[],

@@ -15,7 +15,7 @@ pub(super) const PORTS: [Port; 1] = [Port {
 pub(super) const DATABASE: &str = "insync";
 pub(super) const USER: &str = "insync";
 
-const PROFILE: Profile = Profile {
+pub(super) const PROFILE: Profile = Profile {
     // The `mysql` user of the official image.
     uid: 999,
     read_only_root: true,

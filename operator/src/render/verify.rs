@@ -17,7 +17,7 @@ use super::container::ContainerBuilder;
 use super::job::{Location, runner_pod, task_ctx, task_job};
 use super::pod::{env, image};
 use super::restore::{PROFILE, Source, fetch_step, load_mysql_step, metadata_args};
-use super::{Component, mysql};
+use super::{Component, bynamo, mysql};
 use crate::api::{InSyncCloud, InSyncCloudBackup};
 
 /// `app.kubernetes.io/component` of verification pods.
@@ -27,9 +27,6 @@ pub const VERIFY_COMPONENT: &str = "verify";
 const SCRATCH_SECRET: &str = "verify-only";
 const SCRATCH_MYSQL_PORT: i32 = 3306;
 const SCRATCH_BYNAMO_PORT: i32 = 8000;
-/// Each image's own user (docs/images.md): MySQL's data directory must be its own.
-const MYSQL_UID: i64 = 999;
-const BYNAMO_UID: i64 = 10001;
 
 /// `<backup>-verify`.
 pub fn verify_job_name(backup: &InSyncCloudBackup) -> String {
@@ -66,7 +63,8 @@ pub fn render_verify_job(
         .listens_on(SCRATCH_MYSQL_PORT)
         .scratch("scratch-mysql-data", "/var/lib/mysql")
         .scratch("scratch-mysql-run", "/var/run/mysqld")
-        .run_as(MYSQL_UID);
+        // Each image's own user (docs/images.md): MySQL's data directory must be its own.
+        .run_as(mysql::PROFILE.uid);
     let bynamo_image = image(&ctx, Component::Bynamo, Component::Bynamo.name()).reference;
     let scratch_bynamo = ContainerBuilder::sidecar("scratch-bynamo", bynamo_image)
         .env([
@@ -79,7 +77,7 @@ pub fn render_verify_job(
         ])
         .listens_on(SCRATCH_BYNAMO_PORT)
         .scratch("scratch-bynamo-data", "/data")
-        .run_as(BYNAMO_UID);
+        .run_as(bynamo::PROFILE.uid);
     let fetch = fetch_step(&source, runner_image);
     let load_mysql = load_mysql_step(
         &ctx,
