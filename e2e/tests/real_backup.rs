@@ -22,7 +22,7 @@ use insync_e2e::{TestNamespace, kubectl, poll_until, unique_name};
 use insync_operator::api::{
     BackupPhase, InSyncCloud, InSyncCloudBackup, InSyncCloudBackupSpec, RestorePhase, VerifyPhase,
 };
-use insync_operator::backup::manifest::Manifest;
+use insync_operator::contract::Manifest;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Pod, Secret, Service};
 use kube::Client;

@@ -7,10 +7,13 @@
 //! - [`dns`]: desired records to a Route53 plan, ExternalDNS-style ownership.
 //! - [`telemetry`]: tracing, metrics and health endpoints.
 //! - [`backup`]: `backup-run`, the runner inside a backup Job.
+//! - [`contract`]: what the runner and the operator exchange (a backup's layout, the runner's
+//!   reports); the runner and render both import it, neither imports the other.
 
 pub mod api;
 pub mod backup;
 pub mod cli;
+pub mod contract;
 pub mod controller;
 pub mod dns;
 pub mod preview;

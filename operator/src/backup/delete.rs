@@ -6,11 +6,10 @@
 //! left half-deleted by a failure is never taken for a backup; then every other object under
 //! the prefix; then the prefix is listed again and must be empty.
 
-use serde::{Deserialize, Serialize};
 use tracing::info;
 
-use super::manifest::MANIFEST;
 use super::{RunError, StoreArgs, TERMINATION_LOG, s3_client, s3_error};
+use crate::contract::{DeleteReport, MANIFEST};
 
 /// Flags of `insync-operator backup-delete`.
 #[derive(clap::Args, Debug, Clone, PartialEq, Eq)]
@@ -54,18 +53,6 @@ pub enum DeleteError {
         /// How many.
         left: usize,
     },
-}
-
-/// What a deletion removed (the termination message).
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-pub struct DeleteReport {
-    /// Objects deleted.
-    pub objects: usize,
-    /// Their bytes.
-    pub size_bytes: i64,
-    /// Whether the prefix held a manifest (a Complete backup) when the deletion began.
-    pub had_manifest: bool,
 }
 
 /// Whether `prefix` is the folder of `backup` of `cloud`: `<anything>/<cloud>/<backup>/` or

@@ -106,18 +106,26 @@ pub async fn describe(
     client: &aws_sdk_dynamodb::Client,
     table: &str,
 ) -> Result<TableSchema, ImportError> {
-    let found = client
-        .describe_table()
-        .table_name(table)
-        .send()
-        .await
-        .map_err(|e| dynamo("describe", table, e))?;
+    let found = describe_table(client, table).await?;
     Ok(found.table().map(schema_of).unwrap_or(TableSchema {
         attribute_definitions: Vec::new(),
         key_schema: Vec::new(),
         global_secondary_indexes: Vec::new(),
         local_secondary_indexes: Vec::new(),
     }))
+}
+
+/// DescribeTable of `table`.
+async fn describe_table(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+) -> Result<aws_sdk_dynamodb::operation::describe_table::DescribeTableOutput, ImportError> {
+    client
+        .describe_table()
+        .table_name(table)
+        .send()
+        .await
+        .map_err(|e| dynamo("describe", table, e))
 }
 
 /// A table's description as its exported schema (pure).
@@ -133,19 +141,20 @@ fn schema_of(description: &TableDescription) -> TableSchema {
             })
             .collect()
     };
-    let index = |name: &str, key_schema: &[KeySchemaElement], projection: Option<&Projection>| {
-        IndexSchema {
-            name: name.to_owned(),
-            key_schema: keys(key_schema),
-            projection_type: projection
-                .and_then(|p| p.projection_type())
-                .map_or("ALL", |t| t.as_str())
-                .to_owned(),
-            non_key_attributes: projection
-                .map(|p| p.non_key_attributes().to_vec())
-                .unwrap_or_default(),
-        }
-    };
+    let index =
+        |name: Option<&str>, key_schema: &[KeySchemaElement], projection: Option<&Projection>| {
+            IndexSchema {
+                name: name.unwrap_or_default().to_owned(),
+                key_schema: keys(key_schema),
+                projection_type: projection
+                    .and_then(|p| p.projection_type())
+                    .map_or("ALL", |t| t.as_str())
+                    .to_owned(),
+                non_key_attributes: projection
+                    .map(|p| p.non_key_attributes().to_vec())
+                    .unwrap_or_default(),
+            }
+        };
     TableSchema {
         attribute_definitions: description
             .attribute_definitions()
@@ -161,24 +170,12 @@ fn schema_of(description: &TableDescription) -> TableSchema {
         global_secondary_indexes: description
             .global_secondary_indexes()
             .iter()
-            .map(|g| {
-                index(
-                    g.index_name().unwrap_or_default(),
-                    g.key_schema(),
-                    g.projection(),
-                )
-            })
+            .map(|g| index(g.index_name(), g.key_schema(), g.projection()))
             .collect(),
         local_secondary_indexes: description
             .local_secondary_indexes()
             .iter()
-            .map(|l| {
-                index(
-                    l.index_name().unwrap_or_default(),
-                    l.key_schema(),
-                    l.projection(),
-                )
-            })
+            .map(|l| index(l.index_name(), l.key_schema(), l.projection()))
             .collect(),
     }
 }
@@ -216,6 +213,23 @@ fn create_parts(schema: &TableSchema) -> Result<CreateParts, String> {
             )
             .build()
     };
+    // Global and local secondary indexes: the SDK's two builders have the same methods and no
+    // trait in common.
+    macro_rules! indexes {
+        ($indexes:expr, $kind:ty) => {
+            $indexes
+                .iter()
+                .map(|index| {
+                    <$kind>::builder()
+                        .index_name(&index.name)
+                        .set_key_schema(Some(build(&index.key_schema, key)?))
+                        .projection(projection(index))
+                        .build()
+                        .map_err(|e| e.to_string())
+                })
+                .collect::<Result<_, String>>()?
+        };
+    }
     Ok(CreateParts {
         definitions: build(&schema.attribute_definitions, |name, kind| {
             AttributeDefinition::builder()
@@ -224,30 +238,8 @@ fn create_parts(schema: &TableSchema) -> Result<CreateParts, String> {
                 .build()
         })?,
         keys: build(&schema.key_schema, key)?,
-        global: schema
-            .global_secondary_indexes
-            .iter()
-            .map(|index| {
-                GlobalSecondaryIndex::builder()
-                    .index_name(&index.name)
-                    .set_key_schema(Some(build(&index.key_schema, key)?))
-                    .projection(projection(index))
-                    .build()
-                    .map_err(|e| e.to_string())
-            })
-            .collect::<Result<_, String>>()?,
-        local: schema
-            .local_secondary_indexes
-            .iter()
-            .map(|index| {
-                LocalSecondaryIndex::builder()
-                    .index_name(&index.name)
-                    .set_key_schema(Some(build(&index.key_schema, key)?))
-                    .projection(projection(index))
-                    .build()
-                    .map_err(|e| e.to_string())
-            })
-            .collect::<Result<_, String>>()?,
+        global: indexes!(schema.global_secondary_indexes, GlobalSecondaryIndex),
+        local: indexes!(schema.local_secondary_indexes, LocalSecondaryIndex),
     })
 }
 
@@ -343,12 +335,7 @@ async fn create(
     }
     let deadline = tokio::time::Instant::now() + ACTIVE_TIMEOUT;
     loop {
-        let found = client
-            .describe_table()
-            .table_name(table)
-            .send()
-            .await
-            .map_err(|e| dynamo("describe", table, e))?;
+        let found = describe_table(client, table).await?;
         if found.table().and_then(|t| t.table_status()) == Some(&TableStatus::Active) {
             return Ok(());
         }

@@ -1,98 +1,14 @@
-//! The manifest a backup writes last, what a finished runner reports to the controller, and the
-//! checks that decide whether what was uploaded is what was meant to be (pure).
+//! The runner's checks on a backup (pure): whether what was uploaded is what was meant to be,
+//! whether what was read back is what the manifest says, and whether a manifest describes a
+//! backup this operator can restore. The manifest itself and the file names are in
+//! [`crate::contract`].
 
-use std::collections::BTreeMap;
 use std::io::Read;
 
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::api::BackupPart;
-
-/// File name of the manifest under the backup's prefix.
-pub const MANIFEST: &str = "manifest.json";
-/// Version of the manifest's layout.
-pub const FORMAT: u32 = 1;
-/// Kubernetes keeps at most this many bytes of a container's termination message.
-pub const TERMINATION_MESSAGE_LIMIT: usize = 4096;
-
-/// `manifest.json`: what a backup holds. Written after every part is uploaded and read back, so
-/// a prefix without it is no backup.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-pub struct Manifest {
-    /// [`FORMAT`].
-    pub format: u32,
-    /// The inSync release the cloud ran (`spec.version`).
-    pub insync_version: String,
-    /// When the MySQL dump began (RFC 3339, UTC).
-    pub started_at: String,
-    /// When the last part was uploaded (RFC 3339, UTC).
-    pub completed_at: String,
-    /// `s3://<bucket>/<prefix>`.
-    pub location: String,
-    /// Every part: name under the prefix, size, sha256, rows (metadata tables).
-    pub parts: Vec<BackupPart>,
-    /// Rows of each MySQL table in `mysql.sql`, counted from the dump (its one snapshot; see
-    /// [`super::dump_rows`]). A verification or restore counts them again after loading.
-    /// Absent in manifests written before it existed.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub mysql_rows: BTreeMap<String, i64>,
-}
-
-/// What the runner tells the controller in its termination message: the manifest, where it is
-/// and the backup's total size. Parts are left out when they would not fit.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-pub struct Report {
-    /// Object key of the manifest.
-    pub manifest_key: String,
-    /// Bytes of every part plus the manifest.
-    pub size_bytes: i64,
-    /// The manifest (with `parts` emptied when `parts_omitted`).
-    pub manifest: Manifest,
-    /// True when the parts did not fit in the termination message.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub parts_omitted: bool,
-}
-
-impl Report {
-    /// The report as one JSON line of at most [`TERMINATION_MESSAGE_LIMIT`] bytes.
-    pub fn to_message(&self) -> String {
-        let full = serde_json::to_string(self).unwrap_or_default();
-        if full.len() <= TERMINATION_MESSAGE_LIMIT {
-            return full;
-        }
-        let mut brief = self.clone();
-        brief.manifest.parts.clear();
-        brief.manifest.mysql_rows.clear();
-        brief.parts_omitted = true;
-        serde_json::to_string(&brief).unwrap_or_default()
-    }
-}
-
-/// File the `fetch` step writes beside the parts: one `<table>\t<rows>` line per MySQL table
-/// of the manifest, read by the MySQL step to count the tables again after loading.
-pub const MYSQL_ROWS_FILE: &str = "mysql-rows.tsv";
-
-/// The [`MYSQL_ROWS_FILE`] of `manifest`. A table name is put into a shell loop and a SQL
-/// identifier, so one that is not `[A-Za-z0-9_$]+` is refused rather than quoted.
-pub fn mysql_rows_file(manifest: &Manifest) -> Result<String, String> {
-    let mut text = String::new();
-    for (table, rows) in &manifest.mysql_rows {
-        let plain = !table.is_empty()
-            && table
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$');
-        if !plain {
-            return Err(format!(
-                "MySQL table name {table:?}: only letters, digits, '_' and '$' are checked"
-            ));
-        }
-        text.push_str(&format!("{table}\t{rows}\n"));
-    }
-    Ok(text)
-}
+use crate::contract::{FORMAT, MYSQL_DUMP, Manifest, items_table, schema_part};
 
 /// Size and sha256 (hex) of everything `reader` yields.
 pub fn digest(mut reader: impl Read) -> std::io::Result<(i64, String)> {
@@ -137,36 +53,17 @@ pub enum Mismatch {
 
 /// Compares each part with what HEAD found (`None`: no object).
 pub fn check_stored(parts: &[BackupPart], stored: &[Option<i64>]) -> Result<(), Vec<Mismatch>> {
-    let problems: Vec<Mismatch> = parts
-        .iter()
-        .zip(stored)
-        .filter_map(|(part, stored)| match *stored {
-            None => Some(Mismatch::Missing {
-                name: part.name.clone(),
-            }),
-            Some(size) if size != part.size_bytes => Some(Mismatch::Size {
-                name: part.name.clone(),
-                stored: size,
-                uploaded: part.size_bytes,
-            }),
-            Some(_) => None,
-        })
-        .collect();
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(problems)
-    }
-}
-
-/// The part holding a metadata table's items.
-pub fn items_part(table: &str) -> String {
-    format!("metadata/{table}.jsonl")
-}
-
-/// The part holding a metadata table's keys, to create it again.
-pub fn schema_part(table: &str) -> String {
-    format!("metadata/{table}.schema.json")
+    compare(parts, stored, |part, stored| match *stored {
+        None => Some(Mismatch::Missing {
+            name: part.name.clone(),
+        }),
+        Some(size) if size != part.size_bytes => Some(Mismatch::Size {
+            name: part.name.clone(),
+            stored: size,
+            uploaded: part.size_bytes,
+        }),
+        Some(_) => None,
+    })
 }
 
 /// A part that is not what the manifest says it is.
@@ -205,26 +102,36 @@ pub fn verify_parts(
     parts: &[BackupPart],
     found: &[Option<(i64, String)>],
 ) -> Result<(), Vec<PartProblem>> {
-    let problems: Vec<PartProblem> = parts
+    compare(parts, found, |part, found| {
+        let name = part.name.clone();
+        match found {
+            None => Some(PartProblem::Missing { name }),
+            Some((size, _)) if *size != part.size_bytes => Some(PartProblem::Size {
+                name,
+                found: *size,
+                expected: part.size_bytes,
+            }),
+            Some((_, sha)) if *sha != part.sha256 => Some(PartProblem::Checksum {
+                name,
+                found: sha.clone(),
+                expected: part.sha256.clone(),
+            }),
+            Some(_) => None,
+        }
+    })
+}
+
+/// Each part beside what was found of it (in the same order), through `problem`: every
+/// problem found, or `Ok` when there is none.
+fn compare<F, P>(
+    parts: &[BackupPart],
+    found: &[F],
+    problem: impl Fn(&BackupPart, &F) -> Option<P>,
+) -> Result<(), Vec<P>> {
+    let problems: Vec<P> = parts
         .iter()
         .zip(found)
-        .filter_map(|(part, found)| {
-            let name = part.name.clone();
-            match found {
-                None => Some(PartProblem::Missing { name }),
-                Some((size, _)) if *size != part.size_bytes => Some(PartProblem::Size {
-                    name,
-                    found: *size,
-                    expected: part.size_bytes,
-                }),
-                Some((_, sha)) if *sha != part.sha256 => Some(PartProblem::Checksum {
-                    name,
-                    found: sha.clone(),
-                    expected: part.sha256.clone(),
-                }),
-                Some(_) => None,
-            }
-        })
+        .filter_map(|(part, found)| problem(part, found))
         .collect();
     if problems.is_empty() {
         Ok(())
@@ -252,10 +159,7 @@ pub fn tables(manifest: &Manifest) -> Vec<TableParts> {
         .parts
         .iter()
         .filter_map(|part| {
-            let name = part
-                .name
-                .strip_prefix("metadata/")?
-                .strip_suffix(".jsonl")?;
+            let name = items_table(&part.name)?;
             Some(TableParts {
                 name: name.to_owned(),
                 items: part.name.clone(),
@@ -291,8 +195,8 @@ pub fn restorable(manifest: &Manifest) -> Result<(), String> {
         }
     }
     let names: Vec<&str> = manifest.parts.iter().map(|p| p.name.as_str()).collect();
-    if !names.contains(&"mysql.sql") {
-        return Err("no mysql.sql part".to_owned());
+    if !names.contains(&MYSQL_DUMP) {
+        return Err(format!("no {MYSQL_DUMP} part"));
     }
     for table in tables(manifest) {
         if !names.contains(&table.schema.as_str()) {
@@ -315,42 +219,8 @@ mod tests {
         }
     }
 
-    fn report(parts: usize) -> Report {
-        Report {
-            manifest_key: "insync-backups/c/b/manifest.json".to_owned(),
-            size_bytes: 10,
-            manifest: Manifest {
-                format: FORMAT,
-                insync_version: "5.9.1-r4178".to_owned(),
-                started_at: "2026-11-28T19:00:00Z".to_owned(),
-                completed_at: "2026-11-28T19:00:05Z".to_owned(),
-                location: "s3://insync/insync-backups/c/b/".to_owned(),
-                parts: (0..parts)
-                    .map(|i| part(&format!("metadata/table-{i}.jsonl"), 1))
-                    .collect(),
-                mysql_rows: BTreeMap::new(),
-            },
-            parts_omitted: false,
-        }
-    }
-
-    #[test]
-    fn the_row_file_lists_each_table_and_refuses_names_a_shell_would_read() {
-        let mut manifest = report(0).manifest;
-        manifest.mysql_rows = BTreeMap::from([
-            ("catalogue".to_owned(), 1_000_000),
-            ("markers".to_owned(), 3),
-        ]);
-        assert_eq!(
-            mysql_rows_file(&manifest).as_deref(),
-            Ok("catalogue\t1000000\nmarkers\t3\n")
-        );
-        manifest.mysql_rows.insert("x`; DROP".to_owned(), 1);
-        assert!(mysql_rows_file(&manifest).is_err());
-    }
-
     fn restorable_manifest() -> Manifest {
-        let mut manifest = report(0).manifest;
+        let mut manifest = crate::contract::sample_manifest(0);
         let part = |name: &str, rows| BackupPart {
             name: name.to_owned(),
             size_bytes: 3,
@@ -464,25 +334,5 @@ mod tests {
                 },
             ])
         );
-    }
-
-    #[test]
-    fn a_report_fits_the_termination_message_and_says_when_parts_were_left_out() {
-        let small = report(3);
-        let message = small.to_message();
-        let back: Report = serde_json::from_str(&message).expect("parses");
-        assert_eq!(back, small);
-
-        let big = report(200);
-        let message = big.to_message();
-        assert!(
-            message.len() <= TERMINATION_MESSAGE_LIMIT,
-            "{}",
-            message.len()
-        );
-        let back: Report = serde_json::from_str(&message).expect("parses");
-        assert!(back.parts_omitted);
-        assert!(back.manifest.parts.is_empty());
-        assert_eq!(back.size_bytes, big.size_bytes);
     }
 }

@@ -18,7 +18,8 @@ use k8s_openapi::jiff::Timestamp;
 use tracing::info;
 
 use crate::api::BackupPart;
-use manifest::{FORMAT, MANIFEST, Manifest, Mismatch, Report};
+use crate::contract::{self, FORMAT, MANIFEST, MYSQL_DUMP, Manifest, Report};
+use manifest::Mismatch;
 
 /// Environment variables the runner reads its keys from; without them, the AWS default chain
 /// (the pod's identity) is used. The same names as every inSync pod (docs/images.md).
@@ -36,7 +37,7 @@ const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 pub const TERMINATION_LOG: &str = "/dev/termination-log";
 
 /// Where a backup is and how to reach its store: the flags `backup-run`, `restore-run` and
-/// `backup-delete` share (rendered from one `render::backup::StoreAccess`).
+/// `backup-delete` share (rendered from one `render::job::StoreAccess`).
 #[derive(clap::Args, Debug, Clone, PartialEq, Eq)]
 pub struct StoreArgs {
     /// Bucket of the backup.
@@ -171,7 +172,7 @@ pub async fn run(args: RunnerArgs) -> Result<Report, RunError> {
     }
 
     let mut files: Vec<(String, PathBuf, Option<i64>)> =
-        vec![("mysql.sql".to_owned(), args.dump.clone(), None)];
+        vec![(MYSQL_DUMP.to_owned(), args.dump.clone(), None)];
     let dynamo = metadata::client(
         &args.metadata_endpoint,
         &args.metadata_region,
@@ -182,9 +183,9 @@ pub async fn run(args: RunnerArgs) -> Result<Report, RunError> {
     for table in metadata::export_all(&dynamo, args.table_prefix.as_deref(), &args.work_dir).await?
     {
         info!(table = %table.name, rows = table.rows, "exported");
-        files.push((manifest::schema_part(&table.name), table.schema_path, None));
+        files.push((contract::schema_part(&table.name), table.schema_path, None));
         files.push((
-            manifest::items_part(&table.name),
+            contract::items_part(&table.name),
             table.path,
             Some(table.rows),
         ));

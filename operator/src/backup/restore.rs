@@ -13,12 +13,12 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
 use tracing::info;
 
 use super::import::{self, TableSchema};
-use super::manifest::{self, MANIFEST, Manifest, PartProblem};
+use super::manifest::{self, PartProblem};
 use super::{METADATA_KEYS, RunError, TERMINATION_LOG, keys, s3_error};
+use crate::contract::{self, MANIFEST, Manifest, RestoreReport};
 
 /// Which step of a restore to run.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -86,52 +86,6 @@ pub enum RestoreError {
     },
 }
 
-/// What a successful step reports (its termination message).
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-pub struct RestoreReport {
-    /// Parts checked (`check`, `fetch`), or restored (`metadata`, the last step: every part of
-    /// the backup, the MySQL dump loaded before it included).
-    pub parts: usize,
-    /// Bytes of those parts.
-    pub size_bytes: i64,
-    /// Metadata items restored (step `metadata`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rows: Option<i64>,
-    /// Metadata tables restored (step `metadata`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub metadata_tables: Option<usize>,
-    /// MySQL rows the manifest counts, which the MySQL step counted again after loading
-    /// (step `metadata`; absent for a manifest without row counts).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mysql_rows: Option<i64>,
-    /// MySQL tables those rows are in.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mysql_tables: Option<usize>,
-    /// The inSync release the backup was taken from.
-    pub insync_version: String,
-    /// When the backup began.
-    pub backup_started_at: String,
-}
-
-impl RestoreReport {
-    /// What was restored, for a person: "3 parts (2923 bytes): mysql.sql (4 rows in 2 tables),
-    /// 3 metadata items in 1 tables".
-    pub fn restored(&self) -> String {
-        let mysql = match (self.mysql_rows, self.mysql_tables) {
-            (Some(rows), Some(tables)) => format!("mysql.sql ({rows} rows in {tables} tables)"),
-            _ => "mysql.sql".to_owned(),
-        };
-        format!(
-            "{} parts ({} bytes): {mysql}, {} metadata items in {} tables",
-            self.parts,
-            self.size_bytes,
-            self.rows.unwrap_or_default(),
-            self.metadata_tables.unwrap_or_default()
-        )
-    }
-}
-
 /// Runs one step.
 pub async fn run(args: RestoreArgs) -> Result<RestoreReport, RestoreError> {
     let report = match args.step {
@@ -177,8 +131,8 @@ async fn check(args: &RestoreArgs, keep: Option<&Path>) -> Result<RestoreReport,
     if let Some(dir) = keep {
         std::fs::create_dir_all(dir.join("metadata")).map_err(|e| file(dir, e))?;
         std::fs::write(dir.join(MANIFEST), &body).map_err(|e| file(dir, e))?;
-        let rows = manifest::mysql_rows_file(&manifest).map_err(RestoreError::Manifest)?;
-        std::fs::write(dir.join(manifest::MYSQL_ROWS_FILE), rows).map_err(|e| file(dir, e))?;
+        let rows = contract::mysql_rows_file(&manifest).map_err(RestoreError::Manifest)?;
+        std::fs::write(dir.join(contract::MYSQL_ROWS_FILE), rows).map_err(|e| file(dir, e))?;
     }
 
     let mut found = Vec::new();

@@ -17,7 +17,7 @@ use k8s_openapi::jiff::Timestamp;
 use super::cache::job_state::JobState;
 use super::status::Cond;
 use crate::api::{InSyncCloud, InSyncCloudBackup, RestorePhase, RestoreStatus, condition};
-use crate::backup::restore::RestoreReport;
+use crate::contract::RestoreReport;
 use crate::render::restore::{Source, render_check_job, render_restore_job, source};
 use crate::render::{Component, Desired};
 

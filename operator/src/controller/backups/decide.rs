@@ -9,8 +9,7 @@ use k8s_openapi::jiff::Timestamp;
 use crate::api::{
     BackupPhase, InSyncCloud, InSyncCloudBackup, InSyncCloudBackupStatus, Verification, VerifyPhase,
 };
-use crate::backup::manifest::Report;
-use crate::backup::restore::RestoreReport;
+use crate::contract::{Report, RestoreReport};
 use crate::controller::cache::job_state::JobState;
 use crate::render::backup::{location, render_job};
 use crate::render::verify::render_verify_job;
@@ -262,7 +261,7 @@ fn completed(
 mod tests {
     use super::*;
     use crate::api::{BackupPart, InSyncCloudBackupSpec, InSyncCloudSpec};
-    use crate::backup::manifest::{FORMAT, Manifest};
+    use crate::contract::{FORMAT, Manifest};
 
     fn cloud() -> InSyncCloud {
         let mut cloud = InSyncCloud::new("fcloud", InSyncCloudSpec::with_version("5.9.1-r4178"));

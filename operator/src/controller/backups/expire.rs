@@ -16,7 +16,8 @@ use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
 use crate::api::{DeletionPhase, FileDeletion, InSyncCloud, InSyncCloudBackup};
 use crate::controller::cache::job_state::JobState;
-use crate::render::backup::{Location, location, render_delete_job};
+use crate::render::backup::{location, render_delete_job};
+use crate::render::job::Location;
 
 /// The first pause after a failed attempt; it doubles with each failure, up to [`MAX_RETRY`].
 pub(crate) const FIRST_RETRY: Duration = Duration::from_secs(30);
