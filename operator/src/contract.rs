@@ -1,6 +1,6 @@
 //! What the Job runner and the operator exchange, in one place both sides import.
 //!
-//! The runner ([`crate::backup`]: `insync-operator backup-run`, `restore-run`, `backup-delete`
+//! The runner ([`crate::runner`]: `insync-operator backup-run`, `restore-run`, `backup-delete`
 //! inside the Jobs) writes; the operator ([`crate::render`], which builds the Jobs, and
 //! [`crate::controller`], which reads how they ended) reads. Neither side imports the other:
 //! both import this module. It holds

@@ -244,8 +244,8 @@ mod tests {
     use crate::api::{
         BackupDestination, BackupS3, BackupSpec, InSyncCloudBackupSpec, InSyncCloudSpec, SecretRef,
     };
-    use crate::backup::RunnerArgs;
     use crate::render::keys;
+    use crate::runner::RunnerArgs;
 
     const IMAGE: &str = "ghcr.io/insync-operator/insync-operator:dev";
 

@@ -224,7 +224,7 @@ mod tests {
         BackupPhase, InSyncCloudBackupSpec, InSyncCloudBackupStatus, InSyncCloudSpec, RestoreS3,
         RestoreSpec, SecretRef,
     };
-    use crate::backup::restore::{RestoreArgs, Step};
+    use crate::runner::restore::{RestoreArgs, Step};
 
     const IMAGE: &str = "ghcr.io/insync-operator/insync-operator:dev";
 

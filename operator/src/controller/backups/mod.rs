@@ -1,4 +1,4 @@
-//! The backup controller (`backups`, beside the Job runner `crate::backup`): one `InSyncCloudBackup` → one Job (rendered by
+//! The backup controller (`backups`, beside the Job runner `crate::runner`): one `InSyncCloudBackup` → one Job (rendered by
 //! [`crate::render::backup`]) → the backup's status, from the Job and the runner's report.
 //!
 //! Each reconcile observes (the backup, its cloud, its Job and pod, all from the caches of

@@ -464,7 +464,7 @@ fn attribute(value: &Value) -> Result<AttributeValue, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backup::metadata::item_json;
+    use crate::runner::metadata::item_json;
 
     #[test]
     fn secondary_indexes_are_exported_and_created_again() {
