@@ -23,6 +23,7 @@ deps:
 ## first line is a sh/bash shebang or `# shellcheck shell=`), following the files they source.
 lint:
 	cargo fmt --all -- --check
+	e2e/lint/module-cycles.py operator/src
 	cargo clippy --workspace --all-targets -- -D warnings
 	set -o pipefail; git ls-files -z \
 	  | xargs -0 awk 'FNR == 1 { if (FILENAME ~ /\.sh$$/ || /^#!.*[\/ ](ba|da)?sh( |$$)/ || /^# shellcheck shell=/) print FILENAME; nextfile }' \
