@@ -19,9 +19,15 @@ test: deps lint unit e2e
 deps:
 	e2e/install-deps
 
+## lint: rustfmt, clippy, and shellcheck on every tracked shell script (a *.sh file, or one whose
+## first line is a sh/bash shebang or `# shellcheck shell=`), following the files they source.
 lint:
 	cargo fmt --all -- --check
+	e2e/lint/module-cycles.py operator/src
 	cargo clippy --workspace --all-targets -- -D warnings
+	set -o pipefail; git ls-files -z \
+	  | xargs -0 awk 'FNR == 1 { if (FILENAME ~ /\.sh$$/ || /^#!.*[\/ ](ba|da)?sh( |$$)/ || /^# shellcheck shell=/) print FILENAME; nextfile }' \
+	  | xargs -d '\n' shellcheck -x -P SCRIPTDIR
 
 unit:
 	cargo test -p insync-operator

@@ -4,6 +4,8 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
+# shellcheck source=e2e/lib.sh
+source e2e/lib.sh
 eval "$(e2e/cluster env)"
 DEMO="${INSYNC_DEMO_STATE:-$HOME/.cache/insync-e2e/demo}"
 RELEASE=insync-operator
@@ -14,7 +16,6 @@ STORAGE_CLASS=insync-local               # its local volumes
 MASTER_NODE_PORT=30443                   # examples/fcloud.yaml
 mkdir -p "$DEMO"
 
-say() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 # The node's own address: the operator's pod reaches moto there (route lookup only; sends nothing).
 NODE_IP="$(ip -4 route get 1 | sed -n 's/.* src \([0-9.]*\).*/\1/p' | head -n1)"
 

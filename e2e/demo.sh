@@ -16,6 +16,8 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
+# shellcheck source=e2e/lib.sh
+source e2e/lib.sh
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/insync-operator/target}"
 DEMO="${INSYNC_DEMO_STATE:-$HOME/.cache/insync-e2e/demo}"
 RELEASE=insync-operator
@@ -24,7 +26,6 @@ MOTO_PORT="${INSYNC_DEMO_MOTO_PORT:-15053}"
 METRICS_PORT="${INSYNC_DEMO_METRICS_PORT:-18080}"
 mkdir -p "$DEMO"
 
-say() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 stop() {
   for name in operator moto; do
     if [[ -f "$DEMO/$name.pid" ]]; then
@@ -67,7 +68,7 @@ BIN="$CARGO_TARGET_DIR/debug/insync-operator"
 
 stop
 say "Route53 API on 127.0.0.1:$MOTO_PORT (moto) with the zone drtst.org"
-command -v moto_server >/dev/null || python3 -m pip install -q 'moto[server]==5.2.1'
+command -v moto_server >/dev/null || python3 -m pip install -q "moto[server]==$MOTO_VERSION"
 moto_server -H 127.0.0.1 -p "$MOTO_PORT" >"$DEMO/moto.log" 2>&1 &
 echo $! >"$DEMO/moto.pid"
 export AWS_ACCESS_KEY_ID=demo AWS_SECRET_ACCESS_KEY=demo AWS_REGION=us-east-1

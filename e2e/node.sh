@@ -1,15 +1,17 @@
 # shellcheck shell=bash
-# e2e/node.sh — the real node of `e2e/cluster up --real-node`; sourced by e2e/cluster, which
-# defines CACHE, STATE, BIN, PKI, LOGS, RUN, KUBE_VERSION, SERVICE_CIDR, POD_CIDR, log, die,
-# lock, start, stop, pid_of, wait_until, kc, gen_cert, write_kubeconfig, port_listening.
+# e2e/node.sh — the real node of `e2e/cluster up --real-node`; sourced by e2e/cluster. What it
+# shares with the control plane (CACHE, STATE, PKI, the ports and ranges, the versions, log, die,
+# lock, start, stop, pid_of, wait_until, kc, gen_cert, write_kubeconfig, ...) is e2e/plane.sh's.
 #
 # One node, insync-real-0, beside the 3 kwok nodes: containerd (Debian's) + runc + CNI bridge,
-# kubelet and kube-proxy v1.35.4 built from e2e/k8s, CoreDNS built from e2e/coredns. It runs
+# kubelet and kube-proxy built from e2e/k8s, CoreDNS built from e2e/coredns. It runs
 # real containers from images imported into containerd; nothing is ever pulled. See docs/e2e.md
 # ("Real node") for the addresses, routes, and why each setting is there.
 
-# ---- pinned versions and settings ---------------------------------------------------------------
-COREDNS_VERSION=v1.15.0          # github.com/coredns/coredns, pinned in e2e/coredns/go.mod
+# shellcheck source=e2e/plane.sh
+source "$(dirname "${BASH_SOURCE[0]}")/plane.sh"
+
+# ---- settings (the versions, KUBE_VERSION and COREDNS_VERSION: e2e/versions) ------------------
 NODE_DEBS=(containerd runc containernetworking-plugins umoci gcc libc6-dev iptables iproute2 busybox-static socat)
 NODE_NAME=insync-real-0
 NODE_LABEL=insync.dev/real-node  # label and taint key (value "true"; taint effect NoSchedule)
@@ -76,6 +78,7 @@ ensure_node_debs() {
 
 build_kube_node() {
   [[ -x "$KUBE_NODE_BIN/kubelet" && -x "$KUBE_NODE_BIN/kube-proxy" ]] && return
+  check_kube_gomod
   local tmp="$KUBE_NODE_BIN.tmp.$$" start=$SECONDS
   log "building kubelet, kube-proxy $KUBE_VERSION (log: $CACHE/build-kubernetes-node.log)"
   mkdir -p "$tmp"
@@ -523,13 +526,6 @@ node_up() {
     return 0
   fi
   (( EUID == 0 )) || die "--real-node needs root (containers, routes, iptables)"
-  # kubectl logs/exec reach the kubelet by its InternalIP: an apiserver started by an older
-  # e2e/cluster lacks the flag, so restart the control plane (its data is kept)
-  local apid
-  if apid="$(pid_of kube-apiserver)" && ! tr '\0' ' ' < "/proc/$apid/cmdline" | grep -q -- --kubelet-preferred-address-types; then
-    log "kube-apiserver lacks --kubelet-preferred-address-types; restarting the control plane"
-    stop_all; cmd_up
-  fi
   ensure_node_debs
   lock "$CACHE/install.lock" 8
   build_kube_node

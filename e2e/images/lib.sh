@@ -8,8 +8,9 @@
 # ---------------------------------------------------------------------------------------------
 # Small utilities
 
-log() { printf '[images %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
-die() { log "error: $*"; exit 1; }
+# log, die: the e2e scripts' own
+# shellcheck source=e2e/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
 sha256() { sha256sum | cut -c1-64; }
 
@@ -264,6 +265,7 @@ operator_source_hash() {
 # deleting every other build made them rebuild each other's operator in turn.
 keep_newest() {
   local keep="${KEEP_BUILDS:-3}"
+  # shellcheck disable=SC2012 # ls -t for the write times; the names are ours (prefix + hex key)
   ls -1t -- "$@" 2>/dev/null | tail -n +"$((keep + 1))" | while IFS= read -r old; do rm -f -- "$old"; done
 }
 

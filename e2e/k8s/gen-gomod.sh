@@ -9,11 +9,14 @@
 # those staging modules with its published v0.<minor>.<patch> version instead. The list is read
 # from the release's own go.mod, never copied by hand.
 #
-# Usage: e2e/k8s/gen-gomod.sh [KUBE_VERSION]      (default: v1.35.4)
+# Usage: e2e/k8s/gen-gomod.sh [KUBE_VERSION]      (default: KUBE_VERSION of e2e/versions)
 set -euo pipefail
 
-KUBE_VERSION="${1:-${INSYNC_E2E_KUBE_VERSION:-v1.35.4}}"
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=e2e/lib.sh
+source "$here/../lib.sh"
+LOG_PREFIX=gen-gomod
+KUBE_VERSION="${1:-${INSYNC_E2E_KUBE_VERSION:-$KUBE_VERSION}}"
 cache="${INSYNC_E2E_CACHE:-$HOME/.cache/insync-e2e}"
 export GOPATH="${GOPATH_OVERRIDE:-$cache/gopath}"
 export GOMODCACHE="$cache/gomodcache"
@@ -25,15 +28,15 @@ staging_version="v0.${KUBE_VERSION#v1.}"   # v1.35.4 -> v0.35.4
 
 upstream_mod="$(go mod download -json "k8s.io/kubernetes@${KUBE_VERSION}" |
   sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",\{0,1\}$/\1/p')"
-[[ -f "$upstream_mod" ]] || { echo "gen-gomod: no go.mod for k8s.io/kubernetes@${KUBE_VERSION}" >&2; exit 1; }
+[[ -f "$upstream_mod" ]] || die "no go.mod for k8s.io/kubernetes@${KUBE_VERSION}"
 
 go_line="$(grep -m1 -E '^go [0-9]' "$upstream_mod")"
 godebug_lines="$(grep -E '^godebug ' "$upstream_mod" || true)"
 # "	k8s.io/api => ./staging/src/k8s.io/api" -> "k8s.io/api"
 mapfile -t staging < <(sed -n -E 's#^[[:space:]]*(k8s\.io/[^[:space:]]+)[[:space:]]+=>[[:space:]]+\./staging/.*#\1#p' "$upstream_mod" | sort -u)
-(( ${#staging[@]} > 10 )) || { echo "gen-gomod: found only ${#staging[@]} staging modules in $upstream_mod" >&2; exit 1; }
+(( ${#staging[@]} > 10 )) || die "found only ${#staging[@]} staging modules in $upstream_mod"
 if grep -E '=>' "$upstream_mod" | grep -v -q '\./staging/'; then
-  echo "gen-gomod: warning: upstream go.mod has replace directives other than staging ones:" >&2
+  log "warning: upstream go.mod has replace directives other than staging ones:"
   grep -E '=>' "$upstream_mod" | grep -v '\./staging/' >&2
 fi
 
@@ -58,4 +61,4 @@ fi
 } > "$here/go.mod"
 rm -f "$here/go.sum"
 (cd "$here" && go mod tidy)
-echo "gen-gomod: wrote $here/go.mod (${#staging[@]} staging replaces -> ${staging_version})"
+log "wrote $here/go.mod (${#staging[@]} staging replaces -> ${staging_version})"

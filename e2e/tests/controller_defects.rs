@@ -320,6 +320,49 @@ async fn a_lost_credential_secret_is_not_regenerated_over_existing_data() -> Res
     Ok(())
 }
 
+/// Issue 22: deleting a generated Secret (which has no owner reference: it outlives the cloud
+/// with its volumes) wakes the cloud by itself. Before the fix nothing reconciled for over a
+/// minute, while the cloud said `Degraded=False Healthy`, `Ready=True`; the test above pokes
+/// the cloud, this one does not.
+#[tokio::test]
+async fn deleting_a_generated_secret_wakes_its_cloud() -> Result<()> {
+    let client = cluster().await?;
+    let ns = TestNamespace::create(&client, "deleted-secret").await?;
+    let op = Operator::start(ns.name(), &[]).await?;
+    let api: Api<InSyncCloud> = ns.api();
+    create(&api, &fcloud_no_dns(ns.name())?).await?;
+    wait_ready(&api, "fcloud", READY_TIMEOUT, &op).await?;
+    // Let the last child status changes of the start-up pass, so that nothing but the
+    // deletion is left to wake the cloud.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let secrets: Api<Secret> = ns.api();
+    secrets
+        .delete("fcloud-mysql-credentials", &DeleteParams::default())
+        .await?;
+    // Well inside the 60 s and 300 s safety-net timers: only the deletion can wake the cloud.
+    let ready_message = poll_until(
+        "Degraded=CredentialsLost and Ready=False saying why, without a poke",
+        Duration::from_secs(20),
+        || async {
+            let c = api.get("fcloud").await?;
+            let (degraded, reason, _) = condition(&c, "Degraded");
+            let (ready, _, message) = condition(&c, "Ready");
+            Ok(
+                (degraded == "True" && reason == "CredentialsLost" && ready == "False")
+                    .then_some(message),
+            )
+        },
+    )
+    .await
+    .with_context(|| op.log_tail())?;
+    ensure!(
+        ready_message.contains("CredentialsLost")
+            && ready_message.contains("fcloud-mysql-credentials"),
+        "Ready=False does not say why: {ready_message:?}"
+    );
+    Ok(())
+}
+
 /// Defect 5: storage growth also grows the claims a scale-down kept, so a scale-up does not
 /// bring a replica back at the old size.
 #[tokio::test]

@@ -22,7 +22,7 @@ use insync_e2e::{TestNamespace, kubectl, poll_until, unique_name};
 use insync_operator::api::{
     BackupPhase, InSyncCloud, InSyncCloudBackup, InSyncCloudBackupSpec, RestorePhase, VerifyPhase,
 };
-use insync_operator::backup::manifest::Manifest;
+use insync_operator::contract::Manifest;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Pod, Secret, Service};
 use kube::Client;
@@ -155,7 +155,7 @@ async fn minio(ns: &TestNamespace, pods: &Api<Pod>) -> Result<aws_sdk_s3::Client
     );
     let endpoint = format!("http://{}:9000", pod_ip(pods, "minio").await?);
     let config =
-        insync_operator::backup::sdk_config("us-east-1", Some(&endpoint), Some(credentials)).await;
+        insync_operator::runner::sdk_config("us-east-1", Some(&endpoint), Some(credentials)).await;
     Ok(aws_sdk_s3::Client::from_conf(
         aws_sdk_s3::config::Builder::from(&config)
             .force_path_style(true)
@@ -751,7 +751,7 @@ async fn offsite_store(ns: &TestNamespace) -> Result<(aws_sdk_s3::Client, String
     .await?;
     let credentials =
         aws_sdk_s3::config::Credentials::new(OFFSITE_USER, OFFSITE_KEY, None, None, "e2e");
-    let config = insync_operator::backup::sdk_config(
+    let config = insync_operator::runner::sdk_config(
         "us-east-1",
         Some(&format!("http://{ip}:9000")),
         Some(credentials),

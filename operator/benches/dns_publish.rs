@@ -9,7 +9,8 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use insync_operator::dns::{CallCounts, CloudKey, DnsSyncer, Endpoint, Route53Config};
+use insync_operator::dns::{CloudKey, DnsSyncer, Endpoint, Route53Config};
+use insync_operator::telemetry::CallCounts;
 use support::moto::Moto;
 use support::route53::{client, create_zone, dummy_credentials, list_zone, wait_for, wait_ready};
 

@@ -6,15 +6,19 @@
 //! - [`controller`]: watch, apply, status, finalizer, rollout state machine.
 //! - [`dns`]: desired records to a Route53 plan, ExternalDNS-style ownership.
 //! - [`telemetry`]: tracing, metrics and health endpoints.
-//! - [`backup`]: `backup-run`, the runner inside a backup Job.
+//! - [`runner`]: what runs inside the operator's Jobs (`backup-run`, `restore-run`,
+//!   `backup-delete`, the verify drill).
+//! - [`contract`]: what the runner and the operator exchange (a backup's layout, the runner's
+//!   reports); the runner and render both import it, neither imports the other.
 
 pub mod api;
-pub mod backup;
 pub mod cli;
+pub mod contract;
 pub mod controller;
 pub mod dns;
 pub mod preview;
 pub mod render;
+pub mod runner;
 pub mod telemetry;
 
 /// Selects rustls' ring provider for the whole process. kube and the AWS SDK enable different

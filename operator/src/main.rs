@@ -66,14 +66,14 @@ enum Command {
     /// Inside a backup Job (rendered by the operator): export the metadata store, upload the
     /// MySQL dump and the export, read them back and write manifest.json last. Exits 1 with
     /// the reason on any failure, leaving no manifest.
-    BackupRun(Box<insync_operator::backup::RunnerArgs>),
+    BackupRun(Box<insync_operator::runner::RunnerArgs>),
     /// Inside a restore Job (rendered by the operator): check a backup against its manifest
     /// (`--step=check`), fetch it (`fetch`) or load the metadata store from it (`metadata`).
     /// Exits 1 with the reason on any failure.
-    RestoreRun(Box<insync_operator::backup::restore::RestoreArgs>),
+    RestoreRun(Box<insync_operator::runner::restore::RestoreArgs>),
     /// Inside a deletion Job (rendered by the operator for an expired backup): delete the
     /// backup's files, manifest first, refusing any prefix that is not `<cloud>/<backup>/`.
-    BackupDelete(Box<insync_operator::backup::delete::DeleteArgs>),
+    BackupDelete(Box<insync_operator::runner::delete::DeleteArgs>),
 }
 
 /// With `--features dhat-heap`, every allocation is recorded; `run` writes `dhat-heap.json`
@@ -129,24 +129,24 @@ fn main() -> ExitCode {
     }
 }
 
-fn restore_run(args: insync_operator::backup::restore::RestoreArgs) -> ExitCode {
+fn restore_run(args: insync_operator::runner::restore::RestoreArgs) -> ExitCode {
     run_step(
         "restore",
-        insync_operator::backup::restore::run(args),
+        insync_operator::runner::restore::run(args),
         |report| serde_json::to_string(&report).unwrap_or_default(),
     )
 }
 
-fn backup_delete(args: insync_operator::backup::delete::DeleteArgs) -> ExitCode {
+fn backup_delete(args: insync_operator::runner::delete::DeleteArgs) -> ExitCode {
     run_step(
         "deletion",
-        insync_operator::backup::delete::run(args),
+        insync_operator::runner::delete::run(args),
         |report| serde_json::to_string(&report).unwrap_or_default(),
     )
 }
 
-fn backup_run(args: insync_operator::backup::RunnerArgs) -> ExitCode {
-    run_step("backup", insync_operator::backup::run(args), |report| {
+fn backup_run(args: insync_operator::runner::RunnerArgs) -> ExitCode {
+    run_step("backup", insync_operator::runner::run(args), |report| {
         report.to_message()
     })
 }
@@ -171,7 +171,7 @@ fn run_step<T, E: std::error::Error>(
             println!("{}", report(done));
             ExitCode::SUCCESS
         }
-        Err(e) => runner_failed(step, &insync_operator::backup::error_chain(&e)),
+        Err(e) => runner_failed(step, &insync_operator::runner::error_chain(&e)),
     }
 }
 
@@ -309,7 +309,7 @@ fn runner_failed(step: &str, reason: &str) -> ExitCode {
     let line = format!("{step} failed: {reason}");
     eprintln!("{line}");
     // Outside a pod there is no such file to write: stderr is enough.
-    let _ = std::fs::write(insync_operator::backup::TERMINATION_LOG, &line);
+    let _ = std::fs::write(insync_operator::runner::TERMINATION_LOG, &line);
     ExitCode::from(1)
 }
 

@@ -42,6 +42,25 @@ pub struct CrdLabels {
     pub crd: String,
 }
 
+/// The Route53 calls the DNS syncer has made, as the metrics report them (see
+/// [`Metrics::set_route53`]): a snapshot the syncer takes of its counters. It lives here, with
+/// what reads it, so that telemetry depends on nothing of the DNS code that fills it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CallCounts {
+    /// `ChangeResourceRecordSets` attempts (retries included).
+    pub change_calls: u64,
+    /// `ListResourceRecordSets` attempts (one per page, retries included).
+    pub list_records_calls: u64,
+    /// `ListHostedZones` attempts (one per page, retries included).
+    pub list_zones_calls: u64,
+    /// Attempts that were retries.
+    pub retries: u64,
+    /// Attempts answered with a throttling error (`Throttling`, `PriorRequestNotComplete`, 429, ...).
+    pub throttled: u64,
+    /// Change batches rejected for their content (`InvalidChangeBatch`/`InvalidInput`).
+    pub rejected_batches: u64,
+}
+
 /// The operator's metrics.
 #[derive(Clone)]
 pub struct Metrics {
@@ -144,7 +163,7 @@ impl Default for Metrics {
 
 impl Metrics {
     /// Records the DNS syncer's call counters.
-    pub fn set_route53(&self, counts: &crate::dns::CallCounts) {
+    pub fn set_route53(&self, counts: &CallCounts) {
         let pairs = [
             ("change", counts.change_calls),
             ("list_records", counts.list_records_calls),

@@ -2,7 +2,8 @@
 //! DNS) and [`record`] writes what [`super::decide::conclude`] made of it (events, finalizer
 //! release, status).
 
-use kube::api::{Api, Patch, PatchParams};
+use k8s_openapi::api::batch::v1::Job;
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::events::Event;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
@@ -16,12 +17,16 @@ use super::error::Error;
 use crate::api::{InSyncCloud, InSyncCloudStatus, UpgradePhase, UpgradeStatus};
 use crate::telemetry::CloudLabels;
 
-/// Carries out the plan: adds the finalizer, applies the children, hands DNS to the syncer.
+/// Carries out the plan: adds the finalizer, starts the restore Job it asks for, applies the
+/// children, hands DNS to the syncer.
 pub async fn act(cloud: &InSyncCloud, ctx: &Context, plan: &Plan) -> Result<Acted, Error> {
     if let Some(patch) = &plan.add_finalizer {
         patch_finalizers(cloud, ctx, patch).await?;
     }
     publish_all(ctx, cloud, &plan.notes).await;
+    if let Some(job) = &plan.restore.create {
+        create_job(cloud, ctx, job).await?;
+    }
 
     let apply = match &plan.apply {
         None => None,
@@ -36,6 +41,23 @@ pub async fn act(cloud: &InSyncCloud, ctx: &Context, plan: &Plan) -> Result<Acte
         apply,
         dns: plan.dns.clone().outcome(result),
     })
+}
+
+/// Creates a restore Job; one created by an earlier reconcile (the Job cache had not seen it
+/// yet) is left as it is and followed.
+async fn create_job(cloud: &InSyncCloud, ctx: &Context, job: &Job) -> Result<(), Error> {
+    let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), cloud.cloud_namespace());
+    match jobs.create(&PostParams::default(), job).await {
+        Ok(_) => {
+            info!(job = ?job.metadata.name, "restore Job created");
+            Ok(())
+        }
+        Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
+        Err(source) => Err(Error::Api {
+            action: "create a Job",
+            source,
+        }),
+    }
 }
 
 async fn apply_children(

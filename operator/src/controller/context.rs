@@ -13,8 +13,9 @@ use kube::api::DynamicObject;
 use kube::runtime::events::Recorder;
 use kube::runtime::reflector::{ObjectRef as Ref, Store};
 
-use super::apply::ChildKind;
+use super::cache::kinds::{ChildKind, cached, kind_for};
 use super::cache::{Child, Facts, ServiceFacts};
+use crate::api::InSyncCloud;
 use crate::telemetry::Metrics;
 
 /// Shared state of the controller.
@@ -39,8 +40,10 @@ pub struct Context {
     pub synced: super::cache::Synced,
     /// Every cloud, for the ring and concurrency gates.
     pub fleet: super::fleet::Fleet,
-    /// Every backup (the backup watch's cache), for `BackupHealthy`.
+    /// Every backup (the backup watch's cache), for `BackupHealthy` and restores by name.
     pub backups: Store<crate::api::InSyncCloudBackup>,
+    /// The operator's Jobs and their pods (restore Jobs among them).
+    pub(crate) jobs: super::cache::jobs::JobCache,
     /// The image restore Jobs run (the operator's own), `None` when the operator was not told.
     pub runner_image: Option<String>,
 }
@@ -66,8 +69,8 @@ impl Context {
 
     /// The cached live counterpart of a desired object.
     pub fn cached(&self, namespace: &str, desired: &DynamicObject) -> Option<Arc<Child>> {
-        let kind = super::apply::kind_for(&self.kinds, desired).ok()?;
-        super::apply::cached(kind, namespace, &desired.name_any())
+        let kind = kind_for(&self.kinds, desired).ok()?;
+        cached(kind, namespace, &desired.name_any())
     }
 
     /// Whether the Secret `namespace/name` exists. The Secret cache holds every Secret of the
@@ -75,22 +78,37 @@ impl Context {
     /// the user made.
     pub fn secret_exists(&self, namespace: &str, name: &str) -> bool {
         self.kind_named("Secret")
-            .is_some_and(|kind| super::apply::cached(kind, namespace, name).is_some())
+            .is_some_and(|kind| cached(kind, namespace, name).is_some())
+    }
+
+    /// The cached object `namespace/name` of the core or apps `kind` the operator watches.
+    pub fn cached_named(&self, kind: &str, namespace: &str, name: &str) -> Option<Arc<Child>> {
+        cached(self.kind_named(kind)?, namespace, name)
+    }
+
+    /// The backup `namespace/name`, if it exists.
+    pub fn backup(&self, namespace: &str, name: &str) -> Option<crate::api::InSyncCloudBackup> {
+        self.backups
+            .get(&Ref::new(name).within(namespace))
+            .map(|b| (*b).clone())
+    }
+
+    /// The backups of `cloud`.
+    pub fn backups_of(&self, cloud: &InSyncCloud) -> Vec<crate::api::InSyncCloudBackup> {
+        super::backups::backups_of(&self.backups, cloud.cloud_namespace(), cloud.cloud_name())
     }
 
     fn kind_named(&self, kind: &str) -> Option<&ChildKind> {
-        self.kinds
-            .iter()
-            .find(|k| k.resource.group.is_empty() && k.resource.kind == kind)
+        self.kinds.iter().find(|k| {
+            (k.resource.group.is_empty() || k.resource.group == "apps") && k.resource.kind == kind
+        })
     }
 }
 
 impl super::dns::Frontend for Context {
     fn service(&self, namespace: &str, name: &str) -> Option<ServiceFacts> {
         let kind = self.kind_named("Service")?;
-        super::apply::cached(kind, namespace, name)?
-            .service()
-            .cloned()
+        cached(kind, namespace, name)?.service().cloned()
     }
 
     async fn node_addresses(&self) -> Vec<Vec<(String, String)>> {

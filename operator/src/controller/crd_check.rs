@@ -14,10 +14,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
 use kube::{Api, Client};
 use tracing::{error, info};
 
-/// What to do about an outdated CRD, appended to the API server's refusal.
-pub const OUTDATED_HINT: &str = "the CRD on the cluster is older than this operator: apply \
-     this release's CRDs (`kubectl apply --server-side -f crds/`, or `insync-operator crd \
-     insyncclouds | kubectl apply --server-side -f -`); `helm upgrade` does not update CRDs";
+use super::error::{OUTDATED_HINT, api_message};
 
 /// How many missing fields a report names.
 const NAMED: usize = 5;
@@ -58,7 +55,7 @@ pub async fn check(client: &Client) -> Report {
                 report.absent.push(name.clone());
                 CrdState::Unreadable("not installed".to_owned())
             }
-            Err(e) => CrdState::Unreadable(super::error::api_message(&e)),
+            Err(e) => CrdState::Unreadable(api_message(&e)),
         };
         match &state {
             CrdState::Current => {

@@ -1,5 +1,10 @@
 //! Controller errors, each with a stable label for metrics and events.
 
+/// What to do about an outdated CRD, appended to the API server's refusal.
+pub(crate) const OUTDATED_HINT: &str = "the CRD on the cluster is older than this operator: apply \
+     this release's CRDs (`kubectl apply --server-side -f crds/`, or `insync-operator crd \
+     insyncclouds | kubectl apply --server-side -f -`); `helm upgrade` does not update CRDs";
+
 /// Everything a reconcile can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -79,7 +84,7 @@ pub enum UnknownKind {
 pub fn api_message(error: &kube::Error) -> String {
     match error {
         kube::Error::Api(status) if status.message.contains("field not declared in schema") => {
-            format!("{} ({})", status.message, super::crd_check::OUTDATED_HINT)
+            format!("{} ({})", status.message, OUTDATED_HINT)
         }
         kube::Error::Api(status) if !status.message.is_empty() => status.message.clone(),
         other => other.to_string(),
@@ -102,8 +107,11 @@ impl Error {
         }
     }
 
-    /// Whether retrying without a spec change can help.
+    /// Whether retrying without a spec change can help: everything but an invalid spec.
     pub fn is_transient(&self) -> bool {
-        self.metric_label() != "invalid_spec"
+        !matches!(
+            self,
+            Self::Invalid(_) | Self::Render(crate::render::RenderError::Invalid(_))
+        )
     }
 }

@@ -9,7 +9,7 @@
 // controller's own business.
 mod act;
 pub mod apply;
-mod backup;
+mod backups;
 pub mod cache;
 mod cleanup;
 mod context;
@@ -30,159 +30,24 @@ mod status;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::stream::BoxStream;
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::Node;
-use kube::api::{Api, DynamicObject};
-use kube::core::{ApiResource, DeserializeGuard, PartialObjectMeta};
+use kube::api::Api;
+use kube::core::{ApiResource, DeserializeGuard};
 use kube::runtime::controller::{Config, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
 use crate::api::{BackupPhase, InSyncCloud, VerifyPhase};
 use crate::telemetry::{self, LogFormat, Metrics, Readiness};
-use apply::{ChildKind, FIELD_MANAGER};
 use cache::Child;
+use cache::kinds::{self, ChildKind};
+pub use cache::watch::InitialList;
+use cache::watch::{list_config, projected_watch, streaming_allowed};
 use context::{Backoff, Context};
-
-/// How the watches' initial lists (and every re-list) reach the operator. The list is the one
-/// moment whole objects are held, before they are projected: a parsed page of 100 Deployments
-/// or StatefulSets is about 8 MB (0.9 MB of JSON; half of it their managedFields), measured
-/// with the `dhat-heap` build at 300 clouds, where every projection of every child took 6 MB.
-#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum InitialList {
-    /// Streaming when the API server allows it (a probe at start), else paged.
-    #[default]
-    Auto,
-    /// Pages of `--list-page-size` objects.
-    Paged,
-    /// One object at a time in a watch (`sendInitialEvents`, the WatchList feature, on by
-    /// default since Kubernetes 1.34 with a current etcd). An API server that refuses it keeps
-    /// every cache unsynced.
-    Streaming,
-}
-
-/// The watch configuration every cache starts from, once the initial-list mode is decided.
-fn list_config(streaming: bool, page_size: u32) -> watcher::Config {
-    let config = watcher::Config::default().any_semantic();
-    if streaming {
-        config.streaming_lists()
-    } else {
-        config.page_size(page_size)
-    }
-}
-
-/// Whether the API server streams initial lists: one watch with `sendInitialEvents` on the
-/// clouds, given `timeout` to answer. A server without the WatchList feature refuses the
-/// request ("sendInitialEvents is forbidden for watch unless the WatchList feature gate is
-/// enabled"); one whose etcd cannot report progress never ends the initial events, which the
-/// timeout turns into "no".
-async fn streaming_allowed(client: &Client, namespace: Option<&str>, timeout: Duration) -> bool {
-    use kube::api::WatchParams;
-    let clouds: Api<PartialObjectMeta<InSyncCloud>> = match namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    };
-    let params = WatchParams::streaming_lists().timeout(timeout.as_secs().max(1) as u32);
-    let probe = async {
-        let mut events = clouds.watch_metadata(&params, "").await?.boxed();
-        // The initial events end with a bookmark; anything before it is a cloud.
-        while let Some(event) = events.try_next().await? {
-            if let kube::api::WatchEvent::Bookmark(_) = event {
-                return Ok::<bool, kube::Error>(true);
-            }
-            if let kube::api::WatchEvent::Error(status) = event {
-                debug!(status = ?status, "streaming list refused");
-                return Ok(false);
-            }
-        }
-        Ok(false)
-    };
-    match tokio::time::timeout(timeout, probe).await {
-        Ok(Ok(allowed)) => allowed,
-        Ok(Err(e)) => {
-            debug!(error = %e, "streaming list refused");
-            false
-        }
-        Err(_) => false,
-    }
-}
-
-/// One initial list (or re-list) at a time across the watches that share `gate`.
-///
-/// A list page is the one moment whole objects are held: measured with the `dhat-heap` build
-/// over a cold start at 1000 clouds, the eight child watches listing at once held 34 MB of
-/// parsed pages (100 whole objects each, managedFields included) against 14 MB for every
-/// projection of every child. Taking turns keeps one page in memory; the lists together take
-/// the sum of their times instead of the longest, a few seconds at 1000 clouds. A watch that
-/// fails gives its turn back while it backs off, so one refused kind cannot stall the others.
-fn one_list_at_a_time<K: Send + 'static>(
-    stream: BoxStream<'static, Result<watcher::Event<K>, watcher::Error>>,
-    gate: Arc<tokio::sync::Semaphore>,
-) -> BoxStream<'static, Result<watcher::Event<K>, watcher::Error>> {
-    // (stream, gate, the turn while held, whether the watch is listing)
-    futures::stream::unfold(
-        (stream, gate, None, true),
-        |(mut stream, gate, mut turn, mut listing)| async move {
-            if listing && turn.is_none() {
-                turn = gate.clone().acquire_owned().await.ok();
-            }
-            let item = stream.next().await?;
-            match &item {
-                Ok(watcher::Event::Init) => listing = true,
-                Ok(watcher::Event::InitDone) => {
-                    listing = false;
-                    turn = None;
-                }
-                Err(_) => turn = None,
-                Ok(_) => {}
-            }
-            Some((item, (stream, gate, turn, listing)))
-        },
-    )
-    .boxed()
-}
-
-/// Watches `resource` as projections: whole objects are parsed, projected and dropped here.
-/// Secrets are watched metadata-only, every Secret of the watched namespaces: their data never
-/// reaches the operator's memory, and the spec's references to the user's own Secrets are
-/// checked against the same cache.
-fn projected_watch(
-    client: &Client,
-    namespace: Option<&str>,
-    resource: &ApiResource,
-    gate: &Arc<tokio::sync::Semaphore>,
-    config: watcher::Config,
-) -> BoxStream<'static, Result<watcher::Event<Child>, watcher::Error>> {
-    let core_kind = |kind: &str| resource.group.is_empty() && resource.kind == kind;
-    if core_kind("Secret") {
-        let api: Api<PartialObjectMeta<DynamicObject>> = match namespace {
-            Some(ns) => Api::namespaced_with(client.clone(), ns, resource),
-            None => Api::all_with(client.clone(), resource),
-        };
-        return one_list_at_a_time(watcher(api, config).boxed(), gate.clone())
-            .map_ok(|event| cache::map_event(event, cache::project_meta))
-            .boxed();
-    }
-    let api: Api<DynamicObject> = match namespace {
-        Some(ns) if !core_kind("Node") => Api::namespaced_with(client.clone(), ns, resource),
-        _ => Api::all_with(client.clone(), resource),
-    };
-    let config = if core_kind("Node") {
-        config
-    } else {
-        config.labels(&apply::managed_by_selector())
-    };
-    let resource = resource.clone();
-    one_list_at_a_time(watcher(api, config).boxed(), gate.clone())
-        .map_ok(move |event| {
-            cache::map_event(event, |o| cache::project(&resource.kind, o, FIELD_MANAGER))
-        })
-        .boxed()
-}
 
 /// Flags of `insync-operator run`.
 #[derive(clap::Args, Debug, Clone)]
@@ -372,7 +237,7 @@ async fn controller(
     let mut kinds = Vec::new();
     let mut streams = Vec::new();
     let list_gate = Arc::new(tokio::sync::Semaphore::new(1));
-    for (resource, prunable) in apply::child_resources() {
+    for (resource, prunable) in kinds::child_resources() {
         let resource = Arc::new(resource);
         let writer = reflector::store::Writer::new(resource.clone());
         let reader = writer.as_reader();
@@ -428,13 +293,19 @@ async fn controller(
         .applied_objects();
     let mut controller =
         Controller::for_stream(cloud_events, cloud_store.clone()).with_config(config);
-    // The backups', and their Jobs' and pods', for both controllers.
-    let (backup_watches, backup_changes) = match backups {
-        true => {
-            let (watches, changes) = backup::Watches::start(&client, args.namespace.as_deref());
+    // The operator's Jobs and their pods: restores for this controller, backups,
+    // verifications and deletions for the backup controller.
+    let (jobs, mut job_events) =
+        cache::jobs::start(&client, args.namespace.as_deref(), 1 + usize::from(backups));
+    let restore_events = job_events.remove(0);
+    // The backups', for both controllers.
+    let (backup_watches, backup_changes) = match job_events.pop() {
+        Some(events) => {
+            let (watches, changes) =
+                backups::Watches::start(&client, args.namespace.as_deref(), jobs.clone(), events);
             (Some(watches), Some(changes))
         }
-        false => (None, None),
+        None => (None, None),
     };
     // Writes are only safe once every cache has listed what exists: reconciles (the backup
     // controller's too) wait for it, and so does readiness. One waiter per cache (see Synced).
@@ -444,7 +315,8 @@ async fn controller(
             .map(|kind| cache::listed(kind.store.clone()))
             .chain(nodes.clone().map(cache::listed))
             .chain([cache::listed(cloud_store.clone())])
-            .chain(backup_watches.iter().flat_map(backup::Watches::listed))
+            .chain(jobs.listed())
+            .chain(backup_watches.iter().flat_map(backups::Watches::listed))
             .collect(),
     );
     let ctx = Arc::new(Context {
@@ -459,6 +331,7 @@ async fn controller(
         synced: synced.clone(),
         fleet: fleet::Fleet::new(cloud_store, args.max_concurrent_upgrades),
         runner_image: args.runner_image.clone(),
+        jobs,
         // Without the CRD: a store nothing writes, read as no backups.
         backups: backup_watches.as_ref().map_or_else(
             || reflector::store::Writer::default().as_reader(),
@@ -485,6 +358,24 @@ async fn controller(
     if let Some(wiring) = &ctx.dns {
         controller = controller.reconcile_on(wiring.changes());
     }
+    // A restore Job or its pod that changed wakes the cloud it restores.
+    let restoring =
+        |(namespace, cloud): (String, String)| ObjectRef::new(&cloud).within(&namespace);
+    let restore_jobs = restore_events.jobs.filter_map(move |job| async move {
+        job.ok()
+            .as_ref()
+            .and_then(cache::jobs::restoring_cloud)
+            .map(restoring)
+    });
+    let restore_pods = restore_events.pods.filter_map(move |pod| async move {
+        pod.ok()
+            .as_ref()
+            .and_then(cache::jobs::restoring_cloud)
+            .map(restoring)
+    });
+    controller = controller
+        .reconcile_on(restore_jobs)
+        .reconcile_on(restore_pods);
     // A backup that finished, or whose verification finished, changes its cloud's status
     // (`status.backup`, BackupHealthy), and backups are no children of the cloud: wake the
     // cloud. A backup still running changes nothing there.
@@ -519,7 +410,7 @@ async fn controller(
     let cloud_cache = ctx.fleet.cache();
     let backups = async move {
         if let Some(watches) = backup_watches {
-            backup::run(client, args.runner_image, cloud_cache, watches, synced).await;
+            backups::run(client, args.runner_image, cloud_cache, watches, synced).await;
         }
     };
 

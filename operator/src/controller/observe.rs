@@ -1,18 +1,23 @@
 //! Observe: every read a reconcile makes, from the caches, gathered into an [`Observation`]
-//! before anything is decided. Also the counting of workload state, done on a live Deployment
-//! or StatefulSet in the watch (see [`super::cache`]) and read back from the cache here.
+//! before anything is decided: the workloads (counted in the watch, [`super::cache::workload`]),
+//! Secrets, DNS, the fleet's gates, the restore's Jobs and the cloud's backups.
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
-use serde_json::Value;
 
+pub use super::cache::workload::WorkloadCounts;
+use super::cache::workload::{template_revision, template_tag};
 use super::context::Context;
 use super::dns::{self as dns_step, DnsObservation};
 use super::gate::{self, FleetMember, GateInput};
+use super::restore;
 use super::rollout::{LiveWorkload, TargetWorkload};
-use crate::api::{ComponentStatus, DnsProvider, InSyncCloud, InSyncCloudSpec};
+use crate::api::{
+    ComponentStatus, DnsProvider, InSyncCloud, InSyncCloudBackup, InSyncCloudSpec, RestorePhase,
+};
+use crate::render::restore::{RESTORE_COMPONENT, check_job_name, restore_job_name};
 use crate::render::{Component, Desired};
 
 /// What a reconcile read about one cloud, besides the cloud itself.
@@ -31,6 +36,10 @@ pub struct Observation {
     pub needs_prune: bool,
     /// What the gates in front of a version change look at.
     pub gates: GateObservation,
+    /// What the restore step reads (`spec.restore`), nothing without one.
+    pub(crate) restore: restore::Seen,
+    /// The cloud's backups, for `status.backup` and `BackupHealthy`.
+    pub(crate) backups: Vec<InSyncCloudBackup>,
 }
 
 /// The fleet around a cloud and its place in the upgrade queue.
@@ -125,6 +134,51 @@ pub async fn observe(
             known_zones: ctx.dns.as_ref().and_then(|w| w.known_zones(cloud)),
         },
         needs_prune: ctx.needs_prune(&cloud.uid().unwrap_or_default(), cloud.metadata.generation),
+        restore: observe_restore(cloud, ctx),
+        backups: ctx.backups_of(cloud),
+    }
+}
+
+/// What the restore step needs, from the caches: the named backup, the check and restore Jobs
+/// with their pods, and whether the managed MySQL and metadata store have a ready replica
+/// (external ones count as ready).
+fn observe_restore(cloud: &InSyncCloud, ctx: &Context) -> restore::Seen {
+    let Some(spec) = &cloud.spec.restore else {
+        return restore::Seen::default();
+    };
+    let recorded = cloud
+        .status
+        .as_ref()
+        .and_then(|s| s.restore.as_ref())
+        .and_then(|r| r.phase);
+    if recorded == Some(RestorePhase::Complete) {
+        // Final, and decided without a look at anything.
+        return restore::Seen::default();
+    }
+    let namespace = cloud.cloud_namespace();
+    let job = |name: String| ctx.jobs.job(namespace, &name, RESTORE_COMPONENT);
+    let managed = [
+        (Component::Mysql, cloud.spec.database.managed.is_some()),
+        (
+            Component::Bynamo,
+            cloud.spec.metadata_store.managed.is_some(),
+        ),
+    ];
+    let datastores_ready = managed.into_iter().all(|(component, is_managed)| {
+        let name = format!("{}-{}", cloud.cloud_name(), component.name());
+        !is_managed
+            || ctx
+                .cached_named("StatefulSet", namespace, &name)
+                .is_some_and(|set| set.workload().is_some_and(|w| w.counts.ready > 0))
+    });
+    restore::Seen {
+        backup: spec
+            .backup
+            .as_ref()
+            .and_then(|name| ctx.backup(namespace, name)),
+        check: job(check_job_name(cloud)),
+        restore: job(restore_job_name(cloud)),
+        datastores_ready,
     }
 }
 
@@ -151,107 +205,6 @@ pub fn secret_refs(spec: &InSyncCloudSpec) -> Vec<(&'static str, &str)> {
         refs.push(("spec.objectStore.s3.secretRef", &s.name));
     }
     refs
-}
-
-fn int(v: &Value, path: &[&str]) -> i64 {
-    path.iter()
-        .try_fold(v, |v, k| v.get(k))
-        .and_then(Value::as_i64)
-        .unwrap_or(0)
-}
-
-/// The full image tag of a workload's pod template: the annotation render puts on the
-/// workload, else (a workload written before the annotation existed) the tag of its first
-/// container's image. Never the version label, which may be shortened.
-fn template_tag(body: &Value) -> Option<String> {
-    let annotated = body
-        .pointer("/metadata/annotations")
-        .and_then(|a| a.get(crate::render::keys::WORKLOAD_VERSION))
-        .and_then(Value::as_str);
-    let image = || {
-        body.pointer("/spec/template/spec/containers/0/image")
-            .and_then(Value::as_str)
-            .and_then(image_tag)
-    };
-    annotated.or_else(image).map(str::to_owned)
-}
-
-/// The revision annotation render puts on a workload ([`crate::render::revision`]); `None`
-/// on a workload written before revisions were recorded.
-fn template_revision(body: &Value) -> Option<String> {
-    body.pointer("/metadata/annotations")
-        .and_then(|a| a.get(crate::render::keys::REVISION))
-        .and_then(Value::as_str)
-        .map(str::to_owned)
-}
-
-/// The ConfigMaps a workload's pod template mounts: kept while it runs them.
-fn template_config_maps(body: &Value) -> Vec<String> {
-    body.pointer("/spec/template/spec/volumes")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|v| v.pointer("/configMap/name")?.as_str().map(str::to_owned))
-        .collect()
-}
-
-/// The tag of an image reference `repository:tag` (a colon before the last `/` belongs to a
-/// registry's port, not to a tag).
-fn image_tag(reference: &str) -> Option<&str> {
-    let (_, tag) = reference.rsplit_once(':')?;
-    (!tag.contains('/')).then_some(tag)
-}
-
-/// Replica counts and settledness of one live workload.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct WorkloadCounts {
-    /// `spec.replicas`.
-    pub desired: i32,
-    /// `status.readyReplicas`.
-    pub ready: i32,
-    /// `status.updatedReplicas`.
-    pub updated: i32,
-    /// The rollout of the current template is complete and every replica is ready.
-    pub settled: bool,
-    /// The template's tag.
-    pub tag: Option<String>,
-    /// The template's revision ([`crate::render::revision`]), when recorded.
-    pub revision: Option<String>,
-    /// The ConfigMaps the template mounts.
-    pub config_maps: Vec<String>,
-}
-
-/// Counts a live Deployment or StatefulSet (`kind`), `body` being the object as JSON.
-pub fn counts(kind: &str, body: &Value) -> WorkloadCounts {
-    let desired = body
-        .pointer("/spec/replicas")
-        .and_then(Value::as_i64)
-        .unwrap_or(1);
-    let generation = int(body, &["metadata", "generation"]);
-    let observed = int(body, &["status", "observedGeneration"]);
-    let ready = int(body, &["status", "readyReplicas"]);
-    let updated = int(body, &["status", "updatedReplicas"]);
-    let total = int(body, &["status", "replicas"]);
-    let revision_done = if kind == "StatefulSet" {
-        let current = body.pointer("/status/currentRevision");
-        current.is_some() && current == body.pointer("/status/updateRevision")
-    } else {
-        int(body, &["status", "availableReplicas"]) == desired
-    };
-    let settled = observed >= generation
-        && updated == desired
-        && ready == desired
-        && total == desired
-        && revision_done;
-    WorkloadCounts {
-        desired: i32::try_from(desired).unwrap_or(i32::MAX),
-        ready: i32::try_from(ready).unwrap_or(0),
-        updated: i32::try_from(updated).unwrap_or(0),
-        settled,
-        tag: template_tag(body),
-        revision: template_revision(body),
-        config_maps: template_config_maps(body),
-    }
 }
 
 /// Target tag per workload id from an unpinned render.
@@ -374,19 +327,4 @@ fn at_target(live: &WorkloadCounts, target: &TargetWorkload) -> bool {
             .revision
             .as_deref()
             .is_none_or(|revision| revision == target.revision)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::image_tag;
-
-    #[test]
-    fn image_tags_are_read_whole() {
-        assert_eq!(
-            image_tag("r.example/insync/node:_long.tag-1"),
-            Some("_long.tag-1")
-        );
-        assert_eq!(image_tag("r.example:5000/insync/node:5.9.1"), Some("5.9.1"));
-        assert_eq!(image_tag("r.example:5000/insync/node"), None);
-    }
 }

@@ -19,13 +19,11 @@ use kube::{Resource, ResourceExt};
 use tracing::warn;
 
 use super::act;
-use super::backup;
 use super::cleanup;
 use super::context::Context;
 use super::decide::{self, Settings};
 use super::error::Error;
 use super::observe;
-use super::restore;
 use crate::api::InSyncCloud;
 
 /// The controller's reconcile entry point.
@@ -80,6 +78,7 @@ async fn reconcile_cloud(cloud: &InSyncCloud, ctx: &Context) -> Result<Action, E
     }
     let settings = Settings {
         dns: ctx.dns.as_ref().map(|w| w.allowed()),
+        runner_image: ctx.runner_image.as_deref(),
     };
     let wished = match decide::wish(cloud)? {
         Ok(wished) => wished,
@@ -89,22 +88,10 @@ async fn reconcile_cloud(cloud: &InSyncCloud, ctx: &Context) -> Result<Action, E
             return Err(invalid.into());
         }
     };
-    // A cloud restored from a backup holds its workloads back until the restore is done.
-    let restoring = restore::observe(cloud, ctx).await?;
-    let restore = restore::decide(
-        cloud,
-        &restoring,
-        ctx.runner_image.as_deref(),
-        k8s_openapi::jiff::Timestamp::now(),
-    );
-    restore::act(cloud, ctx, &restore).await?;
-    let wished = restore.gate.filter(wished);
     let seen = observe::observe(cloud, ctx, Some(&wished)).await;
     let plan = decide::plan(settings, cloud, wished, &seen)?;
     let acted = act::act(cloud, ctx, &plan).await?;
     let mut conclusion = decide::conclude(cloud, &seen, &plan, acted);
-    restore::conclude(cloud, &mut conclusion, restore, seen.now);
-    backup::conclude_health(cloud, &ctx.backups, &mut conclusion, seen.now);
     act::record_phase(cloud, ctx, conclusion.status.upgrade.as_ref());
     act::record(cloud, ctx, &conclusion).await?;
     match conclusion.error.take() {

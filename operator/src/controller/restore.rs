@@ -1,5 +1,7 @@
 //! The restore step of a cloud's reconcile (`spec.restore`): which of the cloud's workloads may
-//! run yet, which restore Job to create, and `status.restore` (decided purely in [`decide`]).
+//! run yet, which restore Job to create, and `status.restore`, decided purely in [`decide`]
+//! from what the reconcile's observation read ([`Seen`]). The Job is created by `act` and the
+//! decision is recorded by `conclude`, with everything else of the cloud.
 //!
 //! Checking → (the check Job passed) Restoring → (the restore Job passed) Complete. Nothing of
 //! the cloud runs while the backup is checked, only the datastores while it is loaded, and
@@ -8,31 +10,22 @@
 
 use std::time::Duration;
 
-use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, ListParams, PostParams};
-use tracing::info;
 
-use super::backup::job::{JobState, job_state};
-use super::context::Context;
-use super::decide::Conclusion;
-use super::error::Error;
-use super::status::{self, Cond};
-use crate::api::{InSyncCloud, InSyncCloudBackup, RestorePhase, RestoreStatus};
-use crate::backup::restore::RestoreReport;
-use crate::render::restore::{
-    RESTORE_COMPONENT, Source, check_job_name, render_check_job, render_restore_job,
-    restore_job_name, source,
-};
+use super::cache::job_state::JobState;
+use super::status::Cond;
+use crate::api::{InSyncCloud, InSyncCloudBackup, RestorePhase, RestoreStatus, condition};
+use crate::contract::RestoreReport;
+use crate::render::restore::{Source, render_check_job, render_restore_job, source};
 use crate::render::{Component, Desired};
 
 /// Condition type of a cloud created with `spec.restore`.
 pub(crate) const RESTORED: &str = "Restored";
-/// How often a restore in progress is looked at (its Jobs are not watched).
-const POLL: Duration = Duration::from_secs(5);
+/// How often a restore whose backup is not there yet looks again (a backup that appears is
+/// no child of the cloud; one that completes wakes it).
+const WAIT_FOR_BACKUP: Duration = Duration::from_secs(30);
 
 /// Which of the cloud's workloads may exist.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,9 +55,9 @@ impl Gate {
     }
 }
 
-/// What a restore's reconcile read.
+/// What the reconcile's observation read for the restore step, from the caches.
 #[derive(Clone, Debug, Default)]
-pub(crate) struct Observed {
+pub(crate) struct Seen {
     /// The backup `spec.restore.backup` names, if any and if it exists.
     pub backup: Option<InSyncCloudBackup>,
     /// The check Job, read with its pod.
@@ -77,7 +70,7 @@ pub(crate) struct Observed {
 }
 
 /// What to do.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct Decision {
     /// Which workloads may exist.
     pub gate: Gate,
@@ -85,16 +78,17 @@ pub(crate) struct Decision {
     pub create: Option<Job>,
     /// `status.restore` to record (None: no restore asked for).
     pub status: Option<RestoreStatus>,
-    /// The `Restored` condition, and Ready's while the cloud waits for the restore.
+    /// The `Restored` condition, and Ready's and Progressing's while the cloud waits for the
+    /// restore.
     pub conditions: Vec<Cond>,
-    /// Look again this soon.
+    /// Look again this soon (its Jobs and datastores are watched: only for what is not).
     pub requeue: Option<Duration>,
 }
 
 /// Decides the restore step (pure).
 pub(crate) fn decide(
     cloud: &InSyncCloud,
-    seen: &Observed,
+    seen: &Seen,
     runner_image: Option<&str>,
     now: Timestamp,
 ) -> Decision {
@@ -131,12 +125,11 @@ pub(crate) fn decide(
         }
         RestorePhase::Checking => {
             decision.gate = Gate::Closed;
-            decision.requeue = Some(POLL);
             match source(cloud, seen.backup.as_ref()) {
                 Err(e) => {
                     // The backup may yet appear or complete: wait, saying why.
                     status.message = Some(format!("waiting: {e}"));
-                    decision.requeue = Some(Duration::from_secs(30));
+                    decision.requeue = Some(WAIT_FOR_BACKUP);
                 }
                 Ok(None) => {}
                 Ok(Some(source)) => {
@@ -167,7 +160,6 @@ pub(crate) fn decide(
         }
         RestorePhase::Restoring => {
             decision.gate = Gate::DatastoresOnly;
-            decision.requeue = Some(POLL);
             match (&seen.restore, source(cloud, seen.backup.as_ref())) {
                 (None, Ok(Some(source))) if seen.datastores_ready => {
                     match job(&source, runner_image, cloud, false) {
@@ -194,7 +186,6 @@ pub(crate) fn decide(
                     status.completed_at = Some(Time(now));
                     status.message = Some(format!("restored{}", summary(message.as_deref())));
                     decision.gate = Gate::Open;
-                    decision.requeue = None;
                 }
             }
         }
@@ -263,136 +254,26 @@ fn conditions(status: &RestoreStatus, gate: Gate) -> Vec<Cond> {
     };
     let mut conds = vec![Cond::new(RESTORED, restored, reason, message.clone())];
     if gate != Gate::Open {
+        // What holds the cloud is the restore, not a rollout: nothing of it runs yet, which
+        // is neither Ready nor "nothing is rolling out".
+        let moving = matches!(
+            status.phase,
+            Some(RestorePhase::Checking | RestorePhase::Restoring)
+        );
         conds.push(Cond::new(
-            crate::api::condition::READY,
+            condition::PROGRESSING,
+            moving,
+            reason,
+            format!("the restore holds the cloud back: {message}"),
+        ));
+        conds.push(Cond::new(
+            condition::READY,
             false,
             reason,
             format!("CloudMaster and the nodes wait for the restore: {message}"),
         ));
     }
     conds
-}
-
-/// Reads what [`decide`] needs: the named backup, the two Jobs with their pods, the datastores.
-pub(crate) async fn observe(cloud: &InSyncCloud, ctx: &Context) -> Result<Observed, Error> {
-    let Some(restore) = &cloud.spec.restore else {
-        return Ok(Observed::default());
-    };
-    let recorded = cloud
-        .status
-        .as_ref()
-        .and_then(|s| s.restore.as_ref())
-        .and_then(|r| r.phase);
-    if recorded == Some(RestorePhase::Complete) {
-        // Final, and decided without a look at anything: a restored cloud costs no reads.
-        return Ok(Observed::default());
-    }
-    let namespace = cloud.cloud_namespace();
-    let client = ctx.client.clone();
-    let backups: Api<InSyncCloudBackup> = Api::namespaced(client.clone(), namespace);
-    let jobs: Api<Job> = Api::namespaced(client.clone(), namespace);
-    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    let sets: Api<StatefulSet> = Api::namespaced(client, namespace);
-    let kube = |action| move |source| Error::Api { action, source };
-    let backup = match &restore.backup {
-        Some(name) => backups
-            .get_opt(name)
-            .await
-            .map_err(kube("read the backup"))?,
-        None => None,
-    };
-    let read_job = |name: String| {
-        let jobs = jobs.clone();
-        let pods = pods.clone();
-        async move {
-            let Some(job) = jobs.get_opt(&name).await.map_err(kube("read a Job"))? else {
-                return Ok::<_, Error>(None);
-            };
-            let own = pods
-                .list(&ListParams::default().labels(&format!("job-name={name}")))
-                .await
-                .map_err(kube("list a Job's pods"))?;
-            Ok(Some(job_state(&job, &own.items, RESTORE_COMPONENT)))
-        }
-    };
-    let check = read_job(check_job_name(cloud)).await?;
-    let restore_job = read_job(restore_job_name(cloud)).await?;
-    let mut datastores_ready = true;
-    let managed = [
-        (Component::Mysql, cloud.spec.database.managed.is_some()),
-        (
-            Component::Bynamo,
-            cloud.spec.metadata_store.managed.is_some(),
-        ),
-    ];
-    for (component, is_managed) in managed {
-        if !is_managed {
-            continue;
-        }
-        let name = format!("{}-{}", cloud.cloud_name(), component.name());
-        let ready = sets
-            .get_opt(&name)
-            .await
-            .map_err(kube("read a datastore"))?
-            .and_then(|s| s.status)
-            .and_then(|s| s.ready_replicas)
-            .unwrap_or(0);
-        datastores_ready &= ready > 0;
-    }
-    Ok(Observed {
-        backup,
-        check,
-        restore: restore_job,
-        datastores_ready,
-    })
-}
-
-/// Creates the Job the decision asks for (one created by an earlier reconcile is followed).
-pub(crate) async fn act(
-    cloud: &InSyncCloud,
-    ctx: &Context,
-    decision: &Decision,
-) -> Result<(), Error> {
-    let Some(job) = &decision.create else {
-        return Ok(());
-    };
-    let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), cloud.cloud_namespace());
-    match jobs.create(&PostParams::default(), job).await {
-        Ok(_) => {
-            info!(job = ?job.metadata.name, "restore Job created");
-            Ok(())
-        }
-        Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
-        Err(source) => Err(Error::Api {
-            action: "create a Job",
-            source,
-        }),
-    }
-}
-
-/// Puts the restore's status and conditions into the reconcile's conclusion: `Restored`, and
-/// Ready held False while the cloud waits for the restore.
-pub(crate) fn conclude(
-    cloud: &InSyncCloud,
-    conclusion: &mut Conclusion,
-    decision: Decision,
-    now: Timestamp,
-) {
-    let Some(restore) = decision.status else {
-        return;
-    };
-    let previous = cloud.status.clone().unwrap_or_default().conditions;
-    status::merge(
-        &mut conclusion.status.conditions,
-        &previous,
-        &decision.conditions,
-        cloud.metadata.generation,
-        now,
-    );
-    conclusion.status.restore = Some(restore);
-    if let Some(requeue) = decision.requeue {
-        conclusion.requeue = conclusion.requeue.min(requeue);
-    }
 }
 
 #[cfg(test)]
@@ -433,8 +314,8 @@ mod tests {
         cloud
     }
 
-    fn seen(check: Option<JobState>, restore: Option<JobState>, ready: bool) -> Observed {
-        Observed {
+    fn seen(check: Option<JobState>, restore: Option<JobState>, ready: bool) -> Seen {
+        Seen {
             backup: None,
             check,
             restore,
@@ -474,8 +355,36 @@ mod tests {
         assert_eq!(created(&decision).as_deref(), Some("fcloud-restore-check"));
         assert_eq!(phase(&decision), Some(RestorePhase::Checking));
         assert_eq!(
-            condition(&decision, crate::api::condition::READY),
+            condition(&decision, condition::READY),
             Some((false, "Checking"))
+        );
+    }
+
+    #[test]
+    fn the_restore_jobs_are_in_the_job_watch_and_wake_their_cloud() {
+        let decision = decide(&cloud(None), &seen(None, None, false), IMAGE, now());
+        let job = decision.create.expect("a check Job");
+        let labels = job.metadata.labels.clone().unwrap_or_default();
+        // What the Job and pod watches select (cache::jobs::start).
+        assert_eq!(
+            labels
+                .get(crate::render::keys::MANAGED_BY)
+                .map(String::as_str),
+            Some(crate::render::keys::MANAGER)
+        );
+        assert_eq!(
+            super::super::cache::jobs::restoring_cloud(&job),
+            Some(("fcloud".to_owned(), "fcloud".to_owned()))
+        );
+        let pod_labels = job
+            .spec
+            .and_then(|s| s.template.metadata)
+            .and_then(|m| m.labels)
+            .unwrap_or_default();
+        assert_eq!(
+            pod_labels.get(crate::render::keys::COMPONENT),
+            labels.get(crate::render::keys::COMPONENT),
+            "the pod carries the Job's component, so the pod watch selects it too"
         );
     }
 
@@ -551,7 +460,7 @@ mod tests {
         assert_eq!(done.gate, Gate::Open);
         assert_eq!(phase(&done), Some(RestorePhase::Complete));
         assert_eq!(condition(&done, RESTORED), Some((true, "Restored")));
-        assert_eq!(condition(&done, crate::api::condition::READY), None);
+        assert_eq!(condition(&done, condition::READY), None);
 
         // The Jobs are gone (deleted, or the cloud's data was lost later): still Complete,
         // nothing is restored over what now lives in the datastores.

@@ -38,24 +38,6 @@ impl Cond {
 
 /// Turns the reconcile's conditions into API conditions, keeping the transition time of each
 /// condition whose status did not change.
-/// Sets `wanted` in `into` (replacing conditions of the same type, keeping the others), with
-/// transition times carried from `previous` as [`conditions`] does: for steps that report
-/// beside the reconcile's own conditions (a restore, the backups).
-pub fn merge(
-    into: &mut Vec<Condition>,
-    previous: &[Condition],
-    wanted: &[Cond],
-    generation: Option<i64>,
-    now: Timestamp,
-) {
-    for condition in conditions(previous, wanted, generation, now) {
-        match into.iter_mut().find(|c| c.type_ == condition.type_) {
-            Some(existing) => *existing = condition,
-            None => into.push(condition),
-        }
-    }
-}
-
 pub fn conditions(
     previous: &[Condition],
     wanted: &[Cond],
@@ -125,10 +107,14 @@ pub fn headline(h: &Health<'_>) -> (Vec<Cond>, bool) {
         .upgrade
         .and_then(|u| u.message.clone())
         .unwrap_or_default();
-    let waiting_for = if h.not_ready.is_empty() {
-        upgrade_message.clone()
-    } else {
+    // What Ready=False names: the components not ready, else the rollout step, else the
+    // problem that holds a cloud whose components all run (e.g. its credentials were lost).
+    let waiting_for = if !h.not_ready.is_empty() {
         h.not_ready.join(", ")
+    } else if let (true, Some((reason, message))) = (upgrade_message.is_empty(), &h.degraded) {
+        format!("{reason}: {message}")
+    } else {
+        upgrade_message.clone()
     };
     let ready = h.settled
         && !blocked
@@ -294,6 +280,28 @@ mod tests {
         assert!(!find(&conds, condition::PROGRESSING).status);
         assert!(!find(&conds, condition::DEGRADED).status);
         assert!(!find(&conds, condition::UPGRADE_BLOCKED).status);
+    }
+
+    #[test]
+    fn a_degraded_settled_cloud_says_why_it_is_not_ready() {
+        // Every component runs and is ready, but the cloud is Degraded (its credentials Secret
+        // was deleted): Ready=False must name the reason, not end at "not ready: ".
+        let lost = health(None);
+        let lost = Health {
+            degraded: Some((
+                "CredentialsLost",
+                "Secret fcloud-mysql-credentials is gone".into(),
+            )),
+            ..lost
+        };
+        let (conds, ready) = headline(&lost);
+        assert!(!ready);
+        let message = &find(&conds, condition::READY).message;
+        assert!(
+            message.contains("CredentialsLost")
+                && message.contains("fcloud-mysql-credentials is gone"),
+            "{message}"
+        );
     }
 
     #[test]

@@ -27,5 +27,5 @@ pub(crate) use allow::AllowListError;
 pub use record::{CloudKey, Endpoint, EndpointError, RecordType};
 pub(crate) use record::{FrontendAddresses, IngressAddress, PublishSpec, cloud_endpoints};
 pub use registry::{Ownership, TxtRegistry};
-pub use route53::{CallCounts, RetryPolicy, Route53, Route53Config, Route53Error};
+pub use route53::{RetryPolicy, Route53, Route53Config, Route53Error};
 pub use syncer::{CloudDnsStatus, DnsError, DnsSyncer, DnsSyncerWorker};

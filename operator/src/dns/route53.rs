@@ -19,6 +19,8 @@ use aws_sdk_route53::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError
 use aws_sdk_route53::types::{self as sdk, ChangeAction as SdkAction, RrType};
 use rand::Rng;
 
+use crate::telemetry::CallCounts;
+
 use crate::dns::batch::BatchLimits;
 use crate::dns::plan::{AliasValue, Change, ChangeAction, RecordSet};
 use crate::dns::record::normalize_name;
@@ -143,23 +145,6 @@ pub(crate) struct DnsCounters {
     retries: AtomicU64,
     throttled: AtomicU64,
     rejected_batches: AtomicU64,
-}
-
-/// A snapshot of [`DnsCounters`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct CallCounts {
-    /// `ChangeResourceRecordSets` attempts (retries included).
-    pub change_calls: u64,
-    /// `ListResourceRecordSets` attempts (one per page, retries included).
-    pub list_records_calls: u64,
-    /// `ListHostedZones` attempts (one per page, retries included).
-    pub list_zones_calls: u64,
-    /// Attempts that were retries.
-    pub retries: u64,
-    /// Attempts answered with a throttling error (`Throttling`, `PriorRequestNotComplete`, 429, ...).
-    pub throttled: u64,
-    /// Change batches rejected for their content (`InvalidChangeBatch`/`InvalidInput`).
-    pub rejected_batches: u64,
 }
 
 impl DnsCounters {

@@ -1,20 +1,20 @@
-//! The Job that takes one backup: an init container in the MySQL image dumps the database in
-//! one transaction to a shared emptyDir, then the operator's own image (`insync-operator
-//! backup-run`) exports the metadata store, uploads every part and writes the manifest last.
+//! The Jobs of a backup: the one that takes it, and the one that deletes an expired backup's
+//! files; and where a cloud's backups go (`spec.backup.destination`, or its own object store).
 //!
-//! mysqldump runs from the MySQL image because it is the client that matches the server and is
-//! already on the nodes; the operator image stays one static binary without a MySQL client.
+//! Taking one: a step in the MySQL image dumps the database in one transaction to a shared
+//! emptyDir, then the operator's own image (`insync-operator backup-run`) exports the metadata
+//! store, uploads every part and writes the manifest last. The pieces every backup Job shares
+//! are in [`super::job`].
 
-use std::collections::BTreeMap;
+use k8s_openapi::api::batch::v1::Job;
 
-use k8s_openapi::api::batch::v1::{Job, JobSpec};
-use k8s_openapi::api::core::v1::Container;
-use kube::Resource;
-
+use super::job::{
+    Location, StoreAccess, mysql_client_step, runner_pod, runner_profile, s3_access, store_args,
+    task_ctx, task_job,
+};
 use super::meta::Ctx;
-use super::pod::{PodBuilder, Profile, image};
-use super::wiring::{self, OBJECTSTORE_ACCESS_KEY_ID, OBJECTSTORE_SECRET_ACCESS_KEY, Wiring};
-use super::{Component, RenderOptions};
+use super::pod::Profile;
+use super::wiring::Wiring;
 use crate::api::{InSyncCloud, InSyncCloudBackup};
 
 /// `app.kubernetes.io/component` of backup pods.
@@ -29,19 +29,8 @@ pub const WORK_DIR: &str = "/backup";
 pub const DUMP_FILE: &str = "/backup/mysql.sql";
 /// When the dump began (RFC 3339, UTC), written by the init container before it starts.
 pub const STARTED_AT_FILE: &str = "/backup/started-at";
-/// How long a backup may run before Kubernetes stops it (and it is Failed).
-const DEADLINE_SECONDS: i64 = 6 * 3600;
 
-const PROFILE: Profile = Profile {
-    // The operator image's `nonroot` user; mysqldump runs as any user.
-    uid: 65532,
-    read_only_root: true,
-    writable_dirs: &[WORK_DIR],
-    cpu_request: "100m",
-    memory_request: "128Mi",
-    memory_limit: "1Gi",
-    startup_seconds: 10,
-};
+const PROFILE: Profile = runner_profile(&[WORK_DIR]);
 
 /// Why a backup Job cannot be rendered: the user's spec, not a bug.
 #[derive(Debug, thiserror::Error)]
@@ -67,32 +56,6 @@ pub enum BackupRenderError {
     Serialize(#[source] serde_json::Error),
 }
 
-/// The S3 location a backup is written to.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Location {
-    /// Bucket.
-    pub bucket: String,
-    /// Key prefix of every part, ending with '/'.
-    pub prefix: String,
-}
-
-impl Location {
-    /// Reads `s3://<bucket>/<prefix>` (as a backup's `status.location` says it).
-    pub fn parse(text: &str) -> Option<Self> {
-        let (bucket, prefix) = text.strip_prefix("s3://")?.split_once('/')?;
-        (!bucket.is_empty() && prefix.ends_with('/')).then(|| Self {
-            bucket: bucket.to_owned(),
-            prefix: prefix.to_owned(),
-        })
-    }
-}
-
-impl std::fmt::Display for Location {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "s3://{}/{}", self.bucket, self.prefix)
-    }
-}
-
 /// `<backup>-backup`: the Job of a backup.
 pub fn job_name(backup: &InSyncCloudBackup) -> String {
     format!("{}-backup", backup.backup_name())
@@ -104,9 +67,7 @@ pub fn location(
     cloud: &InSyncCloud,
     backup: &InSyncCloudBackup,
 ) -> Result<Location, BackupRenderError> {
-    let options = RenderOptions::default();
-    let ctx = Ctx::new(cloud, &options);
-    destination(&ctx, backup).map(|(location, _)| location)
+    destination(&task_ctx(cloud), backup).map(|(location, _)| location)
 }
 
 /// The Job that takes `backup` of `cloud`, running `runner_image` (the operator's own image).
@@ -115,20 +76,9 @@ pub fn render_job(
     backup: &InSyncCloudBackup,
     runner_image: &str,
 ) -> Result<Job, BackupRenderError> {
-    same_cloud(cloud, backup)?;
-    let options = RenderOptions::default();
-    let ctx = Ctx::new(cloud, &options);
-    let (location, target) = destination(&ctx, backup)?;
+    let (ctx, location, target) = backup_files(cloud, backup)?;
     let sources = Wiring::default().database(&ctx).metadata_store(&ctx);
-
-    let dump = Container {
-        name: "mysqldump".to_owned(),
-        image: Some(image(&ctx, Component::Mysql, Component::Mysql.name()).reference),
-        command: Some(vec!["sh".to_owned(), "-c".to_owned(), dump_script()]),
-        env: Some(sources.mysql_client_env()),
-        termination_message_policy: Some("FallbackToLogsOnError".to_owned()),
-        ..Container::default()
-    };
+    let dump = mysql_client_step(&ctx, "mysqldump", dump_script()).env(sources.mysql_client_env());
 
     let mut args = vec!["backup-run".to_owned()];
     args.extend(store_args(&location, &target));
@@ -160,15 +110,9 @@ pub fn render_job(
         .label(BACKUP_LABEL, backup.backup_name().to_owned())
         .args(args)
         .env(runner_env)
-        .init_container(dump);
-    task_job(
-        &ctx,
-        job_name(backup),
-        builder,
-        backup.controller_owner_ref(&()),
-        &location,
-    )
-    .map_err(BackupRenderError::Serialize)
+        .init_container(dump.build());
+    task_job(&ctx, job_name(backup), builder, backup, &location)
+        .map_err(BackupRenderError::Serialize)
 }
 
 /// `<backup>-delete`: the Job that deletes an expired backup's files.
@@ -184,10 +128,7 @@ pub fn render_delete_job(
     backup: &InSyncCloudBackup,
     runner_image: &str,
 ) -> Result<Job, BackupRenderError> {
-    same_cloud(cloud, backup)?;
-    let options = RenderOptions::default();
-    let ctx = Ctx::new(cloud, &options);
-    let (location, target) = destination(&ctx, backup)?;
+    let (ctx, location, target) = backup_files(cloud, backup)?;
     let mut args = vec!["backup-delete".to_owned()];
     args.extend(store_args(&location, &target));
     args.push(format!("--cloud={}", cloud.cloud_name()));
@@ -196,102 +137,26 @@ pub fn render_delete_job(
         .label(BACKUP_LABEL, backup.backup_name().to_owned())
         .args(args)
         .env(target.keys);
-    task_job(
-        &ctx,
-        delete_job_name(backup),
-        builder,
-        backup.controller_owner_ref(&()),
-        &location,
-    )
-    .map_err(BackupRenderError::Serialize)
+    task_job(&ctx, delete_job_name(backup), builder, backup, &location)
+        .map_err(BackupRenderError::Serialize)
 }
 
-/// Refuses a backup of another cloud: its Jobs would read one cloud and write under another's
-/// name.
-fn same_cloud(cloud: &InSyncCloud, backup: &InSyncCloudBackup) -> Result<(), BackupRenderError> {
-    if backup.spec.cloud == cloud.cloud_name() {
-        return Ok(());
+/// What a Job writing or deleting `backup`'s files starts from: the cloud's context, where the
+/// files go and how to reach them. A backup of another cloud is refused: its Jobs would read
+/// one cloud and write under another's name.
+fn backup_files<'a>(
+    cloud: &'a InSyncCloud,
+    backup: &InSyncCloudBackup,
+) -> Result<(Ctx<'a>, Location, StoreAccess), BackupRenderError> {
+    if backup.spec.cloud != cloud.cloud_name() {
+        return Err(BackupRenderError::WrongCloud {
+            wanted: backup.spec.cloud.clone(),
+            given: cloud.cloud_name().to_owned(),
+        });
     }
-    Err(BackupRenderError::WrongCloud {
-        wanted: backup.spec.cloud.clone(),
-        given: cloud.cloud_name().to_owned(),
-    })
-}
-
-/// The pod of a backup, restore, verification or deletion Job: the operator's own binary from
-/// `runner_image`, tagged with the cloud's version (the runner is as new as the cloud it reads).
-pub(super) fn runner_pod<'a>(
-    ctx: &'a Ctx<'a>,
-    component: &str,
-    profile: &'static Profile,
-    runner_image: &str,
-) -> PodBuilder<'a> {
-    PodBuilder::task(
-        ctx,
-        component,
-        profile,
-        super::pod::Image {
-            reference: runner_image.to_owned(),
-            tag: ctx.cloud.spec.version.clone(),
-        },
-    )
-    .command(["/insync-operator".to_owned()])
-}
-
-/// The flags that name a backup's files and their store, as `StoreArgs` reads them: the same
-/// for every runner (`backup-run`, `restore-run`, `backup-delete`).
-pub(super) fn store_args(location: &Location, access: &StoreAccess) -> Vec<String> {
-    let mut args = vec![
-        format!("--bucket={}", location.bucket),
-        format!("--prefix={}", location.prefix),
-        format!("--region={}", access.region),
-    ];
-    args.extend(access.endpoint.iter().map(|e| format!("--endpoint={e}")));
-    args.extend(access.path_style.then(|| "--path-style".to_owned()));
-    args
-}
-
-/// A Job that runs `builder`'s pod once to completion (a backup's or a restore's), owned by
-/// `owner`: never retried (a failure is reported, and a backup is retried by the schedule),
-/// stopped after six hours, every container's last words kept as its termination message.
-pub(super) fn task_job(
-    ctx: &Ctx<'_>,
-    name: String,
-    builder: PodBuilder<'_>,
-    owner: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference>,
-    location: &Location,
-) -> Result<Job, serde_json::Error> {
-    let mut template = builder.build().spec;
-    if let Some(pod) = template.spec.as_mut() {
-        pod.restart_policy = Some("Never".to_owned());
-        for container in pod.containers.iter_mut() {
-            // The runner's last words (its error, or its report) are the pod's status.
-            container.termination_message_policy = Some("FallbackToLogsOnError".to_owned());
-        }
-    }
-    let labels = template
-        .metadata
-        .as_ref()
-        .and_then(|m| m.labels.clone())
-        .unwrap_or_default();
-    let mut metadata = ctx.unowned_meta(name, labels);
-    metadata.owner_references = owner.map(|owner| vec![owner]);
-    metadata.annotations = Some(BTreeMap::from([(
-        "insync.dev/location".to_owned(),
-        location.to_string(),
-    )]));
-    let job = Job {
-        metadata,
-        spec: Some(JobSpec {
-            backoff_limit: Some(0),
-            active_deadline_seconds: Some(DEADLINE_SECONDS),
-            template,
-            ..JobSpec::default()
-        }),
-        status: None,
-    };
-    // Round-trip once so a field k8s-openapi cannot serialize shows here, not at apply time.
-    serde_json::to_value(&job).and_then(serde_json::from_value)
+    let ctx = task_ctx(cloud);
+    let (location, access) = destination(&ctx, backup)?;
+    Ok((ctx, location, access))
 }
 
 /// The init container's script: note the start, then one consistent dump, the password in the
@@ -307,19 +172,6 @@ fn dump_script() -> String {
          --no-tablespaces --host=\"$DB_HOST\" --port=\"$DB_PORT\" --user=\"$INSYNC_DB_USER\" \
          --result-file={DUMP_FILE} \"$DB_NAME\"\n"
     )
-}
-
-/// How a runner reaches an S3 store.
-#[derive(Clone, Debug, PartialEq)]
-pub struct StoreAccess {
-    /// Endpoint URL; AWS when unset.
-    pub endpoint: Option<String>,
-    /// Region.
-    pub region: String,
-    /// Path-style requests (S3-compatible stores such as MinIO).
-    pub path_style: bool,
-    /// The keys' environment variables (from a Secret), none for the pod's identity.
-    pub keys: Vec<k8s_openapi::api::core::v1::EnvVar>,
 }
 
 fn destination(
@@ -338,25 +190,6 @@ fn destination(
 /// own object store.
 pub(super) fn store_access(ctx: &Ctx<'_>) -> Result<StoreAccess, BackupRenderError> {
     destination_root(ctx).map(|(_, _, access)| access)
-}
-
-/// An S3 store named in a spec: AWS unless an endpoint is given, keys from `secret`.
-pub(super) fn s3_access(
-    endpoint: Option<&String>,
-    region: Option<&String>,
-    secret: Option<&crate::api::SecretRef>,
-) -> StoreAccess {
-    StoreAccess {
-        endpoint: endpoint.cloned(),
-        region: region.cloned().unwrap_or_else(|| "us-east-1".to_owned()),
-        // S3-compatible stores behind an endpoint (MinIO) need path-style requests.
-        path_style: endpoint.is_some(),
-        keys: wiring::aws_keys(
-            secret.map(|s| s.name.as_str()),
-            OBJECTSTORE_ACCESS_KEY_ID,
-            OBJECTSTORE_SECRET_ACCESS_KEY,
-        ),
-    }
 }
 
 /// Bucket, the prefix every backup of the cloud goes under (before `<cloud>/<backup>/`), and
@@ -405,14 +238,14 @@ fn destination_root(ctx: &Ctx<'_>) -> Result<(String, String, StoreAccess), Back
 
 #[cfg(test)]
 mod tests {
-    use clap::Parser;
+    use k8s_openapi::api::core::v1::Container;
 
     use super::*;
     use crate::api::{
         BackupDestination, BackupS3, BackupSpec, InSyncCloudBackupSpec, InSyncCloudSpec, SecretRef,
     };
-    use crate::backup::RunnerArgs;
     use crate::render::keys;
+    use crate::runner::RunnerArgs;
 
     const IMAGE: &str = "ghcr.io/insync-operator/insync-operator:dev";
 
@@ -435,16 +268,6 @@ mod tests {
         backup
     }
 
-    #[derive(Parser)]
-    struct Cli {
-        #[command(subcommand)]
-        command: Sub,
-    }
-    #[derive(clap::Subcommand)]
-    enum Sub {
-        BackupRun(RunnerArgs),
-    }
-
     /// The rendered runner arguments, parsed by the runner's own flags.
     fn runner_args(job: &Job) -> RunnerArgs {
         let pod = job
@@ -452,12 +275,8 @@ mod tests {
             .as_ref()
             .and_then(|s| s.template.spec.as_ref())
             .expect("pod");
-        let args = pod.containers[0].args.clone().expect("args");
-        let Sub::BackupRun(args) =
-            Cli::try_parse_from(std::iter::once("insync-operator".to_owned()).chain(args))
-                .expect("the runner accepts what render gives it")
-                .command;
-        args
+        let args = pod.containers[0].args.as_ref().expect("args");
+        crate::render::job::parse_runner_args("backup-run", args)
     }
 
     fn env_names(container: &Container) -> Vec<String> {

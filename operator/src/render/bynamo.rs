@@ -2,9 +2,9 @@
 //! each other by their stable DNS names.
 
 use super::meta::Ctx;
-use super::pod::{Check, PodBuilder, Port, Profile, env, env_pod_name, image};
+use super::pod::{Check, Port, Profile, env, env_pod_name};
 use super::secrets::{self, ACCESS_KEY_ID, SECRET_ACCESS_KEY};
-use super::workload::{self, DATA_VOLUME};
+use super::workload::{self, Datastore};
 use super::{Component, Out, RenderError};
 
 const COMPONENT: Component = Component::Bynamo;
@@ -16,7 +16,7 @@ pub(super) const PORTS: [Port; 1] = [Port {
 pub(super) const REGION: &str = "us-east-1";
 const DATA_DIR: &str = "/data";
 
-const PROFILE: Profile = Profile {
+pub(super) const PROFILE: Profile = Profile {
     uid: 10001,
     read_only_root: true,
     writable_dirs: &[],
@@ -24,6 +24,14 @@ const PROFILE: Profile = Profile {
     memory_request: "512Mi",
     memory_limit: "2Gi",
     startup_seconds: 120,
+};
+
+const DATASTORE: Datastore = Datastore {
+    component: COMPONENT,
+    profile: &PROFILE,
+    ports: &PORTS,
+    data_dir: DATA_DIR,
+    credentials: &secrets::BYNAMO,
 };
 
 /// The client Service's URL.
@@ -39,32 +47,17 @@ pub(super) fn render(ctx: &Ctx<'_>, out: &mut Out) -> Result<(), RenderError> {
         .map(|i| workload::stateful_pod_host(ctx, COMPONENT, &i.to_string()))
         .map(|host| format!("{host}:{}", PORTS[0].port))
         .collect();
-    let template = PodBuilder::new(
-        ctx,
-        COMPONENT,
-        &PROFILE,
-        image(ctx, COMPONENT, COMPONENT.name()),
-    )
-    .ports(&PORTS)
-    .env([
-        env_pod_name("BYNAMO_NODE_NAME"),
-        env("BYNAMO_PORT", PORTS[0].port.to_string()),
-        env("BYNAMO_DATA_DIR", DATA_DIR),
-        env("BYNAMO_PEERS", peers.join(",")),
-        secrets::BYNAMO.env(ctx, "BYNAMO_ACCESS_KEY_ID", ACCESS_KEY_ID),
-        secrets::BYNAMO.env(ctx, "BYNAMO_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY),
-    ])
-    .probe(Check::Tcp(PORTS[0].name))
-    .mount(DATA_VOLUME, DATA_DIR, None)
-    .build();
-    secrets::BYNAMO.render(ctx, out)?;
-    workload::render_stateful(
-        ctx,
-        out,
-        COMPONENT,
-        managed.replicas,
-        &managed.storage,
-        &PORTS,
-        template,
-    )
+    let template = DATASTORE
+        .pod(ctx)
+        .env([
+            env_pod_name("BYNAMO_NODE_NAME"),
+            env("BYNAMO_PORT", PORTS[0].port.to_string()),
+            env("BYNAMO_DATA_DIR", DATA_DIR),
+            env("BYNAMO_PEERS", peers.join(",")),
+            secrets::BYNAMO.env(ctx, "BYNAMO_ACCESS_KEY_ID", ACCESS_KEY_ID),
+            secrets::BYNAMO.env(ctx, "BYNAMO_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY),
+        ])
+        .probe(Check::Tcp(PORTS[0].name))
+        .build();
+    DATASTORE.render(ctx, out, managed.replicas, &managed.storage, template)
 }

@@ -2,9 +2,9 @@
 //! one erasure-coded pool over every replica.
 
 use super::meta::Ctx;
-use super::pod::{Check, PodBuilder, Port, Profile, image};
+use super::pod::{Check, Port, Profile};
 use super::secrets::{self, ACCESS_KEY_ID, SECRET_ACCESS_KEY};
-use super::workload::{self, DATA_VOLUME};
+use super::workload::{self, Datastore};
 use super::{Component, Out, RenderError};
 
 const COMPONENT: Component = Component::Minio;
@@ -26,6 +26,14 @@ const PROFILE: Profile = Profile {
     memory_request: "1Gi",
     memory_limit: "4Gi",
     startup_seconds: 120,
+};
+
+const DATASTORE: Datastore = Datastore {
+    component: COMPONENT,
+    profile: &PROFILE,
+    ports: &PORTS,
+    data_dir: DATA_DIR,
+    credentials: &secrets::MINIO,
 };
 
 /// The client Service's URL.
@@ -60,30 +68,15 @@ pub(super) fn render(ctx: &Ctx<'_>, out: &mut Out) -> Result<(), RenderError> {
     let Some(managed) = &ctx.cloud.spec.object_store.minio else {
         return Ok(());
     };
-    let template = PodBuilder::new(
-        ctx,
-        COMPONENT,
-        &PROFILE,
-        image(ctx, COMPONENT, COMPONENT.name()),
-    )
-    .ports(&PORTS)
-    .args(server_args(ctx, managed.replicas))
-    .env([
-        secrets::MINIO.env(ctx, "MINIO_ROOT_USER", ACCESS_KEY_ID),
-        secrets::MINIO.env(ctx, "MINIO_ROOT_PASSWORD", SECRET_ACCESS_KEY),
-    ])
-    .probe(Check::Http("/minio/health/live", PORTS[0].name))
-    .readiness(Check::Http("/minio/health/ready", PORTS[0].name))
-    .mount(DATA_VOLUME, DATA_DIR, None)
-    .build();
-    secrets::MINIO.render(ctx, out)?;
-    workload::render_stateful(
-        ctx,
-        out,
-        COMPONENT,
-        managed.replicas,
-        &managed.storage,
-        &PORTS,
-        template,
-    )
+    let template = DATASTORE
+        .pod(ctx)
+        .args(server_args(ctx, managed.replicas))
+        .env([
+            secrets::MINIO.env(ctx, "MINIO_ROOT_USER", ACCESS_KEY_ID),
+            secrets::MINIO.env(ctx, "MINIO_ROOT_PASSWORD", SECRET_ACCESS_KEY),
+        ])
+        .probe(Check::Http("/minio/health/live", PORTS[0].name))
+        .readiness(Check::Http("/minio/health/ready", PORTS[0].name))
+        .build();
+    DATASTORE.render(ctx, out, managed.replicas, &managed.storage, template)
 }

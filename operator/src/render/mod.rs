@@ -8,6 +8,10 @@
 //! in `meta`, pods (image, security context, resources, probes, config hash) in `pod`,
 //! Deployments, StatefulSets, Services, PDBs and ConfigMaps in `workload`, how pods reach the
 //! datastores in `wiring`, generated credentials in `secrets` and NetworkPolicies in `network`.
+//!
+//! The Jobs the operator runs for backups are rendered here too, by their own functions:
+//! `backup` (taking one, deleting one's files), `restore` and `verify`, all from the runner-pod
+//! toolkit in `job`, their init containers built in `container`.
 //! Builders produce typed k8s-openapi objects; [`to_dynamic`] turns them into
 //! [`DynamicObject`]s as they are collected.
 
@@ -22,7 +26,9 @@ use crate::api::InSyncCloud;
 pub mod backup;
 mod bynamo;
 mod cloudmaster;
+mod container;
 mod haproxy;
+pub mod job;
 mod meta;
 mod minio;
 mod mysql;

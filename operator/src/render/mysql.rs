@@ -1,9 +1,9 @@
 //! Managed MySQL: one replica in a StatefulSet, its credentials generated once.
 
 use super::meta::Ctx;
-use super::pod::{Check, PodBuilder, Port, Profile, env, image};
+use super::pod::{Check, Port, Profile, env};
 use super::secrets::{self, PASSWORD, ROOT_PASSWORD};
-use super::workload::{self, DATA_VOLUME};
+use super::workload::Datastore;
 use super::{Component, Out, RenderError};
 
 const COMPONENT: Component = Component::Mysql;
@@ -15,7 +15,7 @@ pub(super) const PORTS: [Port; 1] = [Port {
 pub(super) const DATABASE: &str = "insync";
 pub(super) const USER: &str = "insync";
 
-const PROFILE: Profile = Profile {
+pub(super) const PROFILE: Profile = Profile {
     // The `mysql` user of the official image.
     uid: 999,
     read_only_root: true,
@@ -24,6 +24,14 @@ const PROFILE: Profile = Profile {
     memory_request: "512Mi",
     memory_limit: "2Gi",
     startup_seconds: 300,
+};
+
+const DATASTORE: Datastore = Datastore {
+    component: COMPONENT,
+    profile: &PROFILE,
+    ports: &PORTS,
+    data_dir: "/var/lib/mysql",
+    credentials: &secrets::MYSQL,
 };
 
 /// The client Service's host and port.
@@ -38,22 +46,15 @@ pub(super) fn render(ctx: &Ctx<'_>, out: &mut Out) -> Result<(), RenderError> {
     let Some(managed) = &ctx.cloud.spec.database.managed else {
         return Ok(());
     };
-    let template = PodBuilder::new(
-        ctx,
-        COMPONENT,
-        &PROFILE,
-        image(ctx, COMPONENT, COMPONENT.name()),
-    )
-    .ports(&PORTS)
-    .env([
-        env("MYSQL_DATABASE", DATABASE),
-        env("MYSQL_USER", USER),
-        secrets::MYSQL.env(ctx, "MYSQL_PASSWORD", PASSWORD),
-        secrets::MYSQL.env(ctx, "MYSQL_ROOT_PASSWORD", ROOT_PASSWORD),
-    ])
-    .probe(Check::Tcp(PORTS[0].name))
-    .mount(DATA_VOLUME, "/var/lib/mysql", None)
-    .build();
-    secrets::MYSQL.render(ctx, out)?;
-    workload::render_stateful(ctx, out, COMPONENT, 1, &managed.storage, &PORTS, template)
+    let template = DATASTORE
+        .pod(ctx)
+        .env([
+            env("MYSQL_DATABASE", DATABASE),
+            env("MYSQL_USER", USER),
+            secrets::MYSQL.env(ctx, "MYSQL_PASSWORD", PASSWORD),
+            secrets::MYSQL.env(ctx, "MYSQL_ROOT_PASSWORD", ROOT_PASSWORD),
+        ])
+        .probe(Check::Tcp(PORTS[0].name))
+        .build();
+    DATASTORE.render(ctx, out, 1, &managed.storage, template)
 }

@@ -1,5 +1,7 @@
 //! Pods: image resolution, the restricted security context, default resources, probes and the
-//! config hash. Every component's pod template is built by [`PodBuilder`].
+//! config hash. Every pod template is built by [`PodBuilder`]: a component's, and a Job's with
+//! its init containers (built by [`super::container::ContainerBuilder`] from the same shapes:
+//! ports, mounts, probes, security context).
 
 use std::collections::BTreeMap;
 
@@ -42,7 +44,8 @@ pub(super) fn target_tag(ctx: &Ctx<'_>, component: Component) -> String {
         Component::Minio => MINIO_DEFAULT_TAG,
         _ => &spec.version,
     };
-    image_override(spec, component)
+    overrides(spec, component)
+        .image
         .and_then(|image| image.tag.as_deref())
         .unwrap_or(default)
         .to_owned()
@@ -52,7 +55,8 @@ pub(super) fn target_tag(ctx: &Ctx<'_>, component: Component) -> String {
 /// at the pinned tag if the rollout pinned this workload, else [`target_tag`].
 pub(super) fn image(ctx: &Ctx<'_>, component: Component, workload_id: &str) -> Image {
     let spec = &ctx.cloud.spec;
-    let repository = image_override(spec, component)
+    let repository = overrides(spec, component)
+        .image
         .and_then(|image| image.repository.clone())
         .unwrap_or_else(|| format!("{}/{}", spec.images.registry, component.name()));
     let tag = ctx
@@ -67,55 +71,59 @@ pub(super) fn image(ctx: &Ctx<'_>, component: Component, workload_id: &str) -> I
     }
 }
 
-fn image_override(spec: &InSyncCloudSpec, component: Component) -> Option<&ImageOverride> {
-    match component {
-        Component::Mysql => spec.database.managed.as_ref()?.image.as_ref(),
-        Component::Bynamo => spec.metadata_store.managed.as_ref()?.image.as_ref(),
-        Component::Minio => spec.object_store.minio.as_ref()?.image.as_ref(),
-        Component::CloudMaster => spec.master.image.as_ref(),
-        Component::Node => spec.nodes.image.as_ref(),
-        Component::Haproxy => spec.frontend.image.as_ref(),
-    }
+/// What a component's own part of the spec says of its pods: none of it for a datastore that
+/// is not managed.
+#[derive(Default)]
+struct Overrides<'a> {
+    image: Option<&'a ImageOverride>,
+    resources: Option<&'a ResourceRequirements>,
+    placement: Option<&'a Placement>,
 }
 
-fn resources_override(
-    spec: &InSyncCloudSpec,
-    component: Component,
-) -> Option<&ResourceRequirements> {
-    match component {
-        Component::Mysql => spec.database.managed.as_ref()?.resources.as_ref(),
-        Component::Bynamo => spec.metadata_store.managed.as_ref()?.resources.as_ref(),
-        Component::Minio => spec.object_store.minio.as_ref()?.resources.as_ref(),
-        Component::CloudMaster => spec.master.resources.as_ref(),
-        Component::Node => spec.nodes.resources.as_ref(),
-        Component::Haproxy => spec.frontend.resources.as_ref(),
-    }
-}
-
-/// Where `component`'s pods run: the cloud-wide placement with the component's own fields
-/// put over it.
-fn placement(spec: &InSyncCloudSpec, component: Component) -> Placement {
+fn overrides(spec: &InSyncCloudSpec, component: Component) -> Overrides<'_> {
     let own = match component {
         Component::Mysql => spec
             .database
             .managed
             .as_ref()
-            .and_then(|m| m.placement.as_ref()),
+            .map(|m| (&m.image, &m.resources, &m.placement)),
         Component::Bynamo => spec
             .metadata_store
             .managed
             .as_ref()
-            .and_then(|m| m.placement.as_ref()),
+            .map(|m| (&m.image, &m.resources, &m.placement)),
         Component::Minio => spec
             .object_store
             .minio
             .as_ref()
-            .and_then(|m| m.placement.as_ref()),
-        Component::CloudMaster => spec.master.placement.as_ref(),
-        Component::Node => spec.nodes.placement.as_ref(),
-        Component::Haproxy => spec.frontend.placement.as_ref(),
+            .map(|m| (&m.image, &m.resources, &m.placement)),
+        Component::CloudMaster => {
+            let m = &spec.master;
+            Some((&m.image, &m.resources, &m.placement))
+        }
+        Component::Node => {
+            let m = &spec.nodes;
+            Some((&m.image, &m.resources, &m.placement))
+        }
+        Component::Haproxy => {
+            let m = &spec.frontend;
+            Some((&m.image, &m.resources, &m.placement))
+        }
     };
-    spec.placement.overridden_by(own)
+    own.map_or_else(Overrides::default, |(image, resources, placement)| {
+        Overrides {
+            image: image.as_ref(),
+            resources: resources.as_ref(),
+            placement: placement.as_ref(),
+        }
+    })
+}
+
+/// Where `component`'s pods run: the cloud-wide placement with the component's own fields
+/// put over it.
+fn placement(spec: &InSyncCloudSpec, component: Component) -> Placement {
+    spec.placement
+        .overridden_by(overrides(spec, component).placement)
 }
 
 /// What a component's container needs from its pod, declared once in the component's module.
@@ -148,6 +156,19 @@ pub(super) enum Check {
     Tcp(&'static str),
     /// HTTP GET of a path on a named port.
     Http(&'static str, &'static str),
+    /// TCP connect to a port by its number (an init container's ports have no names).
+    TcpPort(i32),
+}
+
+/// An init container of a pod (a step run to completion, or a native sidecar), as
+/// [`super::container::ContainerBuilder`] built it: [`PodBuilder::build`] hardens it like the
+/// main container, as the user it was built to run as, and adds the volumes it mounts.
+pub(super) struct InitContainer {
+    pub(super) container: Container,
+    /// The image's own user, when it is not the pod's ([`Profile::uid`]).
+    pub(super) run_as: Option<i64>,
+    /// The emptyDirs only this container mounts.
+    pub(super) volumes: Vec<Volume>,
 }
 
 /// The volume every pod gets for `/tmp`.
@@ -170,7 +191,7 @@ pub(super) struct PodBuilder<'a> {
     component: Option<Component>,
     profile: &'static Profile,
     container: Container,
-    init_containers: Vec<Container>,
+    init_containers: Vec<InitContainer>,
     readiness: Option<Check>,
     liveness: Option<Check>,
     volumes: Vec<Volume>,
@@ -187,25 +208,15 @@ impl<'a> PodBuilder<'a> {
         profile: &'static Profile,
         image: Image,
     ) -> Self {
-        let container = Container {
-            name: component.name().to_owned(),
-            image: Some(image.reference.clone()),
-            ..Container::default()
-        };
-        Self {
-            labels: ctx.labels(component, &image.tag),
+        let labels = ctx.labels(component, &image.tag);
+        Self::with(
             ctx,
-            component: Some(component),
+            Some(component),
+            component.name(),
             profile,
-            container,
-            init_containers: Vec::new(),
-            readiness: None,
-            liveness: None,
-            volumes: Vec::new(),
-            annotations: BTreeMap::new(),
-            hostname: None,
-            version: image.tag,
-        }
+            image,
+            labels,
+        )
     }
 
     /// A pod of a task the cloud runs to completion (a backup), not of a component: container
@@ -224,10 +235,22 @@ impl<'a> PodBuilder<'a> {
             (keys::MANAGED_BY.to_owned(), keys::MANAGER.to_owned()),
             (keys::PART_OF.to_owned(), "insync".to_owned()),
         ]);
+        Self::with(ctx, None, name, profile, image, labels)
+    }
+
+    /// A pod whose main container `name` runs `image`, with nothing else set yet.
+    fn with(
+        ctx: &'a Ctx<'a>,
+        component: Option<Component>,
+        name: &str,
+        profile: &'static Profile,
+        image: Image,
+        labels: BTreeMap<String, String>,
+    ) -> Self {
         Self {
             labels,
             ctx,
-            component: None,
+            component,
             profile,
             container: Container {
                 name: name.to_owned(),
@@ -244,9 +267,10 @@ impl<'a> PodBuilder<'a> {
         }
     }
 
-    /// A container that runs to completion before the main one starts, hardened the same way
-    /// (security context, pull policy, resources, writable `/tmp`).
-    pub(crate) fn init_container(mut self, init: Container) -> Self {
+    /// A container that starts before the main one (a step that runs to completion, or a native
+    /// sidecar), hardened the same way (security context, pull policy, resources, writable
+    /// `/tmp`).
+    pub(crate) fn init_container(mut self, init: InitContainer) -> Self {
         self.init_containers.push(init);
         self
     }
@@ -258,12 +282,9 @@ impl<'a> PodBuilder<'a> {
     }
 
     pub(crate) fn ports(mut self, ports: &[Port]) -> Self {
-        let ports = ports.iter().map(|port| ContainerPort {
-            name: Some(port.name.to_owned()),
-            container_port: port.port,
-            protocol: Some("TCP".to_owned()),
-            ..ContainerPort::default()
-        });
+        let ports = ports
+            .iter()
+            .map(|port| tcp_port(Some(port.name), port.port));
         self.container
             .ports
             .get_or_insert_with(Vec::new)
@@ -315,11 +336,7 @@ impl<'a> PodBuilder<'a> {
         self.container
             .volume_mounts
             .get_or_insert_with(Vec::new)
-            .push(VolumeMount {
-                name: name.to_owned(),
-                mount_path: path.to_owned(),
-                ..VolumeMount::default()
-            });
+            .push(volume_mount(name, path));
         self.volumes.extend(volume);
         self
     }
@@ -369,7 +386,7 @@ impl<'a> PodBuilder<'a> {
             component,
             profile,
             mut container,
-            mut init_containers,
+            init_containers,
             readiness,
             liveness,
             ..
@@ -378,31 +395,32 @@ impl<'a> PodBuilder<'a> {
         let mut writable = Vec::new();
         for dir in std::iter::once(&TMP).chain(profile.writable_dirs) {
             let name = volume_name(dir);
-            writable.push(VolumeMount {
-                name: name.clone(),
-                mount_path: (*dir).to_owned(),
-                ..VolumeMount::default()
-            });
-            volumes.push(Volume {
-                name,
-                empty_dir: Some(EmptyDirVolumeSource::default()),
-                ..Volume::default()
-            });
+            writable.push(volume_mount(&name, dir));
+            volumes.push(empty_dir(name));
         }
         let spec = &ctx.cloud.spec;
         let resources = component
-            .and_then(|component| resources_override(spec, component))
+            .and_then(|component| overrides(spec, component).resources)
             .cloned()
             .unwrap_or_else(|| default_resources(profile));
-        for container in std::iter::once(&mut container).chain(&mut init_containers) {
+        let harden = |container: &mut Container, run_as: Option<i64>| {
             container
                 .volume_mounts
                 .get_or_insert_with(Vec::new)
                 .extend(writable.iter().cloned());
             container.image_pull_policy = Some(pull_policy(spec.images.pull_policy).to_owned());
-            container.security_context = Some(container_security(profile));
+            container.security_context = Some(container_security(profile, run_as));
             container.resources = Some(resources.clone());
-        }
+        };
+        harden(&mut container, None);
+        let init_containers: Vec<Container> = init_containers
+            .into_iter()
+            .map(|mut init| {
+                harden(&mut init.container, init.run_as);
+                volumes.extend(init.volumes);
+                init.container
+            })
+            .collect();
         container.readiness_probe = readiness.map(|check| probe(check, PROBE_PERIOD_SECONDS, 3));
         container.liveness_probe = liveness.map(|check| probe(check, 2 * PROBE_PERIOD_SECONDS, 3));
         container.startup_probe = liveness.map(|check| {
@@ -530,9 +548,13 @@ fn pod_security(profile: &Profile) -> PodSecurityContext {
     }
 }
 
-fn container_security(profile: &Profile) -> SecurityContext {
+/// The restricted security context of every container, as `run_as` (user and group) when it is
+/// not the pod's user.
+fn container_security(profile: &Profile, run_as: Option<i64>) -> SecurityContext {
     SecurityContext {
         run_as_non_root: Some(true),
+        run_as_user: run_as,
+        run_as_group: run_as,
         allow_privilege_escalation: Some(false),
         privileged: Some(false),
         read_only_root_filesystem: Some(profile.read_only_root),
@@ -560,14 +582,19 @@ fn default_resources(profile: &Profile) -> ResourceRequirements {
 }
 
 fn probe(check: Check, period_seconds: i32, failure_threshold: i32) -> Probe {
+    Probe {
+        timeout_seconds: Some(5),
+        failure_threshold: Some(failure_threshold.max(1)),
+        ..probe_every(check, period_seconds)
+    }
+}
+
+/// A probe of `check` every `period_seconds`, the rest of its settings Kubernetes' defaults.
+pub(super) fn probe_every(check: Check, period_seconds: i32) -> Probe {
+    let tcp = |port| Some(TCPSocketAction { port, host: None });
     let (tcp_socket, http_get) = match check {
-        Check::Tcp(port) => (
-            Some(TCPSocketAction {
-                port: IntOrString::String(port.to_owned()),
-                host: None,
-            }),
-            None,
-        ),
+        Check::Tcp(port) => (tcp(IntOrString::String(port.to_owned())), None),
+        Check::TcpPort(port) => (tcp(IntOrString::Int(port)), None),
         Check::Http(path, port) => (
             None,
             Some(HTTPGetAction {
@@ -582,9 +609,35 @@ fn probe(check: Check, period_seconds: i32, failure_threshold: i32) -> Probe {
         tcp_socket,
         http_get,
         period_seconds: Some(period_seconds),
-        timeout_seconds: Some(5),
-        failure_threshold: Some(failure_threshold.max(1)),
         ..Probe::default()
+    }
+}
+
+/// A TCP port of a container, named or not.
+pub(super) fn tcp_port(name: Option<&str>, number: i32) -> ContainerPort {
+    ContainerPort {
+        name: name.map(str::to_owned),
+        container_port: number,
+        protocol: Some("TCP".to_owned()),
+        ..ContainerPort::default()
+    }
+}
+
+/// Volume `name` mounted at `path`.
+pub(super) fn volume_mount(name: &str, path: &str) -> VolumeMount {
+    VolumeMount {
+        name: name.to_owned(),
+        mount_path: path.to_owned(),
+        ..VolumeMount::default()
+    }
+}
+
+/// An emptyDir volume: scratch space that lives as long as the pod.
+pub(super) fn empty_dir(name: String) -> Volume {
+    Volume {
+        name,
+        empty_dir: Some(EmptyDirVolumeSource::default()),
+        ..Volume::default()
     }
 }
 

@@ -7,18 +7,21 @@
 //!    parts in an emptyDir), then the MySQL image's client loads `mysql.sql` into the empty
 //!    database, then `restore-run --step=metadata` loads the metadata store.
 //!
-//! Both are pods of the same restricted shape as the backup Job's, owned by the cloud.
+//! Both are pods of the same restricted shape as the backup Job's ([`super::job`]), owned by
+//! the cloud. A verification ([`super::verify`]) runs the second one's steps too.
 
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{Container, EnvVar};
-use kube::Resource;
+use k8s_openapi::api::core::v1::EnvVar;
 
-use super::backup::{BackupRenderError, Location, StoreAccess, runner_pod, s3_access, task_job};
+use super::backup::BackupRenderError;
+use super::container::ContainerBuilder;
+use super::job::{
+    Location, StoreAccess, mysql_client_step, runner_pod, runner_profile, runner_step, s3_access,
+    store_args, task_ctx, task_job,
+};
 use super::meta::Ctx;
 use super::pod::Profile;
-use super::pod::{PodBuilder, image};
 use super::wiring::Wiring;
-use super::{Component, RenderOptions};
 use crate::api::{InSyncCloud, InSyncCloudBackup};
 
 /// `app.kubernetes.io/component` of restore pods.
@@ -26,16 +29,7 @@ pub const RESTORE_COMPONENT: &str = "restore";
 /// The emptyDir the parts are fetched into.
 pub const WORK_DIR: &str = "/restore";
 
-pub(super) const PROFILE: Profile = Profile {
-    // The operator image's `nonroot` user; the MySQL client runs as any user.
-    uid: 65532,
-    read_only_root: true,
-    writable_dirs: &[WORK_DIR],
-    cpu_request: "100m",
-    memory_request: "128Mi",
-    memory_limit: "1Gi",
-    startup_seconds: 10,
-};
+pub(super) const PROFILE: Profile = runner_profile(&[WORK_DIR]);
 
 /// Where the backup to restore is, and how to reach it.
 #[derive(Clone, Debug, PartialEq)]
@@ -113,11 +107,9 @@ pub fn source(
         .as_deref()
         .and_then(Location::parse)
         .ok_or_else(|| missing("has no location in its status"))?;
-    let options = RenderOptions::default();
-    let ctx = Ctx::new(cloud, &options);
     Ok(Some(Source {
         location,
-        access: super::backup::store_access(&ctx)?,
+        access: super::backup::store_access(&task_ctx(cloud))?,
     }))
 }
 
@@ -127,12 +119,18 @@ pub fn render_check_job(
     source: &Source,
     runner_image: &str,
 ) -> Result<Job, RestoreRenderError> {
-    let options = RenderOptions::default();
-    let ctx = Ctx::new(cloud, &options);
+    let ctx = task_ctx(cloud);
     let builder = runner_pod(&ctx, RESTORE_COMPONENT, &PROFILE, runner_image)
         .args(runner_args("check", source))
         .env(source.access.keys.iter().cloned());
-    job(&ctx, cloud, check_job_name(cloud), builder, source)
+    task_job(
+        &ctx,
+        check_job_name(cloud),
+        builder,
+        cloud,
+        &source.location,
+    )
+    .map_err(RestoreRenderError::Serialize)
 }
 
 /// The Job that fetches the backup (checking it again), loads MySQL, then the metadata store.
@@ -141,11 +139,10 @@ pub fn render_restore_job(
     source: &Source,
     runner_image: &str,
 ) -> Result<Job, RestoreRenderError> {
-    let options = RenderOptions::default();
-    let ctx = Ctx::new(cloud, &options);
+    let ctx = task_ctx(cloud);
     let sources = Wiring::default().database(&ctx).metadata_store(&ctx);
-    let fetch = fetch_container(source, runner_image);
-    let load_mysql = load_mysql_container(&ctx, sources.mysql_client_env());
+    let fetch = fetch_step(source, runner_image);
+    let load_mysql = load_mysql_step(&ctx, sources.mysql_client_env());
     let args = metadata_args(
         source,
         &sources.setting("metadata", "endpoint"),
@@ -154,36 +151,30 @@ pub fn render_restore_job(
     let builder = runner_pod(&ctx, RESTORE_COMPONENT, &PROFILE, runner_image)
         .args(args)
         .env(sources.env_starting_with("INSYNC_METADATA_"))
-        .init_container(fetch)
-        .init_container(load_mysql);
-    job(&ctx, cloud, restore_job_name(cloud), builder, source)
+        .init_container(fetch.build())
+        .init_container(load_mysql.build());
+    task_job(
+        &ctx,
+        restore_job_name(cloud),
+        builder,
+        cloud,
+        &source.location,
+    )
+    .map_err(RestoreRenderError::Serialize)
 }
 
-/// The init container that fetches the backup into the work dir, checking every part again:
-/// the same in a restore and in a verification.
-pub(super) fn fetch_container(source: &Source, runner_image: &str) -> Container {
-    Container {
-        name: "fetch".to_owned(),
-        image: Some(runner_image.to_owned()),
-        command: Some(vec!["/insync-operator".to_owned()]),
-        args: Some(runner_args("fetch", source)),
-        env: Some(source.access.keys.clone()),
-        termination_message_policy: Some("FallbackToLogsOnError".to_owned()),
-        ..Container::default()
-    }
+/// The step that fetches the backup into the work dir, checking every part again: the same in
+/// a restore and in a verification.
+pub(super) fn fetch_step(source: &Source, runner_image: &str) -> ContainerBuilder {
+    runner_step("fetch", runner_image)
+        .args(runner_args("fetch", source))
+        .env(source.access.keys.iter().cloned())
 }
 
-/// The init container that loads the fetched `mysql.sql` into the database `db_env` names
-/// (`DB_HOST`, `DB_PORT`, `DB_NAME`, `INSYNC_DB_USER`, `INSYNC_DB_PASSWORD`).
-pub(super) fn load_mysql_container(ctx: &Ctx, db_env: Vec<EnvVar>) -> Container {
-    Container {
-        name: "mysql".to_owned(),
-        image: Some(image(ctx, Component::Mysql, Component::Mysql.name()).reference),
-        command: Some(vec!["sh".to_owned(), "-c".to_owned(), load_script()]),
-        env: Some(db_env),
-        termination_message_policy: Some("FallbackToLogsOnError".to_owned()),
-        ..Container::default()
-    }
+/// The step that loads the fetched `mysql.sql` into the database `db_env` names (`DB_HOST`,
+/// `DB_PORT`, `DB_NAME`, `INSYNC_DB_USER`, `INSYNC_DB_PASSWORD`).
+pub(super) fn load_mysql_step(ctx: &Ctx, db_env: Vec<EnvVar>) -> ContainerBuilder {
+    mysql_client_step(ctx, "mysql", load_script()).env(db_env)
 }
 
 /// The main container's arguments: load the metadata store at `endpoint` in `region`.
@@ -196,20 +187,9 @@ pub(super) fn metadata_args(source: &Source, endpoint: &str, region: &str) -> Ve
 
 fn runner_args(step: &str, source: &Source) -> Vec<String> {
     let mut args = vec!["restore-run".to_owned(), format!("--step={step}")];
-    args.extend(super::backup::store_args(&source.location, &source.access));
+    args.extend(store_args(&source.location, &source.access));
     args.push(format!("--work-dir={WORK_DIR}"));
     args
-}
-
-fn job(
-    ctx: &Ctx<'_>,
-    cloud: &InSyncCloud,
-    name: String,
-    builder: PodBuilder<'_>,
-    source: &Source,
-) -> Result<Job, RestoreRenderError> {
-    let owner = cloud.controller_owner_ref(&());
-    task_job(ctx, name, builder, owner, &source.location).map_err(RestoreRenderError::Serialize)
 }
 
 /// The MySQL step: refuse a database that has tables (a restore never writes over live data),
@@ -221,7 +201,7 @@ fn load_script() -> String {
          client() {{ mysql --host=\"$DB_HOST\" --port=\"$DB_PORT\" --user=\"$INSYNC_DB_USER\" \"$@\"; }}\n\
          tables=$(client -N -B -e \"SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = '$DB_NAME'\")\n\
          if [ \"$tables\" != 0 ]; then echo \"database $DB_NAME has $tables tables: a restore only fills an empty database\" >&2; exit 1; fi\n\
-         client \"$DB_NAME\" < {WORK_DIR}/mysql.sql\n\
+         client \"$DB_NAME\" < {WORK_DIR}/{DUMP}\n\
          checked=0\n\
          if [ -f {WORK_DIR}/{ROWS} ]; then\n\
          tab=$(printf '\\t')\n\
@@ -232,20 +212,19 @@ fn load_script() -> String {
          done < {WORK_DIR}/{ROWS}\n\
          fi\n\
          echo \"mysql.sql loaded into $DB_NAME, the rows of $checked tables counted as the manifest says\"\n",
-        ROWS = crate::backup::manifest::MYSQL_ROWS_FILE
+        DUMP = crate::contract::MYSQL_DUMP,
+        ROWS = crate::contract::MYSQL_ROWS_FILE
     )
 }
 
 #[cfg(test)]
 mod tests {
-    use clap::Parser;
-
     use super::*;
     use crate::api::{
         BackupPhase, InSyncCloudBackupSpec, InSyncCloudBackupStatus, InSyncCloudSpec, RestoreS3,
         RestoreSpec, SecretRef,
     };
-    use crate::backup::restore::{RestoreArgs, Step};
+    use crate::runner::restore::{RestoreArgs, Step};
 
     const IMAGE: &str = "ghcr.io/insync-operator/insync-operator:dev";
 
@@ -273,23 +252,9 @@ mod tests {
         })
     }
 
-    #[derive(Parser)]
-    struct Cli {
-        #[command(subcommand)]
-        command: Sub,
-    }
-    #[derive(clap::Subcommand)]
-    enum Sub {
-        RestoreRun(RestoreArgs),
-    }
-
+    /// The rendered runner arguments, parsed by the runner's own flags.
     fn parse(args: &[String]) -> RestoreArgs {
-        let Sub::RestoreRun(args) = Cli::try_parse_from(
-            std::iter::once("insync-operator".to_owned()).chain(args.iter().cloned()),
-        )
-        .expect("the runner accepts what render gives it")
-        .command;
-        args
+        crate::render::job::parse_runner_args("restore-run", args)
     }
 
     #[test]
@@ -333,8 +298,7 @@ mod tests {
         std::fs::create_dir_all(&work).expect("work dir");
         std::fs::write(work.join("mysql.sql"), "INSERT INTO `t` VALUES (1);\n").expect("dump");
         if let Some(rows) = rows_file {
-            std::fs::write(work.join(crate::backup::manifest::MYSQL_ROWS_FILE), rows)
-                .expect("rows");
+            std::fs::write(work.join(crate::contract::MYSQL_ROWS_FILE), rows).expect("rows");
         }
         let bin = dir.path().join("bin");
         std::fs::create_dir_all(&bin).expect("bin");

@@ -10,17 +10,14 @@
 //! exits the kubelet stops the sidecars, and the Job is done.
 
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, EnvVar, Probe, SecurityContext, TCPSocketAction, Volume, VolumeMount,
-};
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use kube::Resource;
+use k8s_openapi::api::core::v1::EnvVar;
 
-use super::backup::{BackupRenderError, Location, runner_pod, store_access, task_job};
-use super::meta::Ctx;
+use super::backup::{BACKUP_LABEL, BackupRenderError, store_access};
+use super::container::ContainerBuilder;
+use super::job::{Location, runner_pod, task_ctx, task_job};
 use super::pod::{env, image};
-use super::restore::{PROFILE, fetch_container, load_mysql_container, metadata_args};
-use super::{Component, RenderOptions};
+use super::restore::{PROFILE, Source, fetch_step, load_mysql_step, metadata_args};
+use super::{Component, bynamo, mysql};
 use crate::api::{InSyncCloud, InSyncCloudBackup};
 
 /// `app.kubernetes.io/component` of verification pods.
@@ -43,63 +40,52 @@ pub fn render_verify_job(
     backup: &InSyncCloudBackup,
     runner_image: &str,
 ) -> Result<Job, BackupRenderError> {
-    let options = RenderOptions::default();
-    let ctx = Ctx::new(cloud, &options);
+    let ctx = task_ctx(cloud);
     let location = backup
         .status
         .as_ref()
         .and_then(|s| s.location.as_deref())
         .and_then(Location::parse)
         .ok_or_else(|| BackupRenderError::NoLocation(backup.backup_name().to_owned()))?;
-    let source = super::restore::Source {
+    let source = Source {
         location,
         access: store_access(&ctx)?,
     };
-    let always = Some("Always".to_owned());
 
-    let mysql = Container {
-        name: "scratch-mysql".to_owned(),
-        image: Some(image(&ctx, Component::Mysql, Component::Mysql.name()).reference),
-        env: Some(vec![
-            env("MYSQL_DATABASE", super::mysql::DATABASE),
-            env("MYSQL_USER", super::mysql::USER),
+    let mysql_image = image(&ctx, Component::Mysql, Component::Mysql.name()).reference;
+    let scratch_mysql = ContainerBuilder::sidecar("scratch-mysql", mysql_image)
+        .env([
+            env("MYSQL_DATABASE", mysql::DATABASE),
+            env("MYSQL_USER", mysql::USER),
             env("MYSQL_PASSWORD", SCRATCH_SECRET),
             env("MYSQL_ROOT_PASSWORD", SCRATCH_SECRET),
-        ]),
-        ports: Some(vec![port(SCRATCH_MYSQL_PORT)]),
-        startup_probe: Some(tcp_probe(SCRATCH_MYSQL_PORT)),
-        restart_policy: always.clone(),
-        volume_mounts: Some(vec![
-            mount("scratch-mysql-data", "/var/lib/mysql"),
-            mount("scratch-mysql-run", "/var/run/mysqld"),
-        ]),
-        ..Container::default()
-    };
-    let bynamo = Container {
-        name: "scratch-bynamo".to_owned(),
-        image: Some(image(&ctx, Component::Bynamo, Component::Bynamo.name()).reference),
-        env: Some(vec![
+        ])
+        .listens_on(SCRATCH_MYSQL_PORT)
+        .scratch("scratch-mysql-data", "/var/lib/mysql")
+        .scratch("scratch-mysql-run", "/var/run/mysqld")
+        // Each image's own user (docs/images.md): MySQL's data directory must be its own.
+        .run_as(mysql::PROFILE.uid);
+    let bynamo_image = image(&ctx, Component::Bynamo, Component::Bynamo.name()).reference;
+    let scratch_bynamo = ContainerBuilder::sidecar("scratch-bynamo", bynamo_image)
+        .env([
             env("BYNAMO_NODE_NAME", "scratch"),
             env("BYNAMO_PORT", SCRATCH_BYNAMO_PORT.to_string()),
             env("BYNAMO_DATA_DIR", "/data"),
             env("BYNAMO_PEERS", ""),
             env("BYNAMO_ACCESS_KEY_ID", SCRATCH_SECRET),
             env("BYNAMO_SECRET_ACCESS_KEY", SCRATCH_SECRET),
-        ]),
-        ports: Some(vec![port(SCRATCH_BYNAMO_PORT)]),
-        startup_probe: Some(tcp_probe(SCRATCH_BYNAMO_PORT)),
-        restart_policy: always,
-        volume_mounts: Some(vec![mount("scratch-bynamo-data", "/data")]),
-        ..Container::default()
-    };
-    let fetch = fetch_container(&source, runner_image);
-    let load_mysql = load_mysql_container(
+        ])
+        .listens_on(SCRATCH_BYNAMO_PORT)
+        .scratch("scratch-bynamo-data", "/data")
+        .run_as(bynamo::PROFILE.uid);
+    let fetch = fetch_step(&source, runner_image);
+    let load_mysql = load_mysql_step(
         &ctx,
         vec![
             env("DB_HOST", "127.0.0.1"),
             env("DB_PORT", SCRATCH_MYSQL_PORT.to_string()),
-            env("DB_NAME", super::mysql::DATABASE),
-            env("INSYNC_DB_USER", super::mysql::USER),
+            env("DB_NAME", mysql::DATABASE),
+            env("INSYNC_DB_USER", mysql::USER),
             env("INSYNC_DB_PASSWORD", SCRATCH_SECRET),
         ],
     );
@@ -113,84 +99,27 @@ pub fn render_verify_job(
         env("INSYNC_METADATA_SECRET_ACCESS_KEY", SCRATCH_SECRET),
     ];
     let builder = runner_pod(&ctx, VERIFY_COMPONENT, &PROFILE, runner_image)
-        .label(super::backup::BACKUP_LABEL, backup.backup_name().to_owned())
+        .label(BACKUP_LABEL, backup.backup_name().to_owned())
         .args(args)
         .env(metadata_keys)
-        .init_container(mysql)
-        .init_container(bynamo)
-        .init_container(fetch)
-        .init_container(load_mysql);
-    let mut job = task_job(
+        .init_container(scratch_mysql.build())
+        .init_container(scratch_bynamo.build())
+        .init_container(fetch.build())
+        .init_container(load_mysql.build());
+    task_job(
         &ctx,
         verify_job_name(backup),
         builder,
-        backup.controller_owner_ref(&()),
+        backup,
         &source.location,
     )
-    .map_err(BackupRenderError::Serialize)?;
-    if let Some(pod) = job.spec.as_mut().and_then(|s| s.template.spec.as_mut()) {
-        let volumes = pod.volumes.get_or_insert_with(Vec::new);
-        for name in [
-            "scratch-mysql-data",
-            "scratch-mysql-run",
-            "scratch-bynamo-data",
-        ] {
-            volumes.push(Volume {
-                name: name.to_owned(),
-                empty_dir: Some(Default::default()),
-                ..Volume::default()
-            });
-        }
-        // Each image's own user (docs/images.md): MySQL's data directory must be its own.
-        for init in pod.init_containers.iter_mut().flatten() {
-            let uid = match init.name.as_str() {
-                "scratch-mysql" => Some(999),
-                "scratch-bynamo" => Some(10001),
-                _ => None,
-            };
-            if let (Some(uid), Some(security)) = (uid, init.security_context.as_mut()) {
-                *security = SecurityContext {
-                    run_as_user: Some(uid),
-                    run_as_group: Some(uid),
-                    ..security.clone()
-                };
-            }
-        }
-    }
-    Ok(job)
-}
-
-fn port(number: i32) -> ContainerPort {
-    ContainerPort {
-        container_port: number,
-        protocol: Some("TCP".to_owned()),
-        ..ContainerPort::default()
-    }
-}
-
-fn mount(name: &str, path: &str) -> VolumeMount {
-    VolumeMount {
-        name: name.to_owned(),
-        mount_path: path.to_owned(),
-        ..VolumeMount::default()
-    }
-}
-
-/// Started once the port accepts connections; up to 5 minutes (MySQL initialises first).
-fn tcp_probe(port: i32) -> Probe {
-    Probe {
-        tcp_socket: Some(TCPSocketAction {
-            port: IntOrString::Int(port),
-            host: None,
-        }),
-        period_seconds: Some(2),
-        failure_threshold: Some(150),
-        ..Probe::default()
-    }
+    .map_err(BackupRenderError::Serialize)
 }
 
 #[cfg(test)]
 mod tests {
+    use k8s_openapi::api::core::v1::Container;
+
     use super::*;
     use crate::api::{InSyncCloudBackupSpec, InSyncCloudSpec};
 

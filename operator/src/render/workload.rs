@@ -17,8 +17,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::meta::{Ctx, selector_of};
-use super::pod::{Port, Template, config_hash};
+use super::pod::{PodBuilder, Port, Profile, Template, config_hash, image};
 use super::revision;
+use super::secrets::Credentials;
 use super::{Component, Out, RenderError, keys};
 use crate::api::StorageSpec;
 
@@ -270,9 +271,53 @@ fn match_labels(labels: BTreeMap<String, String>) -> LabelSelector {
     }
 }
 
+/// A managed datastore (MySQL, Bynamo, MinIO): a StatefulSet of its own image with one data
+/// volume a replica, its generated credentials, Services and PodDisruptionBudget.
+pub(super) struct Datastore {
+    pub(super) component: Component,
+    pub(super) profile: &'static Profile,
+    pub(super) ports: &'static [Port],
+    /// Where its pods mount their data volume.
+    pub(super) data_dir: &'static str,
+    pub(super) credentials: &'static Credentials,
+}
+
+impl Datastore {
+    /// Its pod: the component's own image, its ports and its data volume; the component adds
+    /// its environment, arguments and probes.
+    pub(super) fn pod<'a>(&self, ctx: &'a Ctx<'a>) -> PodBuilder<'a> {
+        let image = image(ctx, self.component, self.component.name());
+        PodBuilder::new(ctx, self.component, self.profile, image)
+            .ports(self.ports)
+            .mount(DATA_VOLUME, self.data_dir, None)
+    }
+
+    /// Its credentials, then its StatefulSet of `replicas` running `template` with data volumes
+    /// of `storage`, with the rest of [`render_stateful`].
+    pub(super) fn render(
+        &self,
+        ctx: &Ctx<'_>,
+        out: &mut Out,
+        replicas: i32,
+        storage: &StorageSpec,
+        template: Template,
+    ) -> Result<(), RenderError> {
+        self.credentials.render(ctx, out)?;
+        render_stateful(
+            ctx,
+            out,
+            self.component,
+            replicas,
+            storage,
+            self.ports,
+            template,
+        )
+    }
+}
+
 /// A datastore's StatefulSet with its headless and client Services and (for several replicas)
 /// its PodDisruptionBudget, in that order.
-pub(super) fn render_stateful(
+fn render_stateful(
     ctx: &Ctx<'_>,
     out: &mut Out,
     component: Component,

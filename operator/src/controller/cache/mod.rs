@@ -6,7 +6,12 @@
 //! fields the operator owns, compared with the digest of what it would send.
 
 pub mod digest;
+pub(crate) mod job_state;
+pub(crate) mod jobs;
+pub mod kinds;
 mod synced;
+pub mod watch;
+pub mod workload;
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -19,10 +24,10 @@ use kube::runtime::reflector::{Lookup, ObjectRef};
 use kube::runtime::watcher;
 use serde_json::Value;
 
-use super::observe::{self, WorkloadCounts};
 use crate::api::{InSyncCloud, Quantity};
 pub use digest::Digest;
 pub use synced::{Synced, listed};
+pub use workload::WorkloadCounts;
 
 /// What the operator knows of one live object: a few words per object, none of them a whole
 /// `ObjectMeta` (measured: ~1.25 KB per cached child with one, claim templates as JSON trees).
@@ -39,6 +44,11 @@ pub struct Child {
     /// The InSyncCloud that owns the object: the controlling one, or else the first (pruning,
     /// and the owner lookup that wakes a cloud). Owner references of other kinds are dropped.
     pub owner: Option<Owner>,
+    /// The cloud an object without a cloud owner reference belongs to, by its
+    /// `app.kubernetes.io/instance` label when the operator manages it: generated Secrets carry
+    /// no owner reference (they outlive their cloud, with its volumes), yet their deletion must
+    /// wake the cloud.
+    pub instance: Option<Arc<str>>,
     /// `metadata.deletionTimestamp` is set.
     pub deleting: bool,
     /// Digest of the live values of the fields the operator owns; `None` when it owns none
@@ -81,7 +91,7 @@ pub enum Facts {
 /// A live Deployment or StatefulSet.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Workload {
-    /// Replica counts, settledness and template tag ([`observe::counts`]).
+    /// Replica counts, settledness and template tag ([`workload::counts`]).
     pub counts: WorkloadCounts,
     /// A StatefulSet's `spec.volumeClaimTemplates` as [`digest::of_claim_templates`] (the
     /// fields render sets, normalized); `None` for a Deployment. Immutable in the API, so
@@ -193,15 +203,28 @@ fn cloud_owner(references: Option<&[OwnerReference]>) -> Option<Owner> {
     })
 }
 
+/// The cloud named by the instance label of an object the operator manages, for one without a
+/// cloud owner (see [`Child::instance`]).
+fn managed_instance(meta: &ObjectMeta) -> Option<Arc<str>> {
+    use crate::render::keys::{INSTANCE, MANAGED_BY, MANAGER};
+    let labels = meta.labels.as_ref()?;
+    if labels.get(MANAGED_BY).map(String::as_str) != Some(MANAGER) {
+        return None;
+    }
+    labels.get(INSTANCE).map(|name| intern(name))
+}
+
 /// What a projection keeps of an object's metadata: name and namespace (the store's key), the
-/// owning cloud and deletion. No labels or annotations: nothing reads them off a live object
-/// (the applied-hash annotation is inside the digest). The generation is read into the
-/// workload counts before this.
+/// owning cloud and deletion. No labels or annotations beyond the instance of an unowned
+/// object: nothing reads them off a live object (the applied-hash annotation is inside the
+/// digest). The generation is read into the workload counts before this.
 fn child_of(meta: &ObjectMeta, owned: Option<Digest>, facts: Facts) -> Child {
+    let owner = cloud_owner(meta.owner_references.as_deref());
     Child {
         name: meta.name.as_deref().unwrap_or_default().into(),
         namespace: meta.namespace.as_deref().map(intern),
-        owner: cloud_owner(meta.owner_references.as_deref()),
+        instance: owner.is_none().then(|| managed_instance(meta)).flatten(),
+        owner,
         deleting: meta.deletion_timestamp.is_some(),
         owned,
         facts,
@@ -249,7 +272,7 @@ pub fn project_meta(object: PartialObjectMeta<DynamicObject>) -> Child {
 fn facts_of(kind: &str, body: &Value) -> Facts {
     match kind {
         "Deployment" | "StatefulSet" => Facts::Workload(Workload {
-            counts: observe::counts(kind, body),
+            counts: workload::counts(kind, body),
             claim_templates: body
                 .pointer("/spec/volumeClaimTemplates")
                 .map(digest::of_claim_templates),
@@ -335,10 +358,15 @@ impl Child {
             .is_some_and(|o| o.controller && &*o.uid == uid)
     }
 
-    /// The cloud to wake when this object changes: its InSyncCloud owner, in its namespace.
+    /// The cloud to wake when this object changes (a deletion included): its InSyncCloud
+    /// owner, or the cloud an unowned managed object belongs to, in its namespace.
     pub fn cloud(&self) -> Option<ObjectRef<DeserializeGuard<InSyncCloud>>> {
-        let owner = self.owner.as_ref()?;
-        let cloud = ObjectRef::new(&owner.name);
+        let name = match (&self.owner, &self.instance) {
+            (Some(owner), _) => &owner.name,
+            (None, Some(instance)) => instance,
+            (None, None) => return None,
+        };
+        let cloud = ObjectRef::new(name);
         Some(match self.namespace.as_deref() {
             Some(ns) => cloud.within(ns),
             None => cloud,
@@ -353,6 +381,30 @@ mod tests {
 
     fn object(value: Value) -> DynamicObject {
         serde_json::from_value(value).expect("object")
+    }
+
+    #[test]
+    fn an_unowned_generated_secret_wakes_its_cloud_and_a_strangers_secret_none() {
+        let secret = |labels: Value| {
+            let object: PartialObjectMeta<DynamicObject> = serde_json::from_value(json!({
+                "apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata",
+                "metadata": {"name": "fcloud-mysql-credentials", "namespace": "fcloud",
+                    "labels": labels}
+            }))
+            .expect("metadata");
+            project_meta(object)
+        };
+        let generated = secret(json!({
+            crate::render::keys::MANAGED_BY: crate::render::keys::MANAGER,
+            crate::render::keys::INSTANCE: "fcloud",
+        }));
+        assert_eq!(
+            generated.cloud(),
+            Some(ObjectRef::new("fcloud").within("fcloud"))
+        );
+        assert_eq!(generated.owner, None, "no owner: pruning never deletes it");
+        let theirs = secret(json!({crate::render::keys::INSTANCE: "fcloud"}));
+        assert_eq!(theirs.cloud(), None);
     }
 
     #[test]

@@ -9,8 +9,9 @@ use super::worker::DnsSyncerWorker;
 use super::{CloudDnsStatus, Command, Desired, DnsError};
 use crate::dns::record::{CloudKey, Endpoint, normalize_name};
 use crate::dns::registry::TxtRegistry;
-use crate::dns::route53::{CallCounts, Route53, Route53Config};
+use crate::dns::route53::{Route53, Route53Config};
 use crate::dns::zone::normalize_zone_id;
+use crate::telemetry::CallCounts;
 
 /// Handle to the DNS syncer. Clone it freely; the worker stops when every handle is dropped.
 #[derive(Clone)]

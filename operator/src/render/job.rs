@@ -1,0 +1,212 @@
+//! The toolkit of the Jobs the operator runs for a cloud's backups: taking one
+//! ([`super::backup`]), deleting an expired one's files, checking and loading one into a new
+//! cloud ([`super::restore`]), and restoring one into throwaway datastores ([`super::verify`]).
+//!
+//! Each is one pod of the operator's own binary (the runner, [`runner_pod`]) with steps before
+//! it ([`runner_step`], [`mysql_client_step`]), run once to completion ([`task_job`]) against the
+//! backup's files at a [`Location`], reached as [`StoreAccess`] says ([`store_args`]).
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::batch::v1::{Job, JobSpec};
+use k8s_openapi::api::core::v1::EnvVar;
+use kube::Resource;
+
+use super::container::ContainerBuilder;
+use super::meta::Ctx;
+use super::pod::{Image, PodBuilder, Profile, image};
+use super::wiring::{self, OBJECTSTORE_ACCESS_KEY_ID, OBJECTSTORE_SECRET_ACCESS_KEY};
+use super::{Component, RenderOptions};
+use crate::api::InSyncCloud;
+
+/// The runner in the operator's image.
+const RUNNER: &str = "/insync-operator";
+/// How long a Job may run before Kubernetes stops it (and it is Failed).
+const DEADLINE_SECONDS: i64 = 6 * 3600;
+/// A Job runs the images the cloud is going to, never the ones a rollout pinned.
+static UNPINNED: RenderOptions = RenderOptions {
+    pinned_tags: BTreeMap::new(),
+};
+
+/// The S3 location of a backup's files.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Location {
+    /// Bucket.
+    pub bucket: String,
+    /// Key prefix of every part, ending with '/'.
+    pub prefix: String,
+}
+
+impl Location {
+    /// Reads `s3://<bucket>/<prefix>` (as a backup's `status.location` says it).
+    pub fn parse(text: &str) -> Option<Self> {
+        let (bucket, prefix) = text.strip_prefix("s3://")?.split_once('/')?;
+        (!bucket.is_empty() && prefix.ends_with('/')).then(|| Self {
+            bucket: bucket.to_owned(),
+            prefix: prefix.to_owned(),
+        })
+    }
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "s3://{}/{}", self.bucket, self.prefix)
+    }
+}
+
+/// How a runner reaches an S3 store.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoreAccess {
+    /// Endpoint URL; AWS when unset.
+    pub endpoint: Option<String>,
+    /// Region.
+    pub region: String,
+    /// Path-style requests (S3-compatible stores such as MinIO).
+    pub path_style: bool,
+    /// The keys' environment variables (from a Secret), none for the pod's identity.
+    pub keys: Vec<EnvVar>,
+}
+
+/// An S3 store named in a spec: AWS unless an endpoint is given, keys from `secret`.
+pub(super) fn s3_access(
+    endpoint: Option<&String>,
+    region: Option<&String>,
+    secret: Option<&crate::api::SecretRef>,
+) -> StoreAccess {
+    StoreAccess {
+        endpoint: endpoint.cloned(),
+        region: region.cloned().unwrap_or_else(|| "us-east-1".to_owned()),
+        // S3-compatible stores behind an endpoint (MinIO) need path-style requests.
+        path_style: endpoint.is_some(),
+        keys: wiring::aws_keys(
+            secret.map(|s| s.name.as_str()),
+            OBJECTSTORE_ACCESS_KEY_ID,
+            OBJECTSTORE_SECRET_ACCESS_KEY,
+        ),
+    }
+}
+
+/// The flags that name a backup's files and their store, as `StoreArgs` reads them: the same
+/// for every runner (`backup-run`, `restore-run`, `backup-delete`).
+pub(super) fn store_args(location: &Location, access: &StoreAccess) -> Vec<String> {
+    let mut args = vec![
+        format!("--bucket={}", location.bucket),
+        format!("--prefix={}", location.prefix),
+        format!("--region={}", access.region),
+    ];
+    args.extend(access.endpoint.iter().map(|e| format!("--endpoint={e}")));
+    args.extend(access.path_style.then(|| "--path-style".to_owned()));
+    args
+}
+
+/// What a runner's pod needs, with `work_dir` its one writable directory besides `/tmp` (an
+/// emptyDir its steps share).
+pub(super) const fn runner_profile(work_dir: &'static [&'static str]) -> Profile {
+    Profile {
+        // The operator image's `nonroot` user; the MySQL image's clients run as any user.
+        uid: 65532,
+        read_only_root: true,
+        writable_dirs: work_dir,
+        cpu_request: "100m",
+        memory_request: "128Mi",
+        memory_limit: "1Gi",
+        startup_seconds: 10,
+    }
+}
+
+/// The context a Job of `cloud` is rendered in: the cloud, no rollout pins.
+pub(super) fn task_ctx(cloud: &InSyncCloud) -> Ctx<'_> {
+    Ctx::new(cloud, &UNPINNED)
+}
+
+/// The pod of a backup, restore, verification or deletion Job: the operator's own binary from
+/// `runner_image`, tagged with the cloud's version (the runner is as new as the cloud it reads).
+pub(super) fn runner_pod<'a>(
+    ctx: &'a Ctx<'a>,
+    component: &str,
+    profile: &'static Profile,
+    runner_image: &str,
+) -> PodBuilder<'a> {
+    PodBuilder::task(
+        ctx,
+        component,
+        profile,
+        Image {
+            reference: runner_image.to_owned(),
+            tag: ctx.cloud.spec.version.clone(),
+        },
+    )
+    .command([RUNNER.to_owned()])
+}
+
+/// A step of the runner from `runner_image` before the main one (a restore's `fetch`).
+pub(super) fn runner_step(name: &str, runner_image: &str) -> ContainerBuilder {
+    ContainerBuilder::step(name, runner_image.to_owned()).command([RUNNER.to_owned()])
+}
+
+/// A step that runs `script` in the cloud's MySQL image, with its clients (`mysqldump`,
+/// `mysql`): the ones that match the server, already on the nodes, so the operator's image
+/// stays one static binary without them.
+pub(super) fn mysql_client_step(ctx: &Ctx<'_>, name: &str, script: String) -> ContainerBuilder {
+    let image = image(ctx, Component::Mysql, Component::Mysql.name());
+    ContainerBuilder::step(name, image.reference).script(script)
+}
+
+/// A Job that runs `builder`'s pod once to completion (a backup's or a restore's), owned by
+/// `owner`: never retried (a failure is reported, and a backup is retried by the schedule),
+/// stopped after six hours, every container's last words kept as its termination message.
+pub(super) fn task_job<K: Resource<DynamicType = ()>>(
+    ctx: &Ctx<'_>,
+    name: String,
+    builder: PodBuilder<'_>,
+    owner: &K,
+    location: &Location,
+) -> Result<Job, serde_json::Error> {
+    let mut template = builder.build().spec;
+    if let Some(pod) = template.spec.as_mut() {
+        pod.restart_policy = Some("Never".to_owned());
+        for container in pod.containers.iter_mut() {
+            // The runner's last words (its error, or its report) are the pod's status.
+            container.termination_message_policy = Some("FallbackToLogsOnError".to_owned());
+        }
+    }
+    let labels = template
+        .metadata
+        .as_ref()
+        .and_then(|m| m.labels.clone())
+        .unwrap_or_default();
+    let mut metadata = ctx.unowned_meta(name, labels);
+    metadata.owner_references = owner.controller_owner_ref(&()).map(|owner| vec![owner]);
+    metadata.annotations = Some(BTreeMap::from([(
+        "insync.dev/location".to_owned(),
+        location.to_string(),
+    )]));
+    let job = Job {
+        metadata,
+        spec: Some(JobSpec {
+            backoff_limit: Some(0),
+            active_deadline_seconds: Some(DEADLINE_SECONDS),
+            template,
+            ..JobSpec::default()
+        }),
+        status: None,
+    };
+    // Round-trip once so a field k8s-openapi cannot serialize shows here, not at apply time.
+    serde_json::to_value(&job).and_then(serde_json::from_value)
+}
+
+/// For the contract tests: `args` (a runner's subcommand and its flags, as render gives them)
+/// parsed by the runner's own flags `A`, the subcommand being `subcommand`.
+#[cfg(test)]
+pub(super) fn parse_runner_args<A: clap::Args>(subcommand: &'static str, args: &[String]) -> A {
+    let cli = clap::Command::new("insync-operator")
+        .subcommand(A::augment_args(clap::Command::new(subcommand)));
+    let matches = cli
+        .try_get_matches_from(
+            std::iter::once("insync-operator").chain(args.iter().map(String::as_str)),
+        )
+        .expect("the runner accepts what render gives it");
+    let (name, flags) = matches.subcommand().expect("a subcommand");
+    assert_eq!(name, subcommand);
+    A::from_arg_matches(flags).expect("the runner accepts what render gives it")
+}

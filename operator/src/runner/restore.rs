@@ -1,0 +1,255 @@
+//! `insync-operator restore-run`: the steps of a restore, each run in a Job the operator owns
+//! (rendered by [`crate::render::restore`]).
+//!
+//! - `check`: reads `manifest.json` and every part, and compares each part's size and sha256
+//!   with the manifest. Nothing is written anywhere; the operator starts nothing of the cloud
+//!   before this passed.
+//! - `fetch`: the same check, keeping the parts in the Job's emptyDir (a part is only loaded
+//!   from what was checked, so a part changed between the two Jobs is caught too).
+//! - `metadata`: creates each metadata-store table from its schema and writes its items back,
+//!   then counts them against the manifest's rows.
+//!
+//! MySQL is loaded between `fetch` and `metadata` by the MySQL image's own client.
+
+use std::path::{Path, PathBuf};
+
+use tracing::info;
+
+use super::import::{self, TableSchema};
+use super::manifest::{self, PartProblem};
+use super::{METADATA_KEYS, RunError, TERMINATION_LOG, keys, s3_error};
+use crate::contract::{self, MANIFEST, Manifest, RestoreReport};
+
+/// Which step of a restore to run.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Check the manifest and every part; write nothing.
+    Check,
+    /// Check, keeping the parts in `--work-dir`.
+    Fetch,
+    /// Load the metadata store from the parts in `--work-dir`.
+    Metadata,
+}
+
+/// Flags of `insync-operator restore-run` (rendered by `render::restore`).
+#[derive(clap::Args, Debug, Clone, PartialEq, Eq)]
+pub struct RestoreArgs {
+    /// The step to run.
+    #[arg(long, value_enum)]
+    pub step: Step,
+    /// The backup.
+    #[command(flatten)]
+    pub store: super::StoreArgs,
+    /// DynamoDB-compatible endpoint of the metadata store (step `metadata`).
+    #[arg(long)]
+    pub metadata_endpoint: Option<String>,
+    /// Region of the metadata store (step `metadata`).
+    #[arg(long)]
+    pub metadata_region: Option<String>,
+    /// Where `fetch` keeps the parts and `metadata` reads them.
+    #[arg(long, default_value = "/restore")]
+    pub work_dir: PathBuf,
+}
+
+/// Why a restore step failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    /// Reading the store failed.
+    #[error(transparent)]
+    Store(#[from] RunError),
+    /// There is no manifest: the location holds no (complete) backup.
+    #[error("no {MANIFEST} at s3://{bucket}/{key}: not a complete backup")]
+    NoManifest {
+        /// Bucket.
+        bucket: String,
+        /// Manifest key.
+        key: String,
+    },
+    /// The manifest is not one this operator can restore.
+    #[error("manifest: {0}")]
+    Manifest(String),
+    /// Parts differ from the manifest.
+    #[error("the backup does not match its manifest: {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Parts(Vec<PartProblem>),
+    /// The metadata store could not be loaded.
+    #[error("metadata store: {0}")]
+    Import(#[from] import::ImportError),
+    /// A table holds another number of items than the manifest says.
+    #[error("table {table}: {found} items after the restore, the manifest says {expected}")]
+    Rows {
+        /// Table.
+        table: String,
+        /// Items counted.
+        found: i64,
+        /// Rows in the manifest.
+        expected: i64,
+    },
+}
+
+/// Runs one step.
+pub async fn run(args: RestoreArgs) -> Result<RestoreReport, RestoreError> {
+    let report = match args.step {
+        Step::Check => check(&args, None).await?,
+        Step::Fetch => check(&args, Some(&args.work_dir)).await?,
+        Step::Metadata => load_metadata(&args).await?,
+    };
+    // Best effort: outside a pod there is no termination log.
+    let _ = std::fs::write(
+        TERMINATION_LOG,
+        serde_json::to_string(&report).unwrap_or_default(),
+    );
+    Ok(report)
+}
+
+async fn check(args: &RestoreArgs, keep: Option<&Path>) -> Result<RestoreReport, RestoreError> {
+    let s3 = super::s3_client(&args.store).await;
+    let manifest_key = format!("{}{MANIFEST}", args.store.prefix);
+    let body = match s3
+        .get_object()
+        .bucket(&args.store.bucket)
+        .key(&manifest_key)
+        .send()
+        .await
+    {
+        Ok(found) => found
+            .body
+            .collect()
+            .await
+            .map_err(|e| s3_error("read", &args.store.bucket, &manifest_key, e))?
+            .into_bytes(),
+        Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => {
+            return Err(RestoreError::NoManifest {
+                bucket: args.store.bucket.clone(),
+                key: manifest_key,
+            });
+        }
+        Err(e) => return Err(s3_error("GET", &args.store.bucket, &manifest_key, e).into()),
+    };
+    let manifest: Manifest = serde_json::from_slice(&body)
+        .map_err(|e| RestoreError::Manifest(format!("unreadable: {e}")))?;
+    manifest::restorable(&manifest).map_err(RestoreError::Manifest)?;
+    if let Some(dir) = keep {
+        std::fs::create_dir_all(dir.join("metadata")).map_err(|e| file(dir, e))?;
+        std::fs::write(dir.join(MANIFEST), &body).map_err(|e| file(dir, e))?;
+        let rows = contract::mysql_rows_file(&manifest).map_err(RestoreError::Manifest)?;
+        std::fs::write(dir.join(contract::MYSQL_ROWS_FILE), rows).map_err(|e| file(dir, e))?;
+    }
+
+    let mut found = Vec::new();
+    for part in &manifest.parts {
+        let key = format!("{}{}", args.store.prefix, part.name);
+        let digest = match s3
+            .get_object()
+            .bucket(&args.store.bucket)
+            .key(&key)
+            .send()
+            .await
+        {
+            Ok(object) => {
+                let target = keep.map(|dir| dir.join(&part.name));
+                Some(read_part(object.body, target.as_deref(), &args.store.bucket, &key).await?)
+            }
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => None,
+            Err(e) => return Err(s3_error("GET", &args.store.bucket, &key, e).into()),
+        };
+        info!(part = %part.name, ?digest, "checked");
+        found.push(digest);
+    }
+    manifest::verify_parts(&manifest.parts, &found).map_err(RestoreError::Parts)?;
+    Ok(RestoreReport {
+        parts: manifest.parts.len(),
+        size_bytes: manifest.parts.iter().map(|p| p.size_bytes).sum(),
+        rows: None,
+        metadata_tables: None,
+        mysql_rows: None,
+        mysql_tables: None,
+        insync_version: manifest.insync_version,
+        backup_started_at: manifest.started_at,
+    })
+}
+
+/// Streams a part through sha256 (and into `target`, when given): (size, sha256).
+async fn read_part(
+    mut body: aws_sdk_s3::primitives::ByteStream,
+    target: Option<&Path>,
+    bucket: &str,
+    key: &str,
+) -> Result<(i64, String), RestoreError> {
+    use sha2::Digest as _;
+    use std::io::Write as _;
+    let mut out = match target {
+        Some(path) => Some(std::io::BufWriter::new(
+            std::fs::File::create(path).map_err(|e| file(path, e))?,
+        )),
+        None => None,
+    };
+    let mut hash = sha2::Sha256::new();
+    let mut size = 0i64;
+    while let Some(chunk) = body
+        .try_next()
+        .await
+        .map_err(|e| s3_error("read", bucket, key, e))?
+    {
+        hash.update(&chunk);
+        size += chunk.len() as i64;
+        if let (Some(out), Some(path)) = (out.as_mut(), target) {
+            out.write_all(&chunk).map_err(|e| file(path, e))?;
+        }
+    }
+    if let (Some(mut out), Some(path)) = (out, target) {
+        out.flush().map_err(|e| file(path, e))?;
+    }
+    Ok((size, manifest::hex(&hash.finalize())))
+}
+
+async fn load_metadata(args: &RestoreArgs) -> Result<RestoreReport, RestoreError> {
+    let path = args.work_dir.join(MANIFEST);
+    let body = std::fs::read(&path).map_err(|e| file(&path, e))?;
+    let manifest: Manifest = serde_json::from_slice(&body)
+        .map_err(|e| RestoreError::Manifest(format!("unreadable: {e}")))?;
+    let endpoint = args.metadata_endpoint.clone().unwrap_or_default();
+    let region = args.metadata_region.clone().unwrap_or_default();
+    let dynamo = super::metadata::client(&endpoint, &region, keys(METADATA_KEYS)).await;
+    let mut rows = 0;
+    let tables = manifest::tables(&manifest);
+    for table in &tables {
+        let schema_path = args.work_dir.join(&table.schema);
+        let schema: TableSchema = serde_json::from_slice(
+            &std::fs::read(&schema_path).map_err(|e| file(&schema_path, e))?,
+        )
+        .map_err(|e| RestoreError::Manifest(format!("{}: {e}", table.schema)))?;
+        let found = import::import_table(
+            &dynamo,
+            &table.name,
+            &schema,
+            &args.work_dir.join(&table.items),
+        )
+        .await?;
+        if found != table.rows {
+            return Err(RestoreError::Rows {
+                table: table.name.clone(),
+                found,
+                expected: table.rows,
+            });
+        }
+        info!(table = %table.name, rows = found, "restored");
+        rows += found;
+    }
+    // The steps before this one loaded the dump and counted its tables: the report covers
+    // every part of the backup, not only the metadata store's.
+    let mysql_counted = !manifest.mysql_rows.is_empty();
+    Ok(RestoreReport {
+        parts: manifest.parts.len(),
+        size_bytes: manifest.parts.iter().map(|p| p.size_bytes).sum(),
+        rows: Some(rows),
+        metadata_tables: Some(tables.len()),
+        mysql_rows: mysql_counted.then(|| manifest.mysql_rows.values().sum()),
+        mysql_tables: mysql_counted.then_some(manifest.mysql_rows.len()),
+        insync_version: manifest.insync_version,
+        backup_started_at: manifest.started_at,
+    })
+}
+
+fn file(path: &Path, source: std::io::Error) -> RestoreError {
+    RestoreError::Store(super::file_error(path, source))
+}
