@@ -270,7 +270,7 @@ keep_newest() {
 }
 
 # The cargo profile of the image's operator binary: `dev` unless INSYNC_E2E_OPERATOR_PROFILE says
-# otherwise. A cold debug build takes a quarter of the CPU time of a release build (measured:
+# otherwise. A cold debug build takes half the time of a release build (measured:
 # docs/benchmarks.md), and it is the build `make test` and `make e2e` make anyway, so in place
 # nothing compiles twice. `release` for figures that time the operator or its Jobs.
 operator_profile() { echo "${INSYNC_E2E_OPERATOR_PROFILE:-dev}"; }
