@@ -2,8 +2,8 @@
 //!
 //! Fields: minute (0-59), hour (0-23), day of month (1-31), month (1-12), day of week (0-7,
 //! 0 and 7 are Sunday); each `*`, a number, a range `a-b`, a list `a,b,c`, with an optional
-//! step `/n` after `*` or a range. As in cron, when both day fields are restricted a day
-//! matching either one matches.
+//! step `/n` after `*` or a range. As in cron, when both day fields are restricted (neither
+//! starts with `*`) a day matching either one matches.
 
 use std::collections::BTreeMap;
 
@@ -25,7 +25,7 @@ pub(crate) struct Cron {
     days: u64,
     months: u64,
     weekdays: u64,
-    /// Whether the day-of-month and day-of-week fields were `*`.
+    /// Whether the day-of-month and day-of-week fields start with `*` (`*` or `*/n`).
     any_day: bool,
     any_weekday: bool,
 }
@@ -64,8 +64,10 @@ impl std::str::FromStr for Cron {
             days: parse(day, "day of month", 1, 31)?,
             months: parse(month, "month", 1, 12)?,
             weekdays,
-            any_day: day == "*",
-            any_weekday: weekday == "*",
+            // `*/n` is unrestricted too (cron's and the CronJob parser's rule: a field that
+            // starts with '*'), so `0 0 */1 * 1` is Mondays, not every day.
+            any_day: day.starts_with('*'),
+            any_weekday: weekday.starts_with('*'),
         })
     }
 }
@@ -247,6 +249,23 @@ mod tests {
             ("0 0 29 2 *", "2026-03-01T00:00:00Z", "2028-02-29T00:00:00Z"),
             // both day fields restricted: the 1st or a Monday, whichever comes first
             ("0 6 1 * 1", "2026-11-25T00:00:00Z", "2026-11-30T06:00:00Z"),
+            // a day field that starts with '*' is unrestricted, steps included (as in cron and
+            // the CronJob parser): Mondays only, not every day (issue 20, item 9)
+            (
+                "0 0 */1 * 1",
+                "2026-12-07T00:30:00Z",
+                "2026-12-14T00:00:00Z",
+            ),
+            (
+                "0 0 * * */1",
+                "2026-12-07T00:30:00Z",
+                "2026-12-08T00:00:00Z",
+            ),
+            (
+                "0 0 1 * */2",
+                "2026-12-07T00:30:00Z",
+                "2027-04-01T00:00:00Z",
+            ), // a Thursday
         ];
         for (schedule, now, next) in cases {
             let cron: Cron = schedule.parse().expect("valid");
