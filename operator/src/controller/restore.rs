@@ -277,7 +277,7 @@ fn conditions(status: &RestoreStatus, gate: Gate) -> Vec<Cond> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::api::{InSyncCloudSpec, InSyncCloudStatus, RestoreS3, RestoreSpec};
     use crate::render::{RenderOptions, render};
@@ -288,7 +288,8 @@ mod tests {
         "2026-11-28T22:00:00Z".parse().expect("time")
     }
 
-    fn cloud(recorded: Option<RestorePhase>) -> InSyncCloud {
+    /// fcloud restored from an offsite S3 prefix, its restore recorded at `recorded`.
+    pub(crate) fn cloud(recorded: Option<RestorePhase>) -> InSyncCloud {
         let mut spec = InSyncCloudSpec::with_version("5.9.1-r4178");
         spec.restore = Some(RestoreSpec {
             backup: None,

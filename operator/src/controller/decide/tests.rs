@@ -507,44 +507,13 @@ mod restore_seam {
     //! restore holds the cloud's workloads back, nothing of the cloud runs, and "nothing runs"
     //! must not read as "everything is settled".
     use super::*;
-    use crate::api::{InSyncCloudStatus, RestorePhase, RestoreS3, RestoreSpec, RestoreStatus};
+    use crate::api::RestorePhase;
     use crate::controller::cache::job_state::JobState;
     use crate::dns::AllowList;
     use k8s_openapi::jiff::Timestamp;
 
-    use crate::controller::dns::DnsObservation;
-
     fn now() -> Timestamp {
         "2026-12-07T22:00:00Z".parse().expect("time")
-    }
-
-    /// fcloud created from an offsite backup, its restore at `phase`.
-    fn restoring(phase: RestorePhase) -> InSyncCloud {
-        let mut cloud: InSyncCloud =
-            serde_yaml::from_str(include_str!("../../../../examples/fcloud.yaml"))
-                .expect("example");
-        cloud.metadata.uid = Some("uid-1".into());
-        cloud.metadata.generation = Some(1);
-        cloud.spec.dns = None;
-        cloud.spec.restore = Some(RestoreSpec {
-            backup: None,
-            s3: Some(RestoreS3 {
-                bucket: "offsite".to_owned(),
-                prefix: "clouds/fcloud/nightly/".to_owned(),
-                endpoint: Some("http://minio.backups:9000".to_owned()),
-                region: None,
-                secret_ref: None,
-            }),
-        });
-        cloud.status = Some(InSyncCloudStatus {
-            restore: Some(RestoreStatus {
-                phase: Some(phase),
-                source: Some("s3://offsite/clouds/fcloud/nightly/".to_owned()),
-                ..RestoreStatus::default()
-            }),
-            ..InSyncCloudStatus::default()
-        });
-        cloud
     }
 
     /// One reconcile of `cloud` from wish to conclusion, with nothing live (no workload has
@@ -553,18 +522,11 @@ mod restore_seam {
         let seen = Observation {
             now: now(),
             workloads: BTreeMap::new(),
-            missing_secrets: Vec::new(),
-            dns: DnsObservation {
-                frontend: None,
-                known_zones: None,
-            },
-            needs_prune: false,
-            gates: Default::default(),
             restore: restore::Seen {
                 check: Some(JobState::Running),
                 ..restore::Seen::default()
             },
-            backups: Vec::new(),
+            ..settled(cloud)
         };
         let allowed = AllowList::default();
         let settings = Settings {
@@ -595,7 +557,8 @@ mod restore_seam {
     #[test]
     fn a_cloud_waiting_for_its_restore_is_neither_ready_nor_at_a_version() {
         for phase in [RestorePhase::Checking, RestorePhase::Failed] {
-            let cloud = restoring(phase);
+            // fcloud created from an offsite backup, its restore at `phase`.
+            let cloud = restore::tests::cloud(Some(phase));
             let concluded = reconcile(&cloud);
             let reasons: Vec<&str> = concluded.notes.iter().map(|n| n.reason).collect();
             assert!(
