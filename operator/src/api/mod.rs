@@ -120,6 +120,30 @@ impl InSyncCloud {
         self.metadata.namespace.as_deref().unwrap_or("default")
     }
 
+    /// Whether the cloud was created from a backup (`spec.restore`) and the restore has not
+    /// completed: its datastores hold nothing yet, or part of the backup. Nothing may take a
+    /// backup of it, nor expire the backup it is read from, until it has.
+    pub fn is_restoring(&self) -> bool {
+        self.spec.restore.is_some() && self.restore_phase() != Some(RestorePhase::Complete)
+    }
+
+    /// `status.restore.phase`, when a restore was recorded.
+    pub fn restore_phase(&self) -> Option<RestorePhase> {
+        self.status
+            .as_ref()
+            .and_then(|s| s.restore.as_ref())
+            .and_then(|r| r.phase)
+    }
+
+    /// The backup of this namespace the cloud is being restored from (`spec.restore.backup`),
+    /// while the restore has not completed.
+    pub fn restoring_from(&self) -> Option<&str> {
+        let restore = self.spec.restore.as_ref()?;
+        self.is_restoring()
+            .then_some(restore.backup.as_deref())
+            .flatten()
+    }
+
     /// `<cloud>.<domain>` when DNS is configured.
     pub fn hostname(&self) -> Option<String> {
         self.spec

@@ -127,15 +127,17 @@ pub(super) fn runner_pod<'a>(
     profile: &'static Profile,
     runner_image: &str,
 ) -> PodBuilder<'a> {
+    let version = ctx.cloud.spec.version.clone();
     PodBuilder::task(
         ctx,
         component,
         profile,
         Image {
             reference: runner_image.to_owned(),
-            tag: ctx.cloud.spec.version.clone(),
+            tag: version.clone(),
         },
     )
+    .label(super::keys::VERSION, version)
     .command([RUNNER.to_owned()])
 }
 

@@ -18,6 +18,8 @@ use crate::render::verify::render_verify_job;
 pub(crate) const RERUN_WAIT: Duration = Duration::from_secs(5);
 /// How often a backup waiting for its cloud looks again.
 pub(crate) const WAIT_FOR_CLOUD: Duration = Duration::from_secs(30);
+/// How soon a reconcile looks again for a Job the cache does not show yet.
+pub(crate) const CACHE_LAG: Duration = Duration::from_secs(2);
 
 /// Everything a backup's reconcile read.
 pub(crate) struct Observed<'a> {
@@ -26,8 +28,13 @@ pub(crate) struct Observed<'a> {
     pub cloud: Option<&'a InSyncCloud>,
     /// The backup's Job, read with its pod.
     pub job: Option<JobState>,
+    /// The API server said the backup's Job does not exist (asked only when the cache has no
+    /// Job for a Running backup: a cache can lag behind the Job this controller just created).
+    pub job_gone: bool,
     /// The backup's verification Job, read with its pod.
     pub verify_job: Option<JobState>,
+    /// Likewise for the verification Job of a Running verification.
+    pub verify_job_gone: bool,
     /// The image backup Jobs run (the operator's own); `None` when the operator was not told.
     pub runner_image: Option<&'a str>,
     /// The time of this reconcile.
@@ -73,17 +80,31 @@ pub(crate) fn decide(seen: &Observed<'_>) -> Decision {
             status = failed(&current, reason.clone(), seen.now);
         }
         // The Job of a running backup is gone (deleted by hand): the backup cannot finish.
-        (None, _) if current.phase == Some(BackupPhase::Running) => {
+        (None, _) if current.phase == Some(BackupPhase::Running) && seen.job_gone => {
             status = failed(
                 &current,
                 "the backup Job was deleted before it finished".to_owned(),
                 seen.now,
             );
         }
+        // Created, but not in the cache yet: its watch event is on its way.
+        (None, _) if current.phase == Some(BackupPhase::Running) => {
+            decision.requeue = Some(CACHE_LAG);
+        }
         (None, None) => {
             status.phase = Some(BackupPhase::Pending);
             status.reason = Some(format!(
                 "waiting for InSyncCloud {}/{}",
+                backup.backup_namespace(),
+                backup.spec.cloud
+            ));
+            decision.requeue = Some(WAIT_FOR_CLOUD);
+        }
+        // A dump now would copy databases that hold nothing yet, or part of a backup.
+        (None, Some(cloud)) if cloud.is_restoring() => {
+            status.phase = Some(BackupPhase::Pending);
+            status.reason = Some(format!(
+                "waiting: InSyncCloud {}/{} is being restored from a backup (status.restore) and holds no data of its own yet",
                 backup.backup_namespace(),
                 backup.spec.cloud
             ));
@@ -171,10 +192,15 @@ fn verify(seen: &Observed<'_>) -> Decision {
                 "the operator does not know its own image: set INSYNC_OPERATOR_IMAGE".to_owned(),
             ),
         },
-        (None, Some(_)) => done(
+        (None, Some(_)) if seen.verify_job_gone => done(
             VerifyPhase::Failed,
             "the verification Job was deleted before it finished".to_owned(),
         ),
+        // Created, but not in the cache yet.
+        (None, Some(_)) => {
+            decision.requeue = Some(CACHE_LAG);
+            recorded.clone().unwrap_or_default()
+        }
         (Some(JobState::Running), _) => recorded.clone().unwrap_or_default(),
         (Some(JobState::Succeeded { message }), _) => {
             done(VerifyPhase::Passed, verified_summary(message.as_deref()))
@@ -294,7 +320,9 @@ mod tests {
             backup,
             cloud,
             job,
+            job_gone: true,
             verify_job: None,
+            verify_job_gone: true,
             runner_image: Some("ghcr.io/insync-operator/insync-operator:dev"),
             now: "2026-11-28T19:00:10Z".parse().expect("time"),
         }
@@ -427,6 +455,56 @@ mod tests {
             .status
             .expect("status");
         assert_eq!(status.phase, Some(BackupPhase::Failed));
+    }
+
+    /// Issue 20, defect 4: the reconcile after the one that created the Job can run before
+    /// the Job cache has it; it failed the backup as "deleted before it finished", for good.
+    #[test]
+    fn a_job_the_cache_has_not_seen_yet_is_waited_for_not_failed() {
+        let (cloud, backup) = (cloud(), backup(Some(BackupPhase::Running)));
+        let mut observed = seen(&backup, Some(&cloud), None);
+        observed.job_gone = false;
+        let decision = decide(&observed);
+        assert_eq!(decision.status, None, "{decision:?}");
+        assert_eq!(decision.create, None);
+        assert_eq!(decision.requeue, Some(CACHE_LAG));
+
+        let cloud = verifying_cloud();
+        let mut backup = complete_at_its_location();
+        if let Some(status) = backup.status.as_mut() {
+            status.verification = Some(Verification {
+                phase: Some(VerifyPhase::Running),
+                ..Verification::default()
+            });
+        }
+        let mut observed = seen(&backup, Some(&cloud), None);
+        observed.verify_job_gone = false;
+        let decision = decide(&observed);
+        assert_eq!(decision.status, None, "{decision:?}");
+        assert_eq!(decision.requeue, Some(CACHE_LAG));
+    }
+
+    /// Issue 20, defect 1: a backup of a cloud being restored would dump half-loaded databases.
+    #[test]
+    fn a_backup_of_a_restoring_cloud_waits_for_the_restore() {
+        let mut cloud = cloud();
+        cloud.spec.restore = Some(crate::api::RestoreSpec {
+            backup: Some("fcloud-202612010000".to_owned()),
+            s3: None,
+        });
+        let backup = backup(None);
+        let decision = decide(&seen(&backup, Some(&cloud), None));
+        assert_eq!(decision.create, None);
+        let status = decision.status.expect("status");
+        assert_eq!(status.phase, Some(BackupPhase::Pending));
+        assert!(
+            status
+                .reason
+                .as_deref()
+                .is_some_and(|r| r.contains("being restored")),
+            "{status:?}"
+        );
+        assert_eq!(decision.requeue, Some(WAIT_FOR_CLOUD));
     }
 
     #[test]

@@ -10,6 +10,7 @@ mod expire;
 mod health;
 mod retention;
 mod reverify;
+mod round;
 mod schedule;
 mod watch;
 
@@ -26,9 +27,9 @@ use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::Store;
 use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
-use crate::api::{BackupPhase, InSyncCloud, InSyncCloudBackup};
+use crate::api::{BackupPhase, InSyncCloud, InSyncCloudBackup, VerifyPhase};
 use crate::controller::cache::Synced;
 use crate::controller::cache::job_state::JobState;
 use crate::render::backup::{BACKUP_COMPONENT, DELETE_COMPONENT, delete_job_name, job_name};
@@ -133,10 +134,24 @@ fn observe<'a>(
         backup,
         cloud,
         job,
+        job_gone: false,
         verify_job,
+        verify_job_gone: false,
         runner_image,
         now: Timestamp::now(),
     }
+}
+
+/// Whether the API server has no Job `name`: asked only when the cache shows none for a Job
+/// the status says runs, since the cache may not have the Job this controller just created.
+async fn job_gone(jobs: &Api<Job>, name: &str) -> Result<bool, BackupError> {
+    jobs.get_metadata_opt(name)
+        .await
+        .map(|job| job.is_none())
+        .map_err(|source| BackupError::Kube {
+            action: "read a Job the cache does not show",
+            source,
+        })
 }
 
 #[tracing::instrument(skip_all, fields(namespace = backup.namespace().unwrap_or_default(), backup = backup.name_any()))]
@@ -161,11 +176,22 @@ async fn reconcile(
             .job(namespace, &delete_job_name(&backup), DELETE_COMPONENT);
         return expire(&backup, cloud, state, &ctx).await;
     }
-    let seen = observe(&backup, cloud, &ctx.caches, ctx.runner_image.as_deref());
+    let mut seen = observe(&backup, cloud, &ctx.caches, ctx.runner_image.as_deref());
+    let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), namespace);
+    if seen.job.is_none() && backup.phase() == BackupPhase::Running {
+        seen.job_gone = job_gone(&jobs, &job_name(&backup)).await?;
+    }
+    let verification_runs = backup
+        .status
+        .as_ref()
+        .and_then(|s| s.verification.as_ref())
+        .is_some_and(|v| v.phase == Some(VerifyPhase::Running));
+    if seen.verify_job.is_none() && verification_runs {
+        seen.verify_job_gone = job_gone(&jobs, &verify_job_name(&backup)).await?;
+    }
 
     // Decide, then act.
     let decision = decide::decide(&seen);
-    let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), namespace);
     if let Some(job) = &decision.create {
         match jobs.create(&PostParams::default(), job).await {
             Ok(_) => info!(job = ?job.metadata.name, "Job created"),
@@ -307,18 +333,30 @@ async fn schedule_once(
 ) -> Result<(), BackupError> {
     let kube = |action| move |source| BackupError::Kube { action, source };
     let now = Timestamp::now();
-    for guard in clouds.state() {
-        // A cloud that does not parse is reported by the cloud controller.
-        let Ok(cloud) = &guard.0 else { continue };
-        if cloud.spec.backup.is_none()
-            || cloud.metadata.deletion_timestamp.is_some()
-            || cloud.spec.paused
-        {
+    let every_cloud = clouds.state();
+    // A cloud that does not parse is reported by the cloud controller.
+    let parsed: Vec<&InSyncCloud> = every_cloud
+        .iter()
+        .filter_map(|g| g.0.as_ref().ok())
+        .collect();
+    for cloud in &parsed {
+        if cloud.spec.backup.is_none() {
             continue;
         }
-        let backups: Api<InSyncCloudBackup> =
-            Api::namespaced(client.clone(), cloud.cloud_namespace());
-        match schedule::scheduled_backup(cloud, now) {
+        let namespace = cloud.cloud_namespace();
+        let neighbours: Vec<&InSyncCloud> = parsed
+            .iter()
+            .copied()
+            .filter(|c| c.cloud_namespace() == namespace)
+            .collect();
+        let of_cloud = backups_of(cached_backups, namespace, cloud.cloud_name());
+        let round = round::plan(cloud, &neighbours, &of_cloud, now);
+        if let Some(why) = &round.held {
+            debug!(cloud = cloud.cloud_name(), why, "no scheduled backups now");
+            continue;
+        }
+        let backups: Api<InSyncCloudBackup> = Api::namespaced(client.clone(), namespace);
+        match round.take {
             None => {}
             Some(Err(e)) => warn!(cloud = cloud.cloud_name(), error = %e, "no scheduled backups"),
             Some(Ok(backup)) => match backups.create(&PostParams::default(), &backup).await {
@@ -328,16 +366,7 @@ async fn schedule_once(
                 Err(source) => return Err(kube("create a scheduled backup")(source)),
             },
         }
-        let of_cloud: Vec<InSyncCloudBackup> = cached_backups
-            .state()
-            .iter()
-            .filter(|b| {
-                b.backup_namespace() == cloud.cloud_namespace()
-                    && b.spec.cloud == cloud.cloud_name()
-            })
-            .map(|b| (**b).clone())
-            .collect();
-        if let Some((name, when)) = reverify::verify_request(cloud, &of_cloud, now) {
+        if let Some((name, when)) = round.verify {
             let patch = json!({"metadata": {"annotations": {
                 reverify::VERIFY_REQUESTED_ANNOTATION: when.to_string()
             }}});
@@ -350,28 +379,7 @@ async fn schedule_once(
                 Err(source) => return Err(kube("ask for a verification")(source)),
             }
         }
-        let Some(rules) = cloud
-            .spec
-            .backup
-            .as_ref()
-            .and_then(|b| b.retention.as_ref())
-            .map(retention::Rules::from)
-        else {
-            continue;
-        };
-        // Only the schedule's own backups: one a person made is theirs to delete.
-        let scheduled: Vec<InSyncCloudBackup> = of_cloud
-            .into_iter()
-            .filter(|b| {
-                b.labels().get(schedule::CLOUD_LABEL).map(String::as_str)
-                    == Some(cloud.cloud_name())
-                    && b.labels()
-                        .get(schedule::SCHEDULED_LABEL)
-                        .map(String::as_str)
-                        == Some("true")
-            })
-            .collect();
-        for name in retention::expired(&scheduled, rules) {
+        for name in round.expire {
             // Marked, not deleted: the backup controller deletes the files first, then the
             // object (see `expire`).
             let patch = json!({"metadata": {"annotations": {
@@ -381,7 +389,7 @@ async fn schedule_once(
                 .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
                 .await
             {
-                Ok(_) => info!(backup = %name, ?rules, "backup expired by retention"),
+                Ok(_) => info!(backup = %name, "backup expired by retention"),
                 Err(kube::Error::Api(e)) if e.code == 404 => {}
                 Err(source) => return Err(kube("mark an expired backup")(source)),
             }
