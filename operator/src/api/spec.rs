@@ -33,6 +33,7 @@ use super::status::InSyncCloudStatus;
     printcolumn = r#"{"name":"Ready","type":"string","description":"Whether the whole cloud is ready","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Endpoint","type":"string","description":"Host name clients connect to","jsonPath":".status.endpoint"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
+    validation = Rule::new("!has(oldSelf.spec.restore) || has(self.spec.restore) || (has(oldSelf.status) && has(oldSelf.status.restore) && has(oldSelf.status.restore.phase) && oldSelf.status.restore.phase == 'Complete')").message("spec.restore can be removed only once status.restore.phase is Complete: until then the datastores hold nothing or part of the backup, and CloudMaster would start on them; delete the cloud to give up the restore"),
     validation = Rule::new("self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$') && size(self.metadata.name) <= 40").message("metadata.name must be a DNS label of at most 40 characters (lower-case letters, digits and '-', starting with a letter): it becomes the first label of the cloud's host name and the prefix of every object it owns")
 )]
 #[serde(rename_all = "camelCase")]

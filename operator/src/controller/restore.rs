@@ -99,14 +99,14 @@ pub(crate) fn decide(
         conditions: Vec::new(),
         requeue: None,
     };
-    if cloud.spec.restore.is_none() {
-        return decision;
-    }
     let recorded = cloud
         .status
         .as_ref()
         .and_then(|s| s.restore.clone())
         .unwrap_or_default();
+    if cloud.spec.restore.is_none() {
+        return removed_midway(decision, recorded);
+    }
     let mut status = RestoreStatus {
         started_at: recorded.started_at.clone().or(Some(Time(now))),
         ..recorded.clone()
@@ -191,6 +191,30 @@ pub(crate) fn decide(
         }
     }
     status.phase = status.phase.or(Some(RestorePhase::Checking));
+    decision.conditions = conditions(&status, decision.gate);
+    decision.status = Some(status);
+    decision
+}
+
+/// `spec.restore` is gone but the restore it asked for never completed: the CRD refuses that
+/// removal, so only an object written around it (an older CRD, a restore of etcd) gets here.
+/// The datastores may hold part of the backup: CloudMaster and the nodes must not start on
+/// them, whatever the spec says now.
+fn removed_midway(mut decision: Decision, recorded: RestoreStatus) -> Decision {
+    let Some(phase) = recorded.phase.filter(|p| *p != RestorePhase::Complete) else {
+        return decision;
+    };
+    decision.gate = match phase {
+        RestorePhase::Restoring => Gate::DatastoresOnly,
+        _ => Gate::Closed,
+    };
+    let status = RestoreStatus {
+        phase: Some(RestorePhase::Failed),
+        message: Some(format!(
+            "spec.restore was removed while the restore was {phase:?}: the datastores may hold part of the backup, so CloudMaster and the nodes stay stopped; delete the cloud to give up the restore"
+        )),
+        ..recorded
+    };
     decision.conditions = conditions(&status, decision.gate);
     decision.status = Some(status);
     decision
@@ -347,6 +371,47 @@ pub(crate) mod tests {
         let decision = decide(&plain, &seen(None, None, false), IMAGE, now());
         assert_eq!(decision.gate, Gate::Open);
         assert!(decision.status.is_none() && decision.create.is_none());
+    }
+
+    /// Issue 20, defect 8: removing `spec.restore` mid-restore opened the gate, and
+    /// CloudMaster started on a partly loaded database.
+    #[test]
+    fn a_restore_removed_before_it_completed_keeps_the_cloud_held() {
+        for (phase, gate) in [
+            (RestorePhase::Checking, Gate::Closed),
+            (RestorePhase::Restoring, Gate::DatastoresOnly),
+            (RestorePhase::Failed, Gate::Closed),
+        ] {
+            let mut removed = cloud(Some(phase));
+            removed.spec.restore = None;
+            let decision = decide(&removed, &Seen::default(), IMAGE, now());
+            assert_eq!(decision.gate, gate, "{phase:?}");
+            assert!(decision.create.is_none());
+            let status = decision.status.expect("status");
+            assert_eq!(status.phase, Some(RestorePhase::Failed));
+            assert!(
+                status
+                    .message
+                    .as_deref()
+                    .is_some_and(|m| m.contains("spec.restore was removed")),
+                "{status:?}"
+            );
+            let ready = decision
+                .conditions
+                .iter()
+                .find(|c| c.type_ == condition::READY);
+            assert!(
+                ready.is_some_and(|c| !c.status),
+                "{:?}",
+                decision.conditions
+            );
+        }
+        // Once Complete, spec.restore may go: nothing is held.
+        let mut done = cloud(Some(RestorePhase::Complete));
+        done.spec.restore = None;
+        let decision = decide(&done, &Seen::default(), IMAGE, now());
+        assert_eq!(decision.gate, Gate::Open);
+        assert!(decision.status.is_none());
     }
 
     #[test]
