@@ -55,6 +55,7 @@ pub(crate) fn retry_after(attempts: i32) -> Duration {
 pub(crate) fn decide_expiry(
     backup: &InSyncCloudBackup,
     cloud: Option<&InSyncCloud>,
+    restored_into: Option<&str>,
     job: Option<&JobState>,
     runner_image: Option<&str>,
     now: Timestamp,
@@ -91,6 +92,15 @@ pub(crate) fn decide_expiry(
         }
         expiry.requeue = Some(LOOK_AGAIN);
     };
+    if let Some(reader) = restored_into {
+        refuse(
+            &mut expiry,
+            format!(
+                "InSyncCloud {reader} is being restored from this backup: its files are kept until that restore is Complete"
+            ),
+        );
+        return expiry;
+    }
     let Some(cloud) = cloud else {
         refuse(
             &mut expiry,
@@ -223,7 +233,14 @@ mod tests {
     }
 
     fn decide(backup: &InSyncCloudBackup, job: Option<JobState>) -> Expiry {
-        decide_expiry(backup, Some(&cloud()), job.as_ref(), Some(IMAGE), now())
+        decide_expiry(
+            backup,
+            Some(&cloud()),
+            None,
+            job.as_ref(),
+            Some(IMAGE),
+            now(),
+        )
     }
 
     #[test]
@@ -288,11 +305,36 @@ mod tests {
             &waiting,
             Some(&cloud()),
             None,
+            None,
             Some(IMAGE),
             now() + SignedDuration::from_secs(60),
         );
         assert!(later.create.is_some());
         assert_eq!(later.status.map(|s| s.attempts), Some(3));
+    }
+
+    /// A backup marked expired by hand while a cloud is restored from it keeps its files.
+    #[test]
+    fn the_backup_a_restore_reads_is_kept_until_the_restore_completes() {
+        let backup = expired(BackupPhase::Complete, Some(AT));
+        let kept = decide_expiry(
+            &backup,
+            Some(&cloud()),
+            Some("fcloud-copy"),
+            None,
+            Some(IMAGE),
+            now(),
+        );
+        assert!(kept.create.is_none() && !kept.delete_backup);
+        assert_eq!(kept.requeue, Some(LOOK_AGAIN));
+        let refused = kept.status.expect("status");
+        assert_eq!(refused.phase, Some(DeletionPhase::Refused));
+        assert!(
+            refused
+                .message
+                .unwrap_or_default()
+                .contains("fcloud-copy is being restored")
+        );
     }
 
     #[test]
@@ -311,7 +353,7 @@ mod tests {
             ..BackupSpec::default()
         });
         let backup = expired(BackupPhase::Complete, Some(AT));
-        let refused = decide_expiry(&backup, Some(&moved), None, Some(IMAGE), now());
+        let refused = decide_expiry(&backup, Some(&moved), None, None, Some(IMAGE), now());
         assert!(refused.create.is_none() && !refused.delete_backup);
         let status = refused.status.expect("status");
         assert_eq!(status.phase, Some(DeletionPhase::Refused));
@@ -322,7 +364,7 @@ mod tests {
                 .contains("now gives s3://offsite/fcloud/fcloud-202611280300/"),
         );
 
-        let orphan = decide_expiry(&backup, None, None, Some(IMAGE), now());
+        let orphan = decide_expiry(&backup, None, None, None, Some(IMAGE), now());
         assert!(orphan.create.is_none() && !orphan.delete_backup);
         assert_eq!(
             orphan.status.and_then(|s| s.phase),

@@ -239,9 +239,11 @@ async fn expire(
     let namespace = backup.backup_namespace();
     let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), namespace);
     let backups: Api<InSyncCloudBackup> = Api::namespaced(ctx.client.clone(), namespace);
+    let reader = ctx.caches.restoring_from(namespace, backup.backup_name());
     let expiry = expire::decide_expiry(
         backup,
         cloud,
+        reader.as_deref(),
         job.as_ref(),
         ctx.runner_image.as_deref(),
         Timestamp::now(),

@@ -43,6 +43,15 @@ impl Caches {
             .filter(|guard| guard.0.is_ok())
     }
 
+    /// The cloud of `namespace` being restored from the backup `name`, if any.
+    pub fn restoring_from(&self, namespace: &str, name: &str) -> Option<String> {
+        self.clouds.state().iter().find_map(|guard| {
+            let cloud = guard.0.as_ref().ok()?;
+            (cloud.cloud_namespace() == namespace && cloud.restoring_from() == Some(name))
+                .then(|| cloud.cloud_name().to_owned())
+        })
+    }
+
     /// Where the Job `name` stands, read with its pods; `main` is the container that reports.
     pub fn job(&self, namespace: &str, name: &str, main: &str) -> Option<JobState> {
         self.jobs.job(namespace, name, main)
