@@ -51,6 +51,10 @@ pub enum BackupRenderError {
     /// The backup has no location (it is not Complete).
     #[error("backup {0} has no location: it is not Complete")]
     NoLocation(String),
+    /// The backup has no `metadata.uid` (it was never stored by the API server): its Jobs
+    /// could not record or check which backup wrote the files.
+    #[error("backup {0} has no uid")]
+    NoUid(String),
     /// The Job could not be built (a bug).
     #[error("cannot build the backup Job: {0}")]
     Serialize(#[source] serde_json::Error),
@@ -77,6 +81,7 @@ pub fn render_job(
     runner_image: &str,
 ) -> Result<Job, BackupRenderError> {
     let (ctx, location, target) = backup_files(cloud, backup)?;
+    let uid = backup_uid(backup)?;
     let sources = Wiring::default().database(&ctx).metadata_store(&ctx);
     let dump = mysql_client_step(&ctx, "mysqldump", dump_script()).env(sources.mysql_client_env());
 
@@ -91,9 +96,12 @@ pub fn render_job(
             "--metadata-region={}",
             sources.setting("metadata", "region")
         ),
-        format!("--version={}", cloud.spec.version),
+        format!("--version={}", running_version(cloud)),
         format!("--dump={DUMP_FILE}"),
         format!("--started-at-file={STARTED_AT_FILE}"),
+        format!("--backup-namespace={}", backup.backup_namespace()),
+        format!("--backup-name={}", backup.backup_name()),
+        format!("--backup-uid={uid}"),
     ]);
     args.extend(
         sources
@@ -113,6 +121,28 @@ pub fn render_job(
         .init_container(dump.build());
     task_job(&ctx, job_name(backup), builder, backup, &location)
         .map_err(BackupRenderError::Serialize)
+}
+
+/// The release the cloud runs, recorded in the manifest: `status.currentVersion`, set once
+/// every component runs a version (mid-rollout it is still the one the cloud runs as a whole,
+/// not `spec.version`, which only the components already rolled run); `spec.version` before
+/// the cloud ever settled.
+fn running_version(cloud: &InSyncCloud) -> &str {
+    cloud
+        .status
+        .as_ref()
+        .and_then(|s| s.current_version.as_deref())
+        .unwrap_or(&cloud.spec.version)
+}
+
+/// The backup's `metadata.uid`, which its Jobs record in and check against the manifest.
+pub(super) fn backup_uid(backup: &InSyncCloudBackup) -> Result<&str, BackupRenderError> {
+    backup
+        .metadata
+        .uid
+        .as_deref()
+        .filter(|uid| !uid.is_empty())
+        .ok_or_else(|| BackupRenderError::NoUid(backup.backup_name().to_owned()))
 }
 
 /// `<backup>-delete`: the Job that deletes an expired backup's files.
@@ -348,6 +378,42 @@ mod tests {
         );
         assert_eq!(args.dump.to_str(), Some(DUMP_FILE));
         assert_eq!(args.version, "5.9.1-r4178");
+        assert_eq!(
+            (
+                args.backup_namespace.as_str(),
+                args.backup_name.as_str(),
+                args.backup_uid.as_str()
+            ),
+            ("fcloud", "nightly", "backup-uid")
+        );
+    }
+
+    #[test]
+    fn the_manifest_records_the_version_the_cloud_runs_not_the_one_it_rolls_to() {
+        let mut cloud = cloud();
+        // Mid-rollout: spec.version is the target; every component last ran 5.9.0.
+        cloud.spec.version = "5.9.2-r4200".to_owned();
+        cloud.status = Some(crate::api::InSyncCloudStatus {
+            current_version: Some("5.9.0-r4100".to_owned()),
+            target_version: Some("5.9.2-r4200".to_owned()),
+            ..Default::default()
+        });
+        let job = render_job(&cloud, &backup(), IMAGE).expect("renders");
+        assert_eq!(runner_args(&job).version, "5.9.0-r4100");
+        // A cloud that never settled has no currentVersion yet.
+        cloud.status = None;
+        let job = render_job(&cloud, &backup(), IMAGE).expect("renders");
+        assert_eq!(runner_args(&job).version, "5.9.2-r4200");
+    }
+
+    #[test]
+    fn a_backup_without_a_uid_has_no_jobs() {
+        let mut backup = backup();
+        backup.metadata.uid = None;
+        assert!(matches!(
+            render_job(&cloud(), &backup, IMAGE),
+            Err(BackupRenderError::NoUid(name)) if name == "nightly"
+        ));
     }
 
     #[test]
