@@ -153,22 +153,41 @@ pub fn delete_job_name(backup: &InSyncCloudBackup) -> String {
 /// The Job that deletes the files of `backup` of `cloud` (`insync-operator backup-delete`):
 /// at the location the cloud's destination gives it, which the caller has checked is the one
 /// the backup recorded. Owned by the backup, like its other Jobs.
+///
+/// The runner deletes a manifest only when this backup wrote it (its uid), or, for a manifest
+/// that names no writer, when the backup completed with a manifest before manifests recorded
+/// their writer and their sha256 (`--owns-unmarked-manifest`).
 pub fn render_delete_job(
     cloud: &InSyncCloud,
     backup: &InSyncCloudBackup,
     runner_image: &str,
 ) -> Result<Job, BackupRenderError> {
     let (ctx, location, target) = backup_files(cloud, backup)?;
+    let uid = backup_uid(backup)?;
     let mut args = vec!["backup-delete".to_owned()];
     args.extend(store_args(&location, &target));
     args.push(format!("--cloud={}", cloud.cloud_name()));
     args.push(format!("--backup={}", backup.backup_name()));
+    args.push(format!("--namespace={}", backup.backup_namespace()));
+    args.push(format!("--backup-uid={uid}"));
+    if owns_unmarked_manifest(backup) {
+        args.push("--owns-unmarked-manifest".to_owned());
+    }
     let builder = runner_pod(&ctx, DELETE_COMPONENT, &PROFILE, runner_image)
         .label(BACKUP_LABEL, backup.backup_name().to_owned())
         .args(args)
         .env(target.keys);
     task_job(&ctx, delete_job_name(backup), builder, backup, &location)
         .map_err(BackupRenderError::Serialize)
+}
+
+/// Whether `backup` wrote a manifest before manifests named their writer: it is Complete with
+/// a manifest, and recorded no sha256 of it (a runner that records one also names the writer,
+/// so an unmarked manifest where such a backup was is another's).
+fn owns_unmarked_manifest(backup: &InSyncCloudBackup) -> bool {
+    let status = backup.status.as_ref();
+    backup.phase() == crate::api::BackupPhase::Complete
+        && status.is_some_and(|s| s.manifest.is_some() && s.manifest_sha256.is_none())
 }
 
 /// What a Job writing or deleting `backup`'s files starts from: the cloud's context, where the
@@ -414,6 +433,60 @@ mod tests {
             render_job(&cloud(), &backup, IMAGE),
             Err(BackupRenderError::NoUid(name)) if name == "nightly"
         ));
+        assert!(matches!(
+            render_delete_job(&cloud(), &backup, IMAGE),
+            Err(BackupRenderError::NoUid(_))
+        ));
+    }
+
+    /// The delete Job's runner arguments, parsed by the runner's own flags.
+    fn delete_args(backup: &InSyncCloudBackup) -> crate::runner::delete::DeleteArgs {
+        let job = render_delete_job(&cloud(), backup, IMAGE).expect("renders");
+        let pod = job.spec.and_then(|s| s.template.spec).expect("pod");
+        let args = pod.containers[0].args.as_ref().expect("args");
+        crate::render::job::parse_runner_args("backup-delete", args)
+    }
+
+    #[test]
+    fn the_delete_job_names_the_backup_and_whether_it_owns_an_unmarked_manifest() {
+        use crate::api::{BackupPhase, InSyncCloudBackupStatus};
+        let mut backup = backup();
+        let args = delete_args(&backup);
+        assert_eq!(
+            (
+                args.cloud.as_str(),
+                args.backup.as_str(),
+                args.namespace.as_deref(),
+                args.backup_uid.as_str()
+            ),
+            ("fcloud", "nightly", Some("fcloud"), "backup-uid")
+        );
+        assert!(crate::runner::delete::is_backup_folder(
+            &args.store.prefix,
+            args.namespace.as_deref(),
+            &args.cloud,
+            &args.backup,
+            &args.backup_uid
+        ));
+        assert!(!args.owns_unmarked_manifest, "no status: it wrote nothing");
+        // Complete with a manifest and no sha256 of it: written before manifests named their
+        // writer.
+        backup.status = Some(InSyncCloudBackupStatus {
+            phase: Some(BackupPhase::Complete),
+            manifest: Some("insync-backups/fcloud/nightly/manifest.json".to_owned()),
+            ..Default::default()
+        });
+        assert!(delete_args(&backup).owns_unmarked_manifest);
+        // A backup that recorded the sha256 wrote a manifest naming itself.
+        backup.status.as_mut().expect("status").manifest_sha256 = Some("ab".repeat(32));
+        assert!(!delete_args(&backup).owns_unmarked_manifest);
+        // A failed backup wrote no manifest.
+        backup.status = Some(InSyncCloudBackupStatus {
+            phase: Some(BackupPhase::Failed),
+            manifest: None,
+            ..Default::default()
+        });
+        assert!(!delete_args(&backup).owns_unmarked_manifest);
     }
 
     #[test]
