@@ -50,7 +50,8 @@ pub fn schema_part(table: &str) -> String {
 pub struct Manifest {
     /// [`FORMAT`].
     pub format: u32,
-    /// The inSync release the cloud ran (`spec.version`).
+    /// The inSync release the cloud ran when the dump was taken: its `status.currentVersion`
+    /// (what every component runs), `spec.version` before it has one.
     pub insync_version: String,
     /// When the MySQL dump began (RFC 3339, UTC).
     pub started_at: String,
@@ -65,6 +66,50 @@ pub struct Manifest {
     /// manifests written before it existed.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub mysql_rows: BTreeMap<String, i64>,
+    /// The `InSyncCloudBackup` that wrote this manifest. A run of another backup finding it
+    /// refuses to write over it, a deletion by another backup leaves it, and a verification or
+    /// restore by name refuses it. Absent in manifests written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub writer: Option<Writer>,
+    /// When the metadata store's export began and ended. The export is a paginated Scan of
+    /// each table, not a snapshot: an item written during this window may or may not be in
+    /// the backup, and the MySQL dump (one snapshot, at `startedAt`) is older than all of it.
+    /// Absent in manifests written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata_export: Option<ExportWindow>,
+}
+
+/// Which `InSyncCloudBackup` wrote a manifest.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Writer {
+    /// The backup's namespace.
+    pub namespace: String,
+    /// The backup's name.
+    pub name: String,
+    /// The backup's `metadata.uid`: a backup deleted and created again under the same name is
+    /// another backup.
+    pub uid: String,
+}
+
+impl std::fmt::Display for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "backup {}/{} (uid {})",
+            self.namespace, self.name, self.uid
+        )
+    }
+}
+
+/// When a step of a backup began and ended (RFC 3339, UTC).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ExportWindow {
+    /// When it began.
+    pub started_at: String,
+    /// When it ended.
+    pub completed_at: String,
 }
 
 /// File the `fetch` step writes beside the parts: one `<table>\t<rows>` line per MySQL table
@@ -104,6 +149,10 @@ pub struct Report {
     /// True when the parts did not fit in the termination message.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub parts_omitted: bool,
+    /// sha256 (hex) of the exact bytes of `manifest.json` as uploaded. Empty from a runner
+    /// older than it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub manifest_sha256: String,
 }
 
 impl Report {
@@ -199,6 +248,8 @@ pub(crate) fn sample_manifest(parts: usize) -> Manifest {
             })
             .collect(),
         mysql_rows: BTreeMap::new(),
+        writer: None,
+        metadata_export: None,
     }
 }
 
@@ -212,6 +263,7 @@ mod tests {
             size_bytes: 10,
             manifest: sample_manifest(parts),
             parts_omitted: false,
+            manifest_sha256: "ab".repeat(32),
         }
     }
 
@@ -248,6 +300,57 @@ mod tests {
         assert!(back.parts_omitted);
         assert!(back.manifest.parts.is_empty());
         assert_eq!(back.size_bytes, big.size_bytes);
+    }
+
+    #[test]
+    fn a_manifest_without_writer_or_export_window_still_parses_and_a_new_one_round_trips() {
+        let old = r#"{"format":1,"insyncVersion":"5.9.1-r4178","startedAt":"2026-11-28T19:00:00Z",
+            "completedAt":"2026-11-28T19:00:05Z","location":"s3://insync/p/","parts":[]}"#;
+        let manifest: Manifest = serde_json::from_str(old).expect("an old manifest parses");
+        assert_eq!(manifest.writer, None);
+        assert_eq!(manifest.metadata_export, None);
+        let text = serde_json::to_string(&manifest).expect("serializes");
+        assert!(
+            !text.contains("writer") && !text.contains("metadataExport"),
+            "{text}"
+        );
+
+        let mut new = sample_manifest(1);
+        new.writer = Some(Writer {
+            namespace: "fcloud".to_owned(),
+            name: "nightly".to_owned(),
+            uid: "uid-1".to_owned(),
+        });
+        new.metadata_export = Some(ExportWindow {
+            started_at: "2026-11-28T19:00:01Z".to_owned(),
+            completed_at: "2026-11-28T19:00:04Z".to_owned(),
+        });
+        let text = serde_json::to_string(&new).expect("serializes");
+        assert!(
+            text.contains(r#""writer":{"namespace":"fcloud","name":"nightly","uid":"uid-1"}"#)
+                && text.contains(r#""metadataExport":{"startedAt":"#),
+            "{text}"
+        );
+        assert_eq!(
+            serde_json::from_str::<Manifest>(&text).expect("parses"),
+            new
+        );
+        assert_eq!(
+            new.writer.expect("writer").to_string(),
+            "backup fcloud/nightly (uid uid-1)"
+        );
+    }
+
+    #[test]
+    fn a_report_without_the_manifests_sha256_still_parses() {
+        let mut value = serde_json::to_value(report(1)).expect("value");
+        assert!(value.get("manifestSha256").is_some());
+        value
+            .as_object_mut()
+            .expect("object")
+            .remove("manifestSha256");
+        let back: Report = serde_json::from_value(value).expect("an old report parses");
+        assert_eq!(back.manifest_sha256, "");
     }
 
     #[test]

@@ -173,6 +173,12 @@ pub struct InSyncCloudBackupStatus {
     /// Object key of the manifest.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manifest: Option<String>,
+    /// The sha256 (hex) of manifest.json when the backup completed. A verification, and a
+    /// restore that names this backup, refuse a manifest.json that differs: the backup's
+    /// prefix no longer holds what was written. Absent for backups taken before it was
+    /// recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest_sha256: Option<String>,
     /// Why the backup is Pending or Failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,

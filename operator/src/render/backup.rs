@@ -51,6 +51,10 @@ pub enum BackupRenderError {
     /// The backup has no location (it is not Complete).
     #[error("backup {0} has no location: it is not Complete")]
     NoLocation(String),
+    /// The backup has no `metadata.uid` (it was never stored by the API server): its Jobs
+    /// could not record or check which backup wrote the files.
+    #[error("backup {0} has no uid")]
+    NoUid(String),
     /// The Job could not be built (a bug).
     #[error("cannot build the backup Job: {0}")]
     Serialize(#[source] serde_json::Error),
@@ -77,6 +81,7 @@ pub fn render_job(
     runner_image: &str,
 ) -> Result<Job, BackupRenderError> {
     let (ctx, location, target) = backup_files(cloud, backup)?;
+    let uid = backup_uid(backup)?;
     let sources = Wiring::default().database(&ctx).metadata_store(&ctx);
     let dump = mysql_client_step(&ctx, "mysqldump", dump_script()).env(sources.mysql_client_env());
 
@@ -91,9 +96,12 @@ pub fn render_job(
             "--metadata-region={}",
             sources.setting("metadata", "region")
         ),
-        format!("--version={}", cloud.spec.version),
+        format!("--version={}", running_version(cloud)),
         format!("--dump={DUMP_FILE}"),
         format!("--started-at-file={STARTED_AT_FILE}"),
+        format!("--backup-namespace={}", backup.backup_namespace()),
+        format!("--backup-name={}", backup.backup_name()),
+        format!("--backup-uid={uid}"),
     ]);
     args.extend(
         sources
@@ -115,6 +123,28 @@ pub fn render_job(
         .map_err(BackupRenderError::Serialize)
 }
 
+/// The release the cloud runs, recorded in the manifest: `status.currentVersion`, set once
+/// every component runs a version (mid-rollout it is still the one the cloud runs as a whole,
+/// not `spec.version`, which only the components already rolled run); `spec.version` before
+/// the cloud ever settled.
+fn running_version(cloud: &InSyncCloud) -> &str {
+    cloud
+        .status
+        .as_ref()
+        .and_then(|s| s.current_version.as_deref())
+        .unwrap_or(&cloud.spec.version)
+}
+
+/// The backup's `metadata.uid`, which its Jobs record in and check against the manifest.
+pub(super) fn backup_uid(backup: &InSyncCloudBackup) -> Result<&str, BackupRenderError> {
+    backup
+        .metadata
+        .uid
+        .as_deref()
+        .filter(|uid| !uid.is_empty())
+        .ok_or_else(|| BackupRenderError::NoUid(backup.backup_name().to_owned()))
+}
+
 /// `<backup>-delete`: the Job that deletes an expired backup's files.
 pub fn delete_job_name(backup: &InSyncCloudBackup) -> String {
     format!("{}-delete", backup.backup_name())
@@ -123,22 +153,41 @@ pub fn delete_job_name(backup: &InSyncCloudBackup) -> String {
 /// The Job that deletes the files of `backup` of `cloud` (`insync-operator backup-delete`):
 /// at the location the cloud's destination gives it, which the caller has checked is the one
 /// the backup recorded. Owned by the backup, like its other Jobs.
+///
+/// The runner deletes a manifest only when this backup wrote it (its uid), or, for a manifest
+/// that names no writer, when the backup completed with a manifest before manifests recorded
+/// their writer and their sha256 (`--owns-unmarked-manifest`).
 pub fn render_delete_job(
     cloud: &InSyncCloud,
     backup: &InSyncCloudBackup,
     runner_image: &str,
 ) -> Result<Job, BackupRenderError> {
     let (ctx, location, target) = backup_files(cloud, backup)?;
+    let uid = backup_uid(backup)?;
     let mut args = vec!["backup-delete".to_owned()];
     args.extend(store_args(&location, &target));
     args.push(format!("--cloud={}", cloud.cloud_name()));
     args.push(format!("--backup={}", backup.backup_name()));
+    args.push(format!("--namespace={}", backup.backup_namespace()));
+    args.push(format!("--backup-uid={uid}"));
+    if owns_unmarked_manifest(backup) {
+        args.push("--owns-unmarked-manifest".to_owned());
+    }
     let builder = runner_pod(&ctx, DELETE_COMPONENT, &PROFILE, runner_image)
         .label(BACKUP_LABEL, backup.backup_name().to_owned())
         .args(args)
         .env(target.keys);
     task_job(&ctx, delete_job_name(backup), builder, backup, &location)
         .map_err(BackupRenderError::Serialize)
+}
+
+/// Whether `backup` wrote a manifest before manifests named their writer: it is Complete with
+/// a manifest, and recorded no sha256 of it (a runner that records one also names the writer,
+/// so an unmarked manifest where such a backup was is another's).
+fn owns_unmarked_manifest(backup: &InSyncCloudBackup) -> bool {
+    let status = backup.status.as_ref();
+    backup.phase() == crate::api::BackupPhase::Complete
+        && status.is_some_and(|s| s.manifest.is_some() && s.manifest_sha256.is_none())
 }
 
 /// What a Job writing or deleting `backup`'s files starts from: the cloud's context, where the
@@ -348,6 +397,96 @@ mod tests {
         );
         assert_eq!(args.dump.to_str(), Some(DUMP_FILE));
         assert_eq!(args.version, "5.9.1-r4178");
+        assert_eq!(
+            (
+                args.backup_namespace.as_str(),
+                args.backup_name.as_str(),
+                args.backup_uid.as_str()
+            ),
+            ("fcloud", "nightly", "backup-uid")
+        );
+    }
+
+    #[test]
+    fn the_manifest_records_the_version_the_cloud_runs_not_the_one_it_rolls_to() {
+        let mut cloud = cloud();
+        // Mid-rollout: spec.version is the target; every component last ran 5.9.0.
+        cloud.spec.version = "5.9.2-r4200".to_owned();
+        cloud.status = Some(crate::api::InSyncCloudStatus {
+            current_version: Some("5.9.0-r4100".to_owned()),
+            target_version: Some("5.9.2-r4200".to_owned()),
+            ..Default::default()
+        });
+        let job = render_job(&cloud, &backup(), IMAGE).expect("renders");
+        assert_eq!(runner_args(&job).version, "5.9.0-r4100");
+        // A cloud that never settled has no currentVersion yet.
+        cloud.status = None;
+        let job = render_job(&cloud, &backup(), IMAGE).expect("renders");
+        assert_eq!(runner_args(&job).version, "5.9.2-r4200");
+    }
+
+    #[test]
+    fn a_backup_without_a_uid_has_no_jobs() {
+        let mut backup = backup();
+        backup.metadata.uid = None;
+        assert!(matches!(
+            render_job(&cloud(), &backup, IMAGE),
+            Err(BackupRenderError::NoUid(name)) if name == "nightly"
+        ));
+        assert!(matches!(
+            render_delete_job(&cloud(), &backup, IMAGE),
+            Err(BackupRenderError::NoUid(_))
+        ));
+    }
+
+    /// The delete Job's runner arguments, parsed by the runner's own flags.
+    fn delete_args(backup: &InSyncCloudBackup) -> crate::runner::delete::DeleteArgs {
+        let job = render_delete_job(&cloud(), backup, IMAGE).expect("renders");
+        let pod = job.spec.and_then(|s| s.template.spec).expect("pod");
+        let args = pod.containers[0].args.as_ref().expect("args");
+        crate::render::job::parse_runner_args("backup-delete", args)
+    }
+
+    #[test]
+    fn the_delete_job_names_the_backup_and_whether_it_owns_an_unmarked_manifest() {
+        use crate::api::{BackupPhase, InSyncCloudBackupStatus};
+        let mut backup = backup();
+        let args = delete_args(&backup);
+        assert_eq!(
+            (
+                args.cloud.as_str(),
+                args.backup.as_str(),
+                args.namespace.as_deref(),
+                args.backup_uid.as_str()
+            ),
+            ("fcloud", "nightly", Some("fcloud"), "backup-uid")
+        );
+        assert!(crate::runner::delete::is_backup_folder(
+            &args.store.prefix,
+            args.namespace.as_deref(),
+            &args.cloud,
+            &args.backup,
+            &args.backup_uid
+        ));
+        assert!(!args.owns_unmarked_manifest, "no status: it wrote nothing");
+        // Complete with a manifest and no sha256 of it: written before manifests named their
+        // writer.
+        backup.status = Some(InSyncCloudBackupStatus {
+            phase: Some(BackupPhase::Complete),
+            manifest: Some("insync-backups/fcloud/nightly/manifest.json".to_owned()),
+            ..Default::default()
+        });
+        assert!(delete_args(&backup).owns_unmarked_manifest);
+        // A backup that recorded the sha256 wrote a manifest naming itself.
+        backup.status.as_mut().expect("status").manifest_sha256 = Some("ab".repeat(32));
+        assert!(!delete_args(&backup).owns_unmarked_manifest);
+        // A failed backup wrote no manifest.
+        backup.status = Some(InSyncCloudBackupStatus {
+            phase: Some(BackupPhase::Failed),
+            manifest: None,
+            ..Default::default()
+        });
+        assert!(!delete_args(&backup).owns_unmarked_manifest);
     }
 
     #[test]

@@ -38,6 +38,11 @@ pub struct Source {
     pub location: Location,
     /// Endpoint, region, keys.
     pub access: StoreAccess,
+    /// The sha256 of manifest.json its backup object recorded when it completed; `None` for an
+    /// S3 location, or a backup taken before it was recorded.
+    pub manifest_sha256: Option<String>,
+    /// The uid of its backup object; `None` for an S3 location.
+    pub backup_uid: Option<String>,
 }
 
 /// Why a restore cannot start: the user's spec, not a bug.
@@ -90,6 +95,8 @@ pub fn source(
                 s3.region.as_ref(),
                 s3.secret_ref.as_ref(),
             ),
+            manifest_sha256: None,
+            backup_uid: None,
         }));
     }
     let name = restore.backup.clone().unwrap_or_default();
@@ -110,6 +117,8 @@ pub fn source(
     Ok(Some(Source {
         location,
         access: super::backup::store_access(&task_ctx(cloud))?,
+        manifest_sha256: status.manifest_sha256,
+        backup_uid: backup.metadata.uid.clone(),
     }))
 }
 
@@ -121,7 +130,7 @@ pub fn render_check_job(
 ) -> Result<Job, RestoreRenderError> {
     let ctx = task_ctx(cloud);
     let builder = runner_pod(&ctx, RESTORE_COMPONENT, &PROFILE, runner_image)
-        .args(runner_args("check", source))
+        .args(checked_args("check", source))
         .env(source.access.keys.iter().cloned());
     task_job(
         &ctx,
@@ -167,7 +176,7 @@ pub fn render_restore_job(
 /// a restore and in a verification.
 pub(super) fn fetch_step(source: &Source, runner_image: &str) -> ContainerBuilder {
     runner_step("fetch", runner_image)
-        .args(runner_args("fetch", source))
+        .args(checked_args("fetch", source))
         .env(source.access.keys.iter().cloned())
 }
 
@@ -182,6 +191,25 @@ pub(super) fn metadata_args(source: &Source, endpoint: &str, region: &str) -> Ve
     let mut args = runner_args("metadata", source);
     args.push(format!("--metadata-endpoint={endpoint}"));
     args.push(format!("--metadata-region={region}"));
+    args
+}
+
+/// The arguments of a step that reads the manifest from the store (`check`, `fetch`): with
+/// what its backup object recorded, when the source is one.
+fn checked_args(step: &str, source: &Source) -> Vec<String> {
+    let mut args = runner_args(step, source);
+    args.extend(
+        source
+            .manifest_sha256
+            .iter()
+            .map(|sha| format!("--manifest-sha256={sha}")),
+    );
+    args.extend(
+        source
+            .backup_uid
+            .iter()
+            .map(|uid| format!("--backup-uid={uid}")),
+    );
     args
 }
 
@@ -279,6 +307,8 @@ mod tests {
             Some("http://minio.backups:9000")
         );
         assert!(args.store.path_style);
+        // An S3 location has no backup object: nothing recorded to compare with.
+        assert_eq!((args.manifest_sha256, args.backup_uid), (None, None));
         let secrets: Vec<&str> = pod.containers[0]
             .env
             .iter()
@@ -406,14 +436,32 @@ mod tests {
             ..InSyncCloudBackupStatus::default()
         });
         assert!(source(&cloud, Some(&backup)).is_err());
+        backup.metadata.uid = Some("backup-uid".to_owned());
         backup.status = Some(InSyncCloudBackupStatus {
             phase: Some(BackupPhase::Complete),
             location: Some("s3://insync/insync-backups/fcloud/nightly/".to_owned()),
+            manifest_sha256: Some("ab".repeat(32)),
             ..InSyncCloudBackupStatus::default()
         });
         let source = source(&cloud, Some(&backup))
             .expect("source")
             .expect("restore");
+        // Both steps that read the manifest from the store compare it with what the backup
+        // recorded; the metadata step reads the one fetch checked.
+        let check = render_check_job(&cloud, &source, IMAGE).expect("renders");
+        let restore = render_restore_job(&cloud, &source, IMAGE).expect("renders");
+        let pods = [check, restore].map(|job| job.spec.and_then(|s| s.template.spec).expect("pod"));
+        let fetch = &pods[1].init_containers.as_ref().expect("inits")[0];
+        for args in [&pods[0].containers[0].args, &fetch.args] {
+            let args = parse(args.as_ref().expect("args"));
+            assert_eq!(args.manifest_sha256, Some("ab".repeat(32)));
+            assert_eq!(args.backup_uid.as_deref(), Some("backup-uid"));
+        }
+        let metadata = parse(pods[1].containers[0].args.as_ref().expect("args"));
+        assert_eq!(
+            (metadata.manifest_sha256, metadata.backup_uid),
+            (None, None)
+        );
         assert_eq!(
             source.location,
             Location {

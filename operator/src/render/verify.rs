@@ -12,7 +12,7 @@
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::EnvVar;
 
-use super::backup::{BACKUP_LABEL, BackupRenderError, store_access};
+use super::backup::{BACKUP_LABEL, BackupRenderError, backup_uid, store_access};
 use super::container::ContainerBuilder;
 use super::job::{Location, runner_pod, task_ctx, task_job};
 use super::pod::{env, image};
@@ -47,9 +47,13 @@ pub fn render_verify_job(
         .and_then(|s| s.location.as_deref())
         .and_then(Location::parse)
         .ok_or_else(|| BackupRenderError::NoLocation(backup.backup_name().to_owned()))?;
+    let status = backup.status.as_ref();
     let source = Source {
         location,
         access: store_access(&ctx)?,
+        // What the backup recorded when it completed: a replaced prefix does not pass.
+        manifest_sha256: status.and_then(|s| s.manifest_sha256.clone()),
+        backup_uid: Some(backup_uid(backup)?.to_owned()),
     };
 
     let mysql_image = image(&ctx, Component::Mysql, Component::Mysql.name()).reference;
@@ -138,6 +142,7 @@ mod tests {
         backup.status = Some(crate::api::InSyncCloudBackupStatus {
             phase: Some(crate::api::BackupPhase::Complete),
             location: Some("s3://insync/insync-backups/fcloud/nightly/".to_owned()),
+            manifest_sha256: Some("ab".repeat(32)),
             ..Default::default()
         });
         let job = render_verify_job(&cloud, &backup, "operator:dev").expect("renders");
@@ -161,6 +166,12 @@ mod tests {
         let uid = |c: &Container| c.security_context.as_ref().and_then(|s| s.run_as_user);
         assert_eq!(uid(&inits[0]), Some(999));
         assert_eq!(uid(&inits[1]), Some(10001));
+        let fetch: crate::runner::restore::RestoreArgs = crate::render::job::parse_runner_args(
+            "restore-run",
+            inits[2].args.as_ref().expect("args"),
+        );
+        assert_eq!(fetch.manifest_sha256, Some("ab".repeat(32)));
+        assert_eq!(fetch.backup_uid.as_deref(), Some("backup-uid"));
         let main = &pod.containers[0];
         assert!(
             main.args

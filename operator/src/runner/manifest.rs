@@ -30,6 +30,19 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The value of `x-amz-checksum-sha256` for a sha256 given in hex (as [`digest`] gives it):
+/// base64 of the 32 raw bytes. `None` when `sha256_hex` is not 64 hex digits.
+pub fn checksum_sha256(sha256_hex: &str) -> Option<String> {
+    if sha256_hex.len() != 64 || !sha256_hex.is_ascii() {
+        return None;
+    }
+    let raw = (0..sha256_hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&sha256_hex[i..i + 2], 16).ok())
+        .collect::<Option<Vec<u8>>>()?;
+    Some(aws_smithy_types::base64::encode(raw))
+}
+
 /// A part whose stored object does not match what was uploaded.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum Mismatch {
@@ -301,6 +314,19 @@ mod tests {
                 },
             ])
         );
+    }
+
+    #[test]
+    fn the_upload_checksum_is_base64_of_the_raw_sha256() {
+        let (_, sha) = digest(&b"abc"[..]).expect("reads");
+        // `printf abc | openssl dgst -sha256 -binary | base64`
+        assert_eq!(
+            checksum_sha256(&sha).as_deref(),
+            Some("ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0=")
+        );
+        for bad in ["", "00", &"g".repeat(64), &"é".repeat(32)] {
+            assert_eq!(checksum_sha256(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

@@ -3,6 +3,11 @@
 //! metadata-store table to JSON lines, uploads the parts, reads them back, and writes
 //! `manifest.json` last. Any failure exits non-zero before the manifest is written, so a prefix
 //! without a manifest is never a backup.
+//!
+//! Every upload carries the sha256 the runner computed as `x-amz-checksum-sha256`, so the store
+//! itself refuses a body that arrives other than it was read. The manifest names the backup
+//! that wrote it ([`Writer`]): a run that finds its own backup's manifest already there (its
+//! pod ran again after writing it) reports that backup instead of failing.
 
 pub mod delete;
 pub mod dump_rows;
@@ -18,7 +23,7 @@ use k8s_openapi::jiff::Timestamp;
 use tracing::info;
 
 use crate::api::BackupPart;
-use crate::contract::{self, FORMAT, MANIFEST, MYSQL_DUMP, Manifest, Report};
+use crate::contract::{self, ExportWindow, FORMAT, MANIFEST, MYSQL_DUMP, Manifest, Report, Writer};
 use manifest::Mismatch;
 
 /// Environment variables the runner reads its keys from; without them, the AWS default chain
@@ -72,9 +77,19 @@ pub struct RunnerArgs {
     /// Only tables whose names start with this are the cloud's.
     #[arg(long)]
     pub table_prefix: Option<String>,
-    /// inSync release of the cloud, recorded in the manifest.
+    /// inSync release the cloud runs, recorded in the manifest.
     #[arg(long)]
     pub version: String,
+    /// Namespace of the `InSyncCloudBackup` this run takes, recorded in the manifest.
+    #[arg(long)]
+    pub backup_namespace: String,
+    /// Name of the `InSyncCloudBackup`.
+    #[arg(long)]
+    pub backup_name: String,
+    /// `metadata.uid` of the `InSyncCloudBackup`: a manifest already at the prefix with this
+    /// writer is this backup's own (its pod ran again), any other is refused.
+    #[arg(long)]
+    pub backup_uid: String,
     /// The MySQL dump written by the init container.
     #[arg(long)]
     pub dump: PathBuf,
@@ -128,17 +143,28 @@ pub enum RunError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
-    /// A manifest is already there: this prefix holds a backup, which is never overwritten.
-    #[error("s3://{bucket}/{key} already exists: a backup is never overwritten")]
+    /// A manifest of another backup is already there: this prefix holds a backup, which is
+    /// never overwritten.
+    #[error("s3://{bucket}/{key} already exists{}: a backup is never overwritten", written_by(.writer.as_ref()))]
     Exists {
         /// Bucket.
         bucket: String,
         /// Manifest key.
         key: String,
+        /// Who wrote it, when the manifest says.
+        writer: Option<Writer>,
     },
     /// What was stored is not what was uploaded.
     #[error("read-back failed: {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
     ReadBack(Vec<Mismatch>),
+}
+
+/// " (written by backup ns/name (uid u))", or what is known instead, for an error message.
+fn written_by(writer: Option<&Writer>) -> String {
+    match writer {
+        Some(writer) => format!(" (written by {writer})"),
+        None => " (its manifest does not name the backup that wrote it)".to_owned(),
+    }
 }
 
 /// The full error chain on one line, for the termination message.
@@ -163,12 +189,25 @@ pub async fn run(args: RunnerArgs) -> Result<Report, RunError> {
         .map_err(|source| file_error(&args.started_at_file, source))?;
     let location = format!("s3://{}/{}", args.store.bucket, args.store.prefix);
     let manifest_key = format!("{}{MANIFEST}", args.store.prefix);
+    let writer = Writer {
+        namespace: args.backup_namespace.clone(),
+        name: args.backup_name.clone(),
+        uid: args.backup_uid.clone(),
+    };
     let s3 = s3_client(&args.store).await;
-    if manifest_exists(&s3, &args.store.bucket, &manifest_key).await? {
-        return Err(RunError::Exists {
-            bucket: args.store.bucket.clone(),
-            key: manifest_key,
-        });
+    if let Some(body) = existing_manifest(&s3, &args.store.bucket, &manifest_key).await? {
+        let report = rerun_report(&args.store.bucket, &manifest_key, &body, &writer.uid)?;
+        // This backup's own manifest: its parts were read back before it was written; check
+        // they are still all there before reporting it again.
+        let mut stored = Vec::new();
+        for part in &report.manifest.parts {
+            let key = format!("{}{}", args.store.prefix, part.name);
+            stored.push(head(&s3, &args.store.bucket, &key).await?);
+        }
+        manifest::check_stored(&report.manifest.parts, &stored).map_err(RunError::ReadBack)?;
+        info!(key = %manifest_key, "this backup's manifest is already there: reporting it");
+        let _ = std::fs::write(TERMINATION_LOG, report.to_message());
+        return Ok(report);
     }
 
     let mut files: Vec<(String, PathBuf, Option<i64>)> =
@@ -180,8 +219,14 @@ pub async fn run(args: RunnerArgs) -> Result<Report, RunError> {
     )
     .await;
     std::fs::create_dir_all(&args.work_dir).map_err(|source| file_error(&args.work_dir, source))?;
-    for table in metadata::export_all(&dynamo, args.table_prefix.as_deref(), &args.work_dir).await?
-    {
+    let export_started = Timestamp::now().to_string();
+    let exported =
+        metadata::export_all(&dynamo, args.table_prefix.as_deref(), &args.work_dir).await?;
+    let metadata_export = ExportWindow {
+        started_at: export_started,
+        completed_at: Timestamp::now().to_string(),
+    };
+    for table in exported {
         info!(table = %table.name, rows = table.rows, "exported");
         files.push((contract::schema_part(&table.name), table.schema_path, None));
         files.push((
@@ -200,13 +245,7 @@ pub async fn run(args: RunnerArgs) -> Result<Report, RunError> {
         let body = ByteStream::from_path(&path)
             .await
             .map_err(|e| s3_error("read for upload", &args.store.bucket, &key, e))?;
-        s3.put_object()
-            .bucket(&args.store.bucket)
-            .key(&key)
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| sdk_error("upload", &args.store.bucket, &key, e))?;
+        upload(&s3, &args.store.bucket, &key, body, &sha256, None).await?;
         info!(part = %name, size_bytes, "uploaded");
         parts.push(BackupPart {
             name,
@@ -245,17 +284,22 @@ pub async fn run(args: RunnerArgs) -> Result<Report, RunError> {
         location,
         parts,
         mysql_rows,
+        writer: Some(writer),
+        metadata_export: Some(metadata_export),
     };
     let body = serde_json::to_vec_pretty(&manifest).unwrap_or_default();
     let manifest_size = body.len() as i64;
-    s3.put_object()
-        .bucket(&args.store.bucket)
-        .key(&manifest_key)
-        .content_type("application/json")
-        .body(ByteStream::from(body))
-        .send()
-        .await
-        .map_err(|e| sdk_error("upload", &args.store.bucket, &manifest_key, e))?;
+    let (_, manifest_sha256) = manifest::digest(body.as_slice())
+        .map_err(|source| file_error(Path::new(MANIFEST), source))?;
+    upload(
+        &s3,
+        &args.store.bucket,
+        &manifest_key,
+        ByteStream::from(body),
+        &manifest_sha256,
+        Some("application/json"),
+    )
+    .await?;
     let manifest_part = BackupPart {
         name: MANIFEST.to_owned(),
         size_bytes: manifest_size,
@@ -274,6 +318,7 @@ pub async fn run(args: RunnerArgs) -> Result<Report, RunError> {
         size_bytes,
         manifest,
         parts_omitted: false,
+        manifest_sha256,
     };
     // Best effort: outside a pod there is no termination log, and the report is printed too.
     let _ = std::fs::write(TERMINATION_LOG, report.to_message());
@@ -385,19 +430,84 @@ async fn s3_client_with(
     aws_sdk_s3::Client::from_conf(config)
 }
 
-/// Whether `key` exists. A GET, not a HEAD: this is the runner's first request, and only a GET
-/// answer has a body naming what is wrong (`InvalidAccessKeyId`, `NoSuchBucket`); a refused
-/// HEAD comes back as a bare 403 the SDK reports as "unhandled error".
-async fn manifest_exists(
+/// The manifest at `key`, `None` when there is none. A GET, not a HEAD: this is the runner's
+/// first request, and only a GET answer has a body naming what is wrong
+/// (`InvalidAccessKeyId`, `NoSuchBucket`); a refused HEAD comes back as a bare 403 the SDK
+/// reports as "unhandled error". The body is read too: it says which backup wrote it.
+async fn existing_manifest(
     s3: &aws_sdk_s3::Client,
     bucket: &str,
     key: &str,
-) -> Result<bool, RunError> {
+) -> Result<Option<Vec<u8>>, RunError> {
     match s3.get_object().bucket(bucket).key(key).send().await {
-        Ok(_) => Ok(true),
-        Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => Ok(false),
+        Ok(found) => {
+            let body = found
+                .body
+                .collect()
+                .await
+                .map_err(|e| s3_error("read", bucket, key, e))?;
+            Ok(Some(body.into_bytes().to_vec()))
+        }
+        Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => Ok(None),
         Err(e) => Err(sdk_error("GET", bucket, key, e)),
     }
+}
+
+/// What a run reports when a manifest is already at its prefix (pure): the backup that
+/// manifest describes when this backup (`uid`) wrote it, its pod having run again after
+/// writing it; [`RunError::Exists`] for any other manifest, one that names no writer or
+/// cannot be read included.
+fn rerun_report(bucket: &str, key: &str, body: &[u8], uid: &str) -> Result<Report, RunError> {
+    let manifest = serde_json::from_slice::<Manifest>(body).ok();
+    let writer = manifest.as_ref().and_then(|m| m.writer.clone());
+    let (Some(manifest), Some(true)) = (manifest, writer.as_ref().map(|w| w.uid == uid)) else {
+        return Err(RunError::Exists {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            writer,
+        });
+    };
+    let manifest_size = body.len() as i64;
+    let (_, manifest_sha256) = manifest::digest(body).unwrap_or_default();
+    Ok(Report {
+        manifest_key: key.to_owned(),
+        size_bytes: manifest.parts.iter().map(|p| p.size_bytes).sum::<i64>() + manifest_size,
+        manifest,
+        parts_omitted: false,
+        manifest_sha256,
+    })
+}
+
+/// Uploads `body` to `key` with its sha256 (`sha256_hex`, computed by the runner) as
+/// `x-amz-checksum-sha256`: the store computes it again and refuses the upload when they
+/// differ. A checksum given like this is sent as a plain header, and the SDK then sends the
+/// body as it is, never aws-chunked (see `s3_client_with`).
+async fn upload(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    body: ByteStream,
+    sha256_hex: &str,
+    content_type: Option<&str>,
+) -> Result<(), RunError> {
+    let checksum = manifest::checksum_sha256(sha256_hex).ok_or_else(|| {
+        s3_error(
+            "upload",
+            bucket,
+            key,
+            std::io::Error::other(format!("{sha256_hex:?} is no sha256")),
+        )
+    })?;
+    s3.put_object()
+        .bucket(bucket)
+        .key(key)
+        .set_content_type(content_type.map(str::to_owned))
+        .checksum_sha256(checksum)
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| sdk_error("upload", bucket, key, e))?;
+    Ok(())
 }
 
 /// The stored size of `key`, `None` when there is no such object.
@@ -416,6 +526,132 @@ mod tests {
     #[derive(Debug, thiserror::Error)]
     #[error("outer")]
     struct Outer(#[source] std::io::Error);
+
+    fn written_by(uid: Option<&str>) -> Vec<u8> {
+        let mut manifest = contract::sample_manifest(2);
+        manifest.writer = uid.map(|uid| Writer {
+            namespace: "fcloud".to_owned(),
+            name: "nightly".to_owned(),
+            uid: uid.to_owned(),
+        });
+        serde_json::to_vec_pretty(&manifest).expect("manifest")
+    }
+
+    #[test]
+    fn a_manifest_already_there_is_reported_only_when_this_backup_wrote_it() {
+        let key = "insync-backups/fcloud/nightly/manifest.json";
+        let ours = written_by(Some("uid-1"));
+        let report = rerun_report("insync", key, &ours, "uid-1").expect("our own manifest");
+        assert_eq!(report.manifest_key, key);
+        assert_eq!(report.size_bytes, 2 + ours.len() as i64);
+        assert_eq!(
+            report.manifest_sha256,
+            manifest::digest(&ours[..]).expect("sha").1
+        );
+        assert_eq!(report.manifest.writer.expect("writer").uid, "uid-1");
+
+        for (body, writer) in [
+            (
+                written_by(Some("uid-2")),
+                "written by backup fcloud/nightly (uid uid-2)",
+            ),
+            (
+                written_by(None),
+                "its manifest does not name the backup that wrote it",
+            ),
+            (
+                b"not json".to_vec(),
+                "its manifest does not name the backup that wrote it",
+            ),
+        ] {
+            let error = rerun_report("insync", key, &body, "uid-1").expect_err("not ours");
+            assert!(matches!(error, RunError::Exists { .. }), "{error:?}");
+            assert_eq!(
+                error.to_string(),
+                format!(
+                    "s3://insync/{key} already exists ({writer}): a backup is never overwritten"
+                )
+            );
+        }
+    }
+
+    /// What one HTTP request to a loopback "store" carried: its head and body.
+    /// The store answers 200 to it.
+    fn capture_one_request(listener: std::net::TcpListener) -> (String, Vec<u8>) {
+        use std::io::{BufRead as _, Read as _, Write as _};
+        let (stream, _) = listener.accept().expect("a request");
+        let mut reader = std::io::BufReader::new(stream.try_clone().expect("clone"));
+        let mut head = String::new();
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).expect("head");
+            if line == "\r\n" || line.is_empty() {
+                break;
+            }
+            // Header names lower-cased, values as sent.
+            let line = match line.split_once(':') {
+                Some((name, value)) => format!("{}:{value}", name.to_ascii_lowercase()),
+                None => line.to_ascii_lowercase(),
+            };
+            head.push_str(&line);
+        }
+        let length = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .unwrap_or_default();
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body).expect("body");
+        let mut stream = stream;
+        stream
+            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nETag: \"e\"\r\n\r\n")
+            .expect("answer");
+        (head, body)
+    }
+
+    /// A part is uploaded from its file (a streaming body, the case the SDK would send
+    /// aws-chunked with a trailer) with the runner's sha256 as a plain `x-amz-checksum-sha256`
+    /// header, its length known, and the body as it is.
+    #[tokio::test]
+    async fn a_part_is_uploaded_plain_with_its_sha256_as_a_header() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
+        let port = listener.local_addr().expect("addr").port();
+        let server = std::thread::spawn(move || capture_one_request(listener));
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("part");
+        std::fs::write(&path, b"abc").expect("part");
+        let args = StoreArgs {
+            bucket: "insync".to_owned(),
+            prefix: "b/".to_owned(),
+            endpoint: Some(format!("http://127.0.0.1:{port}")),
+            region: "us-east-1".to_owned(),
+            path_style: true,
+        };
+        let keys = aws_sdk_s3::config::Credentials::new("id", "secret", None, None, "test");
+        let s3 = s3_client_with(&args, Some(keys)).await;
+        let (_, sha) = manifest::digest(&b"abc"[..]).expect("sha");
+        let body = ByteStream::from_path(&path).await.expect("body");
+        upload(&s3, "insync", "b/mysql.sql", body, &sha, None)
+            .await
+            .expect("uploaded");
+        let (head, body) = server.join().expect("server");
+        assert!(head.starts_with("put /insync/b/mysql.sql?"), "{head}");
+        assert!(
+            head.contains(
+                "x-amz-checksum-sha256: ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0=\r\n"
+            ),
+            "{head}"
+        );
+        assert!(head.contains("content-length: 3\r\n"), "{head}");
+        for chunked in [
+            "aws-chunked",
+            "x-amz-trailer",
+            "x-amz-decoded-content-length",
+        ] {
+            assert!(!head.contains(chunked), "{chunked}: {head}");
+        }
+        assert_eq!(body, b"abc");
+    }
 
     #[test]
     fn the_error_chain_keeps_every_cause_once() {
@@ -441,7 +677,7 @@ mod tests {
         let keys = aws_sdk_s3::config::Credentials::new("id", "secret", None, None, "test");
         let s3 = s3_client_with(&args, Some(keys)).await;
         let started = std::time::Instant::now();
-        let error = manifest_exists(&s3, "insync", "b/manifest.json")
+        let error = existing_manifest(&s3, "insync", "b/manifest.json")
             .await
             .expect_err("nothing listens there");
         assert!(started.elapsed() < std::time::Duration::from_secs(30));

@@ -3,7 +3,8 @@
 //!
 //! - `check`: reads `manifest.json` and every part, and compares each part's size and sha256
 //!   with the manifest. Nothing is written anywhere; the operator starts nothing of the cloud
-//!   before this passed.
+//!   before this passed. Given what the backup recorded when it completed
+//!   (`--manifest-sha256`, `--backup-uid`), a manifest that is not that one is refused first.
 //! - `fetch`: the same check, keeping the parts in the Job's emptyDir (a part is only loaded
 //!   from what was checked, so a part changed between the two Jobs is caught too).
 //! - `metadata`: creates each metadata-store table from its schema and writes its items back,
@@ -49,6 +50,14 @@ pub struct RestoreArgs {
     /// Where `fetch` keeps the parts and `metadata` reads them.
     #[arg(long, default_value = "/restore")]
     pub work_dir: PathBuf,
+    /// The sha256 (hex) of manifest.json the backup recorded when it completed (steps `check`
+    /// and `fetch`): a manifest with other bytes is refused.
+    #[arg(long)]
+    pub manifest_sha256: Option<String>,
+    /// The uid of the backup object being restored or verified (steps `check` and `fetch`): a
+    /// manifest that names another writer is refused.
+    #[arg(long)]
+    pub backup_uid: Option<String>,
 }
 
 /// Why a restore step failed.
@@ -68,6 +77,9 @@ pub enum RestoreError {
     /// The manifest is not one this operator can restore.
     #[error("manifest: {0}")]
     Manifest(String),
+    /// The manifest is not the one the backup recorded, or another backup wrote it.
+    #[error("{0}")]
+    NotRecorded(String),
     /// Parts differ from the manifest.
     #[error("the backup does not match its manifest: {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
     Parts(Vec<PartProblem>),
@@ -125,8 +137,18 @@ async fn check(args: &RestoreArgs, keep: Option<&Path>) -> Result<RestoreReport,
         }
         Err(e) => return Err(s3_error("GET", &args.store.bucket, &manifest_key, e).into()),
     };
+    let sha256 = manifest::digest(&body[..])
+        .map_err(|e| file(Path::new(MANIFEST), e))?
+        .1;
     let manifest: Manifest = serde_json::from_slice(&body)
         .map_err(|e| RestoreError::Manifest(format!("unreadable: {e}")))?;
+    recorded(
+        &sha256,
+        &manifest,
+        args.manifest_sha256.as_deref(),
+        args.backup_uid.as_deref(),
+    )
+    .map_err(RestoreError::NotRecorded)?;
     manifest::restorable(&manifest).map_err(RestoreError::Manifest)?;
     if let Some(dir) = keep {
         std::fs::create_dir_all(dir.join("metadata")).map_err(|e| file(dir, e))?;
@@ -166,6 +188,33 @@ async fn check(args: &RestoreArgs, keep: Option<&Path>) -> Result<RestoreReport,
         insync_version: manifest.insync_version,
         backup_started_at: manifest.started_at,
     })
+}
+
+/// Whether a manifest (its bytes' sha256, and what it says) is the one the backup recorded
+/// (pure): the same sha256 when one was recorded (`recorded_sha256`), and no other writer than
+/// the backup (`uid`). A manifest naming no writer (written before manifests did) passes the
+/// second check: only the sha256 can tell it apart.
+fn recorded(
+    sha256: &str,
+    manifest: &Manifest,
+    recorded_sha256: Option<&str>,
+    uid: Option<&str>,
+) -> Result<(), String> {
+    if let Some(recorded) = recorded_sha256
+        && !recorded.eq_ignore_ascii_case(sha256)
+    {
+        return Err(format!(
+            "{MANIFEST} is not the one this backup recorded when it completed: sha256 {sha256}, recorded {recorded}"
+        ));
+    }
+    if let (Some(uid), Some(writer)) = (uid, manifest.writer.as_ref())
+        && writer.uid != uid
+    {
+        return Err(format!(
+            "{MANIFEST} was written by {writer}, not by this backup (uid {uid})"
+        ));
+    }
+    Ok(())
 }
 
 /// Streams a part through sha256 (and into `target`, when given): (size, sha256).
@@ -252,4 +301,46 @@ async fn load_metadata(args: &RestoreArgs) -> Result<RestoreReport, RestoreError
 
 fn file(path: &Path, source: std::io::Error) -> RestoreError {
     RestoreError::Store(super::file_error(path, source))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::contract::{Writer, sample_manifest};
+
+    #[test]
+    fn only_the_manifest_the_backup_recorded_passes() {
+        let mut manifest = sample_manifest(0);
+        manifest.writer = Some(Writer {
+            namespace: "fcloud".to_owned(),
+            name: "nightly".to_owned(),
+            uid: "u1".to_owned(),
+        });
+        let sha = "a".repeat(64);
+        let other = "b".repeat(64);
+        // Nothing recorded (an S3 location): nothing to compare.
+        assert_eq!(recorded(&sha, &manifest, None, None), Ok(()));
+        assert_eq!(recorded(&sha, &manifest, Some(&sha), Some("u1")), Ok(()));
+        assert_eq!(
+            recorded(&sha, &manifest, Some(&sha.to_uppercase()), None),
+            Ok(())
+        );
+        assert_eq!(
+            recorded(&sha, &manifest, Some(&other), Some("u1")),
+            Err(format!(
+                "manifest.json is not the one this backup recorded when it completed: sha256 {sha}, recorded {other}"
+            ))
+        );
+        assert_eq!(
+            recorded(&sha, &manifest, None, Some("u2")),
+            Err(
+                "manifest.json was written by backup fcloud/nightly (uid u1), not by this backup (uid u2)"
+                    .to_owned()
+            )
+        );
+        // A manifest from before writers were recorded: only its sha256 can tell.
+        manifest.writer = None;
+        assert_eq!(recorded(&sha, &manifest, None, Some("u2")), Ok(()));
+        assert!(recorded(&sha, &manifest, Some(&other), Some("u2")).is_err());
+    }
 }

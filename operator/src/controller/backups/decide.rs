@@ -275,6 +275,7 @@ fn completed(
         size_bytes: Some(report.size_bytes),
         parts: manifest.parts,
         manifest: Some(report.manifest_key),
+        manifest_sha256: Some(report.manifest_sha256).filter(|sha| !sha.is_empty()),
         reason: report
             .parts_omitted
             .then(|| "too many parts to list here: see manifest.json".to_owned()),
@@ -345,8 +346,11 @@ mod tests {
                     rows: None,
                 }],
                 mysql_rows: Default::default(),
+                writer: None,
+                metadata_export: None,
             },
             parts_omitted: false,
+            manifest_sha256: "ab".repeat(32),
         })
         .expect("report")
     }
@@ -412,11 +416,33 @@ mod tests {
             status.manifest.as_deref(),
             Some("insync-backups/fcloud/nightly/manifest.json")
         );
+        let recorded = "ab".repeat(32);
+        assert_eq!(status.manifest_sha256.as_deref(), Some(recorded.as_str()));
         assert_eq!(
             status.started_at.map(|t| t.0.to_string()).as_deref(),
             Some("2026-11-28T19:00:00Z")
         );
         assert_eq!(status.reason, None);
+    }
+
+    #[test]
+    fn a_report_from_a_runner_without_the_manifests_sha256_records_none() {
+        let (cloud, backup) = (cloud(), backup(Some(BackupPhase::Running)));
+        let mut report: serde_json::Value = serde_json::from_str(&report()).expect("json");
+        report
+            .as_object_mut()
+            .expect("object")
+            .remove("manifestSha256");
+        let decision = decide(&seen(
+            &backup,
+            Some(&cloud),
+            Some(JobState::Succeeded {
+                message: Some(report.to_string()),
+            }),
+        ));
+        let status = decision.status.expect("status");
+        assert_eq!(status.phase, Some(BackupPhase::Complete));
+        assert_eq!(status.manifest_sha256, None);
     }
 
     #[test]
