@@ -24,8 +24,8 @@ use serde_json::json;
 const SOURCE: &str = "fcloud-202612050000";
 const OLDER_SLOTS: [&str; 3] = [SOURCE, "fcloud-202612060000", "fcloud-202612070000"];
 
-/// A Complete scheduled backup of fcloud (as the schedule labels them), status written by the
-/// test: nothing runs for it.
+/// A Complete scheduled backup of fcloud (as the schedule labels them) in an off-site bucket,
+/// status written by the test: nothing runs for it.
 async fn complete_scheduled_backup(api: &Api<InSyncCloudBackup>, name: &str) -> Result<()> {
     let mut backup = InSyncCloudBackup::new(
         name,
@@ -40,7 +40,8 @@ async fn complete_scheduled_backup(api: &Api<InSyncCloudBackup>, name: &str) -> 
     api.create(&PostParams::default(), &backup).await?;
     let status = json!({"status": {
         "phase": "Complete",
-        "location": format!("s3://insync/insync-backups/fcloud/{name}/"),
+        "location": format!("s3://offsite/clouds/fcloud/{name}/"),
+        "store": {"kind": "OffSite", "s3": {"bucket": "offsite", "prefix": "clouds/"}},
         "completedAt": "2026-12-07T00:05:00Z",
     }});
     api.patch_status(name, &PatchParams::default(), &Patch::Merge(status))
@@ -212,6 +213,73 @@ async fn spec_restore_stays_until_the_restore_completes() -> Result<()> {
     set_phase("Complete").await?;
     let removed = remove().await?;
     ensure!(removed.spec.restore.is_none());
+    ns.delete_and_wait(Duration::from_secs(120)).await?;
+    Ok(())
+}
+
+/// Defect 2: a restore by name of a backup kept in the restoring cloud's own MinIO could not
+/// work (that MinIO does not run before the restore). It is refused before anything starts,
+/// saying why, and no Job is created.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_no_store_can_serve_is_refused_before_anything_starts() -> Result<()> {
+    let client = cluster().await?;
+    install_crd().await?;
+    let ns = TestNamespace::create(&client, "own-minio").await?;
+    let backups: Api<InSyncCloudBackup> = ns.api();
+    complete_scheduled_backup(&backups, SOURCE).await?;
+    backups
+        .patch_status(
+            SOURCE,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"store": {"kind": "CloudMinio", "s3": null}}})),
+        )
+        .await?;
+    let clouds: Api<InSyncCloud> = ns.api();
+    let mut cloud = fcloud_no_dns(ns.name())?;
+    cloud.spec.restore = Some(RestoreSpec {
+        backup: Some(SOURCE.to_owned()),
+        s3: None,
+    });
+    clouds.create(&PostParams::default(), &cloud).await?;
+    let operator = Operator::start_with_env(
+        ns.name(),
+        &[],
+        &[(
+            "INSYNC_OPERATOR_IMAGE",
+            "ghcr.io/insync-operator/insync-operator:e2e",
+        )],
+    )
+    .await?;
+    let refused = insync_e2e::poll_until(
+        "the restore to be refused",
+        Duration::from_secs(60),
+        || async {
+            let cloud = clouds.get("fcloud").await?;
+            let restore = cloud.status.as_ref().and_then(|s| s.restore.clone());
+            Ok(restore.filter(|r| r.phase == Some(RestorePhase::Failed)))
+        },
+    )
+    .await?;
+    let message = refused.message.unwrap_or_default();
+    ensure!(
+        message.contains("this cloud's own object store") && message.contains("destination.s3"),
+        "{message}"
+    );
+    let jobs: Api<k8s_openapi::api::batch::v1::Job> = ns.api();
+    let names: Vec<String> = jobs
+        .list(&Default::default())
+        .await?
+        .items
+        .iter()
+        .map(ResourceExt::name_any)
+        .collect();
+    ensure!(names.is_empty(), "Jobs {names:?}");
+    let workloads: Api<k8s_openapi::api::apps::v1::StatefulSet> = ns.api();
+    ensure!(
+        workloads.list(&Default::default()).await?.items.is_empty(),
+        "a datastore started"
+    );
+    drop(operator);
     ns.delete_and_wait(Duration::from_secs(120)).await?;
     Ok(())
 }

@@ -206,6 +206,32 @@ async fn check_stored(
     Ok((manifest, contents))
 }
 
+/// The key prefix a backup's status records: `status.location` without `s3://<bucket>/`.
+fn recorded_prefix(backup: &InSyncCloudBackup) -> Result<String> {
+    let location = backup
+        .status
+        .as_ref()
+        .and_then(|s| s.location.clone())
+        .context("no location")?;
+    let (_, prefix) = location
+        .trim_start_matches("s3://")
+        .split_once('/')
+        .context("no prefix")?;
+    Ok(prefix.to_owned())
+}
+
+/// `<namespace>/<cloud>/<backup>-<uid>/`: where a backup's own files go under a destination's
+/// root (the namespace and the object's uid keep tenants and re-created objects apart).
+fn own_folder(backup: &InSyncCloudBackup) -> String {
+    format!(
+        "{}/{}/{}-{}/",
+        backup.backup_namespace(),
+        backup.spec.cloud,
+        backup.backup_name(),
+        backup.metadata.uid.as_deref().unwrap_or_default()
+    )
+}
+
 /// The keys stored under `prefix` in the cloud's bucket.
 async fn keys_under(s3: &aws_sdk_s3::Client, prefix: &str) -> Result<Vec<String>> {
     let listed = s3
@@ -324,9 +350,10 @@ async fn an_on_demand_backup_holds_the_markers_and_a_bad_destination_fails_clean
             .collect::<Vec<_>>()
             .join(", ")
     );
+    let expected = format!("s3://insync/insync-backups/{}", own_folder(&backup));
     ensure!(
-        status.location.as_deref() == Some("s3://insync/insync-backups/fcloud/first/"),
-        "location {:?}",
+        status.location.as_deref() == Some(&*expected),
+        "location {:?}, expected {expected}",
         status.location
     );
     // The cloud's status names it: the newest backup, and the newest Complete one.
@@ -889,7 +916,7 @@ async fn a_lost_cloud_comes_back_from_its_backup_and_a_tampered_backup_is_refuse
         "backup: {}",
         serde_yaml::to_string(&status)?
     );
-    let prefix = "clouds/fcloud/before-loss/";
+    let prefix = &*format!("clouds/{}", own_folder(&backup));
     ensure!(status.location.as_deref() == Some(&*format!("s3://{OFFSITE_BUCKET}/{prefix}")));
 
     // Verification: restored into throwaway datastores, checked against the manifest.
@@ -934,11 +961,12 @@ async fn a_lost_cloud_comes_back_from_its_backup_and_a_tampered_backup_is_refuse
         )
         .await?;
     create_backup(&backups, "hand-deleted").await?;
-    ensure!(wait_backup(&backups, "hand-deleted").await?.phase() == BackupPhase::Complete);
+    let hand_deleted = wait_backup(&backups, "hand-deleted").await?;
+    ensure!(hand_deleted.phase() == BackupPhase::Complete);
     offsite
         .delete_object()
         .bucket(OFFSITE_BUCKET)
-        .key("clouds/fcloud/hand-deleted/mysql.sql")
+        .key(format!("{}mysql.sql", recorded_prefix(&hand_deleted)?))
         .send()
         .await?;
     clouds
@@ -1181,7 +1209,7 @@ async fn measure_backup_and_restore_of_a_million_catalogue_rows() -> Result<()> 
     lose_cloud(&ns).await?;
 
     let mut restored = cloud_on_real_node(ns.name())?;
-    restored.spec.restore = Some(restore_from(&endpoint, "clouds/fcloud/million/"));
+    restored.spec.restore = Some(restore_from(&endpoint, &recorded_prefix(&backup)?));
     let began = Instant::now();
     clouds.create(&PostParams::default(), &restored).await?;
     let outcome = wait_restore(&clouds, "fcloud", READY_TIMEOUT).await?;
@@ -1254,7 +1282,11 @@ async fn retention_deletes_expired_backups_files_and_keeps_the_rest() -> Result<
         tokio::time::sleep(Duration::from_millis(1100)).await;
     }
     let s3 = minio(&ns, &pods).await?;
-    let prefix = |name: &str| format!("insync-backups/fcloud/{name}/");
+    let mut prefixes = std::collections::BTreeMap::new();
+    for name in scheduled.iter().copied().chain(["by-hand"]) {
+        prefixes.insert(name, recorded_prefix(&backups.get(name).await?)?);
+    }
+    let prefix = |name: &str| prefixes.get(name).cloned().unwrap_or_default();
     for name in scheduled.iter().copied().chain(["by-hand"]) {
         let keys = keys_under(&s3, &prefix(name)).await?;
         ensure!(

@@ -164,6 +164,11 @@ pub struct InSyncCloudBackupStatus {
     /// Where the backup is: `s3://<bucket>/<prefix>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub location: Option<String>,
+    /// The store the backup was written to and how it was reached, recorded when it started:
+    /// a restore that names this backup reads it this way, whatever the restoring cloud's own
+    /// settings are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: Option<BackupStore>,
     /// Total bytes of the parts and the manifest.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size_bytes: Option<i64>,
@@ -190,6 +195,33 @@ pub struct InSyncCloudBackupStatus {
     /// `insync.dev/expired` annotation). The object is deleted only after its files are gone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deletion: Option<FileDeletion>,
+}
+
+/// The store a backup was written to (`status.store`).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupStore {
+    /// OffSite (`spec.backup.destination.s3`), CloudBucket (the cloud's own external
+    /// object-store bucket: the backup shares that bucket's fate) or CloudMinio (the cloud's
+    /// own MinIO: the backup is lost with the cloud's volumes, and no restore can read it
+    /// before that MinIO runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<StoreKind>,
+    /// The bucket and how it was reached (endpoint, region, the keys' Secret); unset for a
+    /// cloud's MinIO, reached through that cloud's Service and generated Secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3: Option<BackupS3>,
+}
+
+/// Where a backup is kept, relative to the cloud it protects.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreKind {
+    /// A destination of its own (`spec.backup.destination.s3`).
+    OffSite,
+    /// The cloud's external object-store bucket.
+    CloudBucket,
+    /// The cloud's managed MinIO.
+    CloudMinio,
 }
 
 /// Where the deletion of an expired backup's files stands.

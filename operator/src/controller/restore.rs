@@ -126,6 +126,8 @@ pub(crate) fn decide(
         RestorePhase::Checking => {
             decision.gate = Gate::Closed;
             match source(cloud, seen.backup.as_ref()) {
+                // Refused before anything starts: no wait would make it readable.
+                Err(e) if e.is_final() => fail(&mut status, format!("refused: {e}"), now),
                 Err(e) => {
                     // The backup may yet appear or complete: wait, saying why.
                     status.message = Some(format!("waiting: {e}"));
@@ -412,6 +414,46 @@ pub(crate) mod tests {
         let decision = decide(&done, &Seen::default(), IMAGE, now());
         assert_eq!(decision.gate, Gate::Open);
         assert!(decision.status.is_none());
+    }
+
+    /// Issue 20, defect 2: a backup in the restoring cloud's own MinIO is refused before
+    /// anything starts, saying why, instead of by a check Job that cannot reach that MinIO.
+    #[test]
+    fn a_backup_no_restore_can_read_is_refused_before_anything_starts() {
+        let mut restoring = cloud(None);
+        restoring.spec.restore = Some(RestoreSpec {
+            backup: Some("nightly".to_owned()),
+            s3: None,
+        });
+        let mut backup = InSyncCloudBackup::new(
+            "nightly",
+            crate::api::InSyncCloudBackupSpec {
+                cloud: restoring.cloud_name().to_owned(),
+            },
+        );
+        backup.status = Some(crate::api::InSyncCloudBackupStatus {
+            phase: Some(crate::api::BackupPhase::Complete),
+            location: Some("s3://insync/insync-backups/fcloud/fcloud/nightly-uid/".to_owned()),
+            store: Some(crate::api::BackupStore {
+                kind: Some(crate::api::StoreKind::CloudMinio),
+                s3: None,
+            }),
+            ..Default::default()
+        });
+        let seen = Seen {
+            backup: Some(backup),
+            ..Seen::default()
+        };
+        let decision = decide(&restoring, &seen, IMAGE, now());
+        assert_eq!(decision.gate, Gate::Closed);
+        assert!(decision.create.is_none(), "no check Job");
+        let status = decision.status.expect("status");
+        assert_eq!(status.phase, Some(RestorePhase::Failed));
+        let message = status.message.unwrap_or_default();
+        assert!(
+            message.starts_with("refused:") && message.contains("own object store"),
+            "{message}"
+        );
     }
 
     #[test]

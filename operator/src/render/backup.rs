@@ -15,7 +15,7 @@ use super::job::{
 use super::meta::Ctx;
 use super::pod::Profile;
 use super::wiring::Wiring;
-use crate::api::{InSyncCloud, InSyncCloudBackup};
+use crate::api::{BackupS3, BackupStore, InSyncCloud, InSyncCloudBackup, StoreKind};
 
 /// `app.kubernetes.io/component` of backup pods.
 pub const BACKUP_COMPONENT: &str = "backup";
@@ -65,13 +65,73 @@ pub fn job_name(backup: &InSyncCloudBackup) -> String {
     format!("{}-backup", backup.backup_name())
 }
 
-/// Where `backup` of `cloud` goes: `spec.backup.destination.s3` (`<prefix><cloud>/<backup>/`),
-/// or the cloud's own bucket under `insync-backups/<cloud>/<backup>/`.
+/// Where `backup` of `cloud` goes: `spec.backup.destination.s3`
+/// (`<prefix><namespace>/<cloud>/<backup>-<uid>/`), or the cloud's own bucket under
+/// `insync-backups/<namespace>/<cloud>/<backup>-<uid>/`. The namespace keeps two tenants'
+/// clouds of one name apart in a shared bucket, and the uid two backup objects of one name
+/// (one deleted and made again, or re-applied without its status): no backup ever writes,
+/// or deletes, under another's prefix.
 pub fn location(
     cloud: &InSyncCloud,
     backup: &InSyncCloudBackup,
 ) -> Result<Location, BackupRenderError> {
     destination(&task_ctx(cloud), backup).map(|(location, _)| location)
+}
+
+/// The locations `backup`'s files may be at where `cloud`'s destination puts them: today's
+/// [`location`], and `<root><cloud>/<backup>/`, where backups went before keys carried the
+/// namespace and uid.
+pub fn accepted_locations(
+    cloud: &InSyncCloud,
+    backup: &InSyncCloudBackup,
+) -> Result<[Location; 2], BackupRenderError> {
+    let ctx = task_ctx(cloud);
+    let (today, _) = destination(&ctx, backup)?;
+    let (bucket, root, _) = destination_root(&ctx)?;
+    let before = Location {
+        bucket,
+        prefix: format!("{root}{}/{}/", cloud.cloud_name(), backup.backup_name()),
+    };
+    Ok([today, before])
+}
+
+/// How `cloud` writes its backups, for `status.store`: a restore that names one reads it the
+/// same way.
+pub fn store_record(cloud: &InSyncCloud) -> BackupStore {
+    let destination = cloud
+        .spec
+        .backup
+        .as_ref()
+        .and_then(|b| b.destination.as_ref())
+        .and_then(|d| d.s3.clone());
+    if let Some(s3) = destination {
+        return BackupStore {
+            kind: Some(StoreKind::OffSite),
+            s3: Some(s3),
+        };
+    }
+    match &cloud.spec.object_store.s3 {
+        Some(external) => BackupStore {
+            kind: Some(StoreKind::CloudBucket),
+            s3: Some(BackupS3 {
+                bucket: external.bucket.clone(),
+                prefix: None,
+                endpoint: external.endpoint.clone(),
+                region: Some(external.region.clone()),
+                secret_ref: external.secret_ref.clone(),
+            }),
+        },
+        // A shared filesystem has no backups without a destination.
+        None => BackupStore {
+            kind: cloud
+                .spec
+                .object_store
+                .minio
+                .is_some()
+                .then_some(StoreKind::CloudMinio),
+            s3: None,
+        },
+    }
 }
 
 /// The Job that takes `backup` of `cloud`, running `runner_image` (the operator's own image).
@@ -162,8 +222,19 @@ pub fn render_delete_job(
     backup: &InSyncCloudBackup,
     runner_image: &str,
 ) -> Result<Job, BackupRenderError> {
-    let (ctx, location, target) = backup_files(cloud, backup)?;
+    let (ctx, _, target) = backup_files(cloud, backup)?;
     let uid = backup_uid(backup)?;
+    // Where the backup recorded it wrote, if the destination puts its files there (today's
+    // layout or the one before it).
+    let location = backup
+        .status
+        .as_ref()
+        .and_then(|s| s.location.as_deref())
+        .and_then(Location::parse)
+        .filter(|recorded| {
+            accepted_locations(cloud, backup).is_ok_and(|accepted| accepted.contains(recorded))
+        })
+        .ok_or_else(|| BackupRenderError::NoLocation(backup.backup_name().to_owned()))?;
     let mut args = vec!["backup-delete".to_owned()];
     args.extend(store_args(&location, &target));
     args.push(format!("--cloud={}", cloud.cloud_name()));
@@ -230,7 +301,13 @@ fn destination(
     let (bucket, root, access) = destination_root(ctx)?;
     let location = Location {
         bucket,
-        prefix: format!("{root}{}/{}/", ctx.cloud.cloud_name(), backup.backup_name()),
+        prefix: format!(
+            "{root}{}/{}/{}-{}/",
+            backup.backup_namespace(),
+            ctx.cloud.cloud_name(),
+            backup.backup_name(),
+            backup_uid(backup)?
+        ),
     };
     Ok((location, access))
 }
@@ -385,7 +462,10 @@ mod tests {
         );
         let args = runner_args(&job);
         assert_eq!(args.store.bucket, "insync");
-        assert_eq!(args.store.prefix, "insync-backups/fcloud/nightly/");
+        assert_eq!(
+            args.store.prefix,
+            "insync-backups/fcloud/fcloud/nightly-backup-uid/"
+        );
         assert_eq!(
             args.store.endpoint.as_deref(),
             Some("http://fcloud-minio.fcloud.svc.cluster.local:9000")
@@ -451,7 +531,29 @@ mod tests {
     fn the_delete_job_names_the_backup_and_whether_it_owns_an_unmarked_manifest() {
         use crate::api::{BackupPhase, InSyncCloudBackupStatus};
         let mut backup = backup();
+        let at = location(&cloud(), &backup).expect("a location").to_string();
+        // Where it wrote is read from its status, and must be where the destination puts it.
+        assert!(matches!(
+            render_delete_job(&cloud(), &backup, IMAGE),
+            Err(BackupRenderError::NoLocation(_))
+        ));
+        backup.status = Some(InSyncCloudBackupStatus {
+            location: Some("s3://insync/insync-backups/elsewhere/nightly/".to_owned()),
+            ..Default::default()
+        });
+        assert!(matches!(
+            render_delete_job(&cloud(), &backup, IMAGE),
+            Err(BackupRenderError::NoLocation(_))
+        ));
+        backup.status = Some(InSyncCloudBackupStatus {
+            location: Some(at.clone()),
+            ..Default::default()
+        });
         let args = delete_args(&backup);
+        assert_eq!(
+            args.store.prefix,
+            "insync-backups/fcloud/fcloud/nightly-backup-uid/"
+        );
         assert_eq!(
             (
                 args.cloud.as_str(),
@@ -473,16 +575,23 @@ mod tests {
         // writer.
         backup.status = Some(InSyncCloudBackupStatus {
             phase: Some(BackupPhase::Complete),
+            location: Some("s3://insync/insync-backups/fcloud/nightly/".to_owned()),
             manifest: Some("insync-backups/fcloud/nightly/manifest.json".to_owned()),
             ..Default::default()
         });
-        assert!(delete_args(&backup).owns_unmarked_manifest);
+        let before = delete_args(&backup);
+        assert!(before.owns_unmarked_manifest);
+        assert_eq!(
+            before.store.prefix, "insync-backups/fcloud/nightly/",
+            "the old layout"
+        );
         // A backup that recorded the sha256 wrote a manifest naming itself.
         backup.status.as_mut().expect("status").manifest_sha256 = Some("ab".repeat(32));
         assert!(!delete_args(&backup).owns_unmarked_manifest);
         // A failed backup wrote no manifest.
         backup.status = Some(InSyncCloudBackupStatus {
             phase: Some(BackupPhase::Failed),
+            location: Some(at),
             manifest: None,
             ..Default::default()
         });
@@ -560,7 +669,10 @@ mod tests {
         let job = render_job(&cloud, &backup(), IMAGE).expect("renders");
         let args = runner_args(&job);
         assert_eq!(args.store.bucket, "offsite");
-        assert_eq!(args.store.prefix, "clouds/fcloud/nightly/");
+        assert_eq!(
+            args.store.prefix,
+            "clouds/fcloud/fcloud/nightly-backup-uid/"
+        );
         assert_eq!(args.store.region, "us-east-1");
         assert!(args.store.path_style);
         let pod = job.spec.and_then(|s| s.template.spec).expect("pod");
@@ -581,7 +693,7 @@ mod tests {
         );
         assert_eq!(
             location(&cloud, &backup()).expect("location").to_string(),
-            "s3://offsite/clouds/fcloud/nightly/"
+            "s3://offsite/clouds/fcloud/fcloud/nightly-backup-uid/"
         );
     }
 

@@ -14,6 +14,7 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::EnvVar;
 
 use super::backup::BackupRenderError;
+use super::backup::store_record;
 use super::container::ContainerBuilder;
 use super::job::{
     Location, StoreAccess, mysql_client_step, runner_pod, runner_profile, runner_step, s3_access,
@@ -22,7 +23,7 @@ use super::job::{
 use super::meta::Ctx;
 use super::pod::Profile;
 use super::wiring::Wiring;
-use crate::api::{InSyncCloud, InSyncCloudBackup};
+use crate::api::{BackupStore, InSyncCloud, InSyncCloudBackup, ObjectStoreSpec, StoreKind};
 
 /// `app.kubernetes.io/component` of restore pods.
 pub const RESTORE_COMPONENT: &str = "restore";
@@ -56,12 +57,31 @@ pub enum RestoreRenderError {
         /// What is wrong with it.
         why: String,
     },
+    /// The backup is kept in the restoring cloud's own MinIO, which cannot run before the
+    /// restore: final.
+    #[error(
+        "InSyncCloudBackup {name} is kept in the MinIO of InSyncCloud {cloud}, this cloud's own object store, which does not run before its restore (and whose data the restore replaces): a backup kept in its cloud's object store is lost with it. Restore from a backup written to an off-site destination (spec.backup.destination.s3), or give spec.restore.s3 the location of a copy"
+    )]
+    InOwnMinio {
+        /// The backup.
+        name: String,
+        /// The cloud whose MinIO holds it.
+        cloud: String,
+    },
     /// The store the backup is read from cannot be worked out.
     #[error(transparent)]
     Store(#[from] BackupRenderError),
     /// The Job could not be built (a bug).
     #[error("cannot build the restore Job: {0}")]
     Serialize(#[source] serde_json::Error),
+}
+
+impl RestoreRenderError {
+    /// Whether the restore can never read this backup (a wait would change nothing): a
+    /// missing or unfinished backup may yet appear or complete.
+    pub fn is_final(&self) -> bool {
+        matches!(self, Self::InOwnMinio { .. })
+    }
 }
 
 /// `<cloud>-restore-check`.
@@ -116,10 +136,53 @@ pub fn source(
         .ok_or_else(|| missing("has no location in its status"))?;
     Ok(Some(Source {
         location,
-        access: super::backup::store_access(&task_ctx(cloud))?,
+        access: recorded_access(cloud, backup)?,
         manifest_sha256: status.manifest_sha256,
         backup_uid: backup.metadata.uid.clone(),
     }))
+}
+
+/// How to reach a backup object's files: the way its status says they were written. A
+/// backup in a cloud's MinIO is read through that cloud's Service with its generated keys,
+/// which works only while that cloud, and not the one being restored, runs it: the restoring
+/// cloud's own MinIO does not run before the restore, so a backup kept there is refused at
+/// once, saying why. A backup from before the store was recorded is read the way the
+/// restoring cloud writes its backups (as it always was).
+fn recorded_access(
+    cloud: &InSyncCloud,
+    backup: &InSyncCloudBackup,
+) -> Result<StoreAccess, RestoreRenderError> {
+    let recorded = backup.status.as_ref().and_then(|s| s.store.clone());
+    let in_minio_of = match recorded {
+        Some(BackupStore { s3: Some(s3), .. }) => {
+            return Ok(s3_access(
+                s3.endpoint.as_ref(),
+                s3.region.as_ref(),
+                s3.secret_ref.as_ref(),
+            ));
+        }
+        Some(BackupStore {
+            kind: Some(StoreKind::CloudMinio),
+            ..
+        }) => backup.spec.cloud.clone(),
+        // Before `status.store`: where this cloud's backups go; its own MinIO when it has no
+        // destination, which is the backup's cloud's if that is this one.
+        _ if store_record(cloud).kind == Some(StoreKind::CloudMinio) => backup.spec.cloud.clone(),
+        _ => return Ok(super::backup::store_access(&task_ctx(cloud))?),
+    };
+    if in_minio_of == cloud.cloud_name() {
+        return Err(RestoreRenderError::InOwnMinio {
+            name: backup.backup_name().to_owned(),
+            cloud: in_minio_of,
+        });
+    }
+    // Another cloud's MinIO, reached as that cloud's own pods reach it: its Service and its
+    // generated keys are named after it.
+    let mut writer = cloud.clone();
+    writer.metadata.name = Some(in_minio_of);
+    writer.spec.backup = None;
+    writer.spec.object_store = ObjectStoreSpec::default();
+    Ok(super::backup::store_access(&task_ctx(&writer))?)
 }
 
 /// The Job that checks the backup and writes nothing.
@@ -441,8 +504,14 @@ mod tests {
             phase: Some(BackupPhase::Complete),
             location: Some("s3://insync/insync-backups/fcloud/nightly/".to_owned()),
             manifest_sha256: Some("ab".repeat(32)),
+            // Written by fcloud's earlier self to the MinIO of another cloud of the namespace.
+            store: Some(BackupStore {
+                kind: Some(StoreKind::CloudMinio),
+                s3: None,
+            }),
             ..InSyncCloudBackupStatus::default()
         });
+        backup.spec.cloud = "fcloud-old".to_owned();
         let source = source(&cloud, Some(&backup))
             .expect("source")
             .expect("restore");
@@ -469,9 +538,94 @@ mod tests {
                 prefix: "insync-backups/fcloud/nightly/".to_owned()
             }
         );
+        // Read through the MinIO that holds it: the backup's cloud's, not the restoring one's.
         assert_eq!(
             source.access.endpoint.as_deref(),
-            Some("http://fcloud-minio.fcloud.svc.cluster.local:9000")
+            Some("http://fcloud-old-minio.fcloud.svc.cluster.local:9000")
         );
+    }
+
+    fn complete_backup(store: Option<BackupStore>) -> InSyncCloudBackup {
+        let mut backup = InSyncCloudBackup::new(
+            "nightly",
+            InSyncCloudBackupSpec {
+                cloud: "fcloud".to_owned(),
+            },
+        );
+        backup.metadata.uid = Some("backup-uid".to_owned());
+        backup.status = Some(InSyncCloudBackupStatus {
+            phase: Some(BackupPhase::Complete),
+            location: Some(
+                "s3://insync/insync-backups/fcloud/fcloud/nightly-backup-uid/".to_owned(),
+            ),
+            store,
+            ..InSyncCloudBackupStatus::default()
+        });
+        backup
+    }
+
+    /// Issue 20, defect 2: a backup kept in the restoring cloud's own MinIO was "checked"
+    /// through that MinIO, which does not run while the restore is checked: a refusal after
+    /// the check Job's retries, saying only that the store could not be reached.
+    #[test]
+    fn a_backup_in_the_restoring_clouds_own_minio_is_refused_at_once_saying_why() {
+        let cloud = cloud(RestoreSpec {
+            backup: Some("nightly".to_owned()),
+            s3: None,
+        });
+        let recorded = Some(BackupStore {
+            kind: Some(StoreKind::CloudMinio),
+            s3: None,
+        });
+        // Recorded as in its MinIO, or from before the store was recorded by a cloud with no
+        // destination: the same refusal.
+        for store in [recorded, None] {
+            let error = source(&cloud, Some(&complete_backup(store))).expect_err("refused");
+            assert!(error.is_final(), "{error:?}");
+            let message = error.to_string();
+            assert!(
+                message.contains("this cloud's own object store")
+                    && message.contains("spec.backup.destination.s3"),
+                "{message}"
+            );
+        }
+    }
+
+    /// A backup written off-site is read with the access recorded when it was written, not
+    /// with the restoring cloud's settings (which may name another store, or none).
+    #[test]
+    fn a_backup_written_off_site_is_read_the_way_it_was_written() {
+        let cloud = cloud(RestoreSpec {
+            backup: Some("nightly".to_owned()),
+            s3: None,
+        });
+        let offsite = BackupStore {
+            kind: Some(StoreKind::OffSite),
+            s3: Some(crate::api::BackupS3 {
+                bucket: "insync".to_owned(),
+                prefix: Some("clouds/".to_owned()),
+                endpoint: Some("http://backups.example:9000".to_owned()),
+                region: Some("eu-west-1".to_owned()),
+                secret_ref: Some(crate::api::SecretRef {
+                    name: "offsite-keys".to_owned(),
+                }),
+            }),
+        };
+        let source = source(&cloud, Some(&complete_backup(Some(offsite))))
+            .expect("source")
+            .expect("restore");
+        assert_eq!(
+            source.access.endpoint.as_deref(),
+            Some("http://backups.example:9000")
+        );
+        assert_eq!(source.access.region, "eu-west-1");
+        let secrets: Vec<&str> = source
+            .access
+            .keys
+            .iter()
+            .filter_map(|e| e.value_from.as_ref()?.secret_key_ref.as_ref())
+            .map(|r| r.name.as_str())
+            .collect();
+        assert_eq!(secrets, ["offsite-keys", "offsite-keys"]);
     }
 }

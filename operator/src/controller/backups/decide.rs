@@ -11,7 +11,7 @@ use crate::api::{
 };
 use crate::contract::{Report, RestoreReport};
 use crate::controller::cache::job_state::JobState;
-use crate::render::backup::{location, render_job};
+use crate::render::backup::{location, render_job, store_record};
 use crate::render::verify::render_verify_job;
 
 /// How often a requested verification looks whether the last run's Job is gone.
@@ -123,6 +123,7 @@ pub(crate) fn decide(seen: &Observed<'_>) -> Decision {
                     status.phase = Some(BackupPhase::Running);
                     status.reason = None;
                     status.location = location(cloud, backup).ok().map(|l| l.to_string());
+                    status.store = Some(store_record(cloud));
                     decision.create = Some(job);
                 }
                 Err(e) => status = failed(&current, e.to_string(), seen.now),
@@ -272,6 +273,7 @@ fn completed(
         started_at: time(&manifest.started_at),
         completed_at: time(&manifest.completed_at),
         location: Some(manifest.location),
+        store: current.store.clone(),
         size_bytes: Some(report.size_bytes),
         parts: manifest.parts,
         manifest: Some(report.manifest_key),
@@ -365,8 +367,10 @@ mod tests {
         assert_eq!(status.phase, Some(BackupPhase::Running));
         assert_eq!(
             status.location.as_deref(),
-            Some("s3://insync/insync-backups/fcloud/nightly/")
+            Some("s3://insync/insync-backups/fcloud/fcloud/nightly-uid-1/")
         );
+        let store = status.store.expect("the store is recorded");
+        assert_eq!(store.kind, Some(crate::api::StoreKind::CloudMinio));
     }
 
     #[test]

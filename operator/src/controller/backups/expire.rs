@@ -16,7 +16,7 @@ use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
 use crate::api::{DeletionPhase, FileDeletion, InSyncCloud, InSyncCloudBackup};
 use crate::controller::cache::job_state::JobState;
-use crate::render::backup::{location, render_delete_job};
+use crate::render::backup::{accepted_locations, render_delete_job};
 use crate::render::job::Location;
 
 /// The first pause after a failed attempt; it doubles with each failure, up to [`MAX_RETRY`].
@@ -111,12 +111,12 @@ pub(crate) fn decide_expiry(
         );
         return expiry;
     };
-    let today = location(cloud, backup);
-    match (&today, Location::parse(recorded)) {
-        (Ok(today), Some(recorded)) if *today == recorded => {}
-        (today, _) => {
-            let today = match today {
-                Ok(location) => location.to_string(),
+    let accepted = accepted_locations(cloud, backup);
+    match (&accepted, Location::parse(recorded)) {
+        (Ok(accepted), Some(recorded)) if accepted.contains(&recorded) => {}
+        (accepted, _) => {
+            let today = match accepted {
+                Ok([today, _]) => today.to_string(),
                 Err(e) => e.to_string(),
             };
             refuse(
@@ -361,7 +361,7 @@ mod tests {
             status
                 .message
                 .unwrap_or_default()
-                .contains("now gives s3://offsite/fcloud/fcloud-202611280300/"),
+                .contains("now gives s3://offsite/fcloud/fcloud/fcloud-202611280300-uid/"),
         );
 
         let orphan = decide_expiry(&backup, None, None, None, Some(IMAGE), now());

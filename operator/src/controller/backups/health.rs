@@ -10,7 +10,7 @@ use k8s_openapi::jiff::Timestamp;
 use super::schedule::Cron;
 use crate::api::{
     BackupPhase, BackupSummary, CloudBackupStatus, InSyncCloud, InSyncCloudBackup, LastVerified,
-    VerifyPhase,
+    StoreKind, VerifyPhase,
 };
 use crate::controller::status::Cond;
 
@@ -90,17 +90,56 @@ pub(crate) fn health(
             let at = |v: &LastVerified| v.time.as_ref().map(|t| t.0);
             at(a).cmp(&at(b)).then_with(|| a.backup.cmp(&b.backup))
         });
-    // BackupHealthy speaks for the cloud's backup settings: none without them.
-    if let Some(last) = newest.as_ref().filter(|_| spec.is_some()) {
+    let latest_finished = newest_by(own.iter().copied().filter(|b| b.phase().is_final()), |b| {
+        b.metadata.creation_timestamp.as_ref().map(|t| t.0)
+    });
+    let newest_complete = newest_by(
+        own.iter()
+            .copied()
+            .filter(|b| b.phase() == BackupPhase::Complete),
+        |b| b.metadata.creation_timestamp.as_ref().map(|t| t.0),
+    );
+    let in_own_minio = newest_complete
+        .and_then(|b| b.status.as_ref()?.store.as_ref()?.kind)
+        .is_some_and(|kind| kind == StoreKind::CloudMinio);
+    // BackupHealthy speaks for the cloud's backup settings: none without them. A failed
+    // newest backup comes first (a verification of an older one says nothing about it), then
+    // the newest verification, then where the backups are kept.
+    if let Some(failed) = latest_finished
+        .filter(|b| b.phase() == BackupPhase::Failed)
+        .filter(|_| spec.is_some())
+    {
+        let reason = failed
+            .status
+            .as_ref()
+            .and_then(|s| s.reason.clone())
+            .unwrap_or_default();
+        let fallback = match newest_complete {
+            Some(b) => format!("the newest Complete backup is {}", b.backup_name()),
+            None => "no backup of this cloud is Complete".to_owned(),
+        };
+        conds.push(Cond::new(
+            BACKUP_HEALTHY,
+            false,
+            "BackupFailed",
+            format!(
+                "the newest backup {} failed: {reason}; {fallback}",
+                failed.backup_name()
+            ),
+        ));
+    } else if let Some(last) = newest.as_ref().filter(|_| spec.is_some()) {
         let message = format!(
             "backup {}: {}",
             last.backup,
             last.message.clone().unwrap_or_default()
         );
         conds.push(match last.result {
+            VerifyPhase::Passed if in_own_minio => not_off_site(&message),
             VerifyPhase::Passed => Cond::new(BACKUP_HEALTHY, true, "Verified", message),
             _ => Cond::new(BACKUP_HEALTHY, false, "VerificationFailed", message),
         });
+    } else if spec.is_some() && in_own_minio {
+        conds.push(not_off_site("not verified"));
     } else if spec.is_some_and(|s| s.verify) {
         conds.push(Cond::new(
             BACKUP_HEALTHY,
@@ -117,6 +156,18 @@ pub(crate) fn health(
     };
     let status = (status != CloudBackupStatus::default()).then_some(status);
     (status, conds)
+}
+
+/// BackupHealthy of a cloud whose backups are kept in its own MinIO: they share its fate.
+fn not_off_site(verified: &str) -> Cond {
+    Cond::new(
+        BACKUP_HEALTHY,
+        false,
+        "NotOffSite",
+        format!(
+            "backups are kept in this cloud's own MinIO ({verified}): losing the cloud's volumes loses them too, and a restore of this cloud cannot read them before that MinIO runs; set spec.backup.destination.s3 to keep them off-site"
+        ),
+    )
 }
 
 /// The backup with the greatest `key` (a time), the greater name between equals.
@@ -204,6 +255,84 @@ mod tests {
             cond(&conds, BACKUP_HEALTHY),
             Some((false, "NotVerifiedYet"))
         );
+    }
+
+    fn created_at(mut backup: InSyncCloudBackup, at: &str) -> InSyncCloudBackup {
+        backup.metadata.creation_timestamp = Some(Time(at.parse().expect("time")));
+        backup
+    }
+
+    /// Issue 20, defect 6: BackupHealthy followed only the newest verification, and stayed
+    /// `True Verified` while every later backup failed.
+    #[test]
+    fn a_failed_newest_backup_makes_backups_unhealthy_whatever_was_verified() {
+        let verified_one = created_at(
+            verified("a", "2026-11-28T01:10:00Z", VerifyPhase::Passed),
+            "2026-11-28T01:00:00Z",
+        );
+        let mut failed = created_at(
+            InSyncCloudBackup::new(
+                "b",
+                InSyncCloudBackupSpec {
+                    cloud: "fcloud".to_owned(),
+                },
+            ),
+            "2026-11-28T02:00:00Z",
+        );
+        failed.status = Some(InSyncCloudBackupStatus {
+            phase: Some(BackupPhase::Failed),
+            reason: Some("mysqldump: Access denied".to_owned()),
+            ..InSyncCloudBackupStatus::default()
+        });
+        let backups = [verified_one.clone(), failed];
+        let (_, conds) = health(&cloud(None), &backups, now());
+        assert_eq!(cond(&conds, BACKUP_HEALTHY), Some((false, "BackupFailed")));
+        let message = &conds
+            .iter()
+            .find(|c| c.type_ == BACKUP_HEALTHY)
+            .expect("c")
+            .message;
+        assert!(
+            message.contains("b failed: mysqldump: Access denied")
+                && message.contains("newest Complete backup is a"),
+            "{message}"
+        );
+        // A newer backup that completes makes the verification speak again.
+        let mut recovered = backups.to_vec();
+        let mut good = created_at(
+            verified("c", "2026-11-28T03:10:00Z", VerifyPhase::Passed),
+            "2026-11-28T03:00:00Z",
+        );
+        good.status.as_mut().expect("status").verification = None;
+        recovered.push(good);
+        let (_, conds) = health(&cloud(None), &recovered, now());
+        assert_eq!(cond(&conds, BACKUP_HEALTHY), Some((true, "Verified")));
+    }
+
+    /// Issue 20, defect 2: a verified backup kept in the cloud's own MinIO said
+    /// `BackupHealthy=True`, though it is lost with the cloud and no restore of it can read it.
+    #[test]
+    fn backups_kept_in_the_clouds_own_minio_are_not_healthy() {
+        let mut kept_inside = verified("a", "2026-11-28T01:10:00Z", VerifyPhase::Passed);
+        kept_inside.status.as_mut().expect("status").store = Some(crate::api::BackupStore {
+            kind: Some(StoreKind::CloudMinio),
+            s3: None,
+        });
+        let (_, conds) = health(&cloud(None), std::slice::from_ref(&kept_inside), now());
+        assert_eq!(cond(&conds, BACKUP_HEALTHY), Some((false, "NotOffSite")));
+        let message = &conds
+            .iter()
+            .find(|c| c.type_ == BACKUP_HEALTHY)
+            .expect("c")
+            .message;
+        assert!(message.contains("spec.backup.destination.s3"), "{message}");
+        // Off-site: verified is healthy.
+        kept_inside.status.as_mut().expect("status").store = Some(crate::api::BackupStore {
+            kind: Some(StoreKind::OffSite),
+            s3: None,
+        });
+        let (_, conds) = health(&cloud(None), &[kept_inside], now());
+        assert_eq!(cond(&conds, BACKUP_HEALTHY), Some((true, "Verified")));
     }
 
     #[test]
