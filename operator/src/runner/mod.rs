@@ -15,6 +15,7 @@ pub(crate) mod import;
 pub mod manifest;
 mod metadata;
 pub mod restore;
+pub mod transfer;
 
 use std::path::{Path, PathBuf};
 

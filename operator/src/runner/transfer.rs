@@ -1,0 +1,222 @@
+//! Moving parts of any size: the plans (pure) that cut a part into the chunks of a multipart
+//! upload or the ranges of a parallel download.
+//!
+//! S3 takes at most 5 GiB in one `PutObject`. A part above [`MULTIPART_THRESHOLD`] is uploaded
+//! in chunks (CreateMultipartUpload, UploadPart, CompleteMultipartUpload) within S3's limits:
+//! every chunk but the last at least 5 MiB, none above 5 GiB, at most 10,000 of them, so an
+//! object of at most 5 TiB. A part above [`DOWNLOAD_THRESHOLD`] is read back in ranges of
+//! [`RANGE_SIZE`].
+
+const MIB: u64 = 1 << 20;
+const GIB: u64 = 1 << 30;
+const TIB: u64 = 1 << 40;
+
+/// Parts larger than this are uploaded in chunks. Below it one request is cheap to send again;
+/// above it the chunks go out [`PARALLEL`] at a time and a failed request costs one chunk.
+pub const MULTIPART_THRESHOLD: u64 = 64 * MIB;
+/// The chunk size of a multipart upload, until a part is too large for 10,000 of them
+/// (156.25 GiB): then the smallest whole number of MiB that fits the part in 10,000 chunks.
+pub const CHUNK_SIZE: u64 = 16 * MIB;
+/// S3: every chunk but the last at least this large.
+pub const MIN_CHUNK: u64 = 5 * MIB;
+/// S3: no chunk above this.
+pub const MAX_CHUNK: u64 = 5 * GIB;
+/// S3: at most this many chunks (part numbers 1 to 10,000).
+pub const MAX_CHUNKS: u64 = 10_000;
+/// S3: no object above this.
+pub const MAX_OBJECT: u64 = 5 * TIB;
+/// Parts larger than this are downloaded in ranges, [`PARALLEL`] at a time.
+pub const DOWNLOAD_THRESHOLD: u64 = 64 * MIB;
+/// The size of a ranged GET. Fixed whatever the part's size: each range is held in memory
+/// until it is hashed in order, so at most [`PARALLEL`] of them (64 MiB) at once.
+pub const RANGE_SIZE: u64 = 16 * MIB;
+/// How many chunks are uploaded, or ranges downloaded, at once.
+pub const PARALLEL: usize = 4;
+
+/// A part cut into pieces of `piece` bytes, the last one shorter (pure).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pieces {
+    /// The part's size.
+    pub size: u64,
+    /// Every piece's size but the last's.
+    pub piece: u64,
+}
+
+/// One piece: its number (from 1, as S3 numbers the chunks of an upload), where it starts and
+/// how long it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Piece {
+    /// 1-based.
+    pub number: u64,
+    /// Offset in the part.
+    pub offset: u64,
+    /// Length in bytes (at least 1).
+    pub len: u64,
+}
+
+impl Piece {
+    /// The last byte's offset, as an HTTP range ends.
+    pub fn last(&self) -> u64 {
+        self.offset + self.len - 1
+    }
+}
+
+impl Pieces {
+    /// How many pieces.
+    pub fn count(&self) -> u64 {
+        self.size.div_ceil(self.piece)
+    }
+
+    /// Every piece, in order.
+    pub fn iter(&self) -> impl Iterator<Item = Piece> + use<> {
+        let Pieces { size, piece } = *self;
+        (0..self.count()).map(move |i| {
+            let offset = i * piece;
+            Piece {
+                number: i + 1,
+                offset,
+                len: piece.min(size - offset),
+            }
+        })
+    }
+}
+
+/// A part too large for one S3 object.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{size} bytes: larger than S3's largest object ({MAX_OBJECT} bytes, 5 TiB)")]
+pub struct TooLarge {
+    /// The part's size.
+    pub size: u64,
+}
+
+/// How a part of `size` bytes is uploaded (pure): `None` in one request (up to
+/// [`MULTIPART_THRESHOLD`]), else its chunks: [`CHUNK_SIZE`], or the smallest whole number of
+/// MiB that keeps the count within [`MAX_CHUNKS`].
+pub fn upload_chunks(size: u64) -> Result<Option<Pieces>, TooLarge> {
+    if size <= MULTIPART_THRESHOLD {
+        return Ok(None);
+    }
+    if size > MAX_OBJECT {
+        return Err(TooLarge { size });
+    }
+    let fits = size.div_ceil(MAX_CHUNKS).div_ceil(MIB) * MIB;
+    Ok(Some(Pieces {
+        size,
+        piece: CHUNK_SIZE.max(fits),
+    }))
+}
+
+/// How a stored object of `size` bytes is downloaded (pure): `None` in one GET (up to
+/// [`DOWNLOAD_THRESHOLD`]), else in ranges of [`RANGE_SIZE`].
+pub fn download_ranges(size: u64) -> Option<Pieces> {
+    (size > DOWNLOAD_THRESHOLD).then_some(Pieces {
+        size,
+        piece: RANGE_SIZE,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What S3 demands of a multipart upload's chunks, checked on every piece.
+    fn within_s3_limits(pieces: Pieces) {
+        let all: Vec<Piece> = pieces.iter().collect();
+        assert_eq!(all.len() as u64, pieces.count());
+        assert!(pieces.count() <= MAX_CHUNKS, "{pieces:?}");
+        assert!(pieces.piece <= MAX_CHUNK, "{pieces:?}");
+        assert!(pieces.piece >= MIN_CHUNK, "{pieces:?}");
+        assert_eq!(all.iter().map(|p| p.len).sum::<u64>(), pieces.size);
+        let last = all.last().expect("a piece");
+        assert!(last.len >= 1 && last.len <= pieces.piece);
+        assert_eq!(last.last(), pieces.size - 1);
+        for (i, piece) in all.iter().enumerate() {
+            assert_eq!(piece.number, i as u64 + 1);
+            if i + 1 < all.len() {
+                assert_eq!(piece.len, pieces.piece);
+                assert_eq!(all[i + 1].offset, piece.offset + piece.len);
+            }
+        }
+    }
+
+    #[test]
+    fn a_part_up_to_the_threshold_goes_in_one_request() {
+        assert_eq!(upload_chunks(0), Ok(None));
+        assert_eq!(upload_chunks(11_828), Ok(None));
+        assert_eq!(upload_chunks(MULTIPART_THRESHOLD), Ok(None));
+        let above = upload_chunks(MULTIPART_THRESHOLD + 1)
+            .expect("fits")
+            .expect("chunks");
+        assert_eq!(above.piece, CHUNK_SIZE);
+        assert_eq!(above.count(), 5);
+        assert_eq!(above.iter().last().expect("last").len, 1);
+        within_s3_limits(above);
+    }
+
+    #[test]
+    fn a_6_gib_part_goes_in_384_chunks_of_16_mib() {
+        let pieces = upload_chunks(6 * GIB).expect("fits").expect("chunks");
+        assert_eq!(pieces.piece, 16 * MIB);
+        assert_eq!(pieces.count(), 384);
+        within_s3_limits(pieces);
+    }
+
+    #[test]
+    fn chunks_grow_only_when_10000_of_16_mib_are_not_enough() {
+        let largest_at_16 = MAX_CHUNKS * CHUNK_SIZE;
+        let pieces = upload_chunks(largest_at_16).expect("fits").expect("chunks");
+        assert_eq!((pieces.piece, pieces.count()), (CHUNK_SIZE, MAX_CHUNKS));
+        within_s3_limits(pieces);
+        let pieces = upload_chunks(largest_at_16 + 1)
+            .expect("fits")
+            .expect("chunks");
+        assert_eq!(pieces.piece, 17 * MIB);
+        within_s3_limits(pieces);
+    }
+
+    #[test]
+    fn a_5_tib_part_fits_in_10000_chunks_and_a_larger_one_is_refused() {
+        let pieces = upload_chunks(MAX_OBJECT).expect("fits").expect("chunks");
+        // 5 TiB / 10,000 = 524.288 MiB, rounded up to whole MiB.
+        assert_eq!(pieces.piece, 525 * MIB);
+        assert_eq!(pieces.count(), 9_987);
+        within_s3_limits(pieces);
+        assert_eq!(
+            upload_chunks(MAX_OBJECT + 1),
+            Err(TooLarge {
+                size: MAX_OBJECT + 1
+            })
+        );
+    }
+
+    #[test]
+    fn every_size_between_the_threshold_and_5_tib_fits() {
+        let mut size = MULTIPART_THRESHOLD + 1;
+        while size <= MAX_OBJECT {
+            within_s3_limits(upload_chunks(size).expect("fits").expect("chunks"));
+            // Odd sizes at every scale, 7 steps a doubling.
+            size = size + size / 7 + 12_345;
+        }
+    }
+
+    #[test]
+    fn large_objects_are_read_in_ranges_of_16_mib() {
+        assert_eq!(download_ranges(0), None);
+        assert_eq!(download_ranges(DOWNLOAD_THRESHOLD), None);
+        let pieces = download_ranges(DOWNLOAD_THRESHOLD + 1).expect("ranges");
+        let ranges: Vec<(u64, u64)> = pieces.iter().map(|p| (p.offset, p.last())).collect();
+        assert_eq!(
+            ranges,
+            vec![
+                (0, 16 * MIB - 1),
+                (16 * MIB, 32 * MIB - 1),
+                (32 * MIB, 48 * MIB - 1),
+                (48 * MIB, 64 * MIB - 1),
+                (64 * MIB, 64 * MIB),
+            ]
+        );
+        let pieces = download_ranges(MAX_OBJECT).expect("ranges");
+        assert_eq!(pieces.count(), MAX_OBJECT / RANGE_SIZE);
+        assert_eq!(pieces.iter().last().expect("last").last(), MAX_OBJECT - 1);
+    }
+}
