@@ -155,6 +155,29 @@ pub enum RunError {
         /// Who wrote it, when the manifest says.
         writer: Option<Writer>,
     },
+    /// A part uploaded in chunks failed: at which step (creating the upload, which chunk,
+    /// completing it), why, and whether the upload was aborted.
+    #[error("{part}: {step}: {source}{abort}")]
+    Multipart {
+        /// The backup's part.
+        part: String,
+        /// `CreateMultipartUpload`, `chunk 3 of 17 (bytes …)`, `CompleteMultipartUpload …`.
+        step: String,
+        /// The request's failure.
+        #[source]
+        source: Box<RunError>,
+        /// What became of the upload: aborted, or why not (empty when none was created).
+        abort: String,
+    },
+    /// A part larger than S3's largest object.
+    #[error("{part}: {source}")]
+    TooLarge {
+        /// The backup's part.
+        part: String,
+        /// Its size.
+        #[source]
+        source: transfer::TooLarge,
+    },
     /// What was stored is not what was uploaded.
     #[error("read-back failed: {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
     ReadBack(Vec<Mismatch>),
@@ -239,14 +262,8 @@ pub async fn run(args: RunnerArgs) -> Result<Report, RunError> {
 
     let mut parts = Vec::new();
     for (name, path, rows) in files {
-        let file = std::fs::File::open(&path).map_err(|source| file_error(&path, source))?;
-        let (size_bytes, sha256) =
-            manifest::digest(file).map_err(|source| file_error(&path, source))?;
         let key = format!("{}{name}", args.store.prefix);
-        let body = ByteStream::from_path(&path)
-            .await
-            .map_err(|e| s3_error("read for upload", &args.store.bucket, &key, e))?;
-        upload(&s3, &args.store.bucket, &key, body, &sha256, None).await?;
+        let (size_bytes, sha256) = upload_file(&s3, &args.store.bucket, &key, &name, &path).await?;
         info!(part = %name, size_bytes, "uploaded");
         parts.push(BackupPart {
             name,
@@ -509,6 +526,41 @@ async fn upload(
         .await
         .map_err(|e| sdk_error("upload", bucket, key, e))?;
     Ok(())
+}
+
+/// Uploads the file at `path` (the backup's part `name`) to `key`: in one request up to
+/// [`transfer::MULTIPART_THRESHOLD`], else in chunks ([`transfer::upload_multipart`]). Every
+/// request carries the sha256 of what it sends. Returns the file's size and sha256 (of the
+/// whole file, whichever way it went), read before the upload.
+async fn upload_file(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    name: &str,
+    path: &Path,
+) -> Result<(i64, String), RunError> {
+    let size = std::fs::metadata(path)
+        .map_err(|source| file_error(path, source))?
+        .len();
+    let file = std::fs::File::open(path).map_err(|source| file_error(path, source))?;
+    let chunks = transfer::upload_chunks(size).map_err(|source| RunError::TooLarge {
+        part: name.to_owned(),
+        source,
+    })?;
+    let Some(chunks) = chunks else {
+        let (size_bytes, sha256) =
+            manifest::digest(file).map_err(|source| file_error(path, source))?;
+        let body = ByteStream::from_path(path)
+            .await
+            .map_err(|e| s3_error("read for upload", bucket, key, e))?;
+        upload(s3, bucket, key, body, &sha256, None).await?;
+        return Ok((size_bytes, sha256));
+    };
+    let (size_bytes, sha256, chunk_sha256) =
+        manifest::digest_chunks(file, chunks.piece).map_err(|source| file_error(path, source))?;
+    info!(part = %name, size_bytes, chunks = chunks.count(), chunk_bytes = chunks.piece, "uploading in chunks");
+    transfer::upload_multipart(s3, bucket, key, name, path, chunks, &chunk_sha256).await?;
+    Ok((size_bytes, sha256))
 }
 
 /// The stored size of `key`, `None` when there is no such object.

@@ -7,6 +7,14 @@
 //! object of at most 5 TiB. A part above [`DOWNLOAD_THRESHOLD`] is read back in ranges of
 //! [`RANGE_SIZE`].
 
+use std::path::Path;
+
+use aws_sdk_s3::primitives::{ByteStream, Length};
+use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart};
+use futures::{StreamExt as _, TryStreamExt as _};
+
+use super::{RunError, manifest, s3_error, sdk_error};
+
 const MIB: u64 = 1 << 20;
 const GIB: u64 = 1 << 30;
 const TIB: u64 = 1 << 40;
@@ -113,6 +121,205 @@ pub fn download_ranges(size: u64) -> Option<Pieces> {
         size,
         piece: RANGE_SIZE,
     })
+}
+
+/// Uploads the file at `path` (the backup's part `name`) to `key` in `chunks`, each with its
+/// sha256 (hex, `chunk_sha256[i]` for the chunk numbered `i + 1`, from
+/// [`manifest::digest_chunks`]) as `x-amz-checksum-sha256`: the upload is created with the
+/// SHA256 algorithm, the store checks every chunk as it arrives, and the completion lists each
+/// chunk's ETag and checksum. The chunks go [`PARALLEL`] at a time, each read from its offset in
+/// the file. On any failure the upload is aborted (best effort: no orphaned chunks are left to
+/// be billed), and the error names the part and the chunk.
+pub(super) async fn upload_multipart(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    name: &str,
+    path: &Path,
+    chunks: Pieces,
+    chunk_sha256: &[String],
+) -> Result<(), RunError> {
+    let failed = |step: String, source: RunError, abort: String| RunError::Multipart {
+        part: name.to_owned(),
+        step,
+        source: Box::new(source),
+        abort,
+    };
+    if chunk_sha256.len() as u64 != chunks.count() {
+        return Err(failed(
+            "planning".to_owned(),
+            super::file_error(
+                path,
+                std::io::Error::other(format!(
+                    "{} chunk checksums for {} chunks: the file changed while it was read",
+                    chunk_sha256.len(),
+                    chunks.count()
+                )),
+            ),
+            String::new(),
+        ));
+    }
+    let created = s3
+        .create_multipart_upload()
+        .bucket(bucket)
+        .key(key)
+        .checksum_algorithm(ChecksumAlgorithm::Sha256)
+        .send()
+        .await
+        .map_err(|e| {
+            failed(
+                "CreateMultipartUpload".to_owned(),
+                sdk_error("create multipart upload", bucket, key, e),
+                String::new(),
+            )
+        })?;
+    let Some(upload_id) = created.upload_id().map(str::to_owned) else {
+        return Err(failed(
+            "CreateMultipartUpload".to_owned(),
+            s3_error(
+                "create multipart upload",
+                bucket,
+                key,
+                std::io::Error::other("the store's answer has no UploadId"),
+            ),
+            String::new(),
+        ));
+    };
+    let upload = Upload {
+        s3,
+        bucket,
+        key,
+        path,
+        upload_id: &upload_id,
+        count: chunks.count(),
+    };
+    let done = match upload.send_all(chunks, chunk_sha256).await {
+        Ok(()) => return Ok(()),
+        Err(done) => done,
+    };
+    let (step, source) = done;
+    let abort = match s3
+        .abort_multipart_upload()
+        .bucket(bucket)
+        .key(key)
+        .upload_id(&upload_id)
+        .send()
+        .await
+    {
+        Ok(_) => format!("; its multipart upload {upload_id} was aborted"),
+        Err(e) => format!(
+            "; aborting its multipart upload {upload_id} failed too, its chunks stay until \
+             a lifecycle rule removes them: {}",
+            super::error_chain(&sdk_error("abort multipart upload", bucket, key, e))
+        ),
+    };
+    Err(failed(step, source, abort))
+}
+
+/// One multipart upload under way.
+struct Upload<'a> {
+    s3: &'a aws_sdk_s3::Client,
+    bucket: &'a str,
+    key: &'a str,
+    path: &'a Path,
+    upload_id: &'a str,
+    count: u64,
+}
+
+impl Upload<'_> {
+    /// Sends every chunk, then the completion; on failure, the step that failed and why.
+    async fn send_all(
+        &self,
+        chunks: Pieces,
+        chunk_sha256: &[String],
+    ) -> Result<(), (String, RunError)> {
+        let mut done: Vec<CompletedPart> = futures::stream::iter(chunks.iter().zip(chunk_sha256))
+            .map(|(piece, sha256)| self.send(piece, sha256))
+            .buffer_unordered(PARALLEL)
+            .try_collect()
+            .await?;
+        done.sort_by_key(|part| part.part_number());
+        let step = format!("CompleteMultipartUpload of {} chunks", self.count);
+        self.s3
+            .complete_multipart_upload()
+            .bucket(self.bucket)
+            .key(self.key)
+            .upload_id(self.upload_id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(done))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| {
+                (
+                    step,
+                    sdk_error("complete multipart upload", self.bucket, self.key, e),
+                )
+            })?;
+        Ok(())
+    }
+
+    /// Sends one chunk, read from its offset in the file, with its sha256 as a plain header.
+    async fn send(
+        &self,
+        piece: Piece,
+        sha256_hex: &str,
+    ) -> Result<CompletedPart, (String, RunError)> {
+        let step = format!(
+            "chunk {} of {} (bytes {}-{})",
+            piece.number,
+            self.count,
+            piece.offset,
+            piece.last()
+        );
+        let fail = |e: RunError| (step.clone(), e);
+        let action = "upload chunk";
+        let checksum = manifest::checksum_sha256(sha256_hex).ok_or_else(|| {
+            fail(s3_error(
+                action,
+                self.bucket,
+                self.key,
+                std::io::Error::other(format!("{sha256_hex:?} is no sha256")),
+            ))
+        })?;
+        let number = i32::try_from(piece.number)
+            .map_err(|e| fail(s3_error(action, self.bucket, self.key, e)))?;
+        let body = ByteStream::read_from()
+            .path(self.path)
+            .offset(piece.offset)
+            .length(Length::Exact(piece.len))
+            .build()
+            .await
+            .map_err(|e| fail(s3_error("read for upload", self.bucket, self.key, e)))?;
+        let sent = self
+            .s3
+            .upload_part()
+            .bucket(self.bucket)
+            .key(self.key)
+            .upload_id(self.upload_id)
+            .part_number(number)
+            .content_length(i64::try_from(piece.len).unwrap_or(i64::MAX))
+            .checksum_sha256(&checksum)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| fail(sdk_error(action, self.bucket, self.key, e)))?;
+        let Some(etag) = sent.e_tag() else {
+            return Err(fail(s3_error(
+                action,
+                self.bucket,
+                self.key,
+                std::io::Error::other("the store's answer has no ETag"),
+            )));
+        };
+        Ok(CompletedPart::builder()
+            .part_number(number)
+            .e_tag(etag)
+            .checksum_sha256(checksum)
+            .build())
+    }
 }
 
 #[cfg(test)]
