@@ -12,6 +12,8 @@
 pub mod delete;
 pub mod dump_rows;
 pub(crate) mod import;
+#[cfg(test)]
+mod loopback;
 pub mod manifest;
 mod metadata;
 pub mod restore;
@@ -157,7 +159,8 @@ pub enum RunError {
     },
     /// A part uploaded in chunks failed: at which step (creating the upload, which chunk,
     /// completing it), why, and whether the upload was aborted.
-    #[error("{part}: {step}: {source}{abort}")]
+    /// (The whole chain of the request's failure comes before what became of the upload.)
+    #[error("{part}: {step}: {}{abort}", error_chain(.source.as_ref()))]
     Multipart {
         /// The backup's part.
         part: String,

@@ -325,6 +325,7 @@ impl Upload<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::runner::loopback;
 
     /// What S3 demands of a multipart upload's chunks, checked on every piece.
     fn within_s3_limits(pieces: Pieces) {
@@ -404,6 +405,206 @@ mod tests {
             // Odd sizes at every scale, 7 steps a doubling.
             size = size + size / 7 + 12_345;
         }
+    }
+
+    const UPLOAD_ID: &str = "up-1";
+
+    /// A multipart upload's answers: the upload's id, each chunk's ETag (`"etag-N"`), or
+    /// `refuse` for chunk `refused`.
+    fn multipart_store(refused: Option<u64>) -> (String, loopback::Recorded) {
+        loopback::serve(move |request: &loopback::Request| {
+            let query = request.target.split_once('?').map(|(_, q)| q).unwrap_or("");
+            let number = query
+                .split('&')
+                .find_map(|kv| kv.strip_prefix("partNumber="))
+                .and_then(|n| n.parse::<u64>().ok());
+            match (request.method.as_str(), number) {
+                ("POST", _) if query.starts_with("uploads") => loopback::Answer::new(
+                    200,
+                    format!(
+                        "<InitiateMultipartUploadResult><Bucket>insync</Bucket>\
+                         <Key>b/mysql.sql</Key><UploadId>{UPLOAD_ID}</UploadId>\
+                         </InitiateMultipartUploadResult>"
+                    ),
+                ),
+                ("PUT", Some(n)) if Some(n) == refused => loopback::Answer::new(
+                    400,
+                    "<Error><Code>BadDigest</Code><Message>The SHA256 you specified did not \
+                     match the calculated checksum.</Message></Error>",
+                ),
+                ("PUT", Some(n)) => {
+                    loopback::Answer::new(200, "").with("ETag", format!("\"etag-{n}\""))
+                }
+                ("POST", _) => loopback::Answer::new(
+                    200,
+                    "<CompleteMultipartUploadResult><Bucket>insync</Bucket>\
+                     <Key>b/mysql.sql</Key><ETag>\"whole-3\"</ETag></CompleteMultipartUploadResult>",
+                ),
+                ("DELETE", _) => loopback::Answer::new(204, ""),
+                _ => loopback::Answer::new(501, ""),
+            }
+        })
+    }
+
+    async fn client(endpoint: &str) -> aws_sdk_s3::Client {
+        let args = super::super::StoreArgs {
+            bucket: "insync".to_owned(),
+            prefix: "b/".to_owned(),
+            endpoint: Some(endpoint.to_owned()),
+            region: "us-east-1".to_owned(),
+            path_style: true,
+        };
+        let keys = aws_sdk_s3::config::Credentials::new("id", "secret", None, None, "test");
+        super::super::s3_client_with(&args, Some(keys)).await
+    }
+
+    /// A 25-byte file in chunks of 10 (the store is a stand-in: it does not hold chunks to
+    /// S3's 5 MiB), its chunk checksums and the file.
+    fn small_part(dir: &Path) -> (std::path::PathBuf, Pieces, Vec<String>, Vec<u8>) {
+        let content: Vec<u8> = (b'a'..=b'y').collect();
+        let path = dir.join("mysql.sql");
+        std::fs::write(&path, &content).expect("part");
+        let pieces = Pieces {
+            size: 25,
+            piece: 10,
+        };
+        let (_, _, sha) = manifest::digest_chunks(&content[..], 10).expect("digest");
+        (path, pieces, sha, content)
+    }
+
+    /// What the SDK sends for a part in chunks: the upload created with SHA256, every chunk
+    /// its bytes with its own sha256 as a plain header (never aws-chunked), and the completion
+    /// every chunk's ETag and checksum, in order.
+    #[tokio::test]
+    async fn a_part_in_chunks_sends_every_chunk_with_its_sha256_and_completes_in_order() {
+        let (endpoint, recorded) = multipart_store(None);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (path, pieces, sha, content) = small_part(dir.path());
+        let s3 = client(&endpoint).await;
+        upload_multipart(
+            &s3,
+            "insync",
+            "b/mysql.sql",
+            "mysql.sql",
+            &path,
+            pieces,
+            &sha,
+        )
+        .await
+        .expect("uploaded");
+        let requests = recorded.lock().expect("log").clone();
+        assert_eq!(requests.len(), 5, "{requests:#?}");
+        let create = &requests[0];
+        assert_eq!(create.method, "POST");
+        assert!(
+            create.target.starts_with("/insync/b/mysql.sql?uploads"),
+            "{create:?}"
+        );
+        assert_eq!(create.header("x-amz-checksum-algorithm"), Some("SHA256"));
+        let mut numbers = Vec::new();
+        for chunk in &requests[1..4] {
+            assert_eq!(chunk.method, "PUT");
+            assert!(
+                chunk.target.starts_with("/insync/b/mysql.sql?"),
+                "{chunk:?}"
+            );
+            assert!(
+                chunk.target.contains(&format!("uploadId={UPLOAD_ID}")),
+                "{chunk:?}"
+            );
+            let n: usize = chunk
+                .target
+                .split(['?', '&'])
+                .find_map(|kv| kv.strip_prefix("partNumber="))
+                .and_then(|n| n.parse().ok())
+                .expect("a part number");
+            let expected = &content[(n - 1) * 10..(n * 10).min(25)];
+            assert_eq!(chunk.body, expected, "chunk {n}");
+            assert_eq!(
+                chunk.header("content-length"),
+                Some(expected.len().to_string().as_str())
+            );
+            assert_eq!(
+                chunk.header("x-amz-checksum-sha256"),
+                manifest::checksum_sha256(&sha[n - 1]).as_deref(),
+                "chunk {n}"
+            );
+            for chunked in [
+                "aws-chunked",
+                "x-amz-trailer",
+                "x-amz-decoded-content-length",
+            ] {
+                assert!(!chunk.head.contains(chunked), "{chunked}: {}", chunk.head);
+            }
+            numbers.push(n);
+        }
+        numbers.sort_unstable();
+        assert_eq!(numbers, [1, 2, 3]);
+        let complete = &requests[4];
+        assert_eq!(complete.method, "POST");
+        assert!(
+            complete.target.contains(&format!("uploadId={UPLOAD_ID}")),
+            "{complete:?}"
+        );
+        let body = String::from_utf8(complete.body.clone()).expect("xml");
+        let mut at = 0;
+        for n in 1..=3 {
+            let part = format!(
+                "<ETag>&quot;etag-{n}&quot;</ETag><ChecksumSHA256>{}</ChecksumSHA256>",
+                manifest::checksum_sha256(&sha[n - 1]).expect("sha")
+            );
+            let found = body[at..].find(&part).map(|i| i + at);
+            assert!(found.is_some(), "chunk {n} in order: {body}");
+            let found = found.unwrap_or_default();
+            assert!(body[found..].contains(&format!("<PartNumber>{n}</PartNumber>")));
+            at = found + part.len();
+        }
+    }
+
+    /// A chunk the store refuses fails the part, naming it and the chunk, and the upload is
+    /// aborted: no completion, a DELETE of the upload.
+    #[tokio::test]
+    async fn a_refused_chunk_names_part_and_chunk_and_aborts_the_upload() {
+        let (endpoint, recorded) = multipart_store(Some(2));
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (path, pieces, sha, _) = small_part(dir.path());
+        let s3 = client(&endpoint).await;
+        let error = upload_multipart(
+            &s3,
+            "insync",
+            "b/mysql.sql",
+            "mysql.sql",
+            &path,
+            pieces,
+            &sha,
+        )
+        .await
+        .expect_err("chunk 2 is refused");
+        let reason = super::super::error_chain(&error);
+        assert!(
+            reason.starts_with(
+                "mysql.sql: chunk 2 of 3 (bytes 10-19): upload chunk s3://insync/b/mysql.sql: "
+            ),
+            "{reason}"
+        );
+        assert!(reason.contains("BadDigest"), "{reason}");
+        assert!(
+            reason.ends_with(&format!("; its multipart upload {UPLOAD_ID} was aborted")),
+            "{reason}"
+        );
+        let requests = recorded.lock().expect("log").clone();
+        let last = requests.last().expect("requests");
+        assert_eq!(last.method, "DELETE", "{requests:#?}");
+        assert!(
+            last.target.contains(&format!("uploadId={UPLOAD_ID}")),
+            "{last:?}"
+        );
+        assert!(
+            !requests
+                .iter()
+                .any(|r| r.method == "POST" && !r.target.contains("uploads")),
+            "no completion: {requests:#?}"
+        );
     }
 
     #[test]
