@@ -145,3 +145,16 @@ fn connection(
         }
     }
 }
+
+/// An S3 client of the runner's kind (path-style, plain bodies) for the store at `endpoint`.
+pub async fn client(endpoint: &str) -> aws_sdk_s3::Client {
+    let args = super::StoreArgs {
+        bucket: "insync".to_owned(),
+        prefix: "b/".to_owned(),
+        endpoint: Some(endpoint.to_owned()),
+        region: "us-east-1".to_owned(),
+        path_style: true,
+    };
+    let keys = aws_sdk_s3::config::Credentials::new("id", "secret", None, None, "test");
+    super::s3_client_with(&args, Some(keys)).await
+}

@@ -446,18 +446,6 @@ mod tests {
         })
     }
 
-    async fn client(endpoint: &str) -> aws_sdk_s3::Client {
-        let args = super::super::StoreArgs {
-            bucket: "insync".to_owned(),
-            prefix: "b/".to_owned(),
-            endpoint: Some(endpoint.to_owned()),
-            region: "us-east-1".to_owned(),
-            path_style: true,
-        };
-        let keys = aws_sdk_s3::config::Credentials::new("id", "secret", None, None, "test");
-        super::super::s3_client_with(&args, Some(keys)).await
-    }
-
     /// A 25-byte file in chunks of 10 (the store is a stand-in: it does not hold chunks to
     /// S3's 5 MiB), its chunk checksums and the file.
     fn small_part(dir: &Path) -> (std::path::PathBuf, Pieces, Vec<String>, Vec<u8>) {
@@ -480,7 +468,7 @@ mod tests {
         let (endpoint, recorded) = multipart_store(None);
         let dir = tempfile::tempdir().expect("tempdir");
         let (path, pieces, sha, content) = small_part(dir.path());
-        let s3 = client(&endpoint).await;
+        let s3 = loopback::client(&endpoint).await;
         upload_multipart(
             &s3,
             "insync",
@@ -568,7 +556,7 @@ mod tests {
         let (endpoint, recorded) = multipart_store(Some(2));
         let dir = tempfile::tempdir().expect("tempdir");
         let (path, pieces, sha, _) = small_part(dir.path());
-        let s3 = client(&endpoint).await;
+        let s3 = loopback::client(&endpoint).await;
         let error = upload_multipart(
             &s3,
             "insync",
