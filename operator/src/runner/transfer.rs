@@ -1,5 +1,6 @@
 //! Moving parts of any size: the plans (pure) that cut a part into the chunks of a multipart
-//! upload or the ranges of a parallel download.
+//! upload or the ranges of a parallel download, and the multipart upload itself (the ranged
+//! download is `restore.rs`'s).
 //!
 //! S3 takes at most 5 GiB in one `PutObject`. A part above [`MULTIPART_THRESHOLD`] is uploaded
 //! in chunks (CreateMultipartUpload, UploadPart, CompleteMultipartUpload) within S3's limits:
