@@ -545,11 +545,23 @@ async fn upload_file(
     let size = std::fs::metadata(path)
         .map_err(|source| file_error(path, source))?
         .len();
-    let file = std::fs::File::open(path).map_err(|source| file_error(path, source))?;
     let chunks = transfer::upload_chunks(size).map_err(|source| RunError::TooLarge {
         part: name.to_owned(),
         source,
     })?;
+    send_file(s3, bucket, key, name, path, chunks).await
+}
+
+/// [`upload_file`] once the way is chosen: in one request (`chunks` `None`) or in `chunks`.
+async fn send_file(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    name: &str,
+    path: &Path,
+    chunks: Option<transfer::Pieces>,
+) -> Result<(i64, String), RunError> {
+    let file = std::fs::File::open(path).map_err(|source| file_error(path, source))?;
     let Some(chunks) = chunks else {
         let (size_bytes, sha256) =
             manifest::digest(file).map_err(|source| file_error(path, source))?;
@@ -578,6 +590,7 @@ async fn head(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Result<Option
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::runner::loopback;
 
     #[derive(Debug, thiserror::Error)]
     #[error("outer")]
@@ -707,6 +720,67 @@ mod tests {
             assert!(!head.contains(chunked), "{chunked}: {head}");
         }
         assert_eq!(body, b"abc");
+    }
+
+    /// A part sent in chunks reports the sha256 of the whole file (what the manifest records),
+    /// and every chunk goes with its own.
+    #[tokio::test]
+    async fn a_part_sent_in_chunks_reports_the_whole_files_sha256() {
+        let (endpoint, recorded) =
+            loopback::serve(
+                |request: &loopback::Request| match request.method.as_str() {
+                    "POST" if request.target.contains("?uploads") => loopback::Answer::new(
+                        200,
+                        "<InitiateMultipartUploadResult><UploadId>u</UploadId>\
+                     </InitiateMultipartUploadResult>",
+                    ),
+                    "PUT" => loopback::Answer::new(200, "").with("ETag", "\"e\""),
+                    _ => loopback::Answer::new(200, "<CompleteMultipartUploadResult/>"),
+                },
+            );
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("part");
+        let content = vec![7u8; 1000];
+        std::fs::write(&path, &content).expect("part");
+        let s3 = loopback::client(&endpoint).await;
+        let chunks = transfer::Pieces {
+            size: 1000,
+            piece: 300,
+        };
+        let sent = send_file(
+            &s3,
+            "insync",
+            "b/mysql.sql",
+            "mysql.sql",
+            &path,
+            Some(chunks),
+        )
+        .await
+        .expect("sent");
+        assert_eq!(sent, manifest::digest(&content[..]).expect("sha"));
+        let requests = recorded.lock().expect("log").clone();
+        let mut checksums: Vec<(usize, Option<String>)> = requests
+            .iter()
+            .filter(|r| r.method == "PUT")
+            .map(|r| {
+                (
+                    r.body.len(),
+                    r.header("x-amz-checksum-sha256").map(str::to_owned),
+                )
+            })
+            .collect();
+        checksums.sort();
+        let of =
+            |n: usize| manifest::checksum_sha256(&manifest::digest(&content[..n]).expect("sha").1);
+        assert_eq!(
+            checksums,
+            [
+                (100, of(100)),
+                (300, of(300)),
+                (300, of(300)),
+                (300, of(300))
+            ]
+        );
     }
 
     #[test]
