@@ -26,6 +26,45 @@ pub fn digest(mut reader: impl Read) -> std::io::Result<(i64, String)> {
     Ok((size, hex(&hash.finalize())))
 }
 
+/// Size and sha256 (hex) of everything `reader` yields, with the sha256 of every `chunk` bytes
+/// of it (the last chunk shorter), in one read: the checksums of a multipart upload's chunks.
+pub fn digest_chunks(
+    mut reader: impl Read,
+    chunk: u64,
+) -> std::io::Result<(i64, String, Vec<String>)> {
+    let mut whole = Sha256::new();
+    let mut piece = Sha256::new();
+    let mut in_piece: u64 = 0;
+    let mut pieces = Vec::new();
+    let mut buffer = vec![0; 64 * 1024];
+    let mut size: i64 = 0;
+    loop {
+        let n = reader.read(&mut buffer)?;
+        if n == 0 {
+            break;
+        }
+        let mut rest = &buffer[..n];
+        while !rest.is_empty() {
+            let take = rest
+                .len()
+                .min(usize::try_from(chunk - in_piece).unwrap_or(usize::MAX));
+            piece.update(&rest[..take]);
+            in_piece += take as u64;
+            rest = &rest[take..];
+            if in_piece == chunk {
+                pieces.push(hex(&std::mem::take(&mut piece).finalize()));
+                in_piece = 0;
+            }
+        }
+        whole.update(&buffer[..n]);
+        size += n as i64;
+    }
+    if in_piece > 0 {
+        pieces.push(hex(&piece.finalize()));
+    }
+    Ok((size, hex(&whole.finalize()), pieces))
+}
+
 pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -327,6 +366,24 @@ mod tests {
         for bad in ["", "00", &"g".repeat(64), &"é".repeat(32)] {
             assert_eq!(checksum_sha256(bad), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn chunk_digests_are_each_chunks_sha256_and_the_whole_stays_the_files() {
+        let content: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        let (size, whole, chunks) = digest_chunks(&content[..], 70_000).expect("reads");
+        assert_eq!((size, whole), digest(&content[..]).expect("reads"));
+        let expected: Vec<String> = content
+            .chunks(70_000)
+            .map(|c| digest(c).expect("reads").1)
+            .collect();
+        assert_eq!(chunks.len(), 3);
+        assert_eq!(chunks, expected);
+        // A size that is a whole number of chunks has no empty last chunk.
+        let (_, _, chunks) = digest_chunks(&content[..140_000], 70_000).expect("reads");
+        assert_eq!(chunks.len(), 2);
+        let (_, _, chunks) = digest_chunks(&[][..], 70_000).expect("reads");
+        assert!(chunks.is_empty());
     }
 
     #[test]

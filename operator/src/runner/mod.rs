@@ -12,9 +12,12 @@
 pub mod delete;
 pub mod dump_rows;
 pub(crate) mod import;
+#[cfg(test)]
+mod loopback;
 pub mod manifest;
 mod metadata;
 pub mod restore;
+pub mod transfer;
 
 use std::path::{Path, PathBuf};
 
@@ -154,6 +157,30 @@ pub enum RunError {
         /// Who wrote it, when the manifest says.
         writer: Option<Writer>,
     },
+    /// A part uploaded in chunks failed: at which step (creating the upload, which chunk,
+    /// completing it), why, and whether the upload was aborted.
+    /// (The whole chain of the request's failure comes before what became of the upload.)
+    #[error("{part}: {step}: {}{abort}", error_chain(.source.as_ref()))]
+    Multipart {
+        /// The backup's part.
+        part: String,
+        /// `CreateMultipartUpload`, `chunk 3 of 17 (bytes …)`, `CompleteMultipartUpload …`.
+        step: String,
+        /// The request's failure.
+        #[source]
+        source: Box<RunError>,
+        /// What became of the upload: aborted, or why not (empty when none was created).
+        abort: String,
+    },
+    /// A part larger than S3's largest object.
+    #[error("{part}: {source}")]
+    TooLarge {
+        /// The backup's part.
+        part: String,
+        /// Its size.
+        #[source]
+        source: transfer::TooLarge,
+    },
     /// What was stored is not what was uploaded.
     #[error("read-back failed: {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
     ReadBack(Vec<Mismatch>),
@@ -238,14 +265,8 @@ pub async fn run(args: RunnerArgs) -> Result<Report, RunError> {
 
     let mut parts = Vec::new();
     for (name, path, rows) in files {
-        let file = std::fs::File::open(&path).map_err(|source| file_error(&path, source))?;
-        let (size_bytes, sha256) =
-            manifest::digest(file).map_err(|source| file_error(&path, source))?;
         let key = format!("{}{name}", args.store.prefix);
-        let body = ByteStream::from_path(&path)
-            .await
-            .map_err(|e| s3_error("read for upload", &args.store.bucket, &key, e))?;
-        upload(&s3, &args.store.bucket, &key, body, &sha256, None).await?;
+        let (size_bytes, sha256) = upload_file(&s3, &args.store.bucket, &key, &name, &path).await?;
         info!(part = %name, size_bytes, "uploaded");
         parts.push(BackupPart {
             name,
@@ -510,6 +531,53 @@ async fn upload(
     Ok(())
 }
 
+/// Uploads the file at `path` (the backup's part `name`) to `key`: in one request up to
+/// [`transfer::MULTIPART_THRESHOLD`], else in chunks ([`transfer::upload_multipart`]). Every
+/// request carries the sha256 of what it sends. Returns the file's size and sha256 (of the
+/// whole file, whichever way it went), read before the upload.
+async fn upload_file(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    name: &str,
+    path: &Path,
+) -> Result<(i64, String), RunError> {
+    let size = std::fs::metadata(path)
+        .map_err(|source| file_error(path, source))?
+        .len();
+    let chunks = transfer::upload_chunks(size).map_err(|source| RunError::TooLarge {
+        part: name.to_owned(),
+        source,
+    })?;
+    send_file(s3, bucket, key, name, path, chunks).await
+}
+
+/// [`upload_file`] once the way is chosen: in one request (`chunks` `None`) or in `chunks`.
+async fn send_file(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    name: &str,
+    path: &Path,
+    chunks: Option<transfer::Pieces>,
+) -> Result<(i64, String), RunError> {
+    let file = std::fs::File::open(path).map_err(|source| file_error(path, source))?;
+    let Some(chunks) = chunks else {
+        let (size_bytes, sha256) =
+            manifest::digest(file).map_err(|source| file_error(path, source))?;
+        let body = ByteStream::from_path(path)
+            .await
+            .map_err(|e| s3_error("read for upload", bucket, key, e))?;
+        upload(s3, bucket, key, body, &sha256, None).await?;
+        return Ok((size_bytes, sha256));
+    };
+    let (size_bytes, sha256, chunk_sha256) =
+        manifest::digest_chunks(file, chunks.piece).map_err(|source| file_error(path, source))?;
+    info!(part = %name, size_bytes, chunks = chunks.count(), chunk_bytes = chunks.piece, "uploading in chunks");
+    transfer::upload_multipart(s3, bucket, key, name, path, chunks, &chunk_sha256).await?;
+    Ok((size_bytes, sha256))
+}
+
 /// The stored size of `key`, `None` when there is no such object.
 async fn head(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Result<Option<i64>, RunError> {
     match s3.head_object().bucket(bucket).key(key).send().await {
@@ -522,6 +590,7 @@ async fn head(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Result<Option
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::runner::loopback;
 
     #[derive(Debug, thiserror::Error)]
     #[error("outer")]
@@ -651,6 +720,67 @@ mod tests {
             assert!(!head.contains(chunked), "{chunked}: {head}");
         }
         assert_eq!(body, b"abc");
+    }
+
+    /// A part sent in chunks reports the sha256 of the whole file (what the manifest records),
+    /// and every chunk goes with its own.
+    #[tokio::test]
+    async fn a_part_sent_in_chunks_reports_the_whole_files_sha256() {
+        let (endpoint, recorded) =
+            loopback::serve(
+                |request: &loopback::Request| match request.method.as_str() {
+                    "POST" if request.target.contains("?uploads") => loopback::Answer::new(
+                        200,
+                        "<InitiateMultipartUploadResult><UploadId>u</UploadId>\
+                     </InitiateMultipartUploadResult>",
+                    ),
+                    "PUT" => loopback::Answer::new(200, "").with("ETag", "\"e\""),
+                    _ => loopback::Answer::new(200, "<CompleteMultipartUploadResult/>"),
+                },
+            );
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("part");
+        let content = vec![7u8; 1000];
+        std::fs::write(&path, &content).expect("part");
+        let s3 = loopback::client(&endpoint).await;
+        let chunks = transfer::Pieces {
+            size: 1000,
+            piece: 300,
+        };
+        let sent = send_file(
+            &s3,
+            "insync",
+            "b/mysql.sql",
+            "mysql.sql",
+            &path,
+            Some(chunks),
+        )
+        .await
+        .expect("sent");
+        assert_eq!(sent, manifest::digest(&content[..]).expect("sha"));
+        let requests = recorded.lock().expect("log").clone();
+        let mut checksums: Vec<(usize, Option<String>)> = requests
+            .iter()
+            .filter(|r| r.method == "PUT")
+            .map(|r| {
+                (
+                    r.body.len(),
+                    r.header("x-amz-checksum-sha256").map(str::to_owned),
+                )
+            })
+            .collect();
+        checksums.sort();
+        let of =
+            |n: usize| manifest::checksum_sha256(&manifest::digest(&content[..n]).expect("sha").1);
+        assert_eq!(
+            checksums,
+            [
+                (100, of(100)),
+                (300, of(300)),
+                (300, of(300)),
+                (300, of(300))
+            ]
+        );
     }
 
     #[test]

@@ -14,11 +14,12 @@
 
 use std::path::{Path, PathBuf};
 
+use aws_sdk_s3::primitives::AggregatedBytes;
 use tracing::info;
 
 use super::import::{self, TableSchema};
 use super::manifest::{self, PartProblem};
-use super::{METADATA_KEYS, RunError, TERMINATION_LOG, keys, s3_error};
+use super::{METADATA_KEYS, RunError, TERMINATION_LOG, keys, s3_error, transfer};
 use crate::contract::{self, MANIFEST, Manifest, RestoreReport};
 
 /// Which step of a restore to run.
@@ -80,6 +81,15 @@ pub enum RestoreError {
     /// The manifest is not the one the backup recorded, or another backup wrote it.
     #[error("{0}")]
     NotRecorded(String),
+    /// A range of a part read in ranges could not be read.
+    #[error("{range}: {}", super::error_chain(.source))]
+    Range {
+        /// Which range: `range 3 of 17 (bytes …)`.
+        range: String,
+        /// Why.
+        #[source]
+        source: RunError,
+    },
     /// Parts differ from the manifest.
     #[error("the backup does not match its manifest: {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
     Parts(Vec<PartProblem>),
@@ -160,20 +170,15 @@ async fn check(args: &RestoreArgs, keep: Option<&Path>) -> Result<RestoreReport,
     let mut found = Vec::new();
     for part in &manifest.parts {
         let key = format!("{}{}", args.store.prefix, part.name);
-        let digest = match s3
-            .get_object()
-            .bucket(&args.store.bucket)
-            .key(&key)
-            .send()
-            .await
-        {
-            Ok(object) => {
-                let target = keep.map(|dir| dir.join(&part.name));
-                Some(read_part(object.body, target.as_deref(), &args.store.bucket, &key).await?)
-            }
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => None,
-            Err(e) => return Err(s3_error("GET", &args.store.bucket, &key, e).into()),
-        };
+        let target = keep.map(|dir| dir.join(&part.name));
+        let digest = fetch_part(
+            &s3,
+            &args.store.bucket,
+            &key,
+            u64::try_from(part.size_bytes).unwrap_or_default(),
+            target.as_deref(),
+        )
+        .await?;
         info!(part = %part.name, ?digest, "checked");
         found.push(digest);
     }
@@ -215,6 +220,134 @@ fn recorded(
         ));
     }
     Ok(())
+}
+
+/// Reads the part at `key` through sha256 (and into `target`, when given): its (size, sha256),
+/// `None` when there is no such object. A part the manifest says is small (`expected_size` up
+/// to [`transfer::DOWNLOAD_THRESHOLD`]) is read with one GET; a larger one is HEADed for its
+/// stored size and ETag, then read in ranges ([`read_ranges`]).
+async fn fetch_part(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    expected_size: u64,
+    target: Option<&Path>,
+) -> Result<Option<(i64, String)>, RestoreError> {
+    if transfer::download_ranges(expected_size).is_some() {
+        let stored = match s3.head_object().bucket(bucket).key(key).send().await {
+            Ok(stored) => stored,
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_not_found()) => return Ok(None),
+            Err(e) => return Err(s3_error("HEAD", bucket, key, e).into()),
+        };
+        let size = u64::try_from(stored.content_length().unwrap_or_default()).unwrap_or_default();
+        if let Some(ranges) = transfer::download_ranges(size) {
+            let etag = stored.e_tag().map(str::to_owned);
+            return read_ranges(s3, bucket, key, etag.as_deref(), ranges, target)
+                .await
+                .map(Some);
+        }
+        // Stored smaller than the manifest says: one GET, and the check tells.
+    }
+    match s3.get_object().bucket(bucket).key(key).send().await {
+        Ok(object) => Ok(Some(read_part(object.body, target, bucket, key).await?)),
+        Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => Ok(None),
+        Err(e) => Err(s3_error("GET", bucket, key, e).into()),
+    }
+}
+
+/// Reads the object at `key` in `ranges`, [`transfer::PARALLEL`] GETs at a time, through
+/// sha256 in order (and into `target`, when given): (size, sha256). Each GET asks for the
+/// object HEAD found (`If-Match` its ETag: one replaced meanwhile fails the read) and must bring
+/// exactly its range's bytes. At most [`transfer::PARALLEL`] ranges are held in memory.
+async fn read_ranges(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    etag: Option<&str>,
+    ranges: transfer::Pieces,
+    target: Option<&Path>,
+) -> Result<(i64, String), RestoreError> {
+    use futures::{StreamExt as _, TryStreamExt as _};
+    use sha2::Digest as _;
+    use std::io::Write as _;
+    let mut out = match target {
+        Some(path) => Some(std::io::BufWriter::new(
+            std::fs::File::create(path).map_err(|e| file(path, e))?,
+        )),
+        None => None,
+    };
+    let mut hash = sha2::Sha256::new();
+    let mut size = 0i64;
+    let mut read = futures::stream::iter(ranges.iter())
+        .map(|range| read_range(s3, bucket, key, etag, range, ranges.count()))
+        .buffered(transfer::PARALLEL);
+    while let Some((range, bytes)) = read.try_next().await? {
+        let bytes = bytes.into_bytes();
+        if bytes.len() as u64 != range.len {
+            return Err(range_error(
+                range,
+                ranges.count(),
+                s3_error(
+                    "GET",
+                    bucket,
+                    key,
+                    std::io::Error::other(format!(
+                        "{} bytes came back, not {}",
+                        bytes.len(),
+                        range.len
+                    )),
+                ),
+            ));
+        }
+        hash.update(&bytes);
+        size += bytes.len() as i64;
+        if let (Some(out), Some(path)) = (out.as_mut(), target) {
+            out.write_all(&bytes).map_err(|e| file(path, e))?;
+        }
+    }
+    if let (Some(mut out), Some(path)) = (out, target) {
+        out.flush().map_err(|e| file(path, e))?;
+    }
+    Ok((size, manifest::hex(&hash.finalize())))
+}
+
+/// One range of the object at `key`: the range and what came back.
+async fn read_range(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    etag: Option<&str>,
+    range: transfer::Piece,
+    count: u64,
+) -> Result<(transfer::Piece, AggregatedBytes), RestoreError> {
+    let object = s3
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .range(format!("bytes={}-{}", range.offset, range.last()))
+        .set_if_match(etag.map(str::to_owned))
+        .send()
+        .await
+        .map_err(|e| range_error(range, count, s3_error("GET", bucket, key, e)))?;
+    let bytes = object
+        .body
+        .collect()
+        .await
+        .map_err(|e| range_error(range, count, s3_error("read", bucket, key, e)))?;
+    Ok((range, bytes))
+}
+
+/// A range's failure, naming it.
+fn range_error(range: transfer::Piece, count: u64, source: RunError) -> RestoreError {
+    RestoreError::Range {
+        range: format!(
+            "range {} of {count} (bytes {}-{})",
+            range.number,
+            range.offset,
+            range.last()
+        ),
+        source,
+    }
 }
 
 /// Streams a part through sha256 (and into `target`, when given): (size, sha256).
@@ -307,6 +440,140 @@ fn file(path: &Path, source: std::io::Error) -> RestoreError {
 mod tests {
     use super::*;
     use crate::contract::{Writer, sample_manifest};
+    use crate::runner::loopback;
+
+    /// A stored object (`content`, ETag `"obj"`) that answers HEAD, plain and ranged GETs;
+    /// `short` cuts every ranged answer by one byte.
+    fn object_store(content: Vec<u8>, short: bool) -> (String, loopback::Recorded) {
+        loopback::serve(move |request: &loopback::Request| {
+            let size = content.len();
+            if request.method == "HEAD" {
+                return loopback::Answer::new(200, "")
+                    .with("Content-Length", size.to_string())
+                    .with("ETag", "\"obj\"");
+            }
+            if request
+                .header("if-match")
+                .is_some_and(|tag| tag != "\"obj\"")
+            {
+                return loopback::Answer::new(412, "");
+            }
+            let Some((first, last)) = request
+                .header("range")
+                .and_then(|r| r.strip_prefix("bytes="))
+                .and_then(|r| r.split_once('-'))
+                .and_then(|(a, b)| Some((a.parse::<usize>().ok()?, b.parse::<usize>().ok()?)))
+            else {
+                return loopback::Answer::new(200, content.clone()).with("ETag", "\"obj\"");
+            };
+            let end = if short { last } else { last + 1 };
+            loopback::Answer::new(206, content[first..end.min(size)].to_vec())
+                .with("Content-Range", format!("bytes {first}-{last}/{size}"))
+                .with("ETag", "\"obj\"")
+        })
+    }
+
+    fn ranges_of(requests: &[loopback::Request]) -> Vec<String> {
+        let mut ranges: Vec<String> = requests
+            .iter()
+            .filter(|r| r.method == "GET")
+            .map(|r| r.header("range").unwrap_or("none").to_owned())
+            .collect();
+        ranges.sort();
+        ranges
+    }
+
+    /// A large object is read in ranges, in parallel, each asking for the object HEAD found,
+    /// and lands whole and in order in its file with the sha256 of the whole.
+    #[tokio::test]
+    async fn a_large_part_is_read_in_ranges_into_its_file_with_its_sha256() {
+        let content: Vec<u8> = (0..25u8).map(|b| b'a' + b).collect();
+        let (endpoint, recorded) = object_store(content.clone(), false);
+        let s3 = loopback::client(&endpoint).await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let target = dir.path().join("mysql.sql");
+        let ranges = transfer::Pieces {
+            size: 25,
+            piece: 10,
+        };
+        let read = read_ranges(
+            &s3,
+            "insync",
+            "b/mysql.sql",
+            Some("\"obj\""),
+            ranges,
+            Some(&target),
+        )
+        .await
+        .expect("read");
+        assert_eq!(read, manifest::digest(&content[..]).expect("sha"));
+        assert_eq!(std::fs::read(&target).expect("file"), content);
+        let requests = recorded.lock().expect("log").clone();
+        assert_eq!(
+            ranges_of(&requests),
+            ["bytes=0-9", "bytes=10-19", "bytes=20-24"]
+        );
+        for request in &requests {
+            assert_eq!(request.header("if-match"), Some("\"obj\""), "{request:?}");
+        }
+        // Without a file (the check step): the same digest, nothing written.
+        let read = read_ranges(&s3, "insync", "b/mysql.sql", Some("\"obj\""), ranges, None)
+            .await
+            .expect("read");
+        assert_eq!(read, manifest::digest(&content[..]).expect("sha"));
+    }
+
+    /// A range that comes back short fails the read, naming the range; an object replaced
+    /// since its HEAD (another ETag) too.
+    #[tokio::test]
+    async fn a_range_that_comes_back_short_or_changed_is_named() {
+        let content: Vec<u8> = (0..25u8).collect();
+        let ranges = transfer::Pieces {
+            size: 25,
+            piece: 10,
+        };
+        let (endpoint, _) = object_store(content.clone(), true);
+        let s3 = loopback::client(&endpoint).await;
+        let error = read_ranges(&s3, "insync", "b/mysql.sql", Some("\"obj\""), ranges, None)
+            .await
+            .expect_err("short");
+        assert_eq!(
+            super::super::error_chain(&error),
+            "range 1 of 3 (bytes 0-9): GET s3://insync/b/mysql.sql: 9 bytes came back, not 10"
+        );
+        let (endpoint, _) = object_store(content, false);
+        let s3 = loopback::client(&endpoint).await;
+        let error = read_ranges(
+            &s3,
+            "insync",
+            "b/mysql.sql",
+            Some("\"other\""),
+            ranges,
+            None,
+        )
+        .await
+        .expect_err("replaced");
+        let reason = super::super::error_chain(&error);
+        assert!(
+            reason.starts_with("range 1 of 3 (bytes 0-9): GET s3://insync/b/mysql.sql: "),
+            "{reason}"
+        );
+    }
+
+    /// A part the manifest says is small is read with one plain GET, no HEAD, no range.
+    #[tokio::test]
+    async fn a_small_part_is_read_with_one_get() {
+        let content = b"abc".to_vec();
+        let (endpoint, recorded) = object_store(content.clone(), false);
+        let s3 = loopback::client(&endpoint).await;
+        let read = fetch_part(&s3, "insync", "b/mysql.sql", 3, None)
+            .await
+            .expect("read");
+        assert_eq!(read, Some(manifest::digest(&content[..]).expect("sha")));
+        let requests = recorded.lock().expect("log").clone();
+        assert_eq!(requests.len(), 1, "{requests:#?}");
+        assert_eq!(ranges_of(&requests), ["none"]);
+    }
 
     #[test]
     fn only_the_manifest_the_backup_recorded_passes() {
