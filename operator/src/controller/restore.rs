@@ -149,12 +149,17 @@ pub(crate) fn decide(
                             fail(&mut status, format!("refused: {reason}"), now);
                         }
                         Some(JobState::Succeeded { message }) => {
-                            status.phase = Some(RestorePhase::Restoring);
-                            status.message = Some(format!(
-                                "checked{}; waiting for MySQL and the metadata store",
-                                summary(message.as_deref())
-                            ));
-                            decision.gate = Gate::DatastoresOnly;
+                            match newer_than_the_cloud(cloud, message.as_deref()) {
+                                Some(refusal) => fail(&mut status, refusal, now),
+                                None => {
+                                    status.phase = Some(RestorePhase::Restoring);
+                                    status.message = Some(format!(
+                                        "checked{}; waiting for MySQL and the metadata store",
+                                        summary(message.as_deref())
+                                    ));
+                                    decision.gate = Gate::DatastoresOnly;
+                                }
+                            }
                         }
                     }
                 }
@@ -233,6 +238,31 @@ fn fail(status: &mut RestoreStatus, reason: String, now: Timestamp) {
     status.phase = Some(RestorePhase::Failed);
     status.message = Some(reason);
     status.completed_at = Some(Time(now));
+}
+
+/// Why a checked backup must not be loaded into this cloud: it was taken from a newer inSync
+/// release than the cloud runs (`spec.version`), whose older CloudMaster cannot be trusted
+/// with a newer schema. An older backup is loaded, and CloudMaster upgrades it as after any
+/// version change. Versions are compared by their numbers in order ("5.9.1-r4178" is
+/// 5, 9, 1, 4178); one without numbers is compared with nothing.
+fn newer_than_the_cloud(cloud: &InSyncCloud, message: Option<&str>) -> Option<String> {
+    let report: RestoreReport = serde_json::from_str(message?).ok()?;
+    let numbers = |version: &str| -> Vec<u64> {
+        version
+            .split(|c: char| !c.is_ascii_digit())
+            .filter_map(|n| n.parse().ok())
+            .collect()
+    };
+    let (backup, running) = (
+        numbers(&report.insync_version),
+        numbers(&cloud.spec.version),
+    );
+    (!backup.is_empty() && !running.is_empty() && backup > running).then(|| {
+        format!(
+            "refused: the backup was taken from inSync {}, newer than this cloud's spec.version {}: an older CloudMaster cannot be trusted with a newer schema; set spec.version to {} or later (a new cloud) to restore it",
+            report.insync_version, cloud.spec.version, report.insync_version
+        )
+    })
 }
 
 /// What the runner reported, for a person: every part restored (bytes, MySQL rows, metadata
@@ -454,6 +484,50 @@ pub(crate) mod tests {
             message.starts_with("refused:") && message.contains("own object store"),
             "{message}"
         );
+    }
+
+    fn check_passed(version: &str) -> Seen {
+        let report = RestoreReport {
+            parts: 3,
+            size_bytes: 100,
+            rows: None,
+            metadata_tables: None,
+            mysql_rows: None,
+            mysql_tables: None,
+            insync_version: version.to_owned(),
+            backup_started_at: "2026-11-28T19:00:00Z".to_owned(),
+        };
+        Seen {
+            check: Some(JobState::Succeeded {
+                message: serde_json::to_string(&report).ok(),
+            }),
+            ..Seen::default()
+        }
+    }
+
+    /// Issue 20, defect 7: a restore never compared the backup's release with the cloud's.
+    #[test]
+    fn a_backup_from_a_newer_release_than_the_cloud_is_refused_an_older_one_loads() {
+        let restoring = cloud(None);
+        assert_eq!(restoring.spec.version, "5.9.1-r4178");
+        let newer = decide(&restoring, &check_passed("5.9.1-r4200"), IMAGE, now());
+        let status = newer.status.expect("status");
+        assert_eq!(status.phase, Some(RestorePhase::Failed));
+        assert!(
+            status
+                .message
+                .unwrap_or_default()
+                .contains("newer than this cloud's spec.version"),
+        );
+        assert_eq!(newer.gate, Gate::Closed);
+        for version in ["5.9.1-r4178", "5.8.0-r4000", "unknown"] {
+            let older = decide(&restoring, &check_passed(version), IMAGE, now());
+            assert_eq!(
+                older.status.and_then(|s| s.phase),
+                Some(RestorePhase::Restoring),
+                "{version}"
+            );
+        }
     }
 
     #[test]
