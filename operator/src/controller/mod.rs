@@ -92,6 +92,22 @@ pub struct RunArgs {
     /// The operator's own image: backup Jobs run it (`insync-operator backup-run`).
     #[arg(long, env = "INSYNC_OPERATOR_IMAGE")]
     pub runner_image: Option<String>,
+    /// The shortest time between two scheduled backups of one cloud, e.g. "15m" or "1h": a
+    /// schedule's slots that come sooner are skipped (a tenant's `* * * * *` would otherwise
+    /// make 1,440 backups, Jobs and pods a day).
+    #[arg(long, env = "MIN_BACKUP_INTERVAL", default_value = "15m", value_parser = parse_interval)]
+    pub min_backup_interval: k8s_openapi::jiff::SignedDuration,
+}
+
+/// A duration of at least zero, as "15m", "1h 30m" or "90s".
+fn parse_interval(text: &str) -> Result<k8s_openapi::jiff::SignedDuration, String> {
+    let duration: k8s_openapi::jiff::SignedDuration = text
+        .parse()
+        .map_err(|e| format!("{text:?} is not a duration such as 15m or 1h: {e}"))?;
+    if duration.is_negative() {
+        return Err(format!("{text:?} is negative"));
+    }
+    Ok(duration)
 }
 
 /// A failure that stops the operator (configuration, lost leadership); `anyhow` stays at the
@@ -410,7 +426,18 @@ async fn controller(
     let cloud_cache = ctx.fleet.cache();
     let backups = async move {
         if let Some(watches) = backup_watches {
-            backups::run(client, args.runner_image, cloud_cache, watches, synced).await;
+            let limits = backups::Limits {
+                min_interval: args.min_backup_interval,
+            };
+            backups::run(
+                client,
+                args.runner_image,
+                limits,
+                cloud_cache,
+                watches,
+                synced,
+            )
+            .await;
         }
     };
 
@@ -434,4 +461,19 @@ async fn controller(
         });
     tokio::join!(clouds, backups);
     drop(ctx_for_reset);
+}
+
+#[cfg(test)]
+mod interval_tests {
+    use super::parse_interval;
+
+    #[test]
+    fn the_minimum_backup_interval_reads_like_the_charts_value() {
+        let minutes = |text: &str| parse_interval(text).map(|d| d.as_secs() / 60);
+        assert_eq!(minutes("15m"), Ok(15));
+        assert_eq!(minutes("1h 30m"), Ok(90));
+        assert_eq!(minutes("0s"), Ok(0));
+        assert!(parse_interval("-5m").is_err());
+        assert!(parse_interval("soon").is_err());
+    }
 }

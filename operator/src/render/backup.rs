@@ -425,6 +425,8 @@ mod tests {
         );
         let spec = job.spec.as_ref().expect("spec");
         assert_eq!(spec.backoff_limit, Some(0));
+        // Cleaned up a day after it finishes (a schedule's Jobs do not pile up).
+        assert_eq!(spec.ttl_seconds_after_finished, Some(86_400));
         let pod = spec.template.spec.as_ref().expect("pod");
         assert_eq!(pod.restart_policy.as_deref(), Some("Never"));
         assert_eq!(pod.automount_service_account_token, Some(false));

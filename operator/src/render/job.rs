@@ -154,9 +154,18 @@ pub(super) fn mysql_client_step(ctx: &Ctx<'_>, name: &str, script: String) -> Co
     ContainerBuilder::step(name, image.reference).script(script)
 }
 
+/// How long a finished Job of a backup (its backup, verification or deletion) and its pod stay:
+/// a day to read its logs, then Kubernetes deletes them, so a schedule's Jobs do not pile up.
+/// The controller records a Job's outcome within seconds of its end, and never looks at a final
+/// backup's Job again; only an operator down for a whole day could miss one (the backup then
+/// fails as "deleted before it finished", and the next slot takes another). A restore's Jobs are the cloud's and stay: there is
+/// one pair per cloud, and a failed load's Job is what keeps its datastores up for a look.
+pub const BACKUP_JOB_TTL_SECONDS: i32 = 24 * 60 * 60;
+
 /// A Job that runs `builder`'s pod once to completion (a backup's or a restore's), owned by
 /// `owner`: never retried (a failure is reported, and a backup is retried by the schedule),
 /// stopped after six hours, every container's last words kept as its termination message.
+/// A backup's Jobs are deleted [`BACKUP_JOB_TTL_SECONDS`] after they finish.
 pub(super) fn task_job<K: Resource<DynamicType = ()>>(
     ctx: &Ctx<'_>,
     name: String,
@@ -188,6 +197,8 @@ pub(super) fn task_job<K: Resource<DynamicType = ()>>(
         spec: Some(JobSpec {
             backoff_limit: Some(0),
             active_deadline_seconds: Some(DEADLINE_SECONDS),
+            ttl_seconds_after_finished: (K::kind(&()) == "InSyncCloudBackup")
+                .then_some(BACKUP_JOB_TTL_SECONDS),
             template,
             ..JobSpec::default()
         }),

@@ -35,6 +35,9 @@ pub(crate) struct Observed<'a> {
     pub verify_job: Option<JobState>,
     /// Likewise for the verification Job of a Running verification.
     pub verify_job_gone: bool,
+    /// An older unfinished backup of the same cloud, if any: it goes first (one backup of a
+    /// cloud runs at a time).
+    pub ahead: Option<String>,
     /// The image backup Jobs run (the operator's own); `None` when the operator was not told.
     pub runner_image: Option<&'a str>,
     /// The time of this reconcile.
@@ -107,6 +110,15 @@ pub(crate) fn decide(seen: &Observed<'_>) -> Decision {
                 "waiting: InSyncCloud {}/{} is being restored from a backup (status.restore) and holds no data of its own yet",
                 backup.backup_namespace(),
                 backup.spec.cloud
+            ));
+            decision.requeue = Some(WAIT_FOR_CLOUD);
+        }
+        // One backup of a cloud at a time: two dumps compete for the same database.
+        (None, Some(_)) if seen.ahead.is_some() => {
+            status.phase = Some(BackupPhase::Pending);
+            status.reason = Some(format!(
+                "waiting for backup {} of this cloud to finish: one backup of a cloud runs at a time",
+                seen.ahead.as_deref().unwrap_or_default()
             ));
             decision.requeue = Some(WAIT_FOR_CLOUD);
         }
@@ -326,6 +338,7 @@ mod tests {
             job_gone: true,
             verify_job: None,
             verify_job_gone: true,
+            ahead: None,
             runner_image: Some("ghcr.io/insync-operator/insync-operator:dev"),
             now: "2026-11-28T19:00:10Z".parse().expect("time"),
         }
@@ -533,6 +546,25 @@ mod tests {
                 .as_deref()
                 .is_some_and(|r| r.contains("being restored")),
             "{status:?}"
+        );
+        assert_eq!(decision.requeue, Some(WAIT_FOR_CLOUD));
+    }
+
+    /// Issue 18, item 5: nothing stopped two dumps of one cloud running at once.
+    #[test]
+    fn a_backup_waits_while_an_older_one_of_its_cloud_runs() {
+        let (cloud, backup) = (cloud(), backup(None));
+        let mut observed = seen(&backup, Some(&cloud), None);
+        observed.ahead = Some("nightly-1".to_owned());
+        let decision = decide(&observed);
+        assert_eq!(decision.create, None);
+        let status = decision.status.expect("status");
+        assert_eq!(status.phase, Some(BackupPhase::Pending));
+        assert!(
+            status
+                .reason
+                .unwrap_or_default()
+                .contains("waiting for backup nightly-1")
         );
         assert_eq!(decision.requeue, Some(WAIT_FOR_CLOUD));
     }

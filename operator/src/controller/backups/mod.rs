@@ -35,6 +35,7 @@ use crate::controller::cache::job_state::JobState;
 use crate::render::backup::{BACKUP_COMPONENT, DELETE_COMPONENT, delete_job_name, job_name};
 use crate::render::verify::{VERIFY_COMPONENT, verify_job_name};
 pub(crate) use health::health;
+pub(crate) use round::Limits;
 pub(crate) use watch::{Caches, Watches, backups_of};
 
 /// Why a backup reconcile failed (the API server; retried with a backoff).
@@ -67,6 +68,7 @@ struct Context {
 pub(crate) async fn run(
     client: Client,
     runner_image: Option<String>,
+    limits: Limits,
     clouds: Store<DeserializeGuard<InSyncCloud>>,
     watches: Watches,
     synced: Synced,
@@ -87,6 +89,7 @@ pub(crate) async fn run(
     };
     tokio::spawn(schedule_loop(
         client.clone(),
+        limits,
         caches.clouds.clone(),
         caches.backups.clone(),
     ));
@@ -137,6 +140,9 @@ fn observe<'a>(
         job_gone: false,
         verify_job,
         verify_job_gone: false,
+        ahead: (backup.phase() == BackupPhase::Pending)
+            .then(|| caches.older_unfinished(backup))
+            .flatten(),
         runner_image,
         now: Timestamp::now(),
     }
@@ -316,13 +322,14 @@ const SCHEDULE_TICK: Duration = Duration::from_secs(20);
 /// nothing.
 async fn schedule_loop(
     client: Client,
+    limits: Limits,
     clouds: Store<DeserializeGuard<InSyncCloud>>,
     backups: Store<InSyncCloudBackup>,
 ) {
     let mut tick = tokio::time::interval(SCHEDULE_TICK);
     loop {
         tick.tick().await;
-        if let Err(e) = schedule_once(&client, &clouds, &backups).await {
+        if let Err(e) = schedule_once(&client, limits, &clouds, &backups).await {
             warn!(error = %e, "backup schedule round failed");
         }
     }
@@ -330,6 +337,7 @@ async fn schedule_loop(
 
 async fn schedule_once(
     client: &Client,
+    limits: Limits,
     clouds: &Store<DeserializeGuard<InSyncCloud>>,
     cached_backups: &Store<InSyncCloudBackup>,
 ) -> Result<(), BackupError> {
@@ -352,10 +360,16 @@ async fn schedule_once(
             .filter(|c| c.cloud_namespace() == namespace)
             .collect();
         let of_cloud = backups_of(cached_backups, namespace, cloud.cloud_name());
-        let round = round::plan(cloud, &neighbours, &of_cloud, now);
+        let round = round::plan(cloud, &neighbours, &of_cloud, limits, now);
         if let Some(why) = &round.held {
             debug!(cloud = cloud.cloud_name(), why, "no scheduled backups now");
             continue;
+        }
+        if let Some(why) = &round.skipped {
+            info!(
+                cloud = cloud.cloud_name(),
+                why, "a scheduled slot is skipped"
+            );
         }
         let backups: Api<InSyncCloudBackup> = Api::namespaced(client.clone(), namespace);
         match round.take {

@@ -1,18 +1,40 @@
 //! One round of the schedule loop for one cloud (pure): the backup its schedule owes, the
 //! verification its `verifySchedule` asks for, and the backups its retention lets go.
 //!
+//! What a schedule may cost is bounded for a shared cluster: no slot is taken while a backup of
+//! the cloud is still unfinished (at most one runs), none sooner than the operator's minimum
+//! interval after the previous scheduled one (`--min-backup-interval`: `* * * * *` would make
+//! 1,440 backups, Jobs and pods a day), and a schedule without `retention` keeps
+//! [`DEFAULT_RETENTION`], not everything forever.
+//!
 //! A cloud that is being deleted, paused or restored takes no backup and expires nothing: a
 //! restoring cloud's databases hold nothing yet or part of a backup, and a dump of them would
 //! count as Complete, push the real backups out of retention, and expire the very backup the
 //! restore is reading. For the same reason a backup that any cloud of the namespace is being
 //! restored from never expires, whichever cloud's retention would let it go.
 
-use k8s_openapi::jiff::Timestamp;
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::ResourceExt;
 
 use super::schedule::{self, CLOUD_LABEL, CronError, SCHEDULED_LABEL};
 use super::{retention, reverify};
 use crate::api::{InSyncCloud, InSyncCloudBackup};
+
+/// The retention of a schedule that sets none: the newest 7 backups, and the newest of each of
+/// the last 7 days and 4 weeks (a month of restore points for a daily schedule).
+pub(crate) const DEFAULT_RETENTION: retention::Rules = retention::Rules {
+    last: 7,
+    daily: 7,
+    weekly: 4,
+    monthly: 0,
+};
+
+/// The operator's bounds on every schedule (flags).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Limits {
+    /// The shortest time between two scheduled backups of one cloud.
+    pub min_interval: SignedDuration,
+}
 
 /// What a round does for one cloud.
 #[derive(Debug, Default)]
@@ -21,6 +43,8 @@ pub(crate) struct Round {
     pub held: Option<String>,
     /// The backup the schedule owes now (an unreadable schedule is reported, not guessed).
     pub take: Option<Result<InSyncCloudBackup, CronError>>,
+    /// Why the slot due now is skipped (a backup still runs, or the last one is too recent).
+    pub skipped: Option<String>,
     /// The backup to ask a verification of, and the time of the request.
     pub verify: Option<(String, Timestamp)>,
     /// Scheduled backups to mark expired.
@@ -50,6 +74,7 @@ pub(crate) fn plan(
     cloud: &InSyncCloud,
     namespace_clouds: &[&InSyncCloud],
     backups: &[InSyncCloudBackup],
+    limits: Limits,
     now: Timestamp,
 ) -> Round {
     let mut round = Round::default();
@@ -61,9 +86,17 @@ pub(crate) fn plan(
         return round;
     }
     round.take = schedule::scheduled_backup(cloud, now);
+    if let Some(Ok(due)) = &round.take {
+        round.skipped = skip_reason(due, backups, limits, now);
+        if round.skipped.is_some() {
+            round.take = None;
+        }
+    }
     round.verify = reverify::verify_request(cloud, backups, now);
-    let Some(rules) = spec.retention.as_ref().map(retention::Rules::from) else {
-        return round;
+    let rules = match (&spec.retention, &spec.schedule) {
+        (Some(retention), _) => retention::Rules::from(retention),
+        (None, Some(_)) => DEFAULT_RETENTION,
+        (None, None) => return round,
     };
     // Only the schedule's own backups: one a person made is theirs to delete.
     let scheduled: Vec<InSyncCloudBackup> = backups
@@ -85,6 +118,44 @@ pub(crate) fn plan(
     round
 }
 
+/// Why the slot whose backup is `due` is skipped, if it is: another backup of the cloud has not
+/// finished, or the newest scheduled one is younger than the minimum interval. (The slot's own
+/// backup, already taken, is left to the API server's conflict.)
+fn skip_reason(
+    due: &InSyncCloudBackup,
+    backups: &[InSyncCloudBackup],
+    limits: Limits,
+    now: Timestamp,
+) -> Option<String> {
+    let others = || {
+        backups
+            .iter()
+            .filter(|b| b.backup_name() != due.backup_name())
+    };
+    if let Some(unfinished) = others().find(|b| {
+        !b.phase().is_final()
+            && !retention::is_expired(b)
+            && b.metadata.deletion_timestamp.is_none()
+    }) {
+        return Some(format!(
+            "backup {} of this cloud has not finished: one backup of a cloud runs at a time",
+            unfinished.backup_name()
+        ));
+    }
+    let newest_scheduled = others()
+        .filter(|b| b.labels().get(SCHEDULED_LABEL).map(String::as_str) == Some("true"))
+        .filter_map(|b| b.metadata.creation_timestamp.as_ref().map(|t| t.0))
+        .max()?;
+    let since = now.duration_since(newest_scheduled);
+    (since < limits.min_interval).then(|| {
+        format!(
+            "the last scheduled backup is {}s old, less than the operator's minimum interval of {}s (--min-backup-interval)",
+            since.as_secs(),
+            limits.min_interval.as_secs()
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
@@ -98,6 +169,9 @@ mod tests {
     };
 
     const NOW: &str = "2026-12-08T10:00:30Z";
+    const LIMITS: Limits = Limits {
+        min_interval: SignedDuration::from_mins(15),
+    };
 
     fn now() -> Timestamp {
         NOW.parse().expect("time")
@@ -171,7 +245,7 @@ mod tests {
     #[test]
     fn a_running_cloud_takes_its_backup_and_expires_past_its_retention() {
         let cloud = every_minute();
-        let round = plan(&cloud, &[&cloud], &scheduled_backups(), now());
+        let round = plan(&cloud, &[&cloud], &scheduled_backups(), LIMITS, now());
         assert_eq!(round.held, None);
         let taken = round.take.expect("due").expect("readable");
         assert_eq!(taken.backup_name(), "fcloud-202612081000");
@@ -191,7 +265,7 @@ mod tests {
             Some(RestorePhase::Failed),
         ] {
             let cloud = restoring_from(&source, phase);
-            let round = plan(&cloud, &[&cloud], &backups, now());
+            let round = plan(&cloud, &[&cloud], &backups, LIMITS, now());
             assert!(round.take.is_none(), "{phase:?}: took a backup");
             assert!(round.expire.is_empty(), "{phase:?}: {:?}", round.expire);
             assert!(
@@ -205,7 +279,7 @@ mod tests {
         }
         // Complete: the cloud is itself again, and its source is just an old backup.
         let cloud = restoring_from(&source, Some(RestorePhase::Complete));
-        let round = plan(&cloud, &[&cloud], &backups, now());
+        let round = plan(&cloud, &[&cloud], &backups, LIMITS, now());
         assert!(round.take.is_some());
         assert!(round.expire.contains(&source), "{:?}", round.expire);
     }
@@ -217,8 +291,98 @@ mod tests {
         let source = backups[0].backup_name().to_owned();
         let mut copy = restoring_from(&source, Some(RestorePhase::Restoring));
         copy.metadata.name = Some("fcloud-copy".to_owned());
-        let round = plan(&cloud, &[&cloud, &copy], &backups, now());
+        let round = plan(&cloud, &[&cloud, &copy], &backups, LIMITS, now());
         assert_eq!(round.expire, ["fcloud-202612060000"]);
+    }
+
+    fn taken_at(name: &str, at: &str, phase: Option<BackupPhase>) -> InSyncCloudBackup {
+        let mut backup = scheduled_backups().remove(0);
+        backup.metadata.name = Some(name.to_owned());
+        backup.metadata.creation_timestamp = Some(Time(at.parse().expect("time")));
+        backup.status = phase.map(|phase| InSyncCloudBackupStatus {
+            phase: Some(phase),
+            ..InSyncCloudBackupStatus::default()
+        });
+        backup
+    }
+
+    /// Issue 18, item 5: `* * * * *` took a backup every minute, however long each took, and
+    /// a schedule without retention kept them all.
+    #[test]
+    fn slots_wait_for_the_running_backup_and_the_minimum_interval() {
+        let cloud = every_minute();
+        let running = taken_at(
+            "fcloud-202612080959",
+            "2026-12-08T09:59:00Z",
+            Some(BackupPhase::Running),
+        );
+        let round = plan(&cloud, &[&cloud], &[running], LIMITS, now());
+        assert!(round.take.is_none());
+        assert!(
+            round
+                .skipped
+                .as_deref()
+                .is_some_and(|s| s.contains("has not finished")),
+            "{:?}",
+            round.skipped
+        );
+
+        let recent = taken_at(
+            "fcloud-202612080950",
+            "2026-12-08T09:50:00Z",
+            Some(BackupPhase::Complete),
+        );
+        let round = plan(
+            &cloud,
+            &[&cloud],
+            std::slice::from_ref(&recent),
+            LIMITS,
+            now(),
+        );
+        assert!(round.take.is_none());
+        assert!(
+            round
+                .skipped
+                .as_deref()
+                .is_some_and(|s| s.contains("minimum interval")),
+            "{:?}",
+            round.skipped
+        );
+
+        let old_enough = taken_at(
+            "fcloud-202612080945",
+            "2026-12-08T09:45:00Z",
+            Some(BackupPhase::Complete),
+        );
+        let round = plan(&cloud, &[&cloud], &[old_enough], LIMITS, now());
+        assert!(round.take.is_some() && round.skipped.is_none());
+    }
+
+    #[test]
+    fn a_schedule_without_retention_keeps_the_default_not_everything() {
+        let mut cloud = every_minute();
+        if let Some(spec) = cloud.spec.backup.as_mut() {
+            spec.retention = None;
+        }
+        let backups: Vec<InSyncCloudBackup> = (0..20)
+            .map(|day| {
+                taken_at(
+                    &format!("fcloud-202611{:02}0000", day + 1),
+                    &format!("2026-11-{:02}T00:00:00Z", day + 1),
+                    Some(BackupPhase::Complete),
+                )
+            })
+            .collect();
+        let round = plan(&cloud, &[&cloud], &backups, LIMITS, now());
+        // 7 newest (Nov 14-20) are kept by keepLast and keepDaily, plus the newest of 4 weeks.
+        assert!(
+            !round.expire.is_empty() && round.expire.len() < 20 - 7,
+            "{:?}",
+            round.expire
+        );
+        assert!(!round.expire.contains(&"fcloud-202611200000".to_owned()));
+        // Nov 2 is neither among the newest 7 days nor the newest of its week (Nov 8 is).
+        assert!(round.expire.contains(&"fcloud-202611020000".to_owned()));
     }
 
     #[test]
@@ -226,13 +390,13 @@ mod tests {
         let mut paused = every_minute();
         paused.spec.paused = true;
         assert!(
-            plan(&paused, &[], &scheduled_backups(), now())
+            plan(&paused, &[], &scheduled_backups(), LIMITS, now())
                 .take
                 .is_none()
         );
         let mut deleted = every_minute();
         deleted.metadata.deletion_timestamp = Some(Time(now()));
-        let round = plan(&deleted, &[], &scheduled_backups(), now());
+        let round = plan(&deleted, &[], &scheduled_backups(), LIMITS, now());
         assert!(round.take.is_none() && round.expire.is_empty());
     }
 }

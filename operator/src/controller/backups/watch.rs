@@ -43,6 +43,27 @@ impl Caches {
             .filter(|guard| guard.0.is_ok())
     }
 
+    /// The oldest backup of `backup`'s cloud that has not finished and was made before it
+    /// (creation time, then name), if any: that one runs first.
+    pub fn older_unfinished(&self, backup: &InSyncCloudBackup) -> Option<String> {
+        let key = |b: &InSyncCloudBackup| {
+            (
+                b.metadata.creation_timestamp.as_ref().map(|t| t.0),
+                b.backup_name().to_owned(),
+            )
+        };
+        backups_of(&self.backups, backup.backup_namespace(), &backup.spec.cloud)
+            .into_iter()
+            .filter(|b| {
+                !b.phase().is_final()
+                    && b.metadata.deletion_timestamp.is_none()
+                    && !super::retention::is_expired(b)
+                    && key(b) < key(backup)
+            })
+            .min_by_key(key)
+            .map(|b| b.backup_name().to_owned())
+    }
+
     /// The cloud of `namespace` being restored from the backup `name`, if any.
     pub fn restoring_from(&self, namespace: &str, name: &str) -> Option<String> {
         self.clouds.state().iter().find_map(|guard| {
