@@ -228,6 +228,8 @@ fn fcloud_renders_exactly_these_objects_in_this_order() {
         "ConfigMap fcloud-haproxy-<hash>",
         "Service fcloud-haproxy",
         "Deployment fcloud-haproxy",
+        "NetworkPolicy fcloud-default-deny",
+        "NetworkPolicy fcloud-egress",
         "NetworkPolicy fcloud-mysql",
         "NetworkPolicy fcloud-bynamo",
         "NetworkPolicy fcloud-minio",
@@ -279,6 +281,14 @@ fn every_object_has_the_common_labels_and_namespace() {
                 labels.get(keys::VERSION).is_some_and(|v| !v.is_empty()),
                 "{what}"
             );
+            // The cloud-wide policies (default deny, egress) are of no one component.
+            let cloud_wide = kind(&desired) == "NetworkPolicy"
+                && (name(&desired).ends_with("-default-deny")
+                    || name(&desired).ends_with("-egress"));
+            if cloud_wide {
+                assert!(labels.get(keys::COMPONENT).is_none(), "{what}");
+                continue;
+            }
             let component = labels.get(keys::COMPONENT).expect("component label");
             assert!(
                 Component::ALL.iter().any(|c| c.name() == component),
@@ -829,7 +839,16 @@ fn external_aws_runs_no_datastore_and_wires_the_secret_refs() {
         node_env.contains(&"INSYNC_OBJECTSTORE_ACCESS_KEY_ID<-acme-aws/accessKeyId".to_owned())
     );
     let policies: Vec<&str> = of_kind(&objects, "NetworkPolicy").map(name).collect();
-    assert_eq!(policies, ["acme-cloudmaster", "acme-node", "acme-haproxy"]);
+    assert_eq!(
+        policies,
+        [
+            "acme-default-deny",
+            "acme-egress",
+            "acme-cloudmaster",
+            "acme-node",
+            "acme-haproxy"
+        ]
+    );
 }
 
 #[test]

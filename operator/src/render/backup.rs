@@ -286,11 +286,13 @@ fn backup_files<'a>(
 fn dump_script() -> String {
     format!(
         "set -eu\n\
-         date -u +%Y-%m-%dT%H:%M:%SZ > {STARTED_AT_FILE}\n\
          export MYSQL_PWD=\"$INSYNC_DB_PASSWORD\"\n\
+         {wait}\
+         date -u +%Y-%m-%dT%H:%M:%SZ > {STARTED_AT_FILE}\n\
          exec mysqldump --single-transaction --quick \
          --no-tablespaces --host=\"$DB_HOST\" --port=\"$DB_PORT\" --user=\"$INSYNC_DB_USER\" \
-         --result-file={DUMP_FILE} \"$DB_NAME\"\n"
+         --result-file={DUMP_FILE} \"$DB_NAME\"\n",
+        wait = super::job::wait_for_mysql()
     )
 }
 

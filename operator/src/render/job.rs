@@ -146,6 +146,27 @@ pub(super) fn runner_step(name: &str, runner_image: &str) -> ContainerBuilder {
     ContainerBuilder::step(name, runner_image.to_owned()).command([RUNNER.to_owned()])
 }
 
+/// Shell lines (for a MySQL client step, after `MYSQL_PWD` is exported) that wait until MySQL
+/// at `$DB_HOST:$DB_PORT` answers, up to [`STORE_WAIT_TRIES`] one-second tries, saying what
+/// they wait for. A pod's first connections can fail while a NetworkPolicy enforcer learns its
+/// address (Kubernetes asks applications to tolerate that), and a datastore may be restarting;
+/// `mysqldump` and `mysql` try once. After the last try the step goes on and fails with the
+/// client's own error.
+pub(super) fn wait_for_mysql() -> String {
+    format!(
+        "tries=0\n\
+         until mysql --connect-timeout=2 --host=\"$DB_HOST\" --port=\"$DB_PORT\" --user=\"$INSYNC_DB_USER\" -e 'SELECT 1' >/dev/null 2>&1; do\n\
+         tries=$((tries + 1))\n\
+         if [ \"$tries\" -ge {STORE_WAIT_TRIES} ]; then echo \"MySQL at $DB_HOST:$DB_PORT did not answer in $tries tries\" >&2; break; fi\n\
+         echo \"waiting for MySQL at $DB_HOST:$DB_PORT (try $tries)\" >&2\n\
+         sleep 1\n\
+         done\n"
+    )
+}
+
+/// How many one-second tries a Job's step gives a store before it reports the failure.
+pub const STORE_WAIT_TRIES: u32 = 30;
+
 /// A step that runs `script` in the cloud's MySQL image, with its clients (`mysqldump`,
 /// `mysql`): the ones that match the server, already on the nodes, so the operator's image
 /// stays one static binary without them.
@@ -222,4 +243,27 @@ pub(super) fn parse_runner_args<A: clap::Args>(subcommand: &'static str, args: &
     let (name, flags) = matches.subcommand().expect("a subcommand");
     assert_eq!(name, subcommand);
     A::from_arg_matches(flags).expect("the runner accepts what render gives it")
+}
+
+#[cfg(test)]
+mod wait_tests {
+    /// The wait is shell the MySQL image's `sh` reads (`sh -n`: parsed, not run), and it gives
+    /// up after its tries.
+    #[test]
+    fn the_mysql_wait_parses_and_is_bounded() {
+        let script = format!("set -eu\n{}echo after\n", super::wait_for_mysql());
+        let parsed = std::process::Command::new("sh")
+            .args(["-n", "-c", &script])
+            .status()
+            .expect("sh runs");
+        assert!(parsed.success(), "{script}");
+        assert!(
+            script.contains(&format!("-ge {}", super::STORE_WAIT_TRIES)),
+            "{script}"
+        );
+        assert!(
+            script.contains("waiting for MySQL at $DB_HOST:$DB_PORT"),
+            "{script}"
+        );
+    }
 }

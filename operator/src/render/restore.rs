@@ -289,6 +289,7 @@ fn load_script() -> String {
     format!(
         "set -eu\n\
          export MYSQL_PWD=\"$INSYNC_DB_PASSWORD\"\n\
+         {wait}\
          client() {{ mysql --host=\"$DB_HOST\" --port=\"$DB_PORT\" --user=\"$INSYNC_DB_USER\" \"$@\"; }}\n\
          tables=$(client -N -B -e \"SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = '$DB_NAME'\")\n\
          if [ \"$tables\" != 0 ]; then echo \"database $DB_NAME has $tables tables: a restore only fills an empty database\" >&2; exit 1; fi\n\
@@ -304,7 +305,8 @@ fn load_script() -> String {
          fi\n\
          echo \"mysql.sql loaded into $DB_NAME, the rows of $checked tables counted as the manifest says\"\n",
         DUMP = crate::contract::MYSQL_DUMP,
-        ROWS = crate::contract::MYSQL_ROWS_FILE
+        ROWS = crate::contract::MYSQL_ROWS_FILE,
+        wait = super::job::wait_for_mysql()
     )
 }
 

@@ -56,6 +56,7 @@ pub async fn client(
     region: &str,
     credentials: Option<aws_sdk_s3::config::Credentials>,
 ) -> aws_sdk_dynamodb::Client {
+    super::wait_for_endpoint("the metadata store", endpoint).await;
     let config = super::sdk_config(region, Some(endpoint), credentials).await;
     aws_sdk_dynamodb::Client::new(&config)
 }

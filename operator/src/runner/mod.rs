@@ -421,9 +421,64 @@ pub async fn sdk_config(
     loader.load().await
 }
 
-/// An S3 client for the store `args` names, with the keys from the environment.
+/// An S3 client for the store `args` names, with the keys from the environment, once the
+/// store accepts connections (see [`wait_for_endpoint`]).
 pub(crate) async fn s3_client(args: &StoreArgs) -> aws_sdk_s3::Client {
+    if let Some(endpoint) = &args.endpoint {
+        wait_for_endpoint("the object store", endpoint).await;
+    }
     s3_client_with(args, keys(OBJECTSTORE_KEYS)).await
+}
+
+/// How many one-second tries a runner gives a store to accept a connection.
+const ENDPOINT_WAIT_TRIES: u32 = 30;
+
+/// Waits, saying so, until `endpoint` (an http(s) URL) accepts a TCP connection, for at most
+/// [`ENDPOINT_WAIT_TRIES`] tries a second apart. A new pod's first connections can fail while a
+/// NetworkPolicy enforcer learns its address, and a store may be starting; after the last try
+/// the runner goes on, and its first request fails with the store's own error.
+pub(crate) async fn wait_for_endpoint(what: &str, endpoint: &str) {
+    let Some(address) = host_port(endpoint) else {
+        return;
+    };
+    for attempt in 1..=ENDPOINT_WAIT_TRIES {
+        let connect = tokio::net::TcpStream::connect(address.as_str());
+        match tokio::time::timeout(std::time::Duration::from_secs(2), connect).await {
+            Ok(Ok(_)) => {
+                if attempt > 1 {
+                    info!(what, %address, attempt, "reachable");
+                }
+                return;
+            }
+            Ok(Err(e)) => {
+                info!(what, %address, attempt, error = %e, "waiting for it to accept connections")
+            }
+            Err(_) => {
+                info!(what, %address, attempt, "waiting for it to accept connections (timed out)")
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+    tracing::warn!(what, %address, tries = ENDPOINT_WAIT_TRIES, "still not reachable: trying anyway");
+}
+
+/// `host:port` of an http(s) URL, the scheme's port when it names none.
+fn host_port(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    if authority.is_empty() {
+        return None;
+    }
+    let default = if scheme == "http" { 80 } else { 443 };
+    let has_port = match authority.rsplit_once(']') {
+        Some((_, after)) => after.starts_with(':'),
+        None => authority.contains(':'),
+    };
+    Some(if has_port {
+        authority.to_owned()
+    } else {
+        format!("{authority}:{default}")
+    })
 }
 
 /// The S3 client of the store `args` names, with these keys (the pod's identity without).
@@ -781,6 +836,48 @@ mod tests {
                 (300, of(300))
             ]
         );
+    }
+
+    #[test]
+    fn an_endpoints_address_has_its_port() {
+        assert_eq!(
+            host_port("http://fcloud-minio.fcloud.svc.cluster.local:9000").as_deref(),
+            Some("fcloud-minio.fcloud.svc.cluster.local:9000")
+        );
+        assert_eq!(
+            host_port("https://s3.amazonaws.com/").as_deref(),
+            Some("s3.amazonaws.com:443")
+        );
+        assert_eq!(
+            host_port("http://[fd00::1]:9000").as_deref(),
+            Some("[fd00::1]:9000")
+        );
+        assert_eq!(host_port("not a url"), None);
+    }
+
+    /// A store that starts listening a moment after the runner starts is waited for.
+    #[tokio::test]
+    async fn a_store_that_comes_up_late_is_waited_for() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let listener = tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+            let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+                .await
+                .expect("bind");
+            let _ = listener.accept().await;
+        });
+        let started = std::time::Instant::now();
+        wait_for_endpoint("a test store", &format!("http://127.0.0.1:{port}")).await;
+        let waited = started.elapsed();
+        assert!(
+            waited >= std::time::Duration::from_millis(1000)
+                && waited < std::time::Duration::from_secs(10),
+            "{waited:?}"
+        );
+        listener.abort();
     }
 
     #[test]
