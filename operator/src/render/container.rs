@@ -80,6 +80,20 @@ impl ContainerBuilder {
         self
     }
 
+    /// Listens on `port` of 127.0.0.1 only, and counts as started once `check` (a command in
+    /// the container) succeeds: checked like [`Self::listens_on`].
+    pub(crate) fn listens_locally(mut self, port: i32, check: &'static [&'static str]) -> Self {
+        self.container
+            .ports
+            .get_or_insert_with(Vec::new)
+            .push(tcp_port(None, port));
+        self.container.startup_probe = Some(Probe {
+            failure_threshold: Some(150),
+            ..probe_every(Check::Exec(check), 2)
+        });
+        self
+    }
+
     /// Mounts a new emptyDir `volume` at `path`: scratch space of this container's own.
     pub(crate) fn scratch(mut self, volume: &str, path: &str) -> Self {
         self.container

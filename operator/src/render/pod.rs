@@ -7,10 +7,10 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
-    EnvVar, EnvVarSource, HTTPGetAction, Lifecycle, LifecycleHandler, LocalObjectReference,
-    ObjectFieldSelector, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ResourceRequirements,
-    SeccompProfile, SecretKeySelector, SecurityContext, SleepAction, TCPSocketAction,
-    TopologySpreadConstraint, Volume, VolumeMount,
+    EnvVar, EnvVarSource, ExecAction, HTTPGetAction, Lifecycle, LifecycleHandler,
+    LocalObjectReference, ObjectFieldSelector, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
+    ResourceRequirements, SeccompProfile, SecretKeySelector, SecurityContext, SleepAction,
+    TCPSocketAction, TopologySpreadConstraint, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -158,6 +158,9 @@ pub(super) enum Check {
     Http(&'static str, &'static str),
     /// TCP connect to a port by its number (an init container's ports have no names).
     TcpPort(i32),
+    /// A command inside the container (a server that listens on 127.0.0.1 only, which the
+    /// kubelet's TCP and HTTP checks, made to the pod's address, cannot reach).
+    Exec(&'static [&'static str]),
 }
 
 /// An init container of a pod (a step run to completion, or a native sidecar), as
@@ -592,7 +595,14 @@ fn probe(check: Check, period_seconds: i32, failure_threshold: i32) -> Probe {
 /// A probe of `check` every `period_seconds`, the rest of its settings Kubernetes' defaults.
 pub(super) fn probe_every(check: Check, period_seconds: i32) -> Probe {
     let tcp = |port| Some(TCPSocketAction { port, host: None });
+    let exec = match check {
+        Check::Exec(command) => Some(ExecAction {
+            command: Some(command.iter().map(|c| (*c).to_owned()).collect()),
+        }),
+        _ => None,
+    };
     let (tcp_socket, http_get) = match check {
+        Check::Exec(_) => (None, None),
         Check::Tcp(port) => (tcp(IntOrString::String(port.to_owned())), None),
         Check::TcpPort(port) => (tcp(IntOrString::Int(port)), None),
         Check::Http(path, port) => (
@@ -606,6 +616,7 @@ pub(super) fn probe_every(check: Check, period_seconds: i32) -> Probe {
         ),
     };
     Probe {
+        exec,
         tcp_socket,
         http_get,
         period_seconds: Some(period_seconds),

@@ -22,9 +22,6 @@ use crate::api::{InSyncCloud, InSyncCloudBackup};
 
 /// `app.kubernetes.io/component` of verification pods.
 pub const VERIFY_COMPONENT: &str = "verify";
-/// The throwaway stores' keys and password: they live minutes, inside one pod, and hold a copy
-/// of what the backup already holds.
-const SCRATCH_SECRET: &str = "verify-only";
 const SCRATCH_MYSQL_PORT: i32 = 3306;
 const SCRATCH_BYNAMO_PORT: i32 = 8000;
 
@@ -34,11 +31,17 @@ pub fn verify_job_name(backup: &InSyncCloudBackup) -> String {
 }
 
 /// The Job that restores a Complete `backup` of `cloud` into throwaway datastores and checks
-/// it, reading it where its status says, the way the cloud writes its backups.
+/// it, reading it where its status says, the way it was written.
+///
+/// `scratch_secret` is the throwaway stores' password and keys, made afresh for each Job by
+/// the controller (render stays pure): the stores hold a full copy of the tenant's catalogue
+/// for minutes. They are reachable only from inside the pod: MySQL listens on 127.0.0.1 only,
+/// and the cloud's default-deny NetworkPolicy admits no connection to a Job's pod.
 pub fn render_verify_job(
     cloud: &InSyncCloud,
     backup: &InSyncCloudBackup,
     runner_image: &str,
+    scratch_secret: &str,
 ) -> Result<Job, BackupRenderError> {
     let ctx = task_ctx(cloud);
     let location = backup
@@ -58,13 +61,26 @@ pub fn render_verify_job(
 
     let mysql_image = image(&ctx, Component::Mysql, Component::Mysql.name()).reference;
     let scratch_mysql = ContainerBuilder::sidecar("scratch-mysql", mysql_image)
+        // The official image's entrypoint passes flags on to the server.
+        .args(["--bind-address=127.0.0.1".to_owned()])
         .env([
             env("MYSQL_DATABASE", mysql::DATABASE),
             env("MYSQL_USER", mysql::USER),
-            env("MYSQL_PASSWORD", SCRATCH_SECRET),
-            env("MYSQL_ROOT_PASSWORD", SCRATCH_SECRET),
+            env("MYSQL_PASSWORD", scratch_secret),
+            env("MYSQL_ROOT_PASSWORD", scratch_secret),
         ])
-        .listens_on(SCRATCH_MYSQL_PORT)
+        // mysqladmin's ping answers "alive" once the server accepts connections, whatever
+        // the credentials.
+        .listens_locally(
+            SCRATCH_MYSQL_PORT,
+            &[
+                "mysqladmin",
+                "--host=127.0.0.1",
+                "--port=3306",
+                "--connect-timeout=2",
+                "ping",
+            ],
+        )
         .scratch("scratch-mysql-data", "/var/lib/mysql")
         .scratch("scratch-mysql-run", "/var/run/mysqld")
         // Each image's own user (docs/images.md): MySQL's data directory must be its own.
@@ -76,8 +92,8 @@ pub fn render_verify_job(
             env("BYNAMO_PORT", SCRATCH_BYNAMO_PORT.to_string()),
             env("BYNAMO_DATA_DIR", "/data"),
             env("BYNAMO_PEERS", ""),
-            env("BYNAMO_ACCESS_KEY_ID", SCRATCH_SECRET),
-            env("BYNAMO_SECRET_ACCESS_KEY", SCRATCH_SECRET),
+            env("BYNAMO_ACCESS_KEY_ID", scratch_secret),
+            env("BYNAMO_SECRET_ACCESS_KEY", scratch_secret),
         ])
         .listens_on(SCRATCH_BYNAMO_PORT)
         .scratch("scratch-bynamo-data", "/data")
@@ -90,7 +106,7 @@ pub fn render_verify_job(
             env("DB_PORT", SCRATCH_MYSQL_PORT.to_string()),
             env("DB_NAME", mysql::DATABASE),
             env("INSYNC_DB_USER", mysql::USER),
-            env("INSYNC_DB_PASSWORD", SCRATCH_SECRET),
+            env("INSYNC_DB_PASSWORD", scratch_secret),
         ],
     );
     let args = metadata_args(
@@ -99,8 +115,8 @@ pub fn render_verify_job(
         "us-east-1",
     );
     let metadata_keys: Vec<EnvVar> = vec![
-        env("INSYNC_METADATA_ACCESS_KEY_ID", SCRATCH_SECRET),
-        env("INSYNC_METADATA_SECRET_ACCESS_KEY", SCRATCH_SECRET),
+        env("INSYNC_METADATA_ACCESS_KEY_ID", scratch_secret),
+        env("INSYNC_METADATA_SECRET_ACCESS_KEY", scratch_secret),
     ];
     let builder = runner_pod(&ctx, VERIFY_COMPONENT, &PROFILE, runner_image)
         .label(BACKUP_LABEL, backup.backup_name().to_owned())
@@ -145,7 +161,7 @@ mod tests {
             manifest_sha256: Some("ab".repeat(32)),
             ..Default::default()
         });
-        let job = render_verify_job(&cloud, &backup, "operator:dev").expect("renders");
+        let job = render_verify_job(&cloud, &backup, "operator:dev", "s3cr3t").expect("renders");
         assert_eq!(job.metadata.name.as_deref(), Some("nightly-verify"));
         let pod = job.spec.and_then(|s| s.template.spec).expect("pod");
         let inits = pod.init_containers.as_ref().expect("inits");
@@ -180,5 +196,28 @@ mod tests {
                 .any(|a| a == "--metadata-endpoint=http://127.0.0.1:8000")
         );
         crate::render::pod::assert_restricted(&pod);
+
+        // Issue 18, item 1: the throwaway MySQL listens on 127.0.0.1 only (started by a check
+        // made inside the container), and its password is the Job's own, not a fixed one.
+        assert_eq!(
+            inits[0].args.as_deref(),
+            Some(&["--bind-address=127.0.0.1".to_owned()][..])
+        );
+        let probe = inits[0].startup_probe.as_ref().expect("probe");
+        assert!(
+            probe.tcp_socket.is_none() && probe.exec.is_some(),
+            "{probe:?}"
+        );
+        let secrets: Vec<&str> = inits
+            .iter()
+            .chain(&pod.containers)
+            .flat_map(|c| c.env.iter().flatten())
+            .filter(|e| e.name.contains("PASSWORD") || e.name.contains("SECRET"))
+            .filter_map(|e| e.value.as_deref())
+            .collect();
+        assert!(
+            !secrets.is_empty() && secrets.iter().all(|v| *v == "s3cr3t"),
+            "{secrets:?}"
+        );
     }
 }

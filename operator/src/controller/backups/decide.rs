@@ -38,6 +38,9 @@ pub(crate) struct Observed<'a> {
     /// An older unfinished backup of the same cloud, if any: it goes first (one backup of a
     /// cloud runs at a time).
     pub ahead: Option<String>,
+    /// The password and keys of a new verification's throwaway stores: random, drawn by the
+    /// reconcile (decide stays pure), used only if a verification Job is created now.
+    pub scratch_secret: String,
     /// The image backup Jobs run (the operator's own); `None` when the operator was not told.
     pub runner_image: Option<&'a str>,
     /// The time of this reconcile.
@@ -189,7 +192,7 @@ fn verify(seen: &Observed<'_>) -> Decision {
     let verification = match (&seen.verify_job, phase) {
         (None, None) => match seen
             .runner_image
-            .map(|image| render_verify_job(cloud, backup, image))
+            .map(|image| render_verify_job(cloud, backup, image, &seen.scratch_secret))
         {
             Some(Ok(job)) => {
                 decision.create = Some(job);
@@ -339,6 +342,7 @@ mod tests {
             verify_job: None,
             verify_job_gone: true,
             ahead: None,
+            scratch_secret: "s3cr3t".to_owned(),
             runner_image: Some("ghcr.io/insync-operator/insync-operator:dev"),
             now: "2026-11-28T19:00:10Z".parse().expect("time"),
         }

@@ -26,6 +26,7 @@ use kube::runtime::controller::{Action, Config, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::Store;
 use kube::{Client, Resource, ResourceExt};
+use rand::distr::{Alphanumeric, SampleString};
 use serde_json::json;
 use tracing::{debug, info, warn};
 
@@ -140,6 +141,7 @@ fn observe<'a>(
         job_gone: false,
         verify_job,
         verify_job_gone: false,
+        scratch_secret: Alphanumeric.sample_string(&mut rand::rng(), 32),
         ahead: (backup.phase() == BackupPhase::Pending)
             .then(|| caches.older_unfinished(backup))
             .flatten(),
