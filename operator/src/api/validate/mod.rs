@@ -17,7 +17,7 @@ use std::fmt;
 
 use super::InSyncCloud;
 use problems::Problems;
-pub(crate) use syntax::parse_duration;
+pub(crate) use syntax::{is_mysql_identifier, is_single_line, parse_duration};
 
 /// One problem with a cloud, at a field path such as `spec.nodes.replicas`.
 #[derive(Clone, Debug, PartialEq, Eq)]
