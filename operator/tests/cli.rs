@@ -230,3 +230,38 @@ fn plan_refuses_an_invalid_cloud_with_exit_code_2() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn render_refuses_strings_that_would_inject_config_sql_or_options() {
+    let mut child = bin()
+        .args(["render", "-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(
+            b"apiVersion: insync.dev/v1alpha1\nkind: InSyncCloud\nmetadata: {name: acme, namespace: x}\nspec:\n  version: v1\n  database: {external: {host: \"db.example.com\\n[objectstore]\\ntype = filesystem\", database: '--all-databases', secretRef: {name: db}}}\n  metadataStore: {external: {region: us-east-1, tablePrefix: '--help'}}\n  restore: {backup: '../nightly'}\n",
+        )
+        .expect("write");
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for needle in [
+        "x/acme is invalid (4 problems)",
+        "spec.database.external.host",
+        "spec.database.external.database",
+        "spec.metadataStore.external.tablePrefix",
+        "spec.restore.backup",
+    ] {
+        assert!(err.contains(needle), "stderr lacks {needle:?}:\n{err}");
+    }
+    assert!(
+        out.stdout.is_empty(),
+        "nothing is printed for an invalid cloud"
+    );
+}

@@ -183,7 +183,7 @@ fn every_invalid_spec_is_refused_with_its_field_path() {
         (
             "version: v1\nimages: {registry: 'r.example.com/', pullSecrets: [ok]}",
             "spec.images.registry",
-            "trailing '/'",
+            "no trailing '/'",
         ),
         (
             "version: v1\nplacement: {tolerations: [{key: k, operator: Matches}]}",
@@ -214,6 +214,81 @@ fn every_invalid_spec_is_refused_with_its_field_path() {
             "version: v1\ndatabase: {managed: {placement: {priorityClassName: Critical}}}",
             "spec.database.managed.placement.priorityClassName",
             "DNS subdomain",
+        ),
+        (
+            "version: v1\ndatabase: {external: {host: \"db.example.com\\n[objectstore]\", secretRef: {name: s}}}",
+            "spec.database.external.host",
+            "host name",
+        ),
+        (
+            "version: v1\ndatabase: {external: {host: 'db.example.com:3306', secretRef: {name: s}}}",
+            "spec.database.external.host",
+            "no port",
+        ),
+        (
+            "version: v1\ndatabase: {external: {host: h, database: '--all-databases', secretRef: {name: s}}}",
+            "spec.database.external.database",
+            "letters, digits and '_'",
+        ),
+        (
+            "version: v1\nmetadataStore: {external: {region: us-east-1, tablePrefix: '--x'}}",
+            "spec.metadataStore.external.tablePrefix",
+            "not starting with '-'",
+        ),
+        (
+            "version: v1\nmetadataStore: {external: {region: us-east-1, endpoint: \"https://x\\n[cloud]\"}}",
+            "spec.metadataStore.external.endpoint",
+            "http(s) URL",
+        ),
+        (
+            "version: v1\nobjectStore: {s3: {bucket: b-1, region: us-east-1, endpoint: 'https://u:p@x'}}",
+            "spec.objectStore.s3.endpoint",
+            "http(s) URL",
+        ),
+        (
+            "version: v1\nimages: {registry: 'r.example.com/In Sync'}",
+            "spec.images.registry",
+            "image repository",
+        ),
+        (
+            "version: v1\nmaster: {image: {repository: 'r.example.com/cm:1.0'}}",
+            "spec.master.image.repository",
+            "image repository",
+        ),
+        (
+            "version: v1\nbackup: {destination: {s3: {bucket: b-1, prefix: \"a\\nb/\", endpoint: 'http://x y'}}}",
+            "spec.backup.destination.s3.prefix",
+            "line break",
+        ),
+        (
+            "version: v1\nbackup: {destination: {s3: {bucket: b-1, endpoint: 'http://x y'}}}",
+            "spec.backup.destination.s3.endpoint",
+            "http(s) URL",
+        ),
+        (
+            "version: v1\nbackup: {destination: {s3: {bucket: B_1}}}",
+            "spec.backup.destination.s3.bucket",
+            "bucket name",
+        ),
+        (
+            "version: v1\nrestore: {backup: '../other/nightly'}",
+            "spec.restore.backup",
+            "DNS subdomain",
+        ),
+        (
+            "version: v1\nrestore: {backup: \"nightly\\nx\"}",
+            "spec.restore.backup",
+            "DNS subdomain",
+        ),
+        (
+            "version: v1\nrestore: {s3: {bucket: b-1, prefix: 'x', region: moon}}",
+            "spec.restore.s3.prefix",
+            "end with '/'",
+        ),
+        (
+            "version: v1\nrestore: {s3: {bucket: b-1, prefix: 'x/', region: moon}}",
+            "spec.restore.s3.region",
+            "AWS region",
         ),
     ];
     for (spec, path, message) in table {

@@ -104,11 +104,12 @@ pub struct BackupS3 {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 512))]
     #[x_kube(validation = Rule::new("!self.startsWith('/')").message("prefix must not start with '/'"))]
+    #[x_kube(validation = Rule::new("!self.matches('[[:cntrl:]]')").message("prefix must not contain a line break or other control character"))]
     pub prefix: Option<String>,
     /// Endpoint URL of an S3-compatible store (e.g. MinIO, path-style); AWS when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 2048))]
-    #[x_kube(validation = Rule::new("self.startsWith('https://') || self.startsWith('http://')").message("endpoint must be an http(s) URL"))]
+    #[x_kube(validation = Rule::new("self.matches('^https?://([-A-Za-z0-9.]+|\\\\[[0-9A-Fa-f:.]+\\\\])(:[0-9]{1,5})?(/[!-~]*)?$')").message("endpoint must be an http(s) URL such as https://s3.example.com:9000: a host name or address, an optional port and path, no spaces, line breaks or user name"))]
     pub endpoint: Option<String>,
     /// AWS region, e.g. "us-east-1" (the default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -398,6 +399,7 @@ pub struct RestoreSpec {
     /// store when that is unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 63))]
+    #[x_kube(validation = Rule::new("self.matches('^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$')").message("backup must be the name of an InSyncCloudBackup: lower-case letters, digits, '-' and '.', starting and ending with a letter or digit"))]
     pub backup: Option<String>,
     /// Where a backup is, from its location alone (another namespace or cluster).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -416,11 +418,12 @@ pub struct RestoreS3 {
     /// "clouds/fcloud/nightly/" (an InSyncCloudBackup's `status.location` without the bucket).
     #[schemars(length(max = 1024))]
     #[x_kube(validation = Rule::new("self.endsWith('/') && !self.startsWith('/')").message("prefix must end with '/' and not start with '/'"))]
+    #[x_kube(validation = Rule::new("!self.matches('[[:cntrl:]]')").message("prefix must not contain a line break or other control character"))]
     pub prefix: String,
     /// Endpoint URL of an S3-compatible store (e.g. MinIO, path-style); AWS when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 2048))]
-    #[x_kube(validation = Rule::new("self.startsWith('https://') || self.startsWith('http://')").message("endpoint must be an http(s) URL"))]
+    #[x_kube(validation = Rule::new("self.matches('^https?://([-A-Za-z0-9.]+|\\\\[[0-9A-Fa-f:.]+\\\\])(:[0-9]{1,5})?(/[!-~]*)?$')").message("endpoint must be an http(s) URL such as https://s3.example.com:9000: a host name or address, an optional port and path, no spaces, line breaks or user name"))]
     pub endpoint: Option<String>,
     /// AWS region, e.g. "us-east-1" (the default).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -110,11 +110,14 @@ pub struct InSyncCloudSpec {
 pub struct ImagesSpec {
     /// Registry and path prefix, e.g. "registry.example.com/insync".
     #[serde(default = "default_registry")]
+    #[schemars(length(max = 255))]
+    #[x_kube(validation = Rule::new("self.matches('^[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?(:[0-9]{1,5})?(/[a-z0-9]([-a-z0-9._]*[a-z0-9])?)*$')").message("registry must be a registry host (and optional port) with an optional path, e.g. registry.example.com/insync: no trailing '/', tag, digest or spaces"))]
     pub registry: String,
 
     /// Names of Secrets (type kubernetes.io/dockerconfigjson) in the cloud's namespace used to
     /// pull the images.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "pull_secrets_schema")]
     pub pull_secrets: Vec<String>,
 
     /// Image pull policy for every component.
@@ -130,6 +133,23 @@ impl Default for ImagesSpec {
             pull_policy: PullPolicy::default(),
         }
     }
+}
+
+/// At most 16 Secret names, each a DNS subdomain: they go into every pod's
+/// `imagePullSecrets`, which the API server does not check.
+fn pull_secrets_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "array",
+        "maxItems": 16,
+        "items": {
+            "type": "string",
+            "maxLength": 253,
+            "x-kubernetes-validations": [{
+                "rule": "self.matches('^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$')",
+                "message": "pullSecrets must be names of Secrets (lower-case letters, digits, '-' and '.')"
+            }]
+        }
+    })
 }
 
 fn default_registry() -> String {
@@ -244,6 +264,8 @@ pub struct ImageOverride {
     /// Full image repository, e.g. "mirror.example.com/insync/cloudmaster". Defaults to
     /// `<images.registry>/<component>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 255))]
+    #[x_kube(validation = Rule::new("self.matches('^[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?(:[0-9]{1,5})?(/[a-z0-9]([-a-z0-9._]*[a-z0-9])?)*$')").message("repository must be an image repository such as mirror.example.com/insync/cloudmaster: no tag, digest or spaces"))]
     pub repository: Option<String>,
 
     /// Tag for this component instead of `spec.version`, e.g. a hot fix. The component then
@@ -267,7 +289,9 @@ pub struct StorageSpec {
     /// StorageClass of the volume; the cluster default when unset. It cannot change after
     /// creation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
     #[x_kube(validation = Rule::new("self == oldSelf").message("storageClassName is immutable: existing volumes keep their class"))]
+    #[x_kube(validation = Rule::new("self.matches('^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$')").message("storageClassName must be a DNS subdomain (lower-case letters, digits, '-' and '.')"))]
     pub storage_class_name: Option<String>,
 }
 
@@ -426,15 +450,19 @@ fn default_db_storage() -> StorageSpec {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct ExternalDatabase {
-    /// Host name or address, e.g. "fcloud.abc123.us-east-1.rds.amazonaws.com".
-    #[x_kube(validation = Rule::new("size(self) > 0 && size(self) <= 253").message("database.external.host must not be empty"))]
+    /// Host name or address, e.g. "fcloud.abc123.us-east-1.rds.amazonaws.com", "10.0.0.5" or
+    /// "fd00::5"; the port goes in `port`.
+    #[schemars(length(max = 253))]
+    #[x_kube(validation = Rule::new("self.matches('^([A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?|[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*)$')").message("database.external.host must be a host name, an IPv4 or an IPv6 address: letters, digits, '-' and '.' (or hex digits and ':'), no port, path, spaces or line breaks"))]
     pub host: String,
     /// TCP port.
     #[serde(default = "default_mysql_port")]
     #[x_kube(validation = Rule::new("self >= 1 && self <= 65535").message("port must be between 1 and 65535"))]
     pub port: i32,
-    /// Schema (database) name inSync uses.
+    /// Schema (database) name inSync uses: 1-64 letters, digits and '_'.
     #[serde(default = "default_db_name")]
+    #[schemars(length(max = 64))]
+    #[x_kube(validation = Rule::new("self.matches('^[A-Za-z0-9_]{1,64}$')").message("database.external.database must be 1-64 letters, digits and '_': it is passed to the MySQL tools and into SQL unquoted"))]
     pub database: String,
     /// Secret with keys `username` and `password`.
     pub secret_ref: SecretRef,
@@ -518,10 +546,14 @@ pub struct ExternalDynamo {
     pub region: String,
     /// Endpoint URL; the region's AWS endpoint when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new("self.startsWith('https://') || self.startsWith('http://')").message("endpoint must be an http(s) URL"))]
+    #[schemars(length(max = 2048))]
+    #[x_kube(validation = Rule::new("self.matches('^https?://([-A-Za-z0-9.]+|\\\\[[0-9A-Fa-f:.]+\\\\])(:[0-9]{1,5})?(/[!-~]*)?$')").message("endpoint must be an http(s) URL such as https://s3.example.com:9000: a host name or address, an optional port and path, no spaces, line breaks or user name"))]
     pub endpoint: Option<String>,
-    /// Prefix of the tables inSync creates, so clouds can share an account.
+    /// Prefix of the tables inSync creates, so clouds can share an account: at most 64
+    /// letters, digits, '_', '.' and '-', not starting with '-'.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    #[x_kube(validation = Rule::new("self.matches('^([A-Za-z0-9_.][-A-Za-z0-9_.]{0,63})?$')").message("tablePrefix must be at most 64 letters, digits, '_', '.' and '-', not starting with '-'"))]
     pub table_prefix: Option<String>,
     /// Secret with keys `accessKeyId` and `secretAccessKey`; omit to use the pod's identity
     /// (e.g. IRSA).
@@ -606,7 +638,8 @@ pub struct ExternalS3 {
     pub region: String,
     /// Endpoint URL for S3-compatible stores; AWS when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new("self.startsWith('https://') || self.startsWith('http://')").message("endpoint must be an http(s) URL"))]
+    #[schemars(length(max = 2048))]
+    #[x_kube(validation = Rule::new("self.matches('^https?://([-A-Za-z0-9.]+|\\\\[[0-9A-Fa-f:.]+\\\\])(:[0-9]{1,5})?(/[!-~]*)?$')").message("endpoint must be an http(s) URL such as https://s3.example.com:9000: a host name or address, an optional port and path, no spaces, line breaks or user name"))]
     pub endpoint: Option<String>,
     /// Secret with keys `accessKeyId` and `secretAccessKey`; omit to use the pod's identity.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -96,7 +96,9 @@ impl Error {
     pub fn metric_label(&self) -> &'static str {
         match self {
             Self::Invalid(_) => "invalid_spec",
-            Self::Render(crate::render::RenderError::Invalid(_)) => "invalid_spec",
+            Self::Render(
+                crate::render::RenderError::Invalid(_) | crate::render::RenderError::Unsafe(_),
+            ) => "invalid_spec",
             Self::Render(_) => "render",
             Self::Write { .. } => "write",
             Self::Cloud { .. } => "cloud_update",
@@ -111,7 +113,10 @@ impl Error {
     pub fn is_transient(&self) -> bool {
         !matches!(
             self,
-            Self::Invalid(_) | Self::Render(crate::render::RenderError::Invalid(_))
+            Self::Invalid(_)
+                | Self::Render(
+                    crate::render::RenderError::Invalid(_) | crate::render::RenderError::Unsafe(_)
+                )
         )
     }
 }

@@ -55,6 +55,9 @@ pub enum BackupRenderError {
     /// could not record or check which backup wrote the files.
     #[error("backup {0} has no uid")]
     NoUid(String),
+    /// A value that would change the meaning of the Job's command line or SQL.
+    #[error(transparent)]
+    Unsafe(#[from] super::UnsafeValue),
     /// The Job could not be built (a bug).
     #[error("cannot build the backup Job: {0}")]
     Serialize(#[source] serde_json::Error),
@@ -143,7 +146,7 @@ pub fn render_job(
     let (ctx, location, target) = backup_files(cloud, backup)?;
     let uid = backup_uid(backup)?;
     let sources = Wiring::default().database(&ctx).metadata_store(&ctx);
-    let dump = mysql_client_step(&ctx, "mysqldump", dump_script()).env(sources.mysql_client_env());
+    let dump = mysql_client_step(&ctx, "mysqldump", dump_script()).env(sources.mysql_client_env()?);
 
     let mut args = vec!["backup-run".to_owned()];
     args.extend(store_args(&location, &target));

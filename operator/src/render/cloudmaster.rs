@@ -46,8 +46,13 @@ pub(super) fn render(ctx: &Ctx<'_>, out: &mut Out) -> Result<(), RenderError> {
         .database(ctx)
         .metadata_store(ctx)
         .object_store(ctx);
-    let config_map =
-        workload::config_map(ctx, COMPONENT, &tag, CONFIG_FILE, wiring.config.render(ctx));
+    let config_map = workload::config_map(
+        ctx,
+        COMPONENT,
+        &tag,
+        CONFIG_FILE,
+        wiring.config.render(ctx)?,
+    );
     let template = PodBuilder::new(ctx, COMPONENT, &PROFILE, image)
         .ports(&PORTS)
         .env(wiring.env)

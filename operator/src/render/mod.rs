@@ -158,12 +158,44 @@ pub struct RenderOptions {
     pub pinned_tags: BTreeMap<String, String>,
 }
 
+/// A value the renderer will not write where it would change the meaning of what it is written
+/// into: a line break in a config file (a new `[section]`), a database name that would read as
+/// an option or break out of SQL. Validation and the CRD refuse these first; this is the
+/// renderer's own check, for an object that never went through either.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{setting} = {value:?} {reason}")]
+pub struct UnsafeValue {
+    /// Where the value was going, e.g. `[database] host` or `DB_NAME`.
+    pub setting: String,
+    /// The value refused.
+    pub value: String,
+    /// Why.
+    pub reason: &'static str,
+}
+
+impl UnsafeValue {
+    /// The same problem as validation reports it, so a refusing render ends as the cloud's
+    /// InvalidSpec condition like any other invalid spec.
+    pub fn into_invalid(self, cloud: &InSyncCloud) -> crate::api::validate::InvalidCloud {
+        crate::api::validate::InvalidCloud {
+            cloud: format!("{}/{}", cloud.cloud_namespace(), cloud.cloud_name()),
+            errors: vec![crate::api::validate::FieldError {
+                path: self.setting,
+                message: format!("{:?} {}", self.value, self.reason),
+            }],
+        }
+    }
+}
+
 /// A cloud that cannot be rendered.
 #[derive(Debug, thiserror::Error)]
 pub enum RenderError {
     /// The spec failed validation.
     #[error(transparent)]
     Invalid(#[from] crate::api::validate::InvalidCloud),
+    /// A value that would change the meaning of a config file or command line.
+    #[error(transparent)]
+    Unsafe(#[from] UnsafeValue),
     /// An object could not be serialized (a bug, not a user error).
     #[error("cannot serialize {kind} {name}: {source}")]
     Serialize {

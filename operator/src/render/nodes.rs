@@ -75,8 +75,13 @@ pub(super) fn render(ctx: &Ctx<'_>, out: &mut Out) -> Result<(), RenderError> {
         .section("master")
         .set("address", cloudmaster::address(ctx));
     let wiring = Wiring::new(config).metadata_store(ctx).object_store(ctx);
-    let config_map =
-        workload::config_map(ctx, COMPONENT, &tag, CONFIG_FILE, wiring.config.render(ctx));
+    let config_map = workload::config_map(
+        ctx,
+        COMPONENT,
+        &tag,
+        CONFIG_FILE,
+        wiring.config.render(ctx)?,
+    );
     out.apply(&config_map)?;
     let headless = ServiceShape::Headless {
         publish_not_ready: false,

@@ -214,7 +214,12 @@ pub fn render_restore_job(
     let ctx = task_ctx(cloud);
     let sources = Wiring::default().database(&ctx).metadata_store(&ctx);
     let fetch = fetch_step(source, runner_image);
-    let load_mysql = load_mysql_step(&ctx, sources.mysql_client_env());
+    let load_mysql = load_mysql_step(
+        &ctx,
+        sources
+            .mysql_client_env()
+            .map_err(BackupRenderError::from)?,
+    );
     let args = metadata_args(
         source,
         &sources.setting("metadata", "endpoint"),
@@ -293,12 +298,12 @@ fn load_script() -> String {
          client() {{ mysql --host=\"$DB_HOST\" --port=\"$DB_PORT\" --user=\"$INSYNC_DB_USER\" \"$@\"; }}\n\
          tables=$(client -N -B -e \"SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = '$DB_NAME'\")\n\
          if [ \"$tables\" != 0 ]; then echo \"database $DB_NAME has $tables tables: a restore only fills an empty database\" >&2; exit 1; fi\n\
-         client \"$DB_NAME\" < {WORK_DIR}/{DUMP}\n\
+         client --database=\"$DB_NAME\" < {WORK_DIR}/{DUMP}\n\
          checked=0\n\
          if [ -f {WORK_DIR}/{ROWS} ]; then\n\
          tab=$(printf '\\t')\n\
          while IFS=\"$tab\" read -r table rows; do\n\
-         found=$(client -N -B \"$DB_NAME\" -e \"SELECT COUNT(*) FROM \\`$table\\`\")\n\
+         found=$(client -N -B --database=\"$DB_NAME\" -e \"SELECT COUNT(*) FROM \\`$table\\`\")\n\
          if [ \"$found\" != \"$rows\" ]; then echo \"MySQL table $table: $found rows after the load, the manifest says $rows\" >&2; exit 1; fi\n\
          checked=$((checked + 1))\n\
          done < {WORK_DIR}/{ROWS}\n\

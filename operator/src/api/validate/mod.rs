@@ -17,7 +17,7 @@ use std::fmt;
 
 use super::InSyncCloud;
 use problems::Problems;
-pub(crate) use syntax::parse_duration;
+pub(crate) use syntax::{is_mysql_identifier, is_single_line, parse_duration};
 
 /// One problem with a cloud, at a field path such as `spec.nodes.replicas`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -81,6 +81,12 @@ pub fn validate(cloud: &InSyncCloud) -> Result<(), InvalidCloud> {
         sections::dns(&mut problems, dns);
     }
     sections::upgrade(&mut problems, &spec.upgrade);
+    if let Some(backup) = &spec.backup {
+        sections::backup(&mut problems, backup);
+    }
+    if let Some(restore) = &spec.restore {
+        sections::restore(&mut problems, restore);
+    }
 
     let errors = problems.into_errors();
     if errors.is_empty() {
@@ -92,3 +98,6 @@ pub fn validate(cloud: &InSyncCloud) -> Result<(), InvalidCloud> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -8,7 +8,8 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity as K8sQuantity;
 
 use super::FieldError;
 use super::syntax::{
-    is_aws_region, is_dns_label, is_dns_label_lenient, is_image_tag, is_label_key, is_label_value,
+    is_aws_region, is_bucket_name, is_dns_label, is_dns_label_lenient, is_endpoint_url,
+    is_image_repository, is_image_tag, is_key_prefix, is_label_key, is_label_value,
 };
 use crate::api::{ImageOverride, Placement, Quantity, QuantityError, StorageSpec};
 
@@ -86,13 +87,8 @@ impl Problems {
         if let Some(tag) = image.and_then(|image| image.tag.as_deref()) {
             self.image_tag(&format!("{path}.image.tag"), tag);
         }
-        if let Some(repository) = image.and_then(|image| image.repository.as_deref())
-            && (repository.is_empty() || repository.contains([':', '@', ' ']))
-        {
-            self.add(
-                format!("{path}.image.repository"),
-                format!("{repository:?} must be a repository without tag or digest"),
-            );
+        if let Some(repository) = image.and_then(|image| image.repository.as_deref()) {
+            self.image_repository(&format!("{path}.image.repository"), repository);
         }
     }
 
@@ -189,11 +185,45 @@ impl Problems {
         }
     }
 
+    /// A registry or repository: a host, an optional port and a path, nothing after.
+    pub(crate) fn image_repository(&mut self, path: &str, value: &str) {
+        if !is_image_repository(value) {
+            self.add(
+                path,
+                format!("{value:?} must be an image repository such as registry.example.com/insync (a host, an optional port, lower-case path components; no trailing '/', tag, digest or spaces)"),
+            );
+        }
+    }
+
     pub(crate) fn url(&mut self, path: &str, value: Option<&str>) {
         if let Some(url) = value
-            && !(url.starts_with("https://") || url.starts_with("http://"))
+            && !is_endpoint_url(url)
         {
-            self.add(path, format!("{url:?} must be an http(s) URL"));
+            self.add(
+                path,
+                format!("{url:?} must be an http(s) URL such as https://s3.example.com:9000 (a host name or address, an optional port and path; no spaces, line breaks or user name)"),
+            );
+        }
+    }
+
+    pub(crate) fn bucket(&mut self, path: &str, value: &str) {
+        if !is_bucket_name(value) {
+            self.add(
+                path,
+                format!(
+                    "{value:?} must be a valid S3 bucket name (3-63 lower-case letters, digits, '.', '-')"
+                ),
+            );
+        }
+    }
+
+    /// An S3 key prefix: no control characters, not starting with '/'.
+    pub(crate) fn key_prefix(&mut self, path: &str, value: &str) {
+        if !is_key_prefix(value) {
+            self.add(
+                path,
+                format!("{value:?} must not start with '/' or contain a line break or other control character"),
+            );
         }
     }
 

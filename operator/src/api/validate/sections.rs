@@ -3,11 +3,14 @@
 use std::time::Duration;
 
 use super::problems::Problems;
-use super::syntax::{is_bucket_name, is_dns_name, is_hosted_zone_id, parse_duration};
+use super::syntax::{
+    is_dns_name, is_host, is_hosted_zone_id, is_mysql_identifier, is_table_prefix, parse_duration,
+};
 use crate::api::{
-    DatabaseSpec, DnsSpec, ExternalDatabase, ExternalDynamo, ExternalS3, FrontendService,
-    FrontendSpec, ImagesSpec, ManagedBynamo, ManagedDatabase, ManagedMinio, MasterSpec,
-    MetadataStoreSpec, NodesSpec, ObjectStoreSpec, ServiceType, UpgradePolicy,
+    BackupSpec, DatabaseSpec, DnsSpec, ExternalDatabase, ExternalDynamo, ExternalS3,
+    FrontendService, FrontendSpec, ImagesSpec, ManagedBynamo, ManagedDatabase, ManagedMinio,
+    MasterSpec, MetadataStoreSpec, NodesSpec, ObjectStoreSpec, RestoreSpec, ServiceType,
+    UpgradePolicy,
 };
 
 /// The longest a maintenance window may be.
@@ -26,9 +29,7 @@ pub(crate) fn images(problems: &mut Problems, images: &ImagesSpec) {
     for (index, secret) in images.pull_secrets.iter().enumerate() {
         problems.object_name(&format!("spec.images.pullSecrets[{index}]"), secret);
     }
-    if images.registry.is_empty() || images.registry.ends_with('/') {
-        problems.add("spec.images.registry", "must be a registry and path prefix without a trailing '/', e.g. registry.example.com/insync");
-    }
+    problems.image_repository("spec.images.registry", &images.registry);
 }
 
 /// `spec.master`.
@@ -79,6 +80,14 @@ fn managed_database(problems: &mut Problems, managed: &ManagedDatabase) {
 fn external_database(problems: &mut Problems, external: &ExternalDatabase) {
     if external.host.is_empty() {
         problems.add("spec.database.external.host", "is required");
+    } else if !is_host(&external.host) {
+        problems.add(
+            "spec.database.external.host",
+            format!(
+                "{:?} must be a host name, an IPv4 or an IPv6 address (letters, digits, '-' and '.', or hex digits and ':'; no port, path, spaces or line breaks)",
+                external.host
+            ),
+        );
     }
     problems.range(
         "spec.database.external.port",
@@ -88,6 +97,14 @@ fn external_database(problems: &mut Problems, external: &ExternalDatabase) {
     );
     if external.database.is_empty() {
         problems.add("spec.database.external.database", "must not be empty");
+    } else if !is_mysql_identifier(&external.database) {
+        problems.add(
+            "spec.database.external.database",
+            format!(
+                "{:?} must be 1-64 letters, digits and '_': it is passed to the MySQL tools and into SQL unquoted",
+                external.database
+            ),
+        );
     }
     problems.object_name(
         "spec.database.external.secretRef.name",
@@ -129,6 +146,14 @@ fn external_dynamo(problems: &mut Problems, external: &ExternalDynamo) {
         "spec.metadataStore.external.endpoint",
         external.endpoint.as_deref(),
     );
+    if let Some(prefix) = &external.table_prefix
+        && !is_table_prefix(prefix)
+    {
+        problems.add(
+            "spec.metadataStore.external.tablePrefix",
+            format!("{prefix:?} must be at most 64 letters, digits, '_', '.' and '-', not starting with '-'"),
+        );
+    }
     if let Some(secret) = &external.secret_ref {
         problems.object_name("spec.metadataStore.external.secretRef.name", &secret.name);
     }
@@ -167,15 +192,7 @@ fn managed_minio(problems: &mut Problems, minio: &ManagedMinio) {
 }
 
 fn external_s3(problems: &mut Problems, s3: &ExternalS3) {
-    if !is_bucket_name(&s3.bucket) {
-        problems.add(
-            "spec.objectStore.s3.bucket",
-            format!(
-                "{:?} must be a valid S3 bucket name (3-63 lower-case letters, digits, '.', '-')",
-                s3.bucket
-            ),
-        );
-    }
+    problems.bucket("spec.objectStore.s3.bucket", &s3.bucket);
     problems.region("spec.objectStore.s3.region", &s3.region);
     problems.url("spec.objectStore.s3.endpoint", s3.endpoint.as_deref());
     if let Some(secret) = &s3.secret_ref {
@@ -302,5 +319,55 @@ pub(crate) fn upgrade(problems: &mut Problems, upgrade: &UpgradePolicy) {
                 ),
             ),
         }
+    }
+}
+
+/// `spec.backup.destination.s3`: the bucket, prefix, endpoint, region and keys' Secret.
+pub(crate) fn backup(problems: &mut Problems, backup: &BackupSpec) {
+    let Some(s3) = backup.destination.as_ref().and_then(|d| d.s3.as_ref()) else {
+        return;
+    };
+    let path = "spec.backup.destination.s3";
+    problems.bucket(&format!("{path}.bucket"), &s3.bucket);
+    if let Some(prefix) = &s3.prefix {
+        problems.key_prefix(&format!("{path}.prefix"), prefix);
+    }
+    problems.url(&format!("{path}.endpoint"), s3.endpoint.as_deref());
+    if let Some(region) = &s3.region {
+        problems.region(&format!("{path}.region"), region);
+    }
+    if let Some(secret) = &s3.secret_ref {
+        problems.object_name(&format!("{path}.secretRef.name"), &secret.name);
+    }
+}
+
+/// `spec.restore`: the backup's name (it goes into a label and a store path), or where the
+/// backup is.
+pub(crate) fn restore(problems: &mut Problems, restore: &RestoreSpec) {
+    if let Some(backup) = &restore.backup {
+        problems.object_name("spec.restore.backup", backup);
+        if backup.is_empty() || backup.len() > 63 {
+            problems.add(
+                "spec.restore.backup",
+                "must be the name of an InSyncCloudBackup (1-63 characters)",
+            );
+        }
+    }
+    let Some(s3) = &restore.s3 else { return };
+    let path = "spec.restore.s3";
+    problems.bucket(&format!("{path}.bucket"), &s3.bucket);
+    problems.key_prefix(&format!("{path}.prefix"), &s3.prefix);
+    if !s3.prefix.ends_with('/') {
+        problems.add(
+            format!("{path}.prefix"),
+            "must end with '/': it is the folder holding the backup's manifest.json",
+        );
+    }
+    problems.url(&format!("{path}.endpoint"), s3.endpoint.as_deref());
+    if let Some(region) = &s3.region {
+        problems.region(&format!("{path}.region"), region);
+    }
+    if let Some(secret) = &s3.secret_ref {
+        problems.object_name(&format!("{path}.secretRef.name"), &secret.name);
     }
 }

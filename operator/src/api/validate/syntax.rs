@@ -120,3 +120,120 @@ pub(crate) fn is_hosted_zone_id(zone: &str) -> bool {
             .chars()
             .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
 }
+
+/// A value that can be written as one `key = value` line of a config file, or one argument:
+/// no newline, carriage return or other control character, which could end the line and start
+/// another (a new `[section]`).
+pub(crate) fn is_single_line(value: &str) -> bool {
+    !value.chars().any(char::is_control)
+}
+
+/// A host a client connects to: a DNS name or IPv4 address (letters, digits, '-' and '.',
+/// alphanumeric at both ends), or an IPv6 address (hex digits, ':' and '.'), at most 253
+/// characters. Nothing that could carry a port, a path or a second line.
+pub(crate) fn is_host(value: &str) -> bool {
+    let dns_or_ipv4 = value.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && value.ends_with(|c: char| c.is_ascii_alphanumeric())
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.'));
+    let ipv6 = value.contains(':')
+        && value
+            .chars()
+            .all(|c| c.is_ascii_hexdigit() || matches!(c, ':' | '.'));
+    value.len() <= 253 && (dns_or_ipv4 || ipv6)
+}
+
+/// A MySQL database name the operator can pass unquoted to a client and into SQL: 1-64
+/// letters, digits and '_' (so never an option, never a quote).
+pub(crate) fn is_mysql_identifier(value: &str) -> bool {
+    (1..=64).contains(&value.len()) && value.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// A metadata-store table prefix: at most 64 letters, digits, '_', '.' and '-' (what DynamoDB
+/// table names allow), not starting with '-' (it would read as an option). Empty is allowed.
+pub(crate) fn is_table_prefix(value: &str) -> bool {
+    value.len() <= 64
+        && !value.starts_with('-')
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+}
+
+/// An http(s) endpoint URL: the scheme, a host (DNS name, IPv4 or a bracketed IPv6), an
+/// optional port, then an optional path of printable ASCII without spaces; at most 2048
+/// characters. No user info, whitespace or control characters.
+pub(crate) fn is_endpoint_url(value: &str) -> bool {
+    let Some(rest) = value
+        .strip_prefix("https://")
+        .or_else(|| value.strip_prefix("http://"))
+    else {
+        return false;
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let (host_ok, port) = match authority.strip_prefix('[') {
+        Some(bracketed) => {
+            let (ipv6, after) = bracketed.split_once(']').unwrap_or((bracketed, "?"));
+            let ok = !ipv6.is_empty()
+                && ipv6
+                    .chars()
+                    .all(|c| c.is_ascii_hexdigit() || matches!(c, ':' | '.'));
+            match after {
+                "" => (ok, None),
+                _ => (ok, Some(after.strip_prefix(':').unwrap_or("?"))),
+            }
+        }
+        None => {
+            let (host, port) = match authority.split_once(':') {
+                Some((host, port)) => (host, Some(port)),
+                None => (authority, None),
+            };
+            let ok = !host.is_empty()
+                && host
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.'));
+            (ok, port)
+        }
+    };
+    value.len() <= 2048
+        && host_ok
+        && port.is_none_or(is_port)
+        && path.chars().all(|c| c.is_ascii_graphic())
+}
+
+/// 1-5 digits, as a port in a URL or image reference.
+fn is_port(value: &str) -> bool {
+    (1..=5).contains(&value.len()) && value.chars().all(|c| c.is_ascii_digit())
+}
+
+/// An image registry and path prefix such as `registry.example.com:5000/insync`: a host (with
+/// an optional port), then path components of lower-case letters and digits joined by '.',
+/// '_' or '-'; at most 255 characters, no trailing '/', tag or digest.
+pub(crate) fn is_image_repository(value: &str) -> bool {
+    let mut parts = value.split('/');
+    let host = parts.next().unwrap_or_default();
+    let (name, port) = match host.split_once(':') {
+        Some((name, port)) => (name, Some(port)),
+        None => (host, None),
+    };
+    let host_ok = name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.ends_with(|c: char| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.'));
+    let port_ok = port.is_none_or(is_port);
+    let path_ok = parts.all(|part| {
+        part.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+            && part.ends_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+            && part.chars().all(|c| {
+                c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-')
+            })
+    });
+    value.len() <= 255 && host_ok && port_ok && path_ok
+}
+
+/// An S3 key prefix: no control characters (a newline would split an argument or a log line)
+/// and not starting with '/'.
+pub(crate) fn is_key_prefix(value: &str) -> bool {
+    is_single_line(value) && !value.starts_with('/')
+}

@@ -130,5 +130,8 @@ pub fn wish(cloud: &InSyncCloud) -> Result<Result<Vec<Desired>, InvalidCloud>, E
     if let Err(invalid) = validate::validate(cloud) {
         return Ok(Err(invalid));
     }
-    Ok(Ok(render::render(cloud, &RenderOptions::default())?))
+    match render::render(cloud, &RenderOptions::default()) {
+        Err(render::RenderError::Unsafe(value)) => Ok(Err(value.into_invalid(cloud))),
+        rendered => Ok(Ok(rendered?)),
+    }
 }
