@@ -46,6 +46,7 @@ helm upgrade --install "$RELEASE" charts/insync-operator -n "$RELEASE_NS" \
   --set "tolerations[0].key=$NODE_LABEL" --set tolerations[0].operator=Exists \
   --set tolerations[0].effect=NoSchedule \
   --set dns.endpoint="http://$NODE_IP:$MOTO_PORT" --set dns.ownerId=demo \
+  --set 'dns.allowedDomains={drtst.org}' \
   --set aws.region=us-east-1 --set aws.existingSecret=route53 \
   --wait --timeout 5m
 kubectl get pods -n "$RELEASE_NS" -o wide

@@ -82,7 +82,8 @@ EOF
 
 say "helm install $RELEASE (namespace $RELEASE_NS)"
 helm upgrade --install "$RELEASE" charts/insync-operator -n "$RELEASE_NS" --create-namespace \
-  --set replicas=0 --set dns.endpoint="http://127.0.0.1:$MOTO_PORT" --set dns.ownerId=demo --wait --timeout 2m
+  --set replicas=0 --set dns.endpoint="http://127.0.0.1:$MOTO_PORT" --set dns.ownerId=demo \
+  --set 'dns.allowedDomains={drtst.org}' --wait --timeout 2m
 kubectl get deploy,sa -n "$RELEASE_NS"
 
 say "Running the operator with the chart's arguments, as its ServiceAccount"

@@ -68,6 +68,8 @@ async fn the_dns_finalizer_leaves_other_finalizers_alone() -> Result<()> {
             "e2e-operator",
             "--dns-endpoint",
             &moto.endpoint(),
+            "--dns-allowed-domain",
+            "drtst.org",
         ],
         &[
             ("AWS_ACCESS_KEY_ID", "testing"),

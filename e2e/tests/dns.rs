@@ -36,6 +36,8 @@ async fn fcloud_is_published_in_route53_and_removed_on_delete() -> Result<()> {
             "e2e-operator",
             "--dns-endpoint",
             &endpoint,
+            // The explicit allow-all knob (the default allows no domain).
+            "--dns-allow-all-domains",
         ],
         &[
             ("AWS_ACCESS_KEY_ID", "testing"),

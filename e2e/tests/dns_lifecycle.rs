@@ -1,6 +1,7 @@
 //! DNS records over a cloud's life, across operator restarts (issue 10): the operator finds the
 //! records it owns from durable state, never leaves them behind or dangling, never drops its
-//! finalizer while it cannot prove they are gone, and writes only into allowed domains.
+//! finalizer while it cannot prove they are gone, and writes only into allowed domains (none
+//! without an allow-list).
 //! Route53 is moto on loopback.
 
 mod common;
@@ -23,6 +24,15 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use serde_json::json;
 
 const OWNER: &str = "e2e-operator";
+
+/// The allow-list most tests run with: both zones they publish into. Without one the operator
+/// publishes nothing (deny by default).
+const ALLOWED: [&str; 4] = [
+    "--dns-allowed-domain",
+    "drtst.org",
+    "--dns-allowed-domain",
+    "example.net",
+];
 
 /// The operator for `ns` against `moto`, with DNS on (`owner`) or off (`None`).
 async fn operator(
@@ -104,7 +114,7 @@ async fn publish_fcloud(
     r53: &R53,
     zone: &str,
 ) -> Result<Operator> {
-    let op = operator(namespace, moto, Some(OWNER), &[]).await?;
+    let op = operator(namespace, moto, Some(OWNER), &ALLOWED).await?;
     create(api, &cloud(namespace, "drtst.org")?).await?;
     wait_dns(api, "Published", &op).await?;
     wait_records(r53, zone, true, &op).await?;
@@ -146,7 +156,7 @@ async fn a_domain_change_during_a_restart_removes_the_old_zones_records() -> Res
 
     // Moved while no operator runs: only durable state says where the records are.
     patch_spec(&api, json!({"dns": {"domain": "example.net"}})).await?;
-    let op = operator(ns.name(), &moto, Some(OWNER), &[]).await?;
+    let op = operator(ns.name(), &moto, Some(OWNER), &ALLOWED).await?;
     wait_dns(&api, "Published", &op).await?;
     wait_records(&r53, &new, true, &op).await?;
     wait_records(&r53, &old, false, &op).await?;
@@ -181,7 +191,7 @@ async fn a_cluster_ip_front_end_removes_the_record_it_can_no_longer_back() -> Re
     wait_records(&r53, &zone, false, &op).await?;
     // And stay gone after a resync-worthy restart.
     op.kill().await?;
-    let op = operator(ns.name(), &moto, Some(OWNER), &[]).await?;
+    let op = operator(ns.name(), &moto, Some(OWNER), &ALLOWED).await?;
     tokio::time::sleep(Duration::from_secs(5)).await;
     ensure!(
         fcloud_records(&r53, &zone).await.is_empty(),
@@ -205,7 +215,7 @@ async fn turning_dns_off_during_a_restart_removes_the_records() -> Result<()> {
     op.kill().await?;
 
     patch_spec(&api, json!({"dns": null})).await?;
-    let op = operator(ns.name(), &moto, Some(OWNER), &[]).await?;
+    let op = operator(ns.name(), &moto, Some(OWNER), &ALLOWED).await?;
     wait_dns(&api, "NotConfigured", &op).await?;
     wait_records(&r53, &zone, false, &op).await?;
     // With the records gone, the DNS finalizer is no longer needed.
@@ -289,7 +299,7 @@ async fn an_operator_without_an_owner_id_keeps_the_finalizer_and_says_why() -> R
     op.kill().await?;
 
     // With the owner id back, the records go and so does the cloud.
-    let op = operator(ns.name(), &moto, Some(OWNER), &[]).await?;
+    let op = operator(ns.name(), &moto, Some(OWNER), &ALLOWED).await?;
     wait_for("fcloud to be deleted", Duration::from_secs(60), || async {
         Ok(api.get_opt("fcloud").await?.is_none())
     })
@@ -340,4 +350,73 @@ async fn a_domain_outside_the_allow_list_is_refused_and_nothing_is_written() -> 
         "a record was written into a zone outside the allow-list"
     );
     delete_and_wait(&api, &op).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_an_allow_list_nothing_new_is_published_and_old_records_are_kept() -> Result<()> {
+    let moto = moto::Moto::start();
+    let r53 = route53::client(&moto.endpoint()).await;
+    let zone = route53::create_zone(&r53, "drtst.org").await;
+    let client = cluster().await?;
+    let ns = TestNamespace::create(&client, "dns-deny").await?;
+    let api: Api<InSyncCloud> = ns.api();
+
+    // Published while drtst.org was allowed, then restarted without any allow-list (an
+    // operator upgraded from the allow-everything default).
+    let op = publish_fcloud(ns.name(), &api, &moto, &r53, &zone).await?;
+    let before = fcloud_records(&r53, &zone).await;
+    op.kill().await?;
+    let op = operator(ns.name(), &moto, Some(OWNER), &[]).await?;
+    let c = wait_dns(&api, "NoAllowedDomains", &op).await?;
+    let (status, _, message) = condition(&c, "DNSReady");
+    ensure!(
+        status == "False"
+            && message.contains("--dns-allowed-domain")
+            && message.contains("--dns-allow-all-domains")
+            && message.contains("kept as they are"),
+        "DNSReady: {status}: {message}"
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    ensure!(
+        fcloud_records(&r53, &zone).await == before,
+        "the records changed without an allow-list: {:?} -> {:?}",
+        before,
+        fcloud_records(&r53, &zone).await
+    );
+
+    // A second cloud gets nothing at all.
+    let mut other = cloud(ns.name(), "drtst.org")?;
+    other.metadata.name = Some("other".into());
+    create(&api, &other).await?;
+    let other = poll_until(
+        "other's DNSReady reason NoAllowedDomains",
+        Duration::from_secs(120),
+        || async {
+            let c = api.get("other").await?;
+            Ok((condition(&c, "DNSReady").1 == "NoAllowedDomains").then_some(c))
+        },
+    )
+    .await
+    .with_context(|| op.log_tail())?;
+    ensure!(
+        !other
+            .metadata
+            .finalizers
+            .unwrap_or_default()
+            .iter()
+            .any(|f| f == "insync.dev/dns-cleanup"),
+        "a cloud that publishes nothing got the DNS finalizer"
+    );
+    ensure!(
+        route53::user_records(&r53, &zone)
+            .await
+            .iter()
+            .all(|(name, _, _)| !name.contains("other.")),
+        "a record was written without an allow-list"
+    );
+    let _ = api.delete("other", &DeleteParams::default()).await;
+
+    // Deleting the cloud still removes what it published.
+    delete_and_wait(&api, &op).await?;
+    wait_records(&r53, &zone, false, &op).await
 }

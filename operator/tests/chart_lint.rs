@@ -795,6 +795,7 @@ fn chart_flags_are_known_to_the_binary() {
         "replicas=2",
         "dns.endpoint=http://127.0.0.1:5000",
         "dns.dryRun=true",
+        "dns.allowAllDomains=true",
     ]);
     for arg in args(&objects).iter().skip(1) {
         let flag = arg.split('=').next().unwrap_or(arg);
@@ -811,8 +812,15 @@ fn dns_allowed_domains_become_flags_and_bad_ones_are_refused() {
     assert!(
         !defaults
             .iter()
-            .any(|x| x.starts_with("--dns-allowed-domain")),
-        "no allow-list by default: {defaults:?}"
+            .any(|x| x.starts_with("--dns-allowed-domain")
+                || x.starts_with("--dns-allow-all-domains")),
+        "no allow-list and no allow-all by default (the operator denies DNS): {defaults:?}"
+    );
+    let all = args(&template(&["dns.allowAllDomains=true"]));
+    assert!(
+        all.contains(&"--dns-allow-all-domains".to_owned())
+            && !all.iter().any(|x| x.starts_with("--dns-allowed-domain")),
+        "{all:?}"
     );
     let a = args(&template(&[
         "dns.allowedDomains={drtst.org,example.net}",
@@ -835,6 +843,23 @@ fn dns_allowed_domains_become_flags_and_bad_ones_are_refused() {
         let (ok, output) = lint(&[bad]);
         assert!(!ok, "helm lint accepted --set {bad}:\n{output}");
         assert!(output.contains("schema"), "{bad}: {output}");
+    }
+    for list in [
+        "dns.allowedDomains={drtst.org}",
+        "dns.allowedDomainsByNamespace.team-a={team-a.example.com}",
+    ] {
+        // `helm lint` only notes a template's `fail`; `helm template` (and install) stop.
+        let chart = chart_dir();
+        let mut a = vec!["template", RELEASE, chart.to_str().expect("UTF-8 path")];
+        let sets = set_args(&["dns.allowAllDomains=true", list]);
+        a.extend(sets.iter().map(String::as_str));
+        let out = run_helm(&a);
+        let output = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success(),
+            "helm template accepted allowAllDomains with {list}"
+        );
+        assert!(output.contains("cannot be combined"), "{list}: {output}");
     }
 }
 

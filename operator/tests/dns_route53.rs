@@ -197,6 +197,51 @@ async fn foreign_record_is_left_alone_and_reported_as_conflict() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_a_record_is_not_added_beside_someone_elses_aaaa_or_mx() {
+    let moto = Moto::start();
+    let c = client(&moto.endpoint()).await;
+    let zone = create_zone(&c, "drtst.org").await;
+    put_foreign(&c, &zone, "fcloud.drtst.org", "AAAA", &["2001:db8::10"]).await;
+    put_foreign(
+        &c,
+        &zone,
+        "fcloud.drtst.org",
+        "MX",
+        &["10 mail.example.com."],
+    )
+    .await;
+    let foreign_before = user_records(&c, &zone).await;
+    let syncer = start_syncer(&moto.endpoint()).await;
+    let k = key("fcloud");
+    syncer.upsert_cloud(
+        k.clone(),
+        "drtst.org",
+        None,
+        vec![Endpoint::a("fcloud.drtst.org", &["10.0.0.1"], 60)],
+    );
+    wait_for(
+        &syncer,
+        std::slice::from_ref(&k),
+        |s| matches!(s, Some(CloudDnsStatus::Conflict { .. })),
+        WAIT,
+    )
+    .await
+    .unwrap();
+    match syncer.status(&k) {
+        Some(CloudDnsStatus::Conflict { name, detail }) => {
+            assert_eq!(name, "fcloud.drtst.org");
+            assert!(
+                detail.contains("record types in the way: AAAA, MX"),
+                "{detail}"
+            );
+        }
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    assert_eq!(syncer.counts().change_calls, 0);
+    assert_eq!(user_records(&c, &zone).await, foreign_before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_clouds_in_one_zone_and_a_contested_name() {
     let moto = Moto::start();
     let c = client(&moto.endpoint()).await;

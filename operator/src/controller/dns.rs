@@ -19,7 +19,7 @@ use super::status::Cond;
 use crate::api::{DnsProvider, DnsSpec, InSyncCloud, NodeAddressType, ServiceType, condition};
 use crate::dns::{
     AllowList, AllowListError, CloudDnsStatus, CloudKey, DnsError, DnsSyncer, Endpoint,
-    FrontendAddresses, IngressAddress, PublishSpec, Route53Config, cloud_endpoints,
+    FrontendAddresses, IngressAddress, NotAllowed, PublishSpec, Route53Config, cloud_endpoints,
 };
 use crate::telemetry::Metrics;
 
@@ -43,10 +43,16 @@ pub struct DnsArgs {
     pub dns_txt_prefix: String,
     /// A domain clouds may publish under (suffix match on whole labels), for every namespace
     /// (`drtst.org`) or one (`team-a=team-a.example.com`). Repeat it for more. A cloud outside
-    /// the list gets DNSReady=False/DomainNotAllowed and nothing is written. Without any, every
-    /// domain is allowed (logged as a warning at start).
+    /// the list gets DNSReady=False/DomainNotAllowed and nothing is written. Deny by default:
+    /// without this flag or --dns-allow-all-domains no cloud publishes any record
+    /// (DNSReady=False/NoAllowedDomains).
     #[arg(long = "dns-allowed-domain", value_name = "[NAMESPACE=]DOMAIN")]
     pub dns_allowed_domains: Vec<String>,
+    /// Let clouds in every namespace publish under any domain, into every hosted zone the AWS
+    /// credentials can write (logged as a warning at start). Only for clusters with a single
+    /// tenant; cannot be combined with --dns-allowed-domain.
+    #[arg(long)]
+    pub dns_allow_all_domains: bool,
 }
 
 /// The operator's Route53 wiring.
@@ -252,8 +258,9 @@ pub fn intent(
     match (dns, allowed) {
         (Some(d), Some(allowed)) => match allowed.check(cloud.cloud_namespace(), &d.domain) {
             Ok(()) => publication(cloud, d, observed),
+            Err(refused) if refused.unconfigured => kept(cloud, observed, endpoint, &refused),
             Err(refused) => {
-                let cond = dns_cond(false, "DomainNotAllowed", refused.to_string());
+                let cond = dns_cond(false, refused.reason(), refused.to_string());
                 retirement(cloud, observed, endpoint, cond, false)
             }
         },
@@ -281,6 +288,35 @@ pub fn intent(
         }
         (None, None) => DnsIntent::Report(DnsOutcome::new(endpoint, off, true, Vec::new())),
     }
+}
+
+/// A cloud refused because the operator allows no domain at all (deny by default): nothing is
+/// written, and records it may have published before (an operator that allowed every domain
+/// without asking, upgraded) are kept as they are, not removed: a missing allow-list is a
+/// configuration gap, and removing every published record would take every cloud off the air.
+/// The finalizer and `status.dnsZones` stay, so deletion still removes them.
+fn kept(
+    cloud: &InSyncCloud,
+    observed: &DnsObservation,
+    endpoint: Option<String>,
+    refused: &NotAllowed,
+) -> DnsIntent {
+    let mut zones = recorded_zones(cloud);
+    zones.extend(observed.known_zones.iter().flatten().cloned());
+    zones.sort();
+    zones.dedup();
+    let mut message = refused.to_string();
+    if has_finalizer(cloud) || !zones.is_empty() {
+        message.push_str(
+            ". Records this cloud published before are kept as they are (not updated, not removed) until its domain is allowed or the cloud is deleted",
+        );
+    }
+    DnsIntent::Report(DnsOutcome::new(
+        endpoint,
+        dns_cond(false, refused.reason(), message),
+        false,
+        zones,
+    ))
 }
 
 /// Removing every record of a cloud that must publish none (DNS off, domain not allowed), if
@@ -444,13 +480,17 @@ pub async fn remove_on_delete(
 impl DnsWiring {
     /// Builds the wiring from the flags and starts the syncer; `None` without `--dns-owner-id`.
     pub async fn from_args(args: &DnsArgs) -> Result<Option<Self>, SetupError> {
-        let allowed = AllowList::parse(&args.dns_allowed_domains)?;
+        let allowed = AllowList::from_flags(&args.dns_allowed_domains, args.dns_allow_all_domains)?;
         let Some(owner) = &args.dns_owner_id else {
             return Ok(None);
         };
         if allowed.allows_all() {
             tracing::warn!(
-                "no --dns-allowed-domain: clouds in every namespace may publish records into any hosted zone these AWS credentials can write"
+                "--dns-allow-all-domains: clouds in every namespace may publish records into any hosted zone these AWS credentials can write"
+            );
+        } else if allowed.allows_nothing() {
+            tracing::warn!(
+                "no --dns-allowed-domain and no --dns-allow-all-domains: DNS is denied by default, no cloud will publish records (their DNSReady condition says so)"
             );
         }
         let mut config = Route53Config::new(owner.clone());

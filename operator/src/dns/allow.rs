@@ -6,7 +6,11 @@
 //! `spec.dns.domain` is allowed when it equals an allowed domain or ends in `.<allowed>`
 //! (whole labels only: `drtst.org` allows `team.drtst.org`, not `evildrtst.org`). Everything
 //! the operator writes for a cloud (its record and the ownership TXT) lies under that domain.
-//! No flag at all allows every domain (the behaviour before the flag existed).
+//!
+//! Deny by default: with no `--dns-allowed-domain` at all no cloud may publish anything, and
+//! the refusal tells the platform team what to set. Allowing every domain must be asked for
+//! with `--dns-allow-all-domains` ([`AllowList::everything`]), which cannot be combined with a
+//! list.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -23,9 +27,12 @@ pub struct AllowListError {
     pub(crate) problem: &'static str,
 }
 
-/// The allow-list. [`AllowList::default`] allows everything.
+/// The allow-list. [`AllowList::default`] allows nothing; [`AllowList::everything`] allows
+/// every domain.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AllowList {
+    /// Every domain is allowed (`--dns-allow-all-domains`); the lists are then empty.
+    all: bool,
     /// Domains every namespace may use.
     everywhere: Vec<String>,
     /// Domains only one namespace may use.
@@ -41,10 +48,31 @@ pub(crate) struct NotAllowed {
     pub(crate) namespace: String,
     /// Every domain the namespace may use, sorted.
     pub(crate) allowed: Vec<String>,
+    /// The operator has no allow-list at all (deny by default), for any namespace.
+    pub(crate) unconfigured: bool,
+}
+
+impl NotAllowed {
+    /// The `DNSReady` reason: `NoAllowedDomains` when the operator allows no domain at all,
+    /// `DomainNotAllowed` when the domain is outside the namespace's list.
+    pub(crate) fn reason(&self) -> &'static str {
+        if self.unconfigured {
+            "NoAllowedDomains"
+        } else {
+            "DomainNotAllowed"
+        }
+    }
 }
 
 impl fmt::Display for NotAllowed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.unconfigured {
+            return write!(
+                f,
+                "this operator publishes no DNS records (deny by default): it has no list of allowed domains, so nothing is written under {}. The platform team must allow domains with --dns-allowed-domain (Helm values dns.allowedDomains, dns.allowedDomainsByNamespace), or allow every domain explicitly with --dns-allow-all-domains (Helm value dns.allowAllDomains: true)",
+                self.domain
+            );
+        }
         write!(
             f,
             "this operator may not write DNS records under {} for namespace {}; allowed domains: {} (the operator's --dns-allowed-domain flags, Helm value dns.allowedDomains)",
@@ -77,7 +105,32 @@ fn domain(value: &str, raw: &str) -> Result<String, AllowListError> {
 }
 
 impl AllowList {
-    /// Parses the flag values; an empty list allows everything.
+    /// The list that allows every domain to every namespace (`--dns-allow-all-domains`).
+    pub fn everything() -> Self {
+        Self {
+            all: true,
+            ..Self::default()
+        }
+    }
+
+    /// The list from the flags: `values` of `--dns-allowed-domain`, and whether
+    /// `--dns-allow-all-domains` was given (refused together with values: which one was meant
+    /// is not clear). No values and no allow-all allows nothing.
+    pub(crate) fn from_flags<S: AsRef<str>>(
+        values: &[S],
+        allow_all: bool,
+    ) -> Result<Self, AllowListError> {
+        match (values.first(), allow_all) {
+            (Some(first), true) => Err(AllowListError {
+                value: first.as_ref().to_owned(),
+                problem: "given together with --dns-allow-all-domains; use one or the other",
+            }),
+            (None, true) => Ok(Self::everything()),
+            (_, false) => Self::parse(values),
+        }
+    }
+
+    /// Parses the flag values; an empty list allows nothing.
     pub(crate) fn parse<S: AsRef<str>>(values: &[S]) -> Result<Self, AllowListError> {
         let mut list = AllowList::default();
         for raw in values {
@@ -100,9 +153,14 @@ impl AllowList {
         Ok(list)
     }
 
-    /// Whether the list allows everything (no flag given).
+    /// Whether the list allows every domain (`--dns-allow-all-domains`).
     pub(crate) fn allows_all(&self) -> bool {
-        self.everywhere.is_empty() && self.per_namespace.is_empty()
+        self.all
+    }
+
+    /// Whether the list allows no domain to any namespace (deny by default).
+    pub(crate) fn allows_nothing(&self) -> bool {
+        !self.all && self.everywhere.is_empty() && self.per_namespace.is_empty()
     }
 
     /// The domains a namespace may use, sorted and deduplicated.
@@ -133,6 +191,7 @@ impl AllowList {
                 domain: d,
                 namespace: namespace.to_owned(),
                 allowed,
+                unconfigured: self.allows_nothing(),
             })
         }
     }
@@ -147,10 +206,55 @@ mod tests {
     }
 
     #[test]
-    fn no_flag_allows_everything() {
-        let l = list(&[]);
+    fn no_flag_denies_everything_and_says_what_to_set() {
+        for l in [list(&[]), AllowList::default()] {
+            assert!(!l.allows_all());
+            assert!(l.allows_nothing());
+            let refused = l.check("any", "anything.example").unwrap_err();
+            assert_eq!(refused.reason(), "NoAllowedDomains");
+            let message = refused.to_string();
+            for hint in [
+                "deny by default",
+                "anything.example",
+                "--dns-allowed-domain",
+                "dns.allowedDomains",
+                "--dns-allow-all-domains",
+                "dns.allowAllDomains",
+            ] {
+                assert!(message.contains(hint), "{hint:?} missing: {message}");
+            }
+        }
+    }
+
+    #[test]
+    fn allow_all_must_be_asked_for_and_allows_every_domain() {
+        let l = AllowList::from_flags::<&str>(&[], true).expect("valid");
+        assert_eq!(l, AllowList::everything());
         assert!(l.allows_all());
+        assert!(!l.allows_nothing());
         assert!(l.check("any", "anything.example").is_ok());
+        assert!(l.check("other", "drtst.org").is_ok());
+        let none = AllowList::from_flags::<&str>(&[], false).expect("valid");
+        assert!(none.check("any", "anything.example").is_err());
+    }
+
+    #[test]
+    fn allow_all_and_a_list_together_are_refused() {
+        let refused = AllowList::from_flags(&["drtst.org"], true).unwrap_err();
+        assert!(
+            refused.to_string().contains("--dns-allow-all-domains"),
+            "{refused}"
+        );
+        assert!(AllowList::parse(&["*"]).is_err(), "\"*\" is not allow-all");
+    }
+
+    #[test]
+    fn a_list_allows_only_its_domains() {
+        let l = AllowList::from_flags(&["drtst.org"], false).expect("valid");
+        assert!(!l.allows_all() && !l.allows_nothing());
+        assert!(l.check("a", "team.drtst.org").is_ok());
+        let refused = l.check("a", "example.com").unwrap_err();
+        assert_eq!(refused.reason(), "DomainNotAllowed");
     }
 
     #[test]
@@ -188,9 +292,10 @@ mod tests {
     #[test]
     fn only_per_namespace_entries_refuse_other_namespaces_entirely() {
         let l = list(&["team-a=team-a.example.com"]);
-        assert!(!l.allows_all());
+        assert!(!l.allows_all() && !l.allows_nothing());
         let refused = l.check("team-b", "drtst.org").unwrap_err();
         assert!(refused.allowed.is_empty());
+        assert_eq!(refused.reason(), "DomainNotAllowed");
         let message = refused.to_string();
         assert!(message.contains("allowed domains: none"), "{message}");
         assert!(message.contains("team-b"), "{message}");

@@ -23,7 +23,7 @@ pub(crate) mod syncer;
 pub(crate) mod zone;
 
 pub use allow::AllowList;
-pub(crate) use allow::AllowListError;
+pub(crate) use allow::{AllowListError, NotAllowed};
 pub use record::{CloudKey, Endpoint, EndpointError, RecordType};
 pub(crate) use record::{FrontendAddresses, IngressAddress, PublishSpec, cloud_endpoints};
 pub use registry::{Ownership, TxtRegistry};

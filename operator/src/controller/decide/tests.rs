@@ -237,7 +237,7 @@ fn conclusions_table() {
         let mut cloud = fcloud();
         let mut seen = settled(&cloud);
         (case.setup)(&mut cloud, &mut seen);
-        let allowed = AllowList::default();
+        let allowed = AllowList::everything();
         let settings = Settings {
             dns: Some(&allowed),
             ..Settings::default()
@@ -307,7 +307,8 @@ fn a_steady_cloud_concludes_to_the_status_it_already_has() {
 fn the_dns_finalizer_is_added_only_where_this_operator_publishes() {
     let cloud = fcloud();
     let seen = settled(&cloud);
-    let everything = AllowList::default();
+    let everything = AllowList::everything();
+    let nothing = AllowList::default();
     let elsewhere = AllowList::parse(&["example.com"]).expect("parses");
     let with = |allowed: Option<&AllowList>| {
         plan(
@@ -325,6 +326,7 @@ fn the_dns_finalizer_is_added_only_where_this_operator_publishes() {
     };
     assert!(with(Some(&everything)), "route53 and allowed");
     assert!(!with(Some(&elsewhere)), "domain not allowed");
+    assert!(!with(Some(&nothing)), "no allow-list: deny by default");
     assert!(!with(None), "operator without Route53");
     let mut finalized = fcloud();
     finalized.metadata.finalizers = Some(vec![FINALIZER.into()]);
@@ -339,6 +341,58 @@ fn the_dns_finalizer_is_added_only_where_this_operator_publishes() {
     )
     .expect("plans");
     assert!(plan.add_finalizer.is_none(), "already there");
+}
+
+#[test]
+fn without_an_allow_list_nothing_is_published_and_published_records_are_kept() {
+    use crate::controller::dns::DnsIntent;
+    let nothing = AllowList::default();
+    let intent_of = |cloud: &InSyncCloud| {
+        plan(
+            Settings {
+                dns: Some(&nothing),
+                ..Settings::default()
+            },
+            cloud,
+            wished(cloud),
+            &settled(cloud),
+        )
+        .expect("plans")
+    };
+    // A new cloud: no finalizer, nothing handed to the syncer, and the condition says what the
+    // platform team must set.
+    let fresh = intent_of(&fcloud());
+    assert!(fresh.add_finalizer.is_none());
+    let DnsIntent::Report(outcome) = fresh.dns else {
+        panic!("nothing may be published: {:?}", fresh.dns);
+    };
+    assert!(!outcome.ready && !outcome.release_finalizer);
+    assert_eq!(outcome.condition.reason, "NoAllowedDomains");
+    for hint in ["--dns-allowed-domain", "--dns-allow-all-domains"] {
+        assert!(
+            outcome.condition.message.contains(hint),
+            "{}",
+            outcome.condition.message
+        );
+    }
+    // A cloud that published before (an upgraded allow-everything operator): its records are
+    // neither removed nor updated, its finalizer and recorded zones stay.
+    let mut published = fcloud();
+    published.metadata.finalizers = Some(vec![FINALIZER.into()]);
+    published.status = Some(InSyncCloudStatus {
+        dns_zones: vec!["Z1".into()],
+        ..InSyncCloudStatus::default()
+    });
+    let DnsIntent::Report(outcome) = intent_of(&published).dns else {
+        panic!("the records must not be retired");
+    };
+    assert!(!outcome.release_finalizer);
+    assert_eq!(outcome.zones, ["Z1"]);
+    assert!(
+        outcome.condition.message.contains("kept as they are"),
+        "{}",
+        outcome.condition.message
+    );
 }
 
 #[test]
@@ -528,7 +582,7 @@ mod restore_seam {
             },
             ..settled(cloud)
         };
-        let allowed = AllowList::default();
+        let allowed = AllowList::everything();
         let settings = Settings {
             dns: Some(&allowed),
             runner_image: Some("operator:dev"),

@@ -3,7 +3,9 @@
 //! Rules (see the module docs of [`crate::dns`] for the whole picture):
 //! - A record is ours only when its TXT companion (see [`TxtRegistry`]) names our owner id.
 //!   Records of other owners, or without a TXT companion, are never created over, changed or
-//!   deleted: a cloud that wants such a name gets [`PlanOutcome::Conflict`].
+//!   deleted: a cloud that wants such a name gets [`PlanOutcome::Conflict`]. Any record set at
+//!   the name counts, of any type (an A record is not added beside someone's AAAA, MX or TXT);
+//!   only an ownership TXT of ours lying there is not in the way of a non-CNAME record.
 //! - A name owned by another cloud of ours that is still desired is a conflict too; a name owned
 //!   by a cloud being removed in the same plan is taken over in place.
 //! - Records owned by clouds in `removed`, and records of desired clouds at names they no

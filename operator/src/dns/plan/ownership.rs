@@ -64,6 +64,13 @@ impl<'a> ZoneRecords<'a> {
         }))
     }
 
+    /// Whether `record` is an ownership TXT record of this operator instance (any cloud's).
+    pub(crate) fn is_our_ownership_txt(&self, record: &RecordSet) -> bool {
+        record.rtype == "TXT"
+            && record.set_identifier.is_none()
+            && self.registry.owned_by_us(&record.values).is_some()
+    }
+
     /// Who holds `record`: the cloud its ownership TXT names, or someone else when it has a
     /// routing policy or no ownership TXT.
     pub(crate) fn record_holder(&self, record: &RecordSet) -> Holder {
@@ -72,6 +79,14 @@ impl<'a> ZoneRecords<'a> {
                 "an existing {} record with routing policy (set identifier {:?}) not managed by insync-operator",
                 record.rtype,
                 record.set_identifier.as_deref().unwrap_or_default()
+            ));
+        }
+        if record.rtype == "TXT"
+            && let Some(theirs) = record.values.iter().find_map(|v| Ownership::parse_txt(v))
+            && self.registry.owned_by_us(&record.values).is_none()
+        {
+            return Holder::Foreign(format!(
+                "a TXT ownership record of another insync-operator instance ({theirs})"
             ));
         }
         let txt_name = self.registry.txt_name(&record.rtype, &record.name);

@@ -133,23 +133,41 @@ impl<'a> Planner<'a> {
         holder == resource || self.removed.contains(holder)
     }
 
-    /// Who holds a record at `name` that a `rtype` record of `resource` would clash with, when
-    /// it is not `resource` to manage.
+    /// What is in the way of a `rtype` record of `resource` at `name`: every record set there
+    /// that `resource` may not manage (another cloud's, or one without our ownership TXT),
+    /// whatever its type: a name is one tenant's, so an A record is not added beside someone
+    /// else's AAAA, MX or TXT either. An ownership TXT of this operator that happens to lie at
+    /// the name is not in the way of an A record (it belongs to another name's record); a CNAME
+    /// may not share its name with anything, so for a CNAME it is. The answer names the record
+    /// types in the way and who holds each.
     fn blocking_record(&self, resource: &str, name: &str, rtype: &str) -> Option<String> {
+        let mut types: Vec<&str> = Vec::new();
+        let mut holders: Vec<String> = Vec::new();
         for record in self.zone.at(name) {
-            // A CNAME may not share its name with anything; other types clash with their own
-            // type and with a CNAME.
-            let clashes = rtype == "CNAME" || record.rtype == rtype || record.rtype == "CNAME";
-            if !clashes {
+            if rtype != "CNAME" && self.zone.is_our_ownership_txt(record) {
                 continue;
             }
-            match self.zone.record_holder(record) {
-                Holder::Us(holder) if self.may_manage(resource, &holder) => {}
-                Holder::Us(holder) => return Some(format!("held by {holder} (same operator)")),
-                Holder::Foreign(detail) => return Some(detail),
-            }
+            let holder = match self.zone.record_holder(record) {
+                Holder::Us(holder) if self.may_manage(resource, &holder) => continue,
+                Holder::Us(holder) => {
+                    format!("{} record held by {holder} (same operator)", record.rtype)
+                }
+                Holder::Foreign(detail) => detail,
+            };
+            types.push(&record.rtype);
+            holders.push(holder);
         }
-        None
+        if types.is_empty() {
+            return None;
+        }
+        types.sort_unstable();
+        types.dedup();
+        holders.dedup();
+        Some(format!(
+            "record types in the way: {} ({})",
+            types.join(", "),
+            holders.join("; ")
+        ))
     }
 
     /// Who holds the ownership TXT name of a `rtype` record at `name`, when it is not

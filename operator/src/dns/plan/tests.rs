@@ -160,13 +160,134 @@ fn other_owner_ids_and_foreign_txt_at_our_txt_name_conflict() {
 }
 
 #[test]
-fn foreign_txt_at_the_name_blocks_a_cname_but_not_an_a() {
+fn foreign_txt_at_the_name_blocks_a_cname_and_an_a() {
     let current = vec![record("a.d.org", "TXT", &["\"v=spf1 -all\""])];
     let cname = Endpoint::cname("a.d.org", "lb.example.com", 60);
     let plan = plan_of(&current, &[wants(A, vec![cname])]);
     assert!(matches!(&plan.outcomes[A], PlanOutcome::Conflict { .. }));
     let plan = plan_of(&current, &[wants_a(A, "a.d.org", "10.0.0.1")]);
-    assert_eq!(plan.outcomes[A], PlanOutcome::Changes);
+    assert!(plan.groups.is_empty(), "{:?}", plan.groups);
+    assert!(
+        matches!(&plan.outcomes[A], PlanOutcome::Conflict { name, detail } if name == "a.d.org" && detail.contains("in the way: TXT")),
+        "{:?}",
+        plan.outcomes[A]
+    );
+}
+
+/// The conflict `resource` gets in `plan`, or a panic saying what it got instead.
+fn conflict_of(plan: &ZonePlan, resource: &str) -> String {
+    match &plan.outcomes[resource] {
+        PlanOutcome::Conflict { detail, .. } => detail.clone(),
+        other => panic!("{resource}: expected a conflict, got {other:?}"),
+    }
+}
+
+#[test]
+fn any_record_set_at_the_name_that_we_do_not_own_is_a_conflict() {
+    for (rtype, values) in [
+        ("AAAA", &["2001:db8::1"][..]),
+        ("MX", &["10 mail.example.com."][..]),
+        ("TXT", &["\"hello\""][..]),
+        ("CNAME", &["elsewhere.example.com"][..]),
+        ("NS", &["ns1.example.com."][..]),
+    ] {
+        let current = vec![record("a.d.org", rtype, values)];
+        let plan = plan_of(&current, &[wants_a(A, "a.d.org", "10.0.0.1")]);
+        assert!(plan.groups.is_empty(), "{rtype}: {:?}", plan.groups);
+        let detail = conflict_of(&plan, A);
+        assert!(
+            detail.contains(&format!("record types in the way: {rtype} ")),
+            "{rtype}: {detail}"
+        );
+    }
+    // An ALIAS record is an A record to Route53: the same rule.
+    let alias = Endpoint {
+        dns_name: "a.d.org".into(),
+        record_type: RecordType::Alias {
+            hosted_zone_id: "ZLB".into(),
+        },
+        targets: vec!["lb.example.com".into()],
+        ttl: 60,
+    };
+    let current = vec![record("a.d.org", "AAAA", &["2001:db8::1"])];
+    let plan = plan_of(&current, &[wants(A, vec![alias])]);
+    assert!(plan.groups.is_empty());
+    assert!(conflict_of(&plan, A).contains("in the way: AAAA"));
+}
+
+#[test]
+fn the_conflict_names_every_type_in_the_way() {
+    let mut current = vec![
+        record("a.d.org", "MX", &["10 mail.example.com."]),
+        record("a.d.org", "AAAA", &["2001:db8::1"]),
+    ];
+    // Another owner's AAAA-style record with its own ownership TXT, and one of another cloud
+    // of ours: both in the way too.
+    current.extend(owned("a.d.org", "SRV", &["0 0 80 x."], "someone-else", A));
+    current.extend(owned("a.d.org", "CAA", &["0 issue \"ca\""], "me", B));
+    let plan = plan_of(&current, &[wants_a(A, "a.d.org", "10.0.0.1")]);
+    assert!(plan.groups.is_empty(), "{:?}", plan.groups);
+    let detail = conflict_of(&plan, A);
+    assert!(
+        detail.starts_with("record types in the way: AAAA, CAA, MX, SRV ("),
+        "{detail}"
+    );
+    assert!(detail.contains("another insync-operator"), "{detail}");
+    assert!(
+        detail.contains(&format!("CAA record held by {B}")),
+        "{detail}"
+    );
+}
+
+#[test]
+fn our_own_records_at_the_name_are_not_in_the_way() {
+    // A record set of this cloud of another type at the name (here an AAAA) is its own: no
+    // conflict, and replaced like any type change.
+    let mut current = owned("a.d.org", "AAAA", &["2001:db8::1"], "me", A);
+    // An ownership TXT of ours lying at the name (cloud B's marker for a record elsewhere).
+    let marker = TxtRegistry::new("me", "insync-")
+        .unwrap()
+        .ownership(B)
+        .to_txt_value();
+    current.push(record("a.d.org", "TXT", &[&marker]));
+    let plan = plan_of(&current, &[wants_a(A, "a.d.org", "10.0.0.1")]);
+    assert_eq!(
+        plan.outcomes[A],
+        PlanOutcome::Changes,
+        "{:?}",
+        plan.outcomes
+    );
+    assert_eq!(
+        actions(&plan),
+        vec![
+            change(Delete, "AAAA", "a.d.org"),
+            change(Delete, "TXT", "insync-aaaa-a.d.org"),
+            change(Create, "A", "a.d.org"),
+            change(Create, "TXT", "insync-a-a.d.org"),
+        ]
+    );
+    // But a CNAME may share its name with nothing, our marker included.
+    let cname = Endpoint::cname("a.d.org", "lb.example.com", 60);
+    let plan = plan_of(
+        &[record("a.d.org", "TXT", &[&marker])],
+        &[wants(A, vec![cname])],
+    );
+    assert!(conflict_of(&plan, A).contains("in the way: TXT"));
+}
+
+#[test]
+fn another_operators_ownership_txt_at_the_name_is_in_the_way() {
+    let theirs = TxtRegistry::new("someone-else", "insync-")
+        .unwrap()
+        .ownership(B)
+        .to_txt_value();
+    let current = vec![record("a.d.org", "TXT", &[&theirs])];
+    let plan = plan_of(&current, &[wants_a(A, "a.d.org", "10.0.0.1")]);
+    let detail = conflict_of(&plan, A);
+    assert!(
+        detail.contains("TXT ownership record of another insync-operator instance"),
+        "{detail}"
+    );
 }
 
 #[test]
