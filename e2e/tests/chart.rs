@@ -110,6 +110,12 @@ async fn chart_installs_and_its_rbac_runs_a_cloud_to_ready_and_no_further() -> R
         !can("delete", "persistentvolumeclaims", ns.name().to_owned()).await?,
         "the operator must never delete PVCs"
     );
+    for verb in ["patch", "delete"] {
+        ensure!(
+            !can(verb, "secrets", ns.name().to_owned()).await?,
+            "the operator never changes or deletes a Secret, so it may not {verb} one"
+        );
+    }
     ensure!(
         !can("get", "secrets", "kube-system".to_owned()).await?,
         "namespace mode must not read Secrets elsewhere"
