@@ -681,6 +681,36 @@ fn operator_container_runs_with_probes_and_downward_namespace() {
         .len(),
         1
     );
+
+    // Issue 18, item 9: the operator's pod admits connections to its metrics port only, from
+    // the namespaces the platform team selects.
+    let policy = named(&objects, "NetworkPolicy", FULLNAME);
+    let rule = seq(policy, &["spec", "ingress"])[0];
+    assert_eq!(seq(rule, &["ports"]).len(), 1);
+    assert_eq!(
+        seq(rule, &["ports"])[0]["port"].as_i64(),
+        Some(8080),
+        "{rule:?}"
+    );
+    let narrowed = template(&["metrics.networkPolicy.scrapeNamespaceSelector.team=monitoring"]);
+    let rule = seq(
+        named(&narrowed, "NetworkPolicy", FULLNAME),
+        &["spec", "ingress"],
+    )[0];
+    assert_eq!(
+        s(
+            seq(rule, &["from"])[0],
+            &["namespaceSelector", "matchLabels", "team"]
+        ),
+        Some("monitoring")
+    );
+    assert!(
+        of_kind(
+            &template(&["metrics.networkPolicy.enabled=false"]),
+            "NetworkPolicy"
+        )
+        .is_empty()
+    );
 }
 
 #[test]
