@@ -657,6 +657,28 @@ async fn invalid_manifests_are_refused_by_the_api_server() -> Result<()> {
             "  version: '5.9'\n  frontend: {placement: {priorityClassName: Not_Valid}}\n",
             "priorityClassName must be a DNS subdomain",
         ),
+        // Issue 18, item 8: strings that reach a config file, SQL, a command line or a URL
+        // (these run the CRD's patterns in the API server's own regex engine).
+        (
+            "  version: '5.9'\n  database: {external: {host: \"db.example\\n[evil]\", port: 3306, database: insync, secretRef: {name: db}}}\n",
+            "database.external.host must be a host name",
+        ),
+        (
+            "  version: '5.9'\n  database: {external: {host: db.example, port: 3306, database: '--all-databases', secretRef: {name: db}}}\n",
+            "database.external.database must be 1-64 letters",
+        ),
+        (
+            "  version: '5.9'\n  metadataStore: {external: {region: us-east-1, tablePrefix: '-x'}}\n",
+            "tablePrefix must be at most 64 letters",
+        ),
+        (
+            "  version: '5.9'\n  objectStore: {s3: {bucket: insync, region: us-east-1, endpoint: 'http://s3.example/ x'}}\n",
+            "endpoint must be an http(s) URL",
+        ),
+        (
+            "  version: '5.9'\n  restore: {backup: '../other'}\n",
+            "backup must be the name of an InSyncCloudBackup",
+        ),
     ];
     for (spec, message) in cases {
         let result = kubectl_stdin(&["apply", "-f", "-"], &manifest(spec)).await;
