@@ -4,7 +4,8 @@
 # lock, start, stop, pid_of, wait_until, kc, gen_cert, write_kubeconfig, ...) is e2e/plane.sh's.
 #
 # One node, insync-real-0, beside the 3 kwok nodes: containerd (Debian's) + runc + CNI bridge,
-# kubelet and kube-proxy built from e2e/k8s, CoreDNS built from e2e/coredns. It runs
+# kubelet and kube-proxy built from e2e/k8s, CoreDNS built from e2e/coredns, kube-router (its
+# NetworkPolicy controller only; INSYNC_E2E_ENFORCE_POLICIES=0 leaves it out). It runs
 # real containers from images imported into containerd; nothing is ever pulled. See docs/e2e.md
 # ("Real node") for the addresses, routes, and why each setting is there.
 
@@ -851,10 +852,12 @@ node_status() {
   done
   if pid="$(pid_of kube-router)"; then
     printf '%-24s %-8s %-8s %s\n' kube-router running "$pid" "$KUBE_ROUTER_HEALTH_PORT"
-  elif [[ "$(cat "$NODE/enforce-policies" 2>/dev/null)" == off ]]; then
-    printf '%-24s %-8s %-8s %s\n' kube-router off - "(up ran with INSYNC_E2E_ENFORCE_POLICIES=0)"
   else
-    printf '%-24s %-8s %-8s %s\n' kube-router stopped - "$KUBE_ROUTER_HEALTH_PORT"; rc=1
+    case "$(cat "$NODE/enforce-policies" 2>/dev/null)" in
+      off) printf '%-24s %-8s %-8s %s\n' kube-router off - "(up ran with INSYNC_E2E_ENFORCE_POLICIES=0)" ;;
+      on) printf '%-24s %-8s %-8s %s\n' kube-router stopped - "$KUBE_ROUTER_HEALTH_PORT"; rc=1 ;;
+      *) printf '%-24s %-8s %-8s %s\n' kube-router absent - "(node started by an older e2e/cluster: run up --real-node)" ;;
+    esac
   fi
   local enforcer="NOT enforced"
   pid_of kube-router >/dev/null && enforcer="enforced by kube-router $KUBE_ROUTER_VERSION"
