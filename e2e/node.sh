@@ -4,7 +4,8 @@
 # lock, start, stop, pid_of, wait_until, kc, gen_cert, write_kubeconfig, ...) is e2e/plane.sh's.
 #
 # One node, insync-real-0, beside the 3 kwok nodes: containerd (Debian's) + runc + CNI bridge,
-# kubelet and kube-proxy built from e2e/k8s, CoreDNS built from e2e/coredns. It runs
+# kubelet and kube-proxy built from e2e/k8s, CoreDNS built from e2e/coredns, kube-router (its
+# NetworkPolicy controller only; INSYNC_E2E_ENFORCE_POLICIES=0 leaves it out). It runs
 # real containers from images imported into containerd; nothing is ever pulled. See docs/e2e.md
 # ("Real node") for the addresses, routes, and why each setting is there.
 
@@ -12,11 +13,12 @@
 source "$(dirname "${BASH_SOURCE[0]}")/plane.sh"
 
 # ---- settings (the versions, KUBE_VERSION and COREDNS_VERSION: e2e/versions) ------------------
-NODE_DEBS=(containerd runc containernetworking-plugins umoci gcc libc6-dev iptables iproute2 busybox-static socat)
+NODE_DEBS=(containerd runc containernetworking-plugins umoci gcc libc6-dev iptables iproute2 busybox-static socat ipset)
 NODE_NAME=insync-real-0
 NODE_LABEL=insync.dev/real-node  # label and taint key (value "true"; taint effect NoSchedule)
 KUBE_NODE_BIN="$BIN/kubernetes-node-$KUBE_VERSION"   # kubelet, kube-proxy (plain `up` needs neither)
 COREDNS_BIN="$BIN/coredns-$COREDNS_VERSION"
+KUBE_ROUTER_BIN="$BIN/kube-router-$KUBE_ROUTER_VERSION"
 IMAGES_CACHE="$CACHE/node-images"
 # The $STATE whose node owns the machine-wide bridge and routes. Kept machine-wide too (in /run,
 # gone at reboot like the bridge), not in $CACHE: a plane of another user's (or another HOME's)
@@ -38,6 +40,17 @@ KUBELET_HEALTHZ_PORT="${INSYNC_E2E_KUBELET_HEALTHZ_PORT:-16263}"
 KUBE_PROXY_HEALTHZ_PORT="${INSYNC_E2E_KUBE_PROXY_HEALTHZ_PORT:-16264}"
 KUBE_PROXY_METRICS_PORT="${INSYNC_E2E_KUBE_PROXY_METRICS_PORT:-16265}"
 COREDNS_READY_PORT="${INSYNC_E2E_COREDNS_READY_PORT:-16266}"
+KUBE_ROUTER_HEALTH_PORT="${INSYNC_E2E_KUBE_ROUTER_HEALTH_PORT:-16267}"   # kube-router binds it on all addresses
+
+# NetworkPolicy enforcement on the real node: kube-router's firewall (policy) controller, on by
+# default; INSYNC_E2E_ENFORCE_POLICIES=0 runs the node without it (policies are then ignored)
+ENFORCE_POLICIES="${INSYNC_E2E_ENFORCE_POLICIES:-1}"
+KUBE_ROUTER_TIMEOUT=30           # seconds for kube-router to answer /healthz and install its chains
+# What kube-router's policy controller leaves in the kernel (filter table, IPv4; IPv6 when enabled)
+KUBE_ROUTER_CHAINS='^(KUBE-ROUTER-|KUBE-POD-FW-|KUBE-NWPLCY-)'
+# its sets: KUBE-SRC-/KUBE-DST- + 16 base32 characters, the TMP- sets of its atomic swaps (left
+# behind only by a crash), each with "inet6:" in front for IPv6
+KUBE_ROUTER_SETS='^(inet6:)?(KUBE-SRC-|KUBE-DST-|TMP-)[A-Z2-7]{16}$'
 
 PAUSE_IMAGE=registry.k8s.io/pause:3.10-insync-local
 BUSYBOX_IMAGE=registry.k8s.io/insync-e2e/busybox:1.35.0-insync-local   # Debian busybox-static
@@ -57,7 +70,8 @@ NODE_SYSCTLS=(net.ipv4.ip_forward net.ipv4.conf.all.route_localnet
               vm.overcommit_memory vm.panic_on_oom kernel.panic kernel.panic_on_oops
               kernel.keys.root_maxkeys kernel.keys.root_maxbytes)
 
-node_ports() { echo "$KUBELET_PORT $KUBELET_HEALTHZ_PORT $KUBE_PROXY_HEALTHZ_PORT $KUBE_PROXY_METRICS_PORT $COREDNS_READY_PORT"; }
+node_ports() { echo "$KUBELET_PORT $KUBELET_HEALTHZ_PORT $KUBE_PROXY_HEALTHZ_PORT $KUBE_PROXY_METRICS_PORT $COREDNS_READY_PORT $KUBE_ROUTER_HEALTH_PORT"; }
+enforcer_on() { [[ "$ENFORCE_POLICIES" != 0 ]]; }
 node_ip() { ip -4 route get 1 | sed -n 's/.* src \([0-9.]*\).*/\1/p' | head -n1; }  # sends nothing
 node_dev() { ip -4 route show default | sed -n 's/.* dev \([^ ]*\).*/\1/p' | head -n1; }
 ctr_() { ctr --address "$CONTAINERD_SOCK" --namespace k8s.io "$@"; }
@@ -103,6 +117,21 @@ build_coredns() {
   fi
   rm -rf "$COREDNS_BIN"; mv "$tmp" "$COREDNS_BIN"
   log "built CoreDNS $COREDNS_VERSION in $((SECONDS - start))s"
+}
+
+build_kube_router() {
+  [[ -x "$KUBE_ROUTER_BIN/kube-router" ]] && return
+  command -v go >/dev/null || die "go is needed to build kube-router $KUBE_ROUTER_VERSION"
+  local tmp="$KUBE_ROUTER_BIN.tmp.$$" start=$SECONDS
+  log "building kube-router $KUBE_ROUTER_VERSION (cold: ~3 min; log: $CACHE/build-kube-router.log)"
+  mkdir -p "$tmp"
+  if ! (cd "$tmp" && GOBIN="$tmp" nice go install -trimpath -ldflags "-s -w" \
+        "github.com/cloudnativelabs/kube-router/v2/cmd/kube-router@$KUBE_ROUTER_VERSION") \
+        >"$CACHE/build-kube-router.log" 2>&1; then
+    tail -n 30 "$CACHE/build-kube-router.log" >&2; rm -rf "$tmp"; die "building kube-router failed"
+  fi
+  rm -rf "$KUBE_ROUTER_BIN"; mv "$tmp" "$KUBE_ROUTER_BIN"
+  log "built kube-router $KUBE_ROUTER_VERSION in $((SECONDS - start))s"
 }
 
 # The sandbox ("pause") process: PID 1 of every pod, reaps zombies, exits on SIGINT/SIGTERM.
@@ -402,6 +431,10 @@ node_pki() {
   write_kubeconfig "$NODE/kubelet.kubeconfig" "node-$NODE_NAME" "system:node:$NODE_NAME"
   write_kubeconfig "$NODE/kube-proxy.kubeconfig" kube-proxy system:kube-proxy
   write_kubeconfig "$NODE/coredns.kubeconfig" coredns system:coredns
+  if enforcer_on; then   # reads pods, namespaces, policies, nodes cluster-wide (like kwok: masters)
+    gen_cert kube-router "/O=system:masters/CN=insync-e2e-kube-router" clientAuth
+    write_kubeconfig "$NODE/kube-router.kubeconfig" kube-router insync-e2e-kube-router
+  fi
 }
 
 node_manifests() {
@@ -499,12 +532,98 @@ make_cgroup_root() {
   done
 }
 
+# ---- the NetworkPolicy enforcer (kube-router's policy controller) -----------------------------
+kube_router_ready() { # /healthz answers and its jump from FORWARD is in place
+  curl -sf --max-time 2 "http://127.0.0.1:$KUBE_ROUTER_HEALTH_PORT/healthz" >/dev/null \
+    && iptables -w -S FORWARD 2>/dev/null | grep -q -- '-j KUBE-ROUTER-FORWARD'
+}
+
+# Started once the node is Ready (it reads its own Node object). A kube-router that does not come
+# up in time is stopped again and its rules removed: no half-programmed firewall stays behind.
+enforcer_up() {
+  pid_of kube-router >/dev/null && kube_router_ready && return 0
+  [[ -x "$KUBE_ROUTER_BIN/kube-router" ]] || die "kube-router is not built ($KUBE_ROUTER_BIN)"
+  command -v ipset >/dev/null || die "ipset is needed for kube-router (apt-get install ipset)"
+  if ! pid_of kube-router >/dev/null && port_listening "$KUBE_ROUTER_HEALTH_PORT"; then
+    die "port $KUBE_ROUTER_HEALTH_PORT (for kube-router) is already in use; set INSYNC_E2E_KUBE_ROUTER_HEALTH_PORT"
+  fi
+  # --cleanup-config crashes here; `down` removes its chains and sets itself (kube_router_cleanup)
+  start kube-router "$KUBE_ROUTER_BIN/kube-router" --kubeconfig="$NODE/kube-router.kubeconfig" \
+    --run-firewall=true --run-router=false --run-service-proxy=false \
+    --hostname-override="$NODE_NAME" --service-cluster-ip-range="$SERVICE_CIDR" \
+    --metrics-port=0 --health-port="$KUBE_ROUTER_HEALTH_PORT"
+  local deadline=$((SECONDS + KUBE_ROUTER_TIMEOUT)) why=""
+  until kube_router_ready; do
+    pid_of kube-router >/dev/null || why="exited"
+    [[ -z "$why" ]] && (( SECONDS >= deadline )) && why="did not answer /healthz with its chains in place within ${KUBE_ROUTER_TIMEOUT}s"
+    if [[ -n "$why" ]]; then
+      log "ERROR: kube-router $why; last lines of $LOGS/kube-router.log:"
+      tail -n 40 "$LOGS/kube-router.log" >&2 || true
+      enforcer_down || true
+      die "the NetworkPolicy enforcer did not come up (INSYNC_E2E_ENFORCE_POLICIES=0 runs the real node without it)"
+    fi
+    sleep 0.5
+  done
+  log "kube-router $KUBE_ROUTER_VERSION enforces NetworkPolicies on $NODE_NAME (healthz :$KUBE_ROUTER_HEALTH_PORT)"
+}
+
+# kube_router_leftovers: prints what is left of kube-router's rules and sets
+kube_router_leftovers() {
+  local ipt n s
+  for ipt in iptables ip6tables; do
+    command -v "$ipt-save" >/dev/null || continue
+    n="$("$ipt-save" 2>/dev/null | grep -cE "(^:| -j )${KUBE_ROUTER_CHAINS#^}" || true)"
+    [[ "$n" == 0 ]] || echo "$ipt-save: $n lines with kube-router chains"
+  done
+  if command -v ipset >/dev/null; then
+    for s in $(ipset list -n 2>/dev/null); do [[ "$s" =~ $KUBE_ROUTER_SETS ]] && echo "ipset $s"; done
+  fi
+  return 0
+}
+
+# kube_router_cleanup: what kube-router's --cleanup-config should do (it crashes
+# here): the jumps from INPUT/FORWARD/OUTPUT (and any other chain) to its chains, its chains in
+# every table (IPv4 and IPv6), then its ipsets (only once no rule refers to them). Stop kube-router
+# first, it re-creates them. Idempotent: nothing there, nothing done. Fails when something stays.
+# (Tests may narrow the sets it destroys: KUBE_ROUTER_SETS=REGEX kube_router_cleanup.)
+kube_router_cleanup() {
+  local ipt s left
+  for ipt in iptables ip6tables; do
+    command -v "$ipt" >/dev/null && delete_chains "$ipt" "$KUBE_ROUTER_CHAINS"
+  done
+  if command -v ipset >/dev/null; then
+    # list:set sets may hold other sets: two rounds destroy those before their members
+    for _ in 1 2; do
+      for s in $(ipset list -n 2>/dev/null); do
+        [[ "$s" =~ $KUBE_ROUTER_SETS ]] && { ipset destroy "$s" 2>/dev/null || true; }
+      done
+    done
+  fi
+  left="$(kube_router_leftovers)"
+  if [[ -n "$left" ]]; then
+    log "ERROR: kube-router's rules or sets are left:"; printf '  %s\n' "${left//$'\n'/$'\n'  }" >&2
+    return 1
+  fi
+  return 0
+}
+
+enforcer_down() { # stop kube-router, then remove everything it programmed
+  stop kube-router
+  kube_router_cleanup
+}
+
 # ---- up ----------------------------------------------------------------------------------------
-node_is_ready() {
+node_base_ready() { # the node's processes run, its routes are there, and it is Ready
   local name
   for name in "${NODE_COMPONENTS[@]}"; do pid_of "$name" >/dev/null || return 1; done
   ip route show type unreachable "$POD_CIDR" | grep -q . || return 1
   [[ "$(kc get node "$NODE_NAME" -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}')" == True ]]
+}
+
+node_is_ready() { # ... and the enforcer runs exactly when it is switched on (else `up` fixes that)
+  if enforcer_on; then pid_of kube-router >/dev/null || return 1
+  elif pid_of kube-router >/dev/null; then return 1; fi
+  node_base_ready
 }
 
 run_images_build() {
@@ -530,9 +649,11 @@ node_up() {
   lock "$CACHE/install.lock" 8
   build_kube_node
   build_coredns
+  if enforcer_on; then build_kube_router; fi
   exec 8>&-
   build_node_images
   mkdir -p "$NODE"; touch "$NODE/enabled"
+  if enforcer_on; then echo on; else echo off; fi > "$NODE/enforce-policies"   # for `status`
   # The bridge, routes and iptables chains are machine-wide: say which state owns them, so a
   # private plane's `down --purge` (the bench's) never tears down this one's node.
   mkdir -p "$(dirname "$NODE_OWNER")"
@@ -573,7 +694,13 @@ node_up() {
     --hostname-override="$NODE_NAME" --node-ip="$ip" --node-labels="$NODE_LABEL=true" --v=1
   wait_until coredns 60 "CoreDNS ready" curl -sf --max-time 2 "http://127.0.0.1:$COREDNS_READY_PORT/ready"
   wait_until kube-proxy 60 "kube-proxy healthz" curl -sf --max-time 2 "http://127.0.0.1:$KUBE_PROXY_HEALTHZ_PORT/healthz"
-  wait_until kubelet "$UP_TIMEOUT" "node $NODE_NAME Ready" node_is_ready
+  wait_until kubelet "$UP_TIMEOUT" "node $NODE_NAME Ready" node_base_ready
+  if enforcer_on; then
+    enforcer_up
+  elif pid_of kube-router >/dev/null || [[ -n "$(kube_router_leftovers)" ]]; then
+    log "INSYNC_E2E_ENFORCE_POLICIES=0: stopping kube-router and removing its rules"
+    enforcer_down || die "could not remove kube-router's rules and sets (see above)"
+  fi
   recycle_local_pvs
   log "real node $NODE_NAME up in $((SECONDS - start))s (node IP $ip, pods $NODE_SUBNET, DNS $NODE_GW)"
 }
@@ -591,7 +718,7 @@ node_mounts() { # mount points under the node's dir and CNI netns mounts, deepes
 # leftovers, the CNI portmap chains, ours.
 delete_chains() { # delete_chains IPTABLES REGEX
   local ipt=$1 re=$2 table chain n
-  for table in filter nat mangle raw; do
+  for table in filter nat mangle raw security; do
     local chains
     chains="$("$ipt-save" -t "$table" 2>/dev/null | sed -n 's/^:\([^ ]*\) .*/\1/p')" || continue
     for chain in $chains; do
@@ -626,7 +753,8 @@ node_leftovers() { # prints what is left of the real node, one line each
   done
   while IFS= read -r m; do [[ -n "$m" ]] && echo "mount $m"; done < <(node_mounts)
   for p in $(our_shims); do echo "containerd-shim $p"; done
-  for m in "${NODE_COMPONENTS[@]}"; do pid_of "$m" >/dev/null && echo "process $m"; done
+  for m in "${NODE_COMPONENTS[@]}" kube-router; do pid_of "$m" >/dev/null && echo "process $m"; done
+  kube_router_leftovers
   for p in $(node_ports); do port_listening "$p" && echo "port $p listening"; done
   [[ -n "$(ss -Hln "src $NODE_GW" 2>/dev/null)" ]] && echo "listener on $NODE_GW"
   [[ "$(cat /proc/sys/net/ipv4/ip_forward)" == 1 && -f "$NODE/sysctl.saved" ]] && echo "net.ipv4.ip_forward=1"
@@ -655,7 +783,9 @@ node_down() {
     fi
   fi
   (( EUID == 0 )) || die "taking the real node down needs root"
-  local start=$SECONDS p id ids=""
+  local start=$SECONDS p id ids="" kr_rc=0
+  # the enforcer first: it would re-create its rules while they are removed
+  enforcer_down || kr_rc=$?
   stop kubelet
   if pid_of containerd >/dev/null; then
     ids="$(ctr_ containers ls -q 2>/dev/null || true)"   # for the CNI result cache below
@@ -696,14 +826,15 @@ node_down() {
   rmdir /var/lib/kubelet/device-plugins /var/lib/kubelet /var/lib/cni/results /var/lib/cni \
         /var/log/containers 2>/dev/null || true
   rm -rf "$NODE/cni/ipam"
-  rm -f "$NODE/enabled" "$NODE"/containerd/imported-*
+  rm -f "$NODE/enabled" "$NODE/enforce-policies" "$NODE"/containerd/imported-*
   [[ "$(cat "$NODE_OWNER" 2>/dev/null)" != "$STATE" ]] || rm -f "$NODE_OWNER"
   local left; left="$(node_leftovers)"
+  (( kr_rc == 0 )) || left+="${left:+$'\n'}kube-router's rules or sets (see above)"
   if [[ -n "$left" ]]; then
     log "ERROR: the real node left behind:"; printf '  %s\n' "${left//$'\n'/$'\n'  }" >&2
     return 1
   fi
-  log "real node down in $((SECONDS - start))s (nothing left: links, routes, iptables, mounts, shims, ports, cgroups)"
+  log "real node down in $((SECONDS - start))s (nothing left: links, routes, iptables, ipsets, mounts, shims, ports, cgroups)"
 }
 
 node_status() {
@@ -719,6 +850,17 @@ node_status() {
       printf '%-24s %-8s %-8s %s\n' "$name" stopped - "$ports"; rc=1
     fi
   done
-  echo "real node $NODE_NAME: bridge $BRIDGE $NODE_GW, pods $NODE_SUBNET, shims: $(our_shims | wc -l)"
+  if pid="$(pid_of kube-router)"; then
+    printf '%-24s %-8s %-8s %s\n' kube-router running "$pid" "$KUBE_ROUTER_HEALTH_PORT"
+  else
+    case "$(cat "$NODE/enforce-policies" 2>/dev/null)" in
+      off) printf '%-24s %-8s %-8s %s\n' kube-router off - "(up ran with INSYNC_E2E_ENFORCE_POLICIES=0)" ;;
+      on) printf '%-24s %-8s %-8s %s\n' kube-router stopped - "$KUBE_ROUTER_HEALTH_PORT"; rc=1 ;;
+      *) printf '%-24s %-8s %-8s %s\n' kube-router absent - "(node started by an older e2e/cluster: run up --real-node)" ;;
+    esac
+  fi
+  local enforcer="NOT enforced"
+  pid_of kube-router >/dev/null && enforcer="enforced by kube-router $KUBE_ROUTER_VERSION"
+  echo "real node $NODE_NAME: bridge $BRIDGE $NODE_GW, pods $NODE_SUBNET, shims: $(our_shims | wc -l), NetworkPolicies $enforcer"
   return $rc
 }
