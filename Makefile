@@ -32,6 +32,7 @@ lint:
 unit:
 	cargo test -p insync-operator
 	e2e/images/standin/test.sh
+	e2e/enforcer-cleanup-test
 
 e2e:
 	cargo build -p insync-operator
