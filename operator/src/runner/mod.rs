@@ -430,8 +430,10 @@ pub(crate) async fn s3_client(args: &StoreArgs) -> aws_sdk_s3::Client {
     s3_client_with(args, keys(OBJECTSTORE_KEYS)).await
 }
 
-/// How many one-second tries a runner gives a store to accept a connection.
-const ENDPOINT_WAIT_TRIES: u32 = 30;
+/// How many one-second tries a runner gives a store to accept a connection: an enforcer learns
+/// a new pod in milliseconds, and a store that is down for longer should fail the Job soon (a
+/// schedule tries again), not hold it for minutes.
+const ENDPOINT_WAIT_TRIES: u32 = 10;
 
 /// Waits, saying so, until `endpoint` (an http(s) URL) accepts a TCP connection, for at most
 /// [`ENDPOINT_WAIT_TRIES`] tries a second apart. A new pod's first connections can fail while a
