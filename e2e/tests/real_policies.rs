@@ -28,7 +28,7 @@ const STORAGE_NODE_PORT: u16 = 30763;
 /// Whether the real node runs the policy enforcer now.
 fn enforced() -> bool {
     std::process::Command::new("pgrep")
-        .args(["-f", "kube-router"])
+        .args(["-x", "kube-router"])
         .output()
         .is_ok_and(|out| out.status.success())
 }
