@@ -38,7 +38,7 @@ use kube::runtime::controller::{Config, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Client, ResourceExt};
+use kube::Client;
 use tracing::{info, warn};
 
 use crate::api::{BackupPhase, InSyncCloud, VerifyPhase};
@@ -301,10 +301,11 @@ async fn controller(
     let config = Config::default()
         .concurrency(args.concurrency)
         .debounce(Duration::from_millis(500));
-    // The clouds' own cache: the objects are read whole, but their managedFields never are.
+    // The clouds' own cache: spec and status whole, but no managedFields and none of a tenant's
+    // annotations (cache::trim_tenant_metadata).
     let (cloud_store, cloud_writer) = reflector::store();
     let cloud_events = watcher(clouds, lists.clone())
-        .modify(|cloud| cloud.managed_fields_mut().clear())
+        .modify(|cloud| cache::trim_tenant_metadata(kube::Resource::meta_mut(cloud)))
         .reflect(cloud_writer)
         .applied_objects();
     let mut controller =

@@ -127,7 +127,9 @@ impl Watches {
         let cloud_wakes = writer.subscribe().expect("a shared store has subscribers");
         let root = watcher(api, watcher::Config::default())
             .default_backoff()
-            .modify(|backup| backup.managed_fields_mut().clear())
+            .modify(|backup| {
+                crate::controller::cache::trim_tenant_metadata(kube::Resource::meta_mut(backup))
+            })
             .reflect_shared(writer);
         tokio::spawn(root.for_each(|_| async {}));
         let watches = Self {

@@ -29,6 +29,22 @@ pub use digest::Digest;
 pub use synced::{Synced, listed};
 pub use workload::WorkloadCounts;
 
+/// The annotations the operator reads on a cloud or a backup: its own (`insync.dev/expired`,
+/// `insync.dev/verify-requested`, ...).
+const OWN_ANNOTATIONS: &str = "insync.dev/";
+
+/// What of a tenant's cloud or backup metadata the caches keep: no managedFields, and only
+/// the operator's own annotations. Clouds and backups are cached whole (their spec and status
+/// are the operator's input), but their annotations are anyone's: a tenant's megabytes of
+/// `kubectl.kubernetes.io/last-applied-configuration` or of its own annotations would
+/// otherwise sit in the shared operator's memory, and be parsed again on every re-list.
+pub(crate) fn trim_tenant_metadata(meta: &mut ObjectMeta) {
+    meta.managed_fields = None;
+    if let Some(annotations) = meta.annotations.as_mut() {
+        annotations.retain(|key, _| key.starts_with(OWN_ANNOTATIONS));
+    }
+}
+
 /// What the operator knows of one live object: a few words per object, none of them a whole
 /// `ObjectMeta` (measured: ~1.25 KB per cached child with one, claim templates as JSON trees).
 ///
@@ -559,5 +575,38 @@ mod tests {
         };
         assert!(counts(2));
         assert!(!counts(1));
+    }
+}
+
+#[cfg(test)]
+mod trim_tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    /// Issue 18, item 4: a tenant's annotations reached the shared operator's caches whole.
+    #[test]
+    fn only_the_operators_own_annotations_stay_in_the_cache() {
+        let mut meta = ObjectMeta {
+            annotations: Some(BTreeMap::from([
+                ("insync.dev/expired".to_owned(), "retention".to_owned()),
+                (
+                    "kubectl.kubernetes.io/last-applied-configuration".to_owned(),
+                    "x".repeat(200 * 1024),
+                ),
+                ("tenant.example/blob".to_owned(), "y".repeat(200 * 1024)),
+            ])),
+            managed_fields: Some(vec![Default::default()]),
+            ..ObjectMeta::default()
+        };
+        trim_tenant_metadata(&mut meta);
+        assert_eq!(meta.managed_fields, None);
+        let kept: Vec<&str> = meta
+            .annotations
+            .iter()
+            .flatten()
+            .map(|(k, _)| k.as_str())
+            .collect();
+        assert_eq!(kept, ["insync.dev/expired"]);
     }
 }
