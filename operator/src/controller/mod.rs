@@ -32,13 +32,13 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Node;
+use kube::Client;
 use kube::api::Api;
 use kube::core::{ApiResource, DeserializeGuard};
 use kube::runtime::controller::{Config, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::Client;
 use tracing::{info, warn};
 
 use crate::api::{BackupPhase, InSyncCloud, VerifyPhase};
