@@ -137,7 +137,8 @@ pub(super) fn runner_pod<'a>(
             tag: version.clone(),
         },
     )
-    .label(super::keys::VERSION, version)
+    // A tag may have 128 characters, a label value 63.
+    .label(super::keys::VERSION, super::meta::label_value(&version))
     .command([RUNNER.to_owned()])
 }
 

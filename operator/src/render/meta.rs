@@ -137,7 +137,7 @@ pub(super) fn selector_of(labels: &BTreeMap<String, String>) -> BTreeMap<String,
 }
 
 /// An image tag as a label value: at most 63 characters, starting and ending alphanumeric.
-fn label_value(tag: &str) -> String {
+pub(super) fn label_value(tag: &str) -> String {
     let truncated: String = tag.chars().take(63).collect();
     truncated
         .trim_matches(|c: char| !c.is_ascii_alphanumeric())

@@ -86,7 +86,8 @@ fn cloud_wide(
         (super::keys::PART_OF.to_owned(), "insync".to_owned()),
         (
             super::keys::VERSION.to_owned(),
-            ctx.cloud.spec.version.clone(),
+            // A tag may have 128 characters, a label value 63.
+            super::meta::label_value(&ctx.cloud.spec.version),
         ),
     ]);
     ctx.meta_with(format!("{}-{suffix}", ctx.cloud.cloud_name()), labels)
@@ -255,6 +256,24 @@ fn policy(ctx: &Ctx<'_>, component: Component, ports: &[Port], from: From) -> Ne
 mod tests {
     use super::*;
     use crate::api::{BackupDestination, BackupS3, BackupSpec, InSyncCloudSpec};
+
+    /// A version tag may have 128 characters, a label value at most 63 (the e2e of a long tag
+    /// saw the API server refuse the cloud-wide policies).
+    #[test]
+    fn the_cloud_wide_policies_label_a_long_version_validly() {
+        let long = format!("_{}", "7".repeat(127));
+        let mut cloud = InSyncCloud::new("fcloud", InSyncCloudSpec::with_version(&long));
+        cloud.metadata.namespace = Some("fcloud".to_owned());
+        let options = crate::render::RenderOptions {
+            pinned_tags: Default::default(),
+        };
+        let ctx = Ctx::new(&cloud, &options);
+        let label = cloud_wide(&ctx, "egress")
+            .labels
+            .and_then(|l| l.get(crate::render::keys::VERSION).cloned())
+            .unwrap_or_default();
+        assert!(label.len() <= 63 && label.starts_with('7'), "{label}");
+    }
 
     #[test]
     fn a_urls_port_is_the_one_it_names_or_its_schemes() {
