@@ -68,28 +68,25 @@ impl ContainerBuilder {
 
     /// Listens on TCP `port` (unnamed), and counts as started once it accepts connections:
     /// checked every 2 s for up to 5 minutes (MySQL initialises its data directory first).
-    pub(crate) fn listens_on(mut self, port: i32) -> Self {
-        self.container
-            .ports
-            .get_or_insert_with(Vec::new)
-            .push(tcp_port(None, port));
-        self.container.startup_probe = Some(Probe {
-            failure_threshold: Some(150),
-            ..probe_every(Check::TcpPort(port), 2)
-        });
-        self
+    pub(crate) fn listens_on(self, port: i32) -> Self {
+        self.started_by(port, Check::TcpPort(port))
     }
 
     /// Listens on `port` of 127.0.0.1 only, and counts as started once `check` (a command in
     /// the container) succeeds: checked like [`Self::listens_on`].
-    pub(crate) fn listens_locally(mut self, port: i32, check: &'static [&'static str]) -> Self {
+    pub(crate) fn listens_locally(self, port: i32, check: &'static [&'static str]) -> Self {
+        self.started_by(port, Check::Exec(check))
+    }
+
+    /// Declares `port` and the startup probe `check`, every 2 s for up to 5 minutes.
+    fn started_by(mut self, port: i32, check: Check) -> Self {
         self.container
             .ports
             .get_or_insert_with(Vec::new)
             .push(tcp_port(None, port));
         self.container.startup_probe = Some(Probe {
             failure_threshold: Some(150),
-            ..probe_every(Check::Exec(check), 2)
+            ..probe_every(check, 2)
         });
         self
     }
